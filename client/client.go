@@ -1,0 +1,236 @@
+// Package client starts and follows orchestration instances from Go: start,
+// read status, raise events, terminate, wait for completion and watch
+// status changes. Waiting and watching are pushed by a KV watch on the
+// status bucket, never polled.
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// MaxPayload is the largest input or event payload accepted, in bytes of
+// JSON.
+const MaxPayload = 512 * 1024
+
+// Client talks to one hub. It is safe for concurrent use.
+type Client struct {
+	store *jetstream.Store
+	disp  *dispatcher.Dispatcher
+}
+
+// New returns a client of the hub behind disp.
+func New(disp *dispatcher.Dispatcher) *Client {
+	return &Client{store: disp.Store(), disp: disp}
+}
+
+type startOptions struct {
+	id    string
+	input json.RawMessage
+	err   error
+}
+
+// StartOption configures StartOrchestration.
+type StartOption func(*startOptions)
+
+// WithInstanceID sets the new instance's id (default: 32 random hex digits).
+func WithInstanceID(id string) StartOption { return func(o *startOptions) { o.id = id } }
+
+// WithInput sets the input, encoded as JSON.
+func WithInput(v any) StartOption {
+	return func(o *startOptions) { o.input, o.err = marshal(v) }
+}
+
+// WithRawInput sets the input JSON as it is; it must be valid JSON.
+func WithRawInput(b json.RawMessage) StartOption {
+	return func(o *startOptions) { o.input, o.err = b, nil }
+}
+
+func marshal(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", jetflow.ErrInvalidInput, err)
+	}
+	return b, nil
+}
+
+// CheckPayload reports whether b is acceptable as an input or event
+// payload: empty, or valid JSON of at most MaxPayload bytes.
+func CheckPayload(what string, b json.RawMessage) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > MaxPayload {
+		return fmt.Errorf("%w: %s is %d bytes, over the limit of %d", jetflow.ErrPayloadTooLarge, what, len(b), MaxPayload)
+	}
+	if !json.Valid(b) {
+		return fmt.Errorf("%w: %s is not valid JSON", jetflow.ErrInvalidInput, what)
+	}
+	return nil
+}
+
+// NewInstanceID returns a random instance id: 32 hex digits.
+func NewInstanceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// StartOrchestration starts an instance of the named orchestrator and
+// returns its id. It fails with jetflow.ErrUnknownOrchestrator,
+// jetflow.ErrInvalidInstanceID, jetflow.ErrInvalidInput,
+// jetflow.ErrPayloadTooLarge, or jetflow.ErrInstanceExists when an instance
+// with that id is Pending or Running; nothing is changed then.
+func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...StartOption) (string, error) {
+	var o startOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.err != nil {
+		return "", o.err
+	}
+	if o.id == "" {
+		o.id = NewInstanceID()
+	}
+	if err := jetflow.ValidateInstanceID(o.id); err != nil {
+		return "", err
+	}
+	if err := jetflow.ValidateName(name); err != nil {
+		return "", fmt.Errorf("orchestrator name: %w", err)
+	}
+	if err := CheckPayload("input", o.input); err != nil {
+		return "", err
+	}
+	if _, err := c.disp.StartInstance(ctx, o.id, name, o.input); err != nil {
+		return "", err
+	}
+	return o.id, nil
+}
+
+// GetStatus returns an instance's status, or jetflow.ErrInstanceNotFound.
+func (c *Client) GetStatus(ctx context.Context, id string) (*jetflow.Status, error) {
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	e, err := c.store.GetStatus(ctx, id)
+	if errors.Is(err, jetstream.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &e.Status, nil
+}
+
+// RaiseEvent sends the external event name with data (any value encoded as
+// JSON; a json.RawMessage is sent as it is, nil as null) to an instance.
+// It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
+func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) error {
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return err
+	}
+	if err := jetflow.ValidateName(name); err != nil {
+		return fmt.Errorf("event name: %w", err)
+	}
+	b, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	if err := CheckPayload("event data", b); err != nil {
+		return err
+	}
+	return c.disp.RaiseEvent(ctx, id, name, b)
+}
+
+// Terminate stops an instance; reason (any JSON value) becomes its output.
+// It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
+func (c *Client) Terminate(ctx context.Context, id string, reason any) error {
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return err
+	}
+	b, err := marshal(reason)
+	if err != nil {
+		return err
+	}
+	if err := CheckPayload("reason", b); err != nil {
+		return err
+	}
+	return c.disp.Terminate(ctx, id, b)
+}
+
+// Update is one status change seen by WatchStatus.
+type Update struct {
+	jetflow.Status
+	// Revision is the status's KV revision: pass it to WatchStatus to
+	// resume after this update.
+	Revision uint64
+}
+
+// WatchStatus sends an instance's current status (when it has one) and
+// then each change, and closes the channel after the instance finishes or
+// when ctx ends. With fromRevision > 0 it starts after that revision.
+func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64) (<-chan Update, error) {
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	start := uint64(0)
+	if fromRevision > 0 {
+		start = fromRevision + 1
+	}
+	in, err := c.store.WatchStatus(ctx, id, start)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	out := make(chan Update, 16)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for u := range in {
+			if u.Deleted {
+				continue
+			}
+			select {
+			case out <- Update{Status: u.Status, Revision: u.Revision}:
+			case <-ctx.Done():
+				return
+			}
+			if u.Status.Finished() {
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// WaitForCompletion waits until the instance finishes and returns its
+// final status. It fails with ctx's error when ctx ends first.
+func (c *Client) WaitForCompletion(ctx context.Context, id string) (*jetflow.Status, error) {
+	ch, err := c.WatchStatus(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	var last *jetflow.Status
+	for u := range ch {
+		last = &u.Status
+	}
+	if last != nil && last.Finished() {
+		return last, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("waiting for %s: %w", id, err)
+	}
+	return nil, fmt.Errorf("waiting for %s: the watch ended early", id)
+}

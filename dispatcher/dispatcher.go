@@ -1,0 +1,275 @@
+// Package dispatcher publishes every orchestration and activity message of
+// a hub: new instances, external events, terminations, activity tasks and
+// their results, durable timers, sub-orchestration starts and the results
+// sent back to parents. Workers and clients go through it; nothing else
+// writes to the inbox or task streams.
+//
+// Every message carries a message id derived from what it is (execution id
+// + task id, for example), so publishing the same action twice is harmless:
+// the stream drops the duplicate within its window and the instance's
+// history drops it after.
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Dispatcher publishes messages through a store. It is safe for concurrent
+// use.
+type Dispatcher struct {
+	store  *jetstream.Store
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// New returns a dispatcher publishing through store.
+func New(store *jetstream.Store, cfg Config) *Dispatcher {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Dispatcher{store: store, logger: cfg.Logger, now: cfg.Now}
+}
+
+// Store returns the store the dispatcher publishes through.
+func (d *Dispatcher) Store() *jetstream.Store { return d.store }
+
+// NewExecutionID returns a fresh, unique execution id.
+func NewExecutionID() string { return nuid.Next() }
+
+// StartInstance creates an instance: it writes its Pending status, which
+// fails with jetflow.ErrInstanceExists while an instance with that id is
+// Pending, Running or Suspended, and then sends it the ExecutionStarted
+// message. A finished instance with the same id is replaced by the new one.
+// The caller validates the id, name and input.
+func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage) (*jetflow.Status, error) {
+	registered, err := d.store.IsRegistered(ctx, jetstream.KindOrchestrator, name)
+	if err != nil {
+		return nil, err
+	}
+	if !registered {
+		return nil, fmt.Errorf("%w: %q is not registered with any worker", jetflow.ErrUnknownOrchestrator, name)
+	}
+	var rev uint64
+	prev, err := d.store.GetStatus(ctx, id)
+	switch {
+	case errors.Is(err, jetstream.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case !prev.Status.Finished():
+		return nil, fmt.Errorf("%w: %q is %s", jetflow.ErrInstanceExists, id, prev.Status.RuntimeStatus)
+	default:
+		rev = prev.Revision
+	}
+	now := d.now().UTC().Truncate(time.Second)
+	st := &jetflow.Status{
+		Name:            name,
+		InstanceID:      id,
+		RuntimeStatus:   jetflow.StatusPending,
+		Input:           input,
+		CreatedTime:     jetflow.Time{Time: now},
+		LastUpdatedTime: jetflow.Time{Time: now},
+	}
+	newRev, err := d.store.PutStatus(ctx, id, st, rev)
+	if errors.Is(err, jetstream.ErrConflict) {
+		return nil, fmt.Errorf("%w: %q was started at the same time by another request", jetflow.ErrInstanceExists, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	exec := NewExecutionID()
+	msg := &jetstream.OrchMessage{InstanceID: id, ExecutionID: exec, StatusRevision: newRev, Event: history.Event{
+		Type: history.ExecutionStarted, Time: now, Name: name, Input: input,
+		ExecutionID: exec, MsgID: exec + ":start",
+	}}
+	if err := d.send(ctx, msg); err != nil {
+		// Without its start message the Pending status would block the id:
+		// take it back, so that the caller can simply try again.
+		if derr := d.store.DeleteStatus(context.WithoutCancel(ctx), id, newRev); derr != nil {
+			d.logger.Error("undoing status of a failed start", slog.String("instance_id", id), slog.Any("error", derr))
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// RaiseEvent sends an external event to an instance. It fails with
+// jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
+func (d *Dispatcher) RaiseEvent(ctx context.Context, id, name string, data json.RawMessage) error {
+	if err := d.checkActive(ctx, id); err != nil {
+		return err
+	}
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+		Type: history.EventRaised, Time: d.now().UTC(), Name: name, Input: data, MsgID: nuid.Next(),
+	}})
+}
+
+// Terminate asks an instance to stop, with reason (JSON) as its output.
+// It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
+func (d *Dispatcher) Terminate(ctx context.Context, id string, reason json.RawMessage) error {
+	if err := d.checkActive(ctx, id); err != nil {
+		return err
+	}
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+		Type: history.ExecutionTerminated, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
+	}})
+}
+
+func (d *Dispatcher) checkActive(ctx context.Context, id string) error {
+	st, err := d.store.GetStatus(ctx, id)
+	if errors.Is(err, jetstream.ErrNotFound) {
+		return fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
+	}
+	if err != nil {
+		return err
+	}
+	if st.Status.Finished() {
+		return fmt.Errorf("%w: %q is %s", jetflow.ErrInstanceFinished, id, st.Status.RuntimeStatus)
+	}
+	return nil
+}
+
+func (d *Dispatcher) send(ctx context.Context, m *jetstream.OrchMessage) error {
+	out, err := d.store.OrchWrite(m)
+	if err != nil {
+		return err
+	}
+	return jetstream.FirstError(d.store.Publish(ctx, out))
+}
+
+// ActivityResult sends the outcome of an activity task back to its
+// instance: result on success, failure otherwise.
+func (d *Dispatcher) ActivityResult(ctx context.Context, t *jetstream.ActivityTask, result json.RawMessage, failure *history.Failure) error {
+	ev := history.Event{Type: history.TaskCompleted, Time: d.now().UTC(), TaskID: t.TaskID, Result: result,
+		MsgID: t.ExecutionID + ":result:" + strconv.Itoa(int(t.TaskID))}
+	if failure != nil {
+		ev.Type, ev.Result, ev.Failure = history.TaskFailed, nil, failure
+	}
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: t.InstanceID, ExecutionID: t.ExecutionID, Event: ev})
+}
+
+// Execution identifies the execution whose commit is being dispatched.
+type Execution struct {
+	InstanceID  string
+	ExecutionID string
+	// Name is the orchestrator's name.
+	Name string
+	// Parent is set for sub-orchestrations.
+	Parent *history.Parent
+}
+
+// Commit publishes the actions of a committed history chunk (activity
+// tasks, timers, sub-orchestration starts, the result to a parent, the
+// start of the next execution after continue-as-new) together with extra
+// writes prepared by the caller (the instance's status), and waits for all
+// of them. The chunk must already be durable: these messages are its
+// outbox, and re-publishing them after a crash is harmless.
+func (d *Dispatcher) Commit(ctx context.Context, ex Execution, events []history.Event, extra ...jetstream.Outgoing) []jetstream.Result {
+	outs := make([]jetstream.Outgoing, 0, len(events)+len(extra))
+	for i := range events {
+		out, ok, err := d.action(ctx, &ex, &events[i])
+		if err != nil {
+			return []jetstream.Result{{Err: err}}
+		}
+		if ok {
+			outs = append(outs, out)
+		}
+		if events[i].Type == history.ExecutionStarted {
+			// A continue-as-new chunk holds the next execution: its actions
+			// belong to it.
+			ex.ExecutionID, ex.Parent = events[i].ExecutionID, events[i].Parent
+		}
+	}
+	outs = append(outs, extra...)
+	if len(outs) == 0 {
+		return nil
+	}
+	return d.store.Publish(ctx, outs...)
+}
+
+// action returns the message that carries out one event, if any.
+func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event) (jetstream.Outgoing, bool, error) {
+	id := strconv.Itoa(int(e.ID))
+	switch e.Type {
+	case history.TaskScheduled:
+		ok, err := d.store.IsRegistered(ctx, jetstream.KindActivity, e.Name)
+		if err != nil {
+			return jetstream.Outgoing{}, false, err
+		}
+		if !ok {
+			out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Event: history.Event{
+				Type: history.TaskFailed, Time: e.Time, TaskID: e.ID, MsgID: ex.ExecutionID + ":result:" + id,
+				Failure: &history.Failure{Type: "ActivityNotRegistered",
+					Message: fmt.Sprintf("activity %q is not registered with any worker", e.Name)},
+			}})
+			return out, true, err
+		}
+		out, err := d.store.TaskWrite(&jetstream.ActivityTask{
+			InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: e.Name, Input: e.Input,
+		}, ex.ExecutionID+":task:"+id)
+		return out, true, err
+	case history.TimerCreated:
+		out, err := d.store.TimerWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Event: history.Event{
+			Type: history.TimerFired, Time: e.FireAt, TaskID: e.ID, FireAt: e.FireAt, MsgID: ex.ExecutionID + ":timer:" + id,
+		}}, e.ID, e.FireAt)
+		return out, true, err
+	case history.SubOrchestrationCreated:
+		exec := ex.ExecutionID + "-" + id
+		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: e.InstanceID, ExecutionID: exec, Event: history.Event{
+			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec,
+			MsgID:  exec + ":start",
+			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID},
+		}})
+		return out, true, err
+	case history.ExecutionCompleted:
+		if ex.Parent == nil || e.Status == history.StatusContinuedAsNew {
+			return jetstream.Outgoing{}, false, nil
+		}
+		out, err := d.store.OrchWrite(ParentResult(ex.Parent, ex.Name, ex.ExecutionID, e))
+		return out, true, err
+	}
+	return jetstream.Outgoing{}, false, nil
+}
+
+// ParentResult is the message telling a parent how its sub-orchestration
+// (execution childExec of orchestrator name) ended, given the child's
+// ExecutionCompleted event.
+func ParentResult(p *history.Parent, name, childExec string, done *history.Event) *jetstream.OrchMessage {
+	ev := history.Event{Type: history.SubOrchestrationCompleted, Time: done.Time, TaskID: p.TaskID,
+		Result: done.Result, MsgID: childExec + ":done"}
+	switch done.Status {
+	case history.StatusFailed:
+		ev.Type, ev.Result, ev.Failure = history.SubOrchestrationFailed, nil, done.Failure
+	case history.StatusTerminated:
+		ev.Type, ev.Result = history.SubOrchestrationFailed, nil
+		ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", name, string(done.Result))}
+	}
+	return &jetstream.OrchMessage{InstanceID: p.InstanceID, ExecutionID: p.ExecutionID, Event: ev}
+}
+
+// SendParentResult publishes ParentResult directly; a worker uses it when a
+// sub-orchestration cannot even start (its id is taken).
+func (d *Dispatcher) SendParentResult(ctx context.Context, p *history.Parent, name, childExec string, done *history.Event) error {
+	return d.send(ctx, ParentResult(p, name, childExec, done))
+}

@@ -1,0 +1,57 @@
+package jetflow
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Match them with errors.Is; the returned errors wrap them
+// with a message naming what was wrong.
+var (
+	// ErrInvalidInstanceID: the id breaks the rules of ValidateInstanceID.
+	ErrInvalidInstanceID = errors.New("invalid instance id")
+	// ErrInvalidName: an orchestrator, activity or event name is not acceptable.
+	ErrInvalidName = errors.New("invalid name")
+	// ErrInvalidInput: an input, event payload or output is not valid JSON,
+	// or cannot be encoded as JSON.
+	ErrInvalidInput = errors.New("invalid JSON")
+	// ErrPayloadTooLarge: an input or event payload is over the size limit.
+	ErrPayloadTooLarge = errors.New("payload too large")
+	// ErrUnknownOrchestrator: no orchestrator of that name is registered.
+	ErrUnknownOrchestrator = errors.New("unknown orchestrator")
+	// ErrInstanceNotFound: no instance has that id.
+	ErrInstanceNotFound = errors.New("instance not found")
+	// ErrInstanceExists: an instance with that id is Pending or Running.
+	ErrInstanceExists = errors.New("instance already exists")
+	// ErrInstanceFinished: the instance has finished (Completed, Failed,
+	// Terminated or Canceled) and takes no more events or commands.
+	ErrInstanceFinished = errors.New("instance finished")
+	// ErrCustomStatusTooLarge: SetCustomStatus got a value whose JSON is
+	// over MaxCustomStatusLength UTF-16 code units.
+	ErrCustomStatusTooLarge = errors.New("custom status too large")
+	// ErrTimeout: a wait for an external event timed out.
+	ErrTimeout = errors.New("timed out")
+	// ErrDuplicateName: a name was registered twice.
+	ErrDuplicateName = errors.New("name already registered")
+)
+
+// MaxCustomStatusLength is the largest custom status accepted, in UTF-16
+// code units of its JSON text (16 KB, as in Durable Functions).
+const MaxCustomStatusLength = 16 * 1024
+
+// TaskFailedError is what Await returns when an activity or a
+// sub-orchestration failed. Use errors.As to read it.
+type TaskFailedError struct {
+	// Name is the activity's or sub-orchestrator's name.
+	Name string
+	// Message is the error text the task ended with.
+	Message string
+	// Type classifies the failure, e.g. "ActivityError", "Panic",
+	// "ActivityNotRegistered".
+	Type string
+}
+
+// Error describes the failure, naming the task.
+func (e *TaskFailedError) Error() string {
+	return fmt.Sprintf("task %q failed: %s", e.Name, e.Message)
+}

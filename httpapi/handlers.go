@@ -1,0 +1,215 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+)
+
+// startResponse is the body of a successful start: the management URLs of
+// the new instance, as Durable Functions' CreateCheckStatusResponse writes
+// them.
+type startResponse struct {
+	ID                    string `json:"id"`
+	StatusQueryGetURI     string `json:"statusQueryGetUri"`
+	SendEventPostURI      string `json:"sendEventPostUri"`
+	TerminatePostURI      string `json:"terminatePostUri"`
+	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
+}
+
+// start handles POST /orchestrators/{name}[/{instanceId}].
+func (a *api) start(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	id := r.PathValue("instanceId")
+	body, ok := a.readJSONBody(w, r, "input")
+	if !ok {
+		return
+	}
+	opts := []client.StartOption{client.WithRawInput(body)}
+	if id != "" {
+		opts = append(opts, client.WithInstanceID(id))
+	}
+	id, err := a.c.StartOrchestration(r.Context(), name, opts...)
+	if err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
+	inst := a.instanceURL(r, id)
+	resp := startResponse{
+		ID:                    id,
+		StatusQueryGetURI:     inst,
+		SendEventPostURI:      inst + "/raiseEvent/{eventName}",
+		TerminatePostURI:      inst + "/terminate?reason={text}",
+		PurgeHistoryDeleteURI: inst,
+	}
+	w.Header().Set("Location", inst)
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// status handles GET /instances/{instanceId}.
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("instanceId")
+	st, err := a.c.GetStatus(r.Context(), id)
+	if err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
+	code := http.StatusOK
+	if !st.Finished() {
+		code = http.StatusAccepted
+		w.Header().Set("Location", a.origin(r)+r.URL.RequestURI())
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, code, st)
+}
+
+// raiseEvent handles POST /instances/{instanceId}/raiseEvent/{eventName}.
+func (a *api) raiseEvent(w http.ResponseWriter, r *http.Request) {
+	id, event := r.PathValue("instanceId"), r.PathValue("eventName")
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
+	body, ok := a.readJSONBody(w, r, "event data")
+	if !ok {
+		return
+	}
+	if len(body) == 0 {
+		body = json.RawMessage("null") // as Durable Functions does for an empty body
+	}
+	if err := a.c.RaiseEvent(r.Context(), id, event, body); err != nil {
+		a.writeClientError(w, r, fmt.Errorf("raising event %q: %w", event, err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// terminate handles POST /instances/{instanceId}/terminate?reason=….
+func (a *api) terminate(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("instanceId")
+	var reason any // no reason: the output is null
+	if q := r.URL.Query(); q.Has("reason") {
+		reason = q.Get("reason")
+	}
+	if err := a.c.Terminate(r.Context(), id, reason); err != nil {
+		a.writeClientError(w, r, fmt.Errorf("terminating: %w", err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// healthz handles GET /healthz.
+func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// readJSONBody reads a request body that must be empty or JSON, and
+// returns it compacted (nil when empty). On failure it writes the error
+// response and returns false.
+func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request, what string) (json.RawMessage, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body is over the limit of %d bytes", a.cfg.MaxBodyBytes))
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		return nil, false
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, true
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body (the %s) is not valid JSON: %v", what, err))
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// origin returns the scheme, host and path prefix of the URLs in
+// responses.
+func (a *api) origin(r *http.Request) string {
+	if a.cfg.BaseURL != "" {
+		return a.cfg.BaseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// instanceURL returns the status URL of an instance.
+func (a *api) instanceURL(r *http.Request, id string) string {
+	return a.origin(r) + BasePath + "/instances/" + url.PathEscape(id)
+}
+
+// writeClientError answers with the status code that err's sentinel calls
+// for; unexpected errors are logged and answered with 500.
+func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, jetflow.ErrUnknownOrchestrator),
+		errors.Is(err, jetflow.ErrInvalidInstanceID),
+		errors.Is(err, jetflow.ErrInvalidName),
+		errors.Is(err, jetflow.ErrInvalidInput):
+		code = http.StatusBadRequest
+	case errors.Is(err, jetflow.ErrInstanceNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, jetflow.ErrInstanceExists):
+		code = http.StatusConflict
+	case errors.Is(err, jetflow.ErrInstanceFinished):
+		code = http.StatusGone
+	case errors.Is(err, jetflow.ErrPayloadTooLarge):
+		code = http.StatusRequestEntityTooLarge
+	}
+	if code == http.StatusInternalServerError {
+		a.log.ErrorContext(r.Context(), "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+	}
+	writeError(w, code, err.Error())
+}
+
+// writeJSON writes v as JSON with the given status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// writeError writes {"error": msg} with the given status code.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,185 @@
+// Package httpapi serves the Durable Functions–compatible HTTP API of a
+// jetflow hub: start orchestrations, read their status, raise events and
+// terminate them, under the base path /runtime/webhooks/durabletask, with
+// the routes, status codes, headers and JSON field names of the Durable
+// Functions built-in HTTP API, so existing clients and habits carry over.
+//
+// # Routes
+//
+//	POST /runtime/webhooks/durabletask/orchestrators/{name}[/{instanceId}]
+//	    Starts an instance; the optional JSON body is its input.
+//	    202 with a Location header and the management URLs.
+//	GET  /runtime/webhooks/durabletask/instances/{instanceId}
+//	    The status JSON: 202 while the instance runs, 200 once it finished.
+//	POST /runtime/webhooks/durabletask/instances/{instanceId}/raiseEvent/{eventName}
+//	    Sends an external event; the JSON body (empty: null) is its data.
+//	POST /runtime/webhooks/durabletask/instances/{instanceId}/terminate?reason=…
+//	    Terminates the instance; the reason becomes its output.
+//	GET  /healthz
+//	    200 "ok" once the API can take requests.
+//
+// Errors are JSON objects {"error": "<what is wrong>"}: 400 for bad input
+// (unknown orchestrator, invalid JSON, invalid instance id or event name),
+// 404 for an unknown instance or route, 405 for a wrong method, 409 when an
+// instance with the id is Pending or Running, 410 when the instance has
+// finished, 413 for an oversize body, 500 for anything unexpected.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/jetflow/jetflow/client"
+)
+
+// BasePath is the path under which the API's routes live, as in Durable
+// Functions.
+const BasePath = "/runtime/webhooks/durabletask"
+
+// DefaultMaxBodyBytes is the default request body limit: 1 MiB.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config configures the handler returned by New. The zero value is usable.
+type Config struct {
+	// BaseURL is the scheme, host and optional path prefix at which clients
+	// reach the API, e.g. "https://jetflow.example.com"; the management URLs
+	// in responses (statusQueryGetUri, Location, …) start with it. When
+	// empty (the default), they are built from each request's Host header,
+	// with scheme http (https when the request came over TLS).
+	BaseURL string
+
+	// Logger receives a record for every request that ends in a server error
+	// (5xx) and for every recovered panic. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	// MaxBodyBytes is the largest request body accepted; larger bodies get
+	// 413. Defaults to DefaultMaxBodyBytes (1 MiB). Payloads are further
+	// limited to client.MaxPayload bytes of JSON.
+	MaxBodyBytes int64
+
+	// Ready, when set, is called by GET /healthz: a non-nil error makes it
+	// answer 503 with the error's message (for example while the NATS
+	// connection is down). When nil, /healthz answers 200 whenever the
+	// handler runs.
+	Ready func() error
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return c
+}
+
+// api holds the handler's dependencies.
+type api struct {
+	c   *client.Client
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the HTTP API of the hub behind c. The handler is safe for
+// concurrent use and never panics: a panic in a request becomes a 500.
+func New(c *client.Client, cfg Config) http.Handler {
+	cfg = cfg.withDefaults()
+	a := &api{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}", a.start)
+	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.start)
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", a.status)
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.raiseEvent)
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.terminate)
+	a.mux.HandleFunc("GET /healthz", a.healthz)
+	return http.HandlerFunc(a.serveHTTP)
+}
+
+// serveHTTP recovers panics and turns the mux's plain-text 404 and 405
+// answers into JSON errors.
+func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &responseWriter{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		a.log.ErrorContext(r.Context(), "panic serving request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("panic", v))
+		if !rw.wroteHeader {
+			writeError(rw, http.StatusInternalServerError, "internal error: the request caused a panic")
+		}
+	}()
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		a.noRoute(rw, r)
+		return
+	}
+	a.mux.ServeHTTP(rw, r)
+}
+
+// noRoute answers a request that matches no route: 405 (with Allow) when
+// the path exists for other methods, 404 otherwise, both with JSON bodies.
+func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
+	h, _ := a.mux.Handler(r)
+	probe := &probeWriter{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+	case http.StatusMovedPermanently, http.StatusPermanentRedirect, http.StatusFound, http.StatusTemporaryRedirect:
+		// The mux redirects unclean paths (double slashes, dot segments).
+		w.Header().Set("Location", probe.header.Get("Location"))
+		writeError(w, probe.status, "moved to "+probe.header.Get("Location"))
+	default:
+		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// responseWriter remembers whether the header was written, so that the
+// panic handler does not write a second one.
+type responseWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// probeWriter records the answer of the mux's own 404/405/redirect handlers.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *probeWriter) Header() http.Header { return w.header }
+
+func (w *probeWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *probeWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(b), nil
+}

@@ -1,0 +1,207 @@
+// Package history defines the events that make up an orchestration
+// instance's history, and their encodings.
+//
+// A history is an ordered list of [Event]s. The worker appends one chunk of
+// events per commit (see package jetstream for where chunks are stored); the
+// replay executor in package jetflow turns a history into the orchestrator's
+// next actions. Events are encoded with msgpack in storage and as JSON in
+// golden test files and in the HTTP API's historyEvents.
+//
+// This package is internal: its types may change between releases.
+package history
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Type is the kind of a history event.
+type Type uint8
+
+// The event types. The numeric values are stored: never renumber them.
+const (
+	// ExecutionStarted begins an execution: Name, Input, ExecutionID, Parent.
+	ExecutionStarted Type = 1
+	// OrchestratorStarted begins a turn: Time is the orchestrator's
+	// deterministic current time for the rest of the turn.
+	OrchestratorStarted Type = 2
+	// TaskScheduled records a call to an activity: ID, Name, Input.
+	TaskScheduled Type = 3
+	// TaskCompleted is an activity's result: TaskID, Result.
+	TaskCompleted Type = 4
+	// TaskFailed is an activity's error: TaskID, Failure.
+	TaskFailed Type = 5
+	// TimerCreated records a durable timer: ID, FireAt.
+	TimerCreated Type = 6
+	// TimerFired is a timer that came due: TaskID, FireAt.
+	TimerFired Type = 7
+	// EventRaised is an external event: Name, Input.
+	EventRaised Type = 8
+	// SubOrchestrationCreated records a call to a sub-orchestration: ID,
+	// Name, InstanceID, Input.
+	SubOrchestrationCreated Type = 9
+	// SubOrchestrationCompleted is a sub-orchestration's output: TaskID, Result.
+	SubOrchestrationCompleted Type = 10
+	// SubOrchestrationFailed is a sub-orchestration's failure: TaskID, Failure.
+	SubOrchestrationFailed Type = 11
+	// ExecutionTerminated asks the execution to stop: Input holds the
+	// reason as JSON.
+	ExecutionTerminated Type = 12
+	// ExecutionCompleted ends an execution: Status is Completed, Failed,
+	// Terminated or ContinuedAsNew; Result is the output (for
+	// ContinuedAsNew, the next execution's input), Failure the error.
+	ExecutionCompleted Type = 13
+	// ExecutionSuspended pauses the execution: Input holds the reason.
+	ExecutionSuspended Type = 14
+	// ExecutionResumed resumes a suspended execution: Input holds the reason.
+	ExecutionResumed Type = 15
+)
+
+var typeNames = map[Type]string{
+	ExecutionStarted:          "ExecutionStarted",
+	OrchestratorStarted:       "OrchestratorStarted",
+	TaskScheduled:             "TaskScheduled",
+	TaskCompleted:             "TaskCompleted",
+	TaskFailed:                "TaskFailed",
+	TimerCreated:              "TimerCreated",
+	TimerFired:                "TimerFired",
+	EventRaised:               "EventRaised",
+	SubOrchestrationCreated:   "SubOrchestrationInstanceCreated",
+	SubOrchestrationCompleted: "SubOrchestrationInstanceCompleted",
+	SubOrchestrationFailed:    "SubOrchestrationInstanceFailed",
+	ExecutionTerminated:       "ExecutionTerminated",
+	ExecutionCompleted:        "ExecutionCompleted",
+	ExecutionSuspended:        "ExecutionSuspended",
+	ExecutionResumed:          "ExecutionResumed",
+}
+
+// String returns the Durable Task name of the event type, as shown in the
+// HTTP API's historyEvents ("TaskScheduled", "EventRaised", ...).
+func (t Type) String() string {
+	if s, ok := typeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
+
+// MarshalText encodes the type by name, so JSON histories are readable.
+func (t Type) MarshalText() ([]byte, error) {
+	if _, ok := typeNames[t]; !ok {
+		return nil, fmt.Errorf("unknown history event type %d", uint8(t))
+	}
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText decodes a type from its name.
+func (t *Type) UnmarshalText(b []byte) error {
+	for k, v := range typeNames {
+		if v == string(b) {
+			*t = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown history event type %q", b)
+}
+
+// Status is the final state of an execution, recorded by ExecutionCompleted.
+type Status uint8
+
+// Execution statuses recorded in history.
+const (
+	StatusCompleted      Status = 1
+	StatusFailed         Status = 2
+	StatusTerminated     Status = 3
+	StatusContinuedAsNew Status = 4
+)
+
+// Failure describes an error carried in history: an activity's or
+// sub-orchestration's error, or the reason an execution failed.
+type Failure struct {
+	// Message is the error text.
+	Message string `msgpack:"m" json:"message"`
+	// Type is a short classification, e.g. "ActivityError", "Panic",
+	// "NonDeterminism", "ActivityNotRegistered".
+	Type string `msgpack:"t,omitempty" json:"type,omitempty"`
+}
+
+// Parent identifies the orchestration that started a sub-orchestration, so
+// its result can be sent back.
+type Parent struct {
+	InstanceID  string `msgpack:"i" json:"instanceId"`
+	ExecutionID string `msgpack:"e" json:"executionId"`
+	// TaskID is the ID of the parent's SubOrchestrationCreated event.
+	TaskID int32 `msgpack:"t" json:"taskId"`
+}
+
+// Event is one history event. Which fields are set depends on Type (see
+// the Type constants); the others are zero.
+type Event struct {
+	Type Type `msgpack:"k" json:"type"`
+	// ID numbers scheduling events (TaskScheduled, TimerCreated,
+	// SubOrchestrationCreated) within an execution, from 0 in the order the
+	// orchestrator asked for them. Other events leave it 0.
+	ID int32 `msgpack:"id,omitempty" json:"id,omitempty"`
+	// TaskID is, on a completion event, the ID of the scheduling event it
+	// completes.
+	TaskID int32 `msgpack:"tid,omitempty" json:"taskId,omitempty"`
+	// Time is when the event was recorded (UTC).
+	Time time.Time `msgpack:"ts" json:"timestamp"`
+	// Name is an orchestrator, activity or external event name.
+	Name string `msgpack:"n,omitempty" json:"name,omitempty"`
+	// Input is JSON: an execution's or task's input, an event's data, a
+	// termination or suspension reason.
+	Input json.RawMessage `msgpack:"in,omitempty" json:"input,omitempty"`
+	// Result is JSON: a task's or execution's output.
+	Result json.RawMessage `msgpack:"out,omitempty" json:"result,omitempty"`
+	// Failure is set on TaskFailed, SubOrchestrationFailed and a failed
+	// ExecutionCompleted.
+	Failure *Failure `msgpack:"f,omitempty" json:"failure,omitempty"`
+	// FireAt is a timer's due time.
+	FireAt time.Time `msgpack:"at,omitempty" json:"fireAt,omitzero"`
+	// InstanceID is a sub-orchestration's instance id.
+	InstanceID string `msgpack:"iid,omitempty" json:"instanceId,omitempty"`
+	// ExecutionID is set on ExecutionStarted: a unique id of this execution.
+	ExecutionID string `msgpack:"eid,omitempty" json:"executionId,omitempty"`
+	// Parent is set on ExecutionStarted of a sub-orchestration.
+	Parent *Parent `msgpack:"p,omitempty" json:"parent,omitempty"`
+	// Status is set on ExecutionCompleted.
+	Status Status `msgpack:"st,omitempty" json:"status,omitempty"`
+	// MsgID is the id of the message that delivered this event, for
+	// exactly-once application; empty for events the orchestrator made.
+	MsgID string `msgpack:"mid,omitempty" json:"msgId,omitempty"`
+}
+
+// IsScheduling reports whether the event records an action the
+// orchestrator asked for (and so must match on replay).
+func (e *Event) IsScheduling() bool {
+	switch e.Type {
+	case TaskScheduled, TimerCreated, SubOrchestrationCreated:
+		return true
+	}
+	return false
+}
+
+// IsCompletion reports whether the event completes a scheduled task
+// identified by TaskID.
+func (e *Event) IsCompletion() bool {
+	switch e.Type {
+	case TaskCompleted, TaskFailed, TimerFired, SubOrchestrationCompleted, SubOrchestrationFailed:
+		return true
+	}
+	return false
+}
+
+// Describe returns a short human-readable form of the event for error
+// messages, e.g. `TaskScheduled #2 "E1_SayHello"`.
+func (e *Event) Describe() string {
+	switch e.Type {
+	case TaskScheduled, SubOrchestrationCreated:
+		return fmt.Sprintf("%s #%d %q", e.Type, e.ID, e.Name)
+	case TimerCreated:
+		return fmt.Sprintf("%s #%d at %s", e.Type, e.ID, e.FireAt.UTC().Format(time.RFC3339))
+	case EventRaised:
+		return fmt.Sprintf("%s %q", e.Type, e.Name)
+	}
+	return e.Type.String()
+}

@@ -1,0 +1,165 @@
+// Package testengine runs a whole jetflow engine for tests: an embedded
+// nats-server on a temporary store directory (fsync on every write, as
+// `jetflow dev` runs it), the store, a dispatcher, workers and a client.
+// The server can be restarted on the same directory, and workers stopped
+// and started, to test crashes and restarts.
+package testengine
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/worker"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+)
+
+// Engine is a running test engine.
+type Engine struct {
+	t        testing.TB
+	Dir      string
+	Listen   string
+	Server   *server.Server
+	Conn     *nats.Conn
+	Store    *jetstream.Store
+	Disp     *dispatcher.Dispatcher
+	Client   *client.Client
+	Registry *jetflow.Registry
+	Workers  []*worker.Worker
+	opts     Options
+}
+
+// Options tunes an engine.
+type Options struct {
+	// Register adds orchestrators and activities to the registry.
+	Register func(r *jetflow.Registry) error
+	// Workers is how many workers to start. Defaults to 1; -1 starts none.
+	Workers int
+	// Worker is the workers' configuration.
+	Worker worker.Config
+	// Store is the store configuration.
+	Store jetstream.Config
+	// SyncInterval, when positive, fsyncs at that interval instead of on
+	// every write.
+	SyncInterval time.Duration
+}
+
+// New starts an engine; everything stops when the test ends.
+func New(t testing.TB, opts Options) *Engine {
+	t.Helper()
+	if opts.Workers == 0 {
+		opts.Workers = 1
+	}
+	e := &Engine{t: t, Dir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(freePort(t)), opts: opts}
+	e.Registry = jetflow.NewRegistry()
+	if opts.Register != nil {
+		require.NoError(t, opts.Register(e.Registry))
+	}
+	e.startServer()
+	e.connect()
+	for i := 0; i < opts.Workers; i++ {
+		e.StartWorker()
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (e *Engine) startServer() {
+	s, err := jetstream.RunServer(jetstream.ServerConfig{Dir: e.Dir, Listen: e.Listen, SyncInterval: e.opts.SyncInterval})
+	require.NoError(e.t, err)
+	e.Server = s
+}
+
+func (e *Engine) connect() {
+	nc, err := nats.Connect(e.Server.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(e.t, err)
+	e.Conn = nc
+	st, err := jetstream.Open(context.Background(), nc, e.opts.Store)
+	require.NoError(e.t, err)
+	e.Store = st
+	e.Disp = dispatcher.New(st, dispatcher.Config{Logger: e.Logger()})
+	e.Client = client.New(e.Disp)
+}
+
+// Logger logs through t.Log at Warn level and above.
+func (e *Engine) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// StartWorker starts one more worker with the engine's registry.
+func (e *Engine) StartWorker() *worker.Worker {
+	e.t.Helper()
+	cfg := e.opts.Worker
+	if cfg.Logger == nil {
+		cfg.Logger = e.Logger()
+	}
+	cfg.Name = "w" + strconv.Itoa(len(e.Workers))
+	w, err := worker.New(e.Store, e.Disp, e.Registry, cfg)
+	require.NoError(e.t, err)
+	require.NoError(e.t, w.Start(context.Background()))
+	e.Workers = append(e.Workers, w)
+	return w
+}
+
+// StopWorkers stops every worker, cancelling their work (as a crash would
+// leave it: unacknowledged messages are redelivered).
+func (e *Engine) StopWorkers() {
+	for _, w := range e.Workers {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = w.StopAndCancel(ctx)
+		cancel()
+	}
+	e.Workers = nil
+}
+
+// RestartServer stops the workers, shuts the nats-server down, starts it
+// again on the same store directory and reconnects. Workers are not
+// restarted.
+func (e *Engine) RestartServer() {
+	e.t.Helper()
+	e.StopWorkers()
+	e.Conn.Close()
+	e.Server.Shutdown()
+	e.Server.WaitForShutdown()
+	e.startServer()
+	e.connect()
+}
+
+// Close stops everything.
+func (e *Engine) Close() {
+	e.StopWorkers()
+	if e.Conn != nil {
+		e.Conn.Close()
+	}
+	if e.Server != nil {
+		e.Server.Shutdown()
+		e.Server.WaitForShutdown()
+	}
+}
+
+// Context returns a context that ends after d or with the test.
+func (e *Engine) Context(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	e.t.Cleanup(cancel)
+	return ctx
+}

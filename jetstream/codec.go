@@ -1,0 +1,64 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// OrchMessage is a message in an instance's inbox: one event to apply.
+type OrchMessage struct {
+	// InstanceID is the target instance (not encoded).
+	InstanceID string `msgpack:"i"`
+	// ExecutionID, when set, is the execution the message is for; a message
+	// for another execution is dropped. Empty for messages to whatever
+	// execution is current (external events, terminate).
+	ExecutionID string `msgpack:"e,omitempty"`
+	// Event is the event to add to history. Event.MsgID is the message id.
+	Event history.Event `msgpack:"ev"`
+	// StatusRevision, on a start message, is the revision of the Pending
+	// status the starter wrote (0 if none), so the first turn can update it
+	// without reading it.
+	StatusRevision uint64 `msgpack:"sr,omitempty"`
+}
+
+// ActivityTask is a request to run one activity.
+type ActivityTask struct {
+	InstanceID  string          `msgpack:"i"`
+	ExecutionID string          `msgpack:"e"`
+	TaskID      int32           `msgpack:"t"`
+	Name        string          `msgpack:"n"`
+	Input       json.RawMessage `msgpack:"in,omitempty"`
+}
+
+// Chunk is one commit of an instance's history.
+type Chunk struct {
+	// Number is the chunk's number, from 1; not encoded (it is in the key).
+	Number uint32 `msgpack:"-"`
+	// Revision is the KV revision (stream sequence) of the chunk; not encoded.
+	Revision uint64 `msgpack:"-"`
+	// Events are the events the commit added.
+	Events []history.Event `msgpack:"ev"`
+}
+
+// RegistryEntry is the value of a registry key.
+type RegistryEntry struct {
+	Worker string `msgpack:"w,omitempty"`
+}
+
+func encode(v any) ([]byte, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", v, err)
+	}
+	return b, nil
+}
+
+func decode(b []byte, v any) error {
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding %T: %w", v, err)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// LoadHistory reads every stored chunk of an instance, in chunk order.
+// An instance without history gives an empty slice.
+func (s *Store) LoadHistory(ctx context.Context, id string) ([]Chunk, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	w, err := s.history.Watch(ctx, s.names.HistoryFilter(id), natsjs.IgnoreDeletes())
+	if err != nil {
+		return nil, mapErr("loading history of "+id, err)
+	}
+	defer w.Stop()
+	var chunks []Chunk
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("loading history of %s: %w", id, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("loading history of %s: watcher stopped", id)
+			}
+			if e == nil { // all current values delivered
+				slices.SortFunc(chunks, func(a, b Chunk) int { return int(a.Number) - int(b.Number) })
+				return chunks, nil
+			}
+			c, err := decodeChunk(e.Key(), e.Value())
+			if err != nil {
+				return nil, fmt.Errorf("loading history of %s: %w", id, err)
+			}
+			c.Revision = e.Revision()
+			chunks = append(chunks, c)
+		}
+	}
+}
+
+func decodeChunk(key string, value []byte) (Chunk, error) {
+	var c Chunk
+	i := strings.LastIndexByte(key, '.')
+	n, err := strconv.ParseUint(key[i+1:], 10, 32)
+	if i < 0 || err != nil {
+		return c, fmt.Errorf("history key %q has no chunk number", key)
+	}
+	if err := decode(value, &c); err != nil {
+		return c, fmt.Errorf("history chunk %q: %w", key, err)
+	}
+	c.Number = uint32(n)
+	return c, nil
+}
+
+// AppendChunk stores chunk number n of an instance's history, only if it
+// does not exist yet: this create is the fence that lets one writer extend
+// a history (ErrConflict when another got there first). It returns the
+// chunk's revision.
+func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, events []history.Event) (uint64, error) {
+	data, err := encode(&Chunk{Events: events})
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	// A raw publish with "expected last subject sequence 0" is KV Create
+	// without its retry over delete markers: chunk keys are never deleted
+	// one by one (TrimHistory purges them), so there are none.
+	msg := &nats.Msg{Subject: s.kvSubject(s.names.HistoryBucket(), s.names.HistoryKey(id, n)), Data: data}
+	ack, err := s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequencePerSubject(0))
+	if err != nil {
+		return 0, mapErr(fmt.Sprintf("writing history chunk %d of %s", n, id), err)
+	}
+	return ack.Sequence, nil
+}
+
+// ChunkExists reports whether chunk n of an instance is stored.
+func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	_, err := s.history.Get(ctx, s.names.HistoryKey(id, n))
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, mapErr("reading history chunk", err)
+	}
+	return true, nil
+}
+
+// TrimHistory removes an instance's chunks stored before revision keep
+// (those of executions that ended by continue-as-new). Chunk numbers only
+// grow, so the removed keys are never created again.
+func (s *Store) TrimHistory(ctx context.Context, id string, keep uint64) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	st, err := s.js.Stream(ctx, "KV_"+s.names.HistoryBucket())
+	if err != nil {
+		return mapErr("trimming history", err)
+	}
+	err = st.Purge(ctx, natsjs.WithPurgeSubject(s.kvSubject(s.names.HistoryBucket(), s.names.HistoryFilter(id))), natsjs.WithPurgeSequence(keep))
+	return mapErr("trimming history of "+id, err)
+}
+
+func (s *Store) kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }

@@ -1,0 +1,286 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Outgoing is one prepared write, sent with Publish.
+type Outgoing struct {
+	subject   string
+	data      []byte
+	msgID     string
+	expectRev *uint64
+	schedule  time.Time
+	target    string
+	what      string
+}
+
+// Subject returns the subject the write goes to.
+func (o Outgoing) Subject() string { return o.subject }
+
+// Result is the outcome of one write of a Publish.
+type Result struct {
+	// Seq is the stream sequence (KV revision) of the stored message.
+	Seq uint64
+	// Duplicate is set when the stream dropped the message as a duplicate
+	// of one with the same message id.
+	Duplicate bool
+	// Err is the write's error; ErrConflict for a lost compare-and-set.
+	Err error
+}
+
+// Publish sends the writes together and waits for all their
+// acknowledgements, so their fsyncs overlap. Results are in the order of
+// outs.
+func (s *Store) Publish(ctx context.Context, outs ...Outgoing) []Result {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	res := make([]Result, len(outs))
+	if len(outs) == 1 { // one round trip; no async bookkeeping
+		ack, err := s.js.PublishMsg(ctx, outs[0].msg(), outs[0].opts()...)
+		res[0] = result(outs[0], ack, err)
+		return res
+	}
+	futures := make([]natsjs.PubAckFuture, len(outs))
+	for i, o := range outs {
+		f, err := s.js.PublishMsgAsync(o.msg(), append(o.opts(), natsjs.WithStallWait(s.cfg.Timeout))...)
+		if err != nil {
+			res[i] = result(o, nil, err)
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			res[i] = result(outs[i], ack, nil)
+		case err := <-f.Err():
+			res[i] = result(outs[i], nil, err)
+		case <-ctx.Done():
+			res[i] = result(outs[i], nil, ctx.Err())
+		}
+	}
+	return res
+}
+
+func result(o Outgoing, ack *natsjs.PubAck, err error) Result {
+	if err != nil {
+		return Result{Err: mapErr(o.what, err)}
+	}
+	return Result{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+}
+
+// FirstError returns the first error among results, or nil.
+func FirstError(res []Result) error {
+	for _, r := range res {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+func (o Outgoing) msg() *nats.Msg {
+	return &nats.Msg{Subject: o.subject, Data: o.data, Header: nats.Header{}}
+}
+
+func (o Outgoing) opts() []natsjs.PublishOpt {
+	var opts []natsjs.PublishOpt
+	if o.msgID != "" {
+		opts = append(opts, natsjs.WithMsgID(o.msgID))
+	}
+	if o.expectRev != nil {
+		opts = append(opts, natsjs.WithExpectLastSequencePerSubject(*o.expectRev))
+	}
+	if !o.schedule.IsZero() {
+		opts = append(opts, natsjs.WithScheduleAt(o.schedule), natsjs.WithScheduleTarget(o.target))
+	}
+	return opts
+}
+
+// OrchWrite prepares a message to an instance's inbox; its message id
+// (m.Event.MsgID) makes a repeated publish a no-op within the duplicate
+// window, and the history makes it a no-op after.
+func (s *Store) OrchWrite(m *OrchMessage) (Outgoing, error) {
+	data, err := encode(m)
+	if err != nil {
+		return Outgoing{}, err
+	}
+	return Outgoing{
+		subject: s.names.OrchSubject(m.InstanceID),
+		data:    data,
+		msgID:   m.Event.MsgID,
+		what:    fmt.Sprintf("sending %s to %s", m.Event.Type, m.InstanceID),
+	}, nil
+}
+
+// TimerWrite prepares a durable timer: the server stores the message now
+// and delivers it to the instance's inbox at time at (to the second),
+// across restarts.
+func (s *Store) TimerWrite(m *OrchMessage, timerID int32, at time.Time) (Outgoing, error) {
+	data, err := encode(m)
+	if err != nil {
+		return Outgoing{}, err
+	}
+	return Outgoing{
+		subject:  s.names.TimerSubject(m.InstanceID, m.ExecutionID, timerID),
+		data:     data,
+		msgID:    m.Event.MsgID,
+		schedule: at,
+		target:   s.names.OrchSubject(m.InstanceID),
+		what:     fmt.Sprintf("scheduling timer %d of %s", timerID, m.InstanceID),
+	}, nil
+}
+
+// TaskWrite prepares an activity task.
+func (s *Store) TaskWrite(t *ActivityTask, msgID string) (Outgoing, error) {
+	data, err := encode(t)
+	if err != nil {
+		return Outgoing{}, err
+	}
+	return Outgoing{
+		subject: s.names.ActSubject(t.Name),
+		data:    data,
+		msgID:   msgID,
+		what:    fmt.Sprintf("sending activity %s of %s", t.Name, t.InstanceID),
+	}, nil
+}
+
+// Delivery is a received message, to acknowledge once handled.
+type Delivery struct{ m natsjs.Msg }
+
+// Ack acknowledges the message (fire and forget: a lost ack only means a
+// redelivery, which history deduplicates).
+func (d Delivery) Ack() { _ = d.m.Ack() }
+
+// Nak asks for redelivery after delay.
+func (d Delivery) Nak(delay time.Duration) { _ = d.m.NakWithDelay(delay) }
+
+// InProgress extends the acknowledgement deadline.
+func (d Delivery) InProgress() { _ = d.m.InProgress() }
+
+// Term stops redelivery of a message that can never be handled.
+func (d Delivery) Term() { _ = d.m.Term() }
+
+// NumDelivered is how many times the message was delivered, from 1.
+func (d Delivery) NumDelivered() uint64 {
+	md, err := d.m.Metadata()
+	if err != nil {
+		return 1
+	}
+	return md.NumDelivered
+}
+
+// ConsumeConfig tunes a consumer.
+type ConsumeConfig struct {
+	// MaxAckPending is how many messages may be delivered and not yet
+	// acknowledged. Defaults to 20000.
+	MaxAckPending int
+	// AckWait is how long a delivery may go unacknowledged before it is
+	// redelivered. Defaults to 30 seconds.
+	AckWait time.Duration
+	// Buffer is how many messages the client fetches ahead. Defaults to 1000.
+	Buffer int
+	// Logger receives undecodable messages. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c ConsumeConfig) withDefaults() ConsumeConfig {
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 20000
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Buffer == 0 {
+		c.Buffer = 1000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Consumer is a running consumer; Stop ends it.
+type Consumer interface{ Stop() }
+
+// ConsumeOrch delivers inbox messages to handle until stopped. Every
+// orchestration worker shares one durable consumer.
+func (s *Store) ConsumeOrch(ctx context.Context, cfg ConsumeConfig, handle func(*OrchMessage, Delivery)) (Consumer, error) {
+	return consume(ctx, s, s.orch, s.names.OrchConsumer(), s.names.OrchFilter(), cfg, handle)
+}
+
+// ConsumeActivity delivers the tasks of one activity to handle until
+// stopped. Every worker of that activity shares one durable consumer.
+func (s *Store) ConsumeActivity(ctx context.Context, activity string, cfg ConsumeConfig, handle func(*ActivityTask, Delivery)) (Consumer, error) {
+	return consume(ctx, s, s.act, s.names.ActConsumer(activity), s.names.ActSubject(activity), cfg, handle)
+}
+
+func consume[T any](ctx context.Context, s *Store, st natsjs.Stream, name, filter string, cfg ConsumeConfig, handle func(*T, Delivery)) (Consumer, error) {
+	cfg = cfg.withDefaults()
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	c, err := st.CreateOrUpdateConsumer(ctx, natsjs.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: filter,
+		AckPolicy:     natsjs.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.MaxAckPending,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
+	}
+	cc, err := c.Consume(func(m natsjs.Msg) {
+		v := new(T)
+		if err := decode(m.Data(), v); err != nil {
+			cfg.Logger.Error("dropping undecodable message", slog.String("subject", m.Subject()), slog.Any("error", err))
+			_ = m.Term()
+			return
+		}
+		handle(v, Delivery{m})
+	}, natsjs.PullMaxMessages(cfg.Buffer), natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
+		if !errors.Is(err, natsjs.ErrNoHeartbeat) {
+			cfg.Logger.Debug("consumer", slog.String("consumer", name), slog.Any("error", err))
+		}
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("consuming %s: %w", name, err)
+	}
+	return cc, nil
+}
+
+// PurgeAcked removes from the inbox and task streams the messages that
+// their consumers have acknowledged (limits retention keeps them until
+// then). It is idempotent; any worker may call it.
+func (s *Store) PurgeAcked(ctx context.Context) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var errs []error
+	for _, st := range []natsjs.Stream{s.orch, s.act} {
+		lister := st.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			f := ci.Config.FilterSubject
+			if f == "" || ci.AckFloor.Stream == 0 {
+				continue
+			}
+			if err := st.Purge(ctx, natsjs.WithPurgeSubject(f), natsjs.WithPurgeSequence(ci.AckFloor.Stream+1)); err != nil {
+				errs = append(errs, fmt.Errorf("purging %s below %d: %w", f, ci.AckFloor.Stream+1, err))
+			}
+		}
+		if err := lister.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,152 @@
+package jetstream
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// DefaultHub is the hub used when none is configured.
+const DefaultHub = "jetflow"
+
+// Names builds every stream, bucket, subject and key name of one hub.
+type Names struct {
+	hub    string
+	shards int
+}
+
+// NewNames returns the names of hub with the given number of inbox shards.
+func NewNames(hub string, shards int) Names { return Names{hub: hub, shards: shards} }
+
+// Hub returns the hub name.
+func (n Names) Hub() string { return n.hub }
+
+// StatusBucket is the KV bucket of instance statuses.
+func (n Names) StatusBucket() string { return n.hub + "-status" }
+
+// HistoryBucket is the KV bucket of history chunks.
+func (n Names) HistoryBucket() string { return n.hub + "-history" }
+
+// RegistryBucket is the KV bucket of registered names.
+func (n Names) RegistryBucket() string { return n.hub + "-registry" }
+
+// OrchStream is the stream of orchestration messages and timers.
+func (n Names) OrchStream() string { return n.hub + "-orch" }
+
+// ActStream is the stream of activity tasks.
+func (n Names) ActStream() string { return n.hub + "-act" }
+
+// OrchConsumer is the durable consumer orchestration workers share.
+func (n Names) OrchConsumer() string { return "orchestrators" }
+
+// ActConsumer is the durable consumer of one activity's tasks.
+func (n Names) ActConsumer(activity string) string {
+	// Consumer names may not hold '.', '*', '>' or whitespace: the token
+	// encoding keeps only [-_=A-Za-z0-9], and '=' is allowed.
+	return "act-" + EncodeToken(activity)
+}
+
+// Shard returns the inbox shard of an instance id.
+func (n Names) Shard(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n.shards))
+}
+
+// OrchSubject is the inbox subject of an instance.
+func (n Names) OrchSubject(id string) string {
+	return n.hub + ".orch." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
+}
+
+// OrchFilter matches every inbox subject.
+func (n Names) OrchFilter() string { return n.hub + ".orch.>" }
+
+// TimerSubject is the subject holding the schedule of one timer. Each timer
+// has its own subject: the server keeps one schedule per subject.
+func (n Names) TimerSubject(id, executionID string, timerID int32) string {
+	return fmt.Sprintf("%s.timer.%d.%s.%s.%d", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID), timerID)
+}
+
+// ActSubject is the task subject of an activity.
+func (n Names) ActSubject(activity string) string { return n.hub + ".act." + EncodeToken(activity) }
+
+// StatusKey is an instance's key in the status bucket.
+func (n Names) StatusKey(id string) string { return EncodeToken(id) }
+
+// HistoryKey is the key of one history chunk (numbered from 1).
+func (n Names) HistoryKey(id string, chunk uint32) string {
+	return fmt.Sprintf("%s.%08d", EncodeToken(id), chunk)
+}
+
+// HistoryFilter matches every chunk key of an instance.
+func (n Names) HistoryFilter(id string) string { return EncodeToken(id) + ".*" }
+
+// RegistryKey is the key recording that a worker registered a name; kind is
+// "orchestrator" or "activity".
+func (n Names) RegistryKey(kind, name string) string { return kind + "." + EncodeToken(name) }
+
+func isPlain(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// EncodeToken makes s safe as one token of a subject or KV key, reversibly:
+// bytes in [A-Za-z0-9_-] stay, every other byte becomes =XX (hex). An
+// empty string becomes "=".
+func EncodeToken(s string) string {
+	if s == "" {
+		return "="
+	}
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if !isPlain(s[i]) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isPlain(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// DecodeToken reverses EncodeToken.
+func DecodeToken(t string) (string, error) {
+	if t == "=" {
+		return "", nil
+	}
+	if !strings.Contains(t, "=") {
+		return t, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		if t[i] != '=' {
+			b.WriteByte(t[i])
+			continue
+		}
+		if i+2 >= len(t) {
+			return "", fmt.Errorf("bad escape at the end of %q", t)
+		}
+		v, err := strconv.ParseUint(t[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", fmt.Errorf("bad escape %q in %q", t[i:i+3], t)
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
+}

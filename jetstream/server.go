@@ -1,0 +1,89 @@
+package jetstream
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// ServerConfig configures an embedded nats-server.
+type ServerConfig struct {
+	// Dir is the JetStream store directory. Required.
+	Dir string
+	// Listen is the host:port of the NATS client port. Defaults to
+	// "127.0.0.1:4222"; port 0 or -1 picks a free port.
+	Listen string
+	// SyncInterval is how often the server fsyncs its files. Zero (the
+	// default) fsyncs every write before acknowledging it, so an
+	// acknowledged write survives a crash or power loss; a positive
+	// interval is faster and can lose the writes of the last interval on
+	// power loss.
+	SyncInterval time.Duration
+	// MaxPayload is the largest message, in bytes. Defaults to 8 MiB.
+	MaxPayload int32
+	// Logger, when set, receives the server's log at Info level and above.
+	Logger *slog.Logger
+}
+
+// RunServer starts an embedded nats-server with JetStream and waits until
+// it takes connections. Shut it down with Shutdown and WaitForShutdown.
+func RunServer(cfg ServerConfig) (*server.Server, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("embedded server: no store directory")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4222"
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded server: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < -1 || port > 65535 {
+		return nil, fmt.Errorf("embedded server: listen address %q: bad port", cfg.Listen)
+	}
+	if port == 0 {
+		port = -1
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = 8 << 20
+	}
+	opts := &server.Options{
+		ServerName:         "jetflow-dev",
+		Host:               host,
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           cfg.Dir,
+		MaxPayload:         cfg.MaxPayload,
+		NoSigs:             true,
+		SyncAlways:         cfg.SyncInterval <= 0,
+		SyncInterval:       cfg.SyncInterval,
+		JetStreamMaxMemory: 1 << 30,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded server: %w", err)
+	}
+	if cfg.Logger != nil {
+		s.SetLoggerV2(&serverLogger{cfg.Logger}, false, false, false)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded server: not ready after 30s (is %s in use?)", cfg.Listen)
+	}
+	return s, nil
+}
+
+type serverLogger struct{ l *slog.Logger }
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.l.Info(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.l.Warn(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Fatalf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Debugf(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Tracef(format string, v ...any)  {}

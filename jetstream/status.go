@@ -1,0 +1,135 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jetflow/jetflow"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// StatusEntry is a status with its KV revision.
+type StatusEntry struct {
+	Status   jetflow.Status
+	Revision uint64
+}
+
+// GetStatus reads an instance's status (ErrNotFound if none).
+func (s *Store) GetStatus(ctx context.Context, id string) (*StatusEntry, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	e, err := s.status.Get(ctx, s.names.StatusKey(id))
+	if err != nil {
+		return nil, mapErr("reading status of "+id, err)
+	}
+	return decodeStatus(e)
+}
+
+func decodeStatus(e natsjs.KeyValueEntry) (*StatusEntry, error) {
+	var out StatusEntry
+	if err := json.Unmarshal(e.Value(), &out.Status); err != nil {
+		return nil, fmt.Errorf("status %q (revision %d) is not status JSON: %w", e.Key(), e.Revision(), err)
+	}
+	out.Revision = e.Revision()
+	return &out, nil
+}
+
+// PutStatus writes an instance's status if its revision is still rev; rev 0
+// means the key must not exist. It returns the new revision, or
+// ErrConflict.
+func (s *Store) PutStatus(ctx context.Context, id string, st *jetflow.Status, rev uint64) (uint64, error) {
+	out, err := s.StatusWrite(id, st, rev)
+	if err != nil {
+		return 0, err
+	}
+	res := s.Publish(ctx, out)
+	return res[0].Seq, res[0].Err
+}
+
+// DeleteStatus removes an instance's status if its revision is still rev.
+func (s *Store) DeleteStatus(ctx context.Context, id string, rev uint64) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	return mapErr("deleting status of "+id, s.status.Purge(ctx, s.names.StatusKey(id), natsjs.LastRevision(rev)))
+}
+
+// StatusWrite prepares a compare-and-set status write (see PutStatus) to
+// send with Publish beside other messages.
+func (s *Store) StatusWrite(id string, st *jetflow.Status, rev uint64) (Outgoing, error) {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return Outgoing{}, fmt.Errorf("encoding status of %s: %w", id, err)
+	}
+	return Outgoing{
+		subject:   s.kvSubject(s.names.StatusBucket(), s.names.StatusKey(id)),
+		data:      data,
+		expectRev: &rev,
+		what:      "writing status of " + id,
+	}, nil
+}
+
+// StatusUpdate is one change of an instance's status seen by a watch.
+type StatusUpdate struct {
+	StatusEntry
+	// Deleted is set when the status was removed (purged).
+	Deleted bool
+}
+
+// WatchStatus sends the current status of the instance and then every
+// change, until ctx ends (the channel is then closed). With fromRev > 0 it
+// starts at that revision instead of the current value. Errors decoding a
+// value are skipped.
+func (s *Store) WatchStatus(ctx context.Context, id string, fromRev uint64) (<-chan StatusUpdate, error) {
+	return s.watchStatus(ctx, s.names.StatusKey(id), fromRev)
+}
+
+// WatchAllStatuses is WatchStatus for every instance of the hub.
+func (s *Store) WatchAllStatuses(ctx context.Context, fromRev uint64) (<-chan StatusUpdate, error) {
+	return s.watchStatus(ctx, ">", fromRev)
+}
+
+func (s *Store) watchStatus(ctx context.Context, keys string, fromRev uint64) (<-chan StatusUpdate, error) {
+	opts := []natsjs.WatchOpt{}
+	if fromRev > 0 {
+		opts = append(opts, natsjs.ResumeFromRevision(fromRev))
+	}
+	w, err := s.status.Watch(ctx, keys, opts...)
+	if err != nil {
+		return nil, mapErr("watching status", err)
+	}
+	out := make(chan StatusUpdate, 16)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue
+				}
+				var u StatusUpdate
+				if e.Operation() != natsjs.KeyValuePut {
+					u.Deleted, u.Revision = true, e.Revision()
+				} else {
+					se, err := decodeStatus(e)
+					if err != nil {
+						continue
+					}
+					u.StatusEntry = *se
+				}
+				select {
+				case out <- u:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

@@ -1,0 +1,250 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors of the storage operations, matched with errors.Is.
+var (
+	// ErrConflict: a compare-and-set write lost (the key exists, or its
+	// revision moved on).
+	ErrConflict = errors.New("conflicting write")
+	// ErrNotFound: no such key.
+	ErrNotFound = errors.New("not found")
+)
+
+// Config describes a hub's storage.
+type Config struct {
+	// Hub namespaces every stream and bucket, like a Durable Functions task
+	// hub. Defaults to "jetflow".
+	Hub string
+	// Shards is the number of inbox shards (subject tokens that workers can
+	// claim). It is not a cap on the number of workers. Defaults to 64.
+	Shards int
+	// Replicas of every stream and bucket. Defaults to 1; use 3 on a cluster.
+	Replicas int
+	// Memory keeps streams in memory instead of files. Defaults to false.
+	Memory bool
+	// DuplicateWindow is how long the inbox and task streams remember
+	// message ids to drop duplicate publishes. Defaults to 2 minutes.
+	DuplicateWindow time.Duration
+	// Timeout bounds each storage request whose context has no deadline.
+	// Defaults to 10 seconds.
+	Timeout time.Duration
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	if out.Hub == "" {
+		out.Hub = DefaultHub
+	}
+	if out.Shards == 0 {
+		out.Shards = 64
+	}
+	if out.Replicas == 0 {
+		out.Replicas = 1
+	}
+	if out.DuplicateWindow == 0 {
+		out.DuplicateWindow = 2 * time.Minute
+	}
+	if out.Timeout == 0 {
+		out.Timeout = 10 * time.Second
+	}
+	return out
+}
+
+func (c *Config) validate() error {
+	if err := checkHub(c.Hub); err != nil {
+		return err
+	}
+	if c.Shards < 1 || c.Shards > 100000 {
+		return fmt.Errorf("shards %d: want 1 to 100000", c.Shards)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("replicas %d: want 1 to 5", c.Replicas)
+	}
+	return nil
+}
+
+func checkHub(hub string) error {
+	if len(hub) > 32 {
+		return fmt.Errorf("hub %q: longer than 32 characters", hub)
+	}
+	for i := 0; i < len(hub); i++ {
+		if !isPlain(hub[i]) {
+			return fmt.Errorf("hub %q: only A-Z, a-z, 0-9, '_' and '-' are allowed", hub)
+		}
+	}
+	return nil
+}
+
+// Store is a hub's streams and buckets, opened on one NATS connection. It
+// is safe for concurrent use.
+type Store struct {
+	cfg   Config
+	names Names
+	nc    *nats.Conn
+	js    natsjs.JetStream
+
+	status   natsjs.KeyValue
+	history  natsjs.KeyValue
+	registry natsjs.KeyValue
+	orch     natsjs.Stream
+	act      natsjs.Stream
+
+	registered sync.Map // registry key -> struct{}: names known to be registered
+}
+
+// Open creates the hub's streams and buckets if they do not exist (or
+// updates their configuration), and returns the store.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("jetstream config: %w", err)
+	}
+	js, err := natsjs.New(nc,
+		natsjs.WithDefaultTimeout(cfg.Timeout),
+		natsjs.WithPublishAsyncMaxPending(8192),
+		natsjs.WithPublishAsyncTimeout(cfg.Timeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s := &Store{cfg: cfg, names: NewNames(cfg.Hub, cfg.Shards), nc: nc, js: js}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	if err := s.setup(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) storage() natsjs.StorageType {
+	if s.cfg.Memory {
+		return natsjs.MemoryStorage
+	}
+	return natsjs.FileStorage
+}
+
+func (s *Store) setup(ctx context.Context) error {
+	n := s.names
+	var err error
+	kv := func(bucket, desc string) (natsjs.KeyValue, error) {
+		b, err := s.js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
+			Bucket:      bucket,
+			Description: desc,
+			History:     1,
+			Storage:     s.storage(),
+			Replicas:    s.cfg.Replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating KV bucket %s: %w", bucket, err)
+		}
+		return b, nil
+	}
+	if s.status, err = kv(n.StatusBucket(), "jetflow instance statuses (JSON, the HTTP API's shape)"); err != nil {
+		return err
+	}
+	if s.history, err = kv(n.HistoryBucket(), "jetflow history chunks (msgpack), <id>.<chunk>"); err != nil {
+		return err
+	}
+	if s.registry, err = kv(n.RegistryBucket(), "jetflow registered orchestrator and activity names"); err != nil {
+		return err
+	}
+	stream := func(name, desc string, subjects []string, schedules bool) (natsjs.Stream, error) {
+		st, err := s.js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+			Name:              name,
+			Description:       desc,
+			Subjects:          subjects,
+			Retention:         natsjs.LimitsPolicy,
+			Storage:           s.storage(),
+			Replicas:          s.cfg.Replicas,
+			Duplicates:        s.cfg.DuplicateWindow,
+			AllowMsgSchedules: schedules,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating stream %s: %w", name, err)
+		}
+		return st, nil
+	}
+	if s.orch, err = stream(n.OrchStream(), "jetflow orchestration inbox and timers",
+		[]string{n.OrchFilter(), n.hub + ".timer.>"}, true); err != nil {
+		return err
+	}
+	if s.act, err = stream(n.ActStream(), "jetflow activity tasks", []string{n.hub + ".act.>"}, false); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Names returns the hub's names.
+func (s *Store) Names() Names { return s.names }
+
+// Config returns the configuration with defaults applied.
+func (s *Store) Config() Config { return s.cfg }
+
+// Conn returns the NATS connection.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// timeout adds the configured default deadline to ctx if it has none.
+func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.cfg.Timeout)
+}
+
+// isConflict reports whether err is a lost compare-and-set: a KV Create on
+// an existing key, or an expected-last-sequence check that failed (code
+// 10071, or 10164 on replicated streams).
+func isConflict(err error) bool {
+	if errors.Is(err, natsjs.ErrKeyExists) {
+		return true
+	}
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}
+
+func mapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isConflict(err):
+		return fmt.Errorf("%s: %w", op, ErrConflict)
+	case errors.Is(err, natsjs.ErrKeyNotFound), errors.Is(err, natsjs.ErrKeyDeleted), errors.Is(err, natsjs.ErrMsgNotFound):
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// StoredMessages returns how many messages the hub's streams and buckets
+// have stored since they were created (the sum of their last sequences):
+// each is one write (one fsync when the server syncs every write).
+func (s *Store) StoredMessages(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var total uint64
+	for _, name := range []string{s.names.OrchStream(), s.names.ActStream(),
+		"KV_" + s.names.StatusBucket(), "KV_" + s.names.HistoryBucket(), "KV_" + s.names.RegistryBucket()} {
+		st, err := s.js.Stream(ctx, name)
+		if err != nil {
+			return 0, mapErr("reading stream "+name, err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return 0, mapErr("reading stream "+name, err)
+		}
+		total += info.State.LastSeq
+	}
+	return total, nil
+}

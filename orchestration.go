@@ -1,0 +1,356 @@
+package jetflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf16"
+
+	"github.com/jetflow/jetflow/internal/history"
+)
+
+// Orchestrator is the code of an orchestration. It is replayed from history
+// each time the instance makes progress, so it must follow the determinism
+// rules in the package documentation. Its result is encoded with
+// json.Marshal and becomes the instance's output; a returned error or a
+// panic fails the instance.
+type Orchestrator func(ctx *OrchestrationContext) (any, error)
+
+// OrchestrationContext is what an [Orchestrator] gets: its input, a
+// deterministic clock, and the calls that schedule durable work. Use it only
+// from the orchestrator's goroutine, and only while the orchestrator runs.
+type OrchestrationContext struct {
+	instanceID string
+	name       string
+	input      json.RawMessage
+	logger     *slog.Logger
+	xlog       *slog.Logger // the executor's logger, for engine messages
+
+	now       time.Time // time of the latest OrchestratorStarted
+	replaying bool
+
+	// actions are the scheduling events the orchestrator asked for, indexed
+	// by their ID; the first recorded of them were matched against history.
+	actions  []history.Event
+	recorded int32
+	// tasks are the scheduled tasks not completed yet, by ID.
+	tasks map[int32]*task
+
+	// waiters are the pending WaitForExternalEvent tasks, and buffered the
+	// events that no wait asked for yet, both by upper-cased event name.
+	waiters  map[string][]*task
+	buffered map[string][]bufferedEvent
+	arrivals int
+
+	customStatus  json.RawMessage
+	continueAsNew bool
+	nextInput     json.RawMessage
+	nextInputErr  error
+
+	// The coroutine: the orchestrator goroutine and the executor hand
+	// control to each other over resume and yield, so only one runs.
+	resume   chan bool // executor -> orchestrator; true asks it to abort
+	yield    chan struct{}
+	gid      atomic.Uint64 // the orchestrator goroutine's id
+	closed   atomic.Bool   // the turn is over
+	awaiting *task         // the task the blocked orchestrator waits for
+	started  bool
+	returned bool // the orchestrator function has returned (or panicked)
+	exited   bool // the orchestrator goroutine is done
+	aborting bool
+	output   any
+	err      error
+	panicked *panicValue
+}
+
+type bufferedEvent struct {
+	arrival int
+	event   history.Event
+}
+
+// InstanceID returns the orchestration instance's id.
+func (c *OrchestrationContext) InstanceID() string { return c.instanceID }
+
+// Name returns the orchestrator's registered name.
+func (c *OrchestrationContext) Name() string { return c.name }
+
+// GetInput decodes the instance's JSON input into v, which should be a
+// pointer. A null or missing input leaves v as it is. The error wraps
+// [ErrInvalidInput].
+func (c *OrchestrationContext) GetInput(v any) error {
+	return decodeJSON(c.input, v, fmt.Sprintf("input of orchestrator %q", c.name))
+}
+
+// Now returns the orchestrator's current time (UTC): the time the current
+// turn started, as recorded in history. It is the same on every replay; use
+// it instead of time.Now.
+func (c *OrchestrationContext) Now() time.Time { return c.now }
+
+// IsReplaying reports whether the orchestrator is re-running code that ran
+// in an earlier turn (rebuilding its state from history), as opposed to
+// running it for the first time.
+func (c *OrchestrationContext) IsReplaying() bool { return c.replaying }
+
+// Logger returns a logger that drops records while the orchestrator is
+// replaying, so each record is written once. Its records carry the instance
+// id and orchestrator name.
+func (c *OrchestrationContext) Logger() *slog.Logger { return c.logger }
+
+// SetCustomStatus sets the instance's custom status to the JSON of v (nil
+// gives null). The JSON text may be at most [MaxCustomStatusLength] UTF-16
+// code units long; over that, the status is unchanged and the error wraps
+// [ErrCustomStatusTooLarge]. If v cannot be encoded the error wraps
+// [ErrInvalidInput].
+func (c *OrchestrationContext) SetCustomStatus(v any) error {
+	if c.aborting {
+		return nil
+	}
+	b, err := encodeJSON(v)
+	if err != nil {
+		return fmt.Errorf("setting custom status: %w", err)
+	}
+	if n := utf16Len(b); n > MaxCustomStatusLength {
+		return fmt.Errorf("%w: custom status is %d UTF-16 code units, over the limit of %d",
+			ErrCustomStatusTooLarge, n, MaxCustomStatusLength)
+	}
+	c.customStatus = b
+	return nil
+}
+
+// utf16Len returns the length of UTF-8 text b in UTF-16 code units.
+func utf16Len(b []byte) int {
+	n := 0
+	for _, r := range string(b) {
+		if l := utf16.RuneLen(r); l > 0 {
+			n += l
+		} else {
+			n++ // invalid UTF-8 decodes as U+FFFD: one unit
+		}
+	}
+	return n
+}
+
+// CallActivity schedules the activity registered under name with the JSON
+// of input, and returns its task. Awaiting it gives the activity's result,
+// or a [*TaskFailedError]. If the name is invalid or input cannot be
+// encoded, nothing is scheduled and the task fails at once with an error
+// wrapping [ErrInvalidName] or [ErrInvalidInput].
+func (c *OrchestrationContext) CallActivity(name string, input any) Task {
+	t := c.newTask(kindActivity, name)
+	if c.aborting {
+		return t
+	}
+	if err := ValidateName(name); err != nil {
+		t.fail(fmt.Errorf("calling activity %q: %w", name, err))
+		return t
+	}
+	in, err := encodeJSON(input)
+	if err != nil {
+		t.fail(fmt.Errorf("calling activity %q: %w", name, err))
+		return t
+	}
+	c.schedule(t, history.Event{Type: history.TaskScheduled, Name: name, Input: in})
+	return t
+}
+
+// CreateTimer schedules a durable timer that fires at Now()+d and returns
+// its task; Await(nil) returns nil once it has fired.
+func (c *OrchestrationContext) CreateTimer(d time.Duration) Task {
+	t := c.newTask(kindTimer, "")
+	if c.aborting {
+		return t
+	}
+	c.schedule(t, history.Event{Type: history.TimerCreated, FireAt: c.now.Add(d)})
+	return t
+}
+
+// WaitOption configures [OrchestrationContext.WaitForExternalEvent].
+type WaitOption func(*waitOptions)
+
+type waitOptions struct {
+	timeout    time.Duration
+	hasTimeout bool
+}
+
+// WithTimeout makes WaitForExternalEvent give up after d: it starts a
+// durable timer, and if the timer fires before the event arrives, Await
+// returns an error wrapping [ErrTimeout] that names the event and the
+// timeout. With d <= 0 the wait fails at once unless the event has already
+// arrived.
+func WithTimeout(d time.Duration) WaitOption {
+	return func(o *waitOptions) { o.timeout, o.hasTimeout = d, true }
+}
+
+// WaitForExternalEvent returns a task that is done when an external event
+// of that name (compared case-insensitively) is raised for the instance;
+// Await decodes the event's JSON data. Events that arrive before anyone
+// waits are kept, and each event is delivered to one wait, oldest first.
+func (c *OrchestrationContext) WaitForExternalEvent(name string, opts ...WaitOption) Task {
+	t := c.newTask(kindEvent, name)
+	if c.aborting {
+		return t
+	}
+	var o waitOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if err := ValidateName(name); err != nil {
+		t.fail(fmt.Errorf("waiting for external event %q: %w", name, err))
+		return t
+	}
+	key := eventKey(name)
+	if buf := c.buffered[key]; len(buf) > 0 {
+		c.buffered[key] = buf[1:]
+		if len(buf) == 1 {
+			delete(c.buffered, key)
+		}
+		t.complete(orNull(buf[0].event.Input))
+		return t
+	}
+	if o.hasTimeout && o.timeout <= 0 {
+		t.fail(timeoutError(name, o.timeout))
+		return t
+	}
+	c.waiters[key] = append(c.waiters[key], t)
+	if o.hasTimeout {
+		timer := c.newTask(kindTimer, "")
+		c.schedule(timer, history.Event{Type: history.TimerCreated, FireAt: c.now.Add(o.timeout)})
+		timer.onDone = append(timer.onDone, func() {
+			if !t.done {
+				c.removeWaiter(key, t)
+				t.fail(timeoutError(name, o.timeout))
+			}
+		})
+	}
+	return t
+}
+
+func timeoutError(event string, d time.Duration) error {
+	return fmt.Errorf("waiting for external event %q: %w after %s", event, ErrTimeout, d)
+}
+
+// eventKey is the key external event names are matched by.
+func eventKey(name string) string { return strings.ToUpper(name) }
+
+func (c *OrchestrationContext) removeWaiter(key string, t *task) {
+	ws := c.waiters[key]
+	for i, w := range ws {
+		if w == t {
+			ws = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(c.waiters, key)
+	} else {
+		c.waiters[key] = ws
+	}
+}
+
+// SubOrchestratorOption configures [OrchestrationContext.CallSubOrchestrator].
+type SubOrchestratorOption func(*subOptions)
+
+type subOptions struct {
+	instanceID string
+}
+
+// WithSubInstanceID sets the sub-orchestration's instance id. By default it
+// is "<parent instance id>:<event id>", which is unique and the same on
+// every replay.
+func WithSubInstanceID(id string) SubOrchestratorOption {
+	return func(o *subOptions) { o.instanceID = id }
+}
+
+// CallSubOrchestrator starts the orchestrator registered under name as a new
+// instance with the JSON of input, and returns a task that is done when that
+// instance finishes. Await decodes its output, or returns a
+// [*TaskFailedError] if it failed. An invalid name, instance id or input
+// fails the task at once without starting anything.
+func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts ...SubOrchestratorOption) Task {
+	t := c.newTask(kindSubOrchestration, name)
+	if c.aborting {
+		return t
+	}
+	var o subOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if err := ValidateName(name); err != nil {
+		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
+		return t
+	}
+	id := o.instanceID
+	if id == "" {
+		id = fmt.Sprintf("%s:%d", c.instanceID, len(c.actions))
+	} else if err := ValidateInstanceID(id); err != nil {
+		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
+		return t
+	}
+	in, err := encodeJSON(input)
+	if err != nil {
+		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
+		return t
+	}
+	c.schedule(t, history.Event{Type: history.SubOrchestrationCreated, Name: name, InstanceID: id, Input: in})
+	return t
+}
+
+// ContinueAsNew ends this execution and starts the instance over with the
+// JSON of input as its new input and a fresh history; external events that
+// arrived but were not consumed are delivered to the new execution. The
+// orchestrator should return right after: its result is ignored, but a
+// returned error or a panic still fails the instance.
+func (c *OrchestrationContext) ContinueAsNew(input any) {
+	if c.aborting {
+		return
+	}
+	c.continueAsNew = true
+	c.nextInput, c.nextInputErr = encodeJSON(input)
+}
+
+// schedule gives t the next ID and records its scheduling event.
+func (c *OrchestrationContext) schedule(t *task, e history.Event) {
+	t.id = int32(len(c.actions))
+	e.ID = t.id
+	e.Time = c.now
+	c.actions = append(c.actions, e)
+	c.tasks[t.id] = t
+}
+
+// replayHandler drops records while the orchestrator replays.
+type replayHandler struct {
+	h slog.Handler
+	c *OrchestrationContext
+}
+
+func (h replayHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return !h.c.replaying && h.h.Enabled(ctx, l)
+}
+
+func (h replayHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.c.replaying {
+		return nil
+	}
+	return h.h.Handle(ctx, r)
+}
+
+func (h replayHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return replayHandler{h: h.h.WithAttrs(as), c: h.c}
+}
+
+func (h replayHandler) WithGroup(name string) slog.Handler {
+	return replayHandler{h: h.h.WithGroup(name), c: h.c}
+}
+
+// errAbort is the panic that unwinds a blocked orchestrator at the end of a
+// turn. It is recovered at the top of the orchestrator goroutine.
+var errAbort = errors.New("jetflow: orchestration turn ended")

@@ -1,0 +1,121 @@
+package jetflow
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// RuntimeStatus is an instance's lifecycle state, with the Durable
+// Functions names.
+type RuntimeStatus string
+
+// The runtime statuses.
+const (
+	StatusPending        RuntimeStatus = "Pending"
+	StatusRunning        RuntimeStatus = "Running"
+	StatusCompleted      RuntimeStatus = "Completed"
+	StatusContinuedAsNew RuntimeStatus = "ContinuedAsNew"
+	StatusFailed         RuntimeStatus = "Failed"
+	StatusCanceled       RuntimeStatus = "Canceled"
+	StatusTerminated     RuntimeStatus = "Terminated"
+	StatusSuspended      RuntimeStatus = "Suspended"
+)
+
+// IsTerminal reports whether an instance in this state will not run again
+// (Completed, Failed, Canceled or Terminated).
+func (s RuntimeStatus) IsTerminal() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusCanceled, StatusTerminated:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the defined runtime statuses.
+func (s RuntimeStatus) Valid() bool {
+	switch s {
+	case StatusPending, StatusRunning, StatusCompleted, StatusContinuedAsNew,
+		StatusFailed, StatusCanceled, StatusTerminated, StatusSuspended:
+		return true
+	}
+	return false
+}
+
+// TimeFormat is the layout of times in status JSON: yyyy-MM-ddTHH:mm:ssZ,
+// as the Durable Functions HTTP API writes them.
+const TimeFormat = "2006-01-02T15:04:05Z"
+
+// Time is a UTC time that encodes to JSON in [TimeFormat].
+type Time struct{ time.Time }
+
+// MarshalJSON writes the time in [TimeFormat], or null for the zero time.
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + t.UTC().Format(TimeFormat) + `"`), nil
+}
+
+// UnmarshalJSON reads [TimeFormat] or any RFC 3339 time, or null.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		t.Time = time.Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("time %q: want yyyy-MM-ddTHH:mm:ssZ: %w", s, err)
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
+// Status is the state of one orchestration instance: the JSON of the HTTP
+// API's GET /instances/{id}, and the value stored under the instance's key
+// in the status KV bucket, so that `nats kv watch` shows the same document.
+// Every key is always present; empty values are null.
+type Status struct {
+	// Name is the orchestrator's name.
+	Name string `json:"name"`
+	// InstanceID is the instance id as the user gave it (not encoded).
+	InstanceID string `json:"instanceId"`
+	// RuntimeStatus is the lifecycle state.
+	RuntimeStatus RuntimeStatus `json:"runtimeStatus"`
+	// Input is the instance's input JSON, or null.
+	Input json.RawMessage `json:"input"`
+	// CustomStatus is the JSON the orchestrator last set with
+	// SetCustomStatus, or null.
+	CustomStatus json.RawMessage `json:"customStatus"`
+	// Output is the orchestrator's output JSON once Completed; for Failed,
+	// the error message; for Terminated, the reason. Null otherwise.
+	Output json.RawMessage `json:"output"`
+	// CreatedTime is when the instance was started.
+	CreatedTime Time `json:"createdTime"`
+	// LastUpdatedTime is when this status was written.
+	LastUpdatedTime Time `json:"lastUpdatedTime"`
+}
+
+// Finished reports whether the instance has reached a terminal state.
+func (s *Status) Finished() bool { return s.RuntimeStatus.IsTerminal() }
+
+// MarshalJSON writes the status with null for empty JSON values.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // no methods: avoids recursion
+	p := plain(s)
+	p.Input = orNull(p.Input)
+	p.CustomStatus = orNull(p.CustomStatus)
+	p.Output = orNull(p.Output)
+	return json.Marshal(p)
+}
+
+func orNull(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}

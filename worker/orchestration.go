@@ -1,0 +1,479 @@
+package worker
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// maxConflictRetries bounds how often one batch is retried after losing
+// the history fence to another worker before it is handed back.
+const maxConflictRetries = 8
+
+// instance is one orchestration instance known to this worker: the
+// messages waiting for its next turn, and its cached state.
+type instance struct {
+	id      string
+	queue   []pending
+	running bool          // a goroutine owns the instance and runs its turns
+	state   *state        // nil until loaded; dropped after a conflict
+	elem    *list.Element // position in Worker.idle, when idle with state
+}
+
+type pending struct {
+	msg *jetstream.OrchMessage
+	d   jetstream.Delivery
+}
+
+// state is what a worker knows of an instance's history.
+type state struct {
+	chunks  uint32              // number of the last stored chunk; 0 for none
+	events  []history.Event     // the current execution, from its first event
+	applied map[string]struct{} // message ids already in history
+	started *history.Event      // the current execution's ExecutionStarted; nil for none
+	done    *history.Event      // its ExecutionCompleted, once finished
+
+	status    *jetflow.Status // the last status written (or read); nil for none
+	statusRev uint64          // its revision; 0 for none
+	fresh     bool            // loaded from storage; the last chunk's actions not yet re-published
+	lastChunk []history.Event // the events of the last chunk loaded; nil after a turn
+	before    *history.Event  // the ExecutionStarted in force before lastChunk
+}
+
+// onMessage queues an inbox message for its instance and starts a turn
+// runner for the instance unless one is running.
+func (w *Worker) onMessage(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	w.mu.Lock()
+	inst := w.instances[m.InstanceID]
+	if inst == nil {
+		inst = &instance{id: m.InstanceID}
+		w.instances[m.InstanceID] = inst
+	}
+	inst.queue = append(inst.queue, pending{m, d})
+	if inst.elem != nil {
+		w.idle.Remove(inst.elem)
+		inst.elem = nil
+	}
+	start := !inst.running
+	inst.running = true
+	if start {
+		w.running.Add(1)
+	}
+	w.mu.Unlock()
+	if start {
+		go w.runInstance(inst)
+	}
+}
+
+// runInstance runs turns for inst until its queue is empty. One goroutine
+// at a time owns an instance, so a worker never races itself.
+func (w *Worker) runInstance(inst *instance) {
+	defer w.running.Done()
+	select {
+	case w.orchSem <- struct{}{}:
+	case <-w.ctx.Done():
+		w.release(inst)
+		return
+	}
+	defer func() { <-w.orchSem }()
+	for {
+		w.mu.Lock()
+		batch := inst.queue
+		inst.queue = nil
+		if len(batch) == 0 || w.ctx.Err() != nil {
+			inst.running = false
+			w.park(inst)
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		w.process(inst, batch)
+	}
+}
+
+// release gives back an instance's queued messages undone (on shutdown).
+func (w *Worker) release(inst *instance) {
+	w.mu.Lock()
+	inst.queue, inst.running = nil, false
+	delete(w.instances, inst.id)
+	w.mu.Unlock()
+}
+
+// park files an instance without work as idle, evicting the least recently
+// used idle instances beyond the cache size. Called with w.mu held.
+func (w *Worker) park(inst *instance) {
+	if inst.state == nil || w.cfg.CacheSize < 0 {
+		delete(w.instances, inst.id)
+		return
+	}
+	inst.elem = w.idle.PushFront(inst)
+	for w.idle.Len() > w.cfg.CacheSize {
+		old := w.idle.Remove(w.idle.Back()).(*instance)
+		old.elem = nil
+		delete(w.instances, old.id)
+	}
+}
+
+// process runs one turn over a batch of messages and acknowledges them
+// once the turn is committed.
+func (w *Worker) process(inst *instance, batch []pending) {
+	log := w.log.With(slog.String("instance_id", inst.id))
+	for attempt := 0; ; attempt++ {
+		err := w.turn(inst, batch)
+		if err == nil {
+			for _, p := range batch {
+				p.d.Ack()
+			}
+			return
+		}
+		inst.state = nil // reload before the next try
+		if errors.Is(err, jetstream.ErrConflict) {
+			w.conflicts.Add(1)
+		}
+		if errors.Is(err, jetstream.ErrConflict) && attempt < maxConflictRetries {
+			log.Debug("another worker extended the history first; reloading", slog.Int("attempt", attempt+1))
+			continue
+		}
+		if w.ctx.Err() == nil {
+			log.Warn("turn failed; its messages will be redelivered", slog.Any("error", err))
+		}
+		for _, p := range batch {
+			p.d.Nak(time.Second)
+		}
+		return
+	}
+}
+
+// turn applies a batch to an instance: it loads the instance if needed,
+// runs the orchestrator, and commits.
+func (w *Worker) turn(inst *instance, batch []pending) error {
+	ctx := w.ctx
+	if inst.state == nil {
+		st, err := w.load(ctx, inst.id, batch)
+		if err != nil {
+			return err
+		}
+		inst.state = st
+	}
+	st := inst.state
+	justLoaded := st.fresh
+	if st.fresh {
+		// The worker that wrote the last chunk may have died before
+		// publishing its actions: publish them again (duplicates are dropped).
+		if err := jetstream.FirstError(w.disp.Commit(ctx, st.executionBefore(inst.id), st.lastChunk)); err != nil {
+			return err
+		}
+		st.fresh, st.lastChunk, st.before = false, nil, nil
+	}
+	now := w.cfg.Now().UTC()
+
+	var start *history.Event
+	var events []history.Event
+	for _, p := range batch {
+		ev := p.msg.Event
+		if _, dup := st.applied[ev.MsgID]; dup && ev.MsgID != "" {
+			continue
+		}
+		if ev.Type == history.ExecutionStarted {
+			if start != nil || (st.started != nil && st.done == nil) {
+				w.refuseStart(ctx, inst.id, st, start, &ev)
+				continue
+			}
+			start = &ev
+			continue
+		}
+		current := st.started
+		if start != nil {
+			current = start
+		} else if st.done != nil {
+			current = nil
+		}
+		if current == nil {
+			continue // nothing running: events to unknown or finished instances are dropped
+		}
+		if p.msg.ExecutionID != "" && p.msg.ExecutionID != current.ExecutionID {
+			continue // for an earlier execution
+		}
+		events = append(events, ev)
+	}
+	if start == nil && len(events) == 0 {
+		if justLoaded {
+			return w.settle(ctx, inst.id, st)
+		}
+		return nil
+	}
+
+	turn := []history.Event{{Type: history.OrchestratorStarted, Time: now}}
+	past := st.events
+	if start != nil {
+		past = nil
+		turn = append(turn, *start)
+	}
+	turn = append(turn, events...)
+	res := w.exec.Execute(inst.id, past, turn)
+	chunk := append(turn, res.Events...)
+	// Continue-as-new starts the next execution in the same commit.
+	for i := 0; res.Done && last(res.Events).Status == history.StatusContinuedAsNew && i < 100; i++ {
+		begun := started(past, turn)
+		next := []history.Event{{Type: history.OrchestratorStarted, Time: now}, {
+			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: last(res.Events).Result,
+			ExecutionID: nextExecutionID(begun.ExecutionID), Parent: begun.Parent,
+		}}
+		next = append(next, res.CarryOver...)
+		past, turn = nil, next
+		res = w.exec.Execute(inst.id, nil, next)
+		chunk = append(chunk, next...)
+		chunk = append(chunk, res.Events...)
+	}
+
+	n := st.chunks + 1
+	if _, err := w.store.AppendChunk(ctx, inst.id, n, chunk); err != nil {
+		return err
+	}
+	ex := st.executionBefore(inst.id)
+	w.turns.Add(1)
+	st.chunks = n
+	st.add(chunk)
+	return w.publish(ctx, inst.id, st, ex, chunk, res.CustomStatus)
+}
+
+// settle writes the status of a freshly loaded instance if it lags its
+// history (the last writer died between its commit and its status write).
+func (w *Worker) settle(ctx context.Context, id string, st *state) error {
+	if st.started == nil {
+		return nil
+	}
+	var custom json.RawMessage
+	if st.status != nil {
+		custom = st.status.CustomStatus
+	}
+	if st.done == nil {
+		custom = w.exec.Execute(id, st.events, nil).CustomStatus
+	}
+	return w.publish(ctx, id, st, dispatcher.Execution{}, nil, custom)
+}
+
+// refuseStart drops a start message for an instance that is running; a
+// sub-orchestration's parent is told its child could not start.
+func (w *Worker) refuseStart(ctx context.Context, id string, st *state, batchStart, ev *history.Event) {
+	if st.started != nil && ev.ExecutionID == st.started.ExecutionID || batchStart != nil && ev.ExecutionID == batchStart.ExecutionID {
+		return // a redelivery
+	}
+	w.log.Warn("dropping start of an instance that is running", slog.String("instance_id", id))
+	if ev.Parent == nil {
+		return
+	}
+	done := &history.Event{Type: history.ExecutionCompleted, Time: w.cfg.Now().UTC(), Status: history.StatusFailed,
+		Failure: &history.Failure{Type: "InstanceExists", Message: fmt.Sprintf("instance %q is already running", id)}}
+	if err := w.disp.SendParentResult(ctx, ev.Parent, ev.Name, ev.ExecutionID, done); err != nil {
+		w.log.Warn("telling a parent its sub-orchestration did not start", slog.String("instance_id", id), slog.Any("error", err))
+	}
+}
+
+// publish sends a committed chunk's actions and the new status.
+func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatcher.Execution, chunk []history.Event, custom json.RawMessage) error {
+	status := st.statusOf(id, custom, w.cfg.Now())
+	var extra []jetstream.Outgoing
+	if !sameStatus(st.status, status) {
+		out, err := w.store.StatusWrite(id, status, st.statusRev)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, out)
+	}
+	res := w.disp.Commit(ctx, ex, chunk, extra...)
+	if len(extra) == 0 {
+		return jetstream.FirstError(res)
+	}
+	if err := jetstream.FirstError(res[:len(res)-1]); err != nil {
+		return err
+	}
+	sr := res[len(res)-1]
+	switch {
+	case sr.Err == nil:
+		st.status, st.statusRev = status, sr.Seq
+		return nil
+	case errors.Is(sr.Err, jetstream.ErrConflict):
+		return w.settleStatus(ctx, id, st, status)
+	}
+	return sr.Err
+}
+
+// settleStatus writes status after a compare-and-set conflict: another
+// worker wrote the status meanwhile. Ours still goes in unless a later
+// chunk exists (its writer has a newer status), so status never goes
+// backwards.
+func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status *jetflow.Status) error {
+	for range maxConflictRetries {
+		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
+		if err != nil {
+			return err
+		}
+		if later {
+			return jetstream.ErrConflict // our cache is stale: reload
+		}
+		var rev uint64
+		cur, err := w.store.GetStatus(ctx, id)
+		if err == nil {
+			rev = cur.Revision
+		} else if !errors.Is(err, jetstream.ErrNotFound) {
+			return err
+		}
+		nrev, err := w.store.PutStatus(ctx, id, status, rev)
+		if err == nil {
+			st.status, st.statusRev = status, nrev
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("writing status of %s: %w", id, jetstream.ErrConflict)
+}
+
+// load reads an instance's history and status. A batch that starts a new
+// instance skips the read: creating chunk 1 fails if the instance has
+// history, and then the turn is retried with a full load.
+func (w *Worker) load(ctx context.Context, id string, batch []pending) (*state, error) {
+	st := &state{applied: map[string]struct{}{}}
+	if first := batch[0].msg; first.Event.Type == history.ExecutionStarted {
+		st.statusRev = first.StatusRevision // 0: none written yet
+		return st, nil
+	}
+	w.loads.Add(1)
+	chunks, err := w.store.LoadHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st.fresh = len(chunks) > 0
+	for i, c := range chunks {
+		if i == len(chunks)-1 {
+			st.before = st.started
+			st.lastChunk = c.Events
+		}
+		st.chunks = c.Number
+		st.add(c.Events)
+	}
+	se, err := w.store.GetStatus(ctx, id)
+	switch {
+	case err == nil:
+		st.status, st.statusRev = &se.Status, se.Revision
+	case !errors.Is(err, jetstream.ErrNotFound):
+		return nil, err
+	}
+	return st, nil
+}
+
+// executionBefore is the execution in progress before the last chunk was
+// added (before a turn: the current one). A chunk's actions belong to it
+// until the chunk starts another execution.
+func (st *state) executionBefore(id string) dispatcher.Execution {
+	b := st.started
+	if st.fresh {
+		b = st.before
+	}
+	if b == nil {
+		return dispatcher.Execution{InstanceID: id}
+	}
+	return dispatcher.Execution{InstanceID: id, ExecutionID: b.ExecutionID, Name: b.Name, Parent: b.Parent}
+}
+
+// add appends committed events to the state. An ExecutionStarted begins
+// a new execution, from the OrchestratorStarted before it.
+func (st *state) add(events []history.Event) {
+	for i := range events {
+		e := &events[i]
+		if e.MsgID != "" {
+			st.applied[e.MsgID] = struct{}{}
+		}
+		if e.Type == history.ExecutionStarted {
+			var carry []history.Event
+			if n := len(st.events); n > 0 && st.events[n-1].Type == history.OrchestratorStarted {
+				carry = st.events[n-1:]
+			}
+			st.events = append([]history.Event(nil), carry...)
+		}
+		st.events = append(st.events, *e)
+	}
+	st.started, st.done = nil, nil
+	for i := range st.events {
+		switch st.events[i].Type {
+		case history.ExecutionStarted:
+			st.started = &st.events[i]
+		case history.ExecutionCompleted:
+			st.done = &st.events[i]
+		}
+	}
+}
+
+// statusOf is the status of the instance in state st.
+func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jetflow.Status {
+	s := &jetflow.Status{
+		Name:            st.started.Name,
+		InstanceID:      id,
+		RuntimeStatus:   jetflow.StatusRunning,
+		Input:           st.started.Input,
+		CustomStatus:    custom,
+		CreatedTime:     jetflow.Time{Time: st.started.Time.UTC().Truncate(time.Second)},
+		LastUpdatedTime: jetflow.Time{Time: now.UTC().Truncate(time.Second)},
+	}
+	if d := st.done; d != nil {
+		switch d.Status {
+		case history.StatusCompleted:
+			s.RuntimeStatus, s.Output = jetflow.StatusCompleted, d.Result
+		case history.StatusFailed:
+			s.RuntimeStatus = jetflow.StatusFailed
+			msg := "failed"
+			if d.Failure != nil {
+				msg = d.Failure.Message
+			}
+			s.Output, _ = json.Marshal(fmt.Sprintf("Orchestrator function '%s' failed: %s", st.started.Name, msg))
+		case history.StatusTerminated:
+			s.RuntimeStatus, s.Output = jetflow.StatusTerminated, d.Result
+		case history.StatusContinuedAsNew:
+			s.RuntimeStatus = jetflow.StatusContinuedAsNew
+		}
+	}
+	return s
+}
+
+// sameStatus reports whether writing b over a would change what a reader
+// sees, other than lastUpdatedTime.
+func sameStatus(a, b *jetflow.Status) bool {
+	return a != nil && a.Name == b.Name && a.RuntimeStatus == b.RuntimeStatus &&
+		string(a.Input) == string(b.Input) && string(a.CustomStatus) == string(b.CustomStatus) &&
+		string(a.Output) == string(b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time)
+}
+
+func last(events []history.Event) *history.Event { return &events[len(events)-1] }
+
+// started returns the last ExecutionStarted among past and turn.
+func started(past, turn []history.Event) *history.Event {
+	for _, evs := range [][]history.Event{turn, past} {
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Type == history.ExecutionStarted {
+				return &evs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// nextExecutionID derives the id of the execution after a continue-as-new,
+// deterministically, so a retried turn names it the same.
+func nextExecutionID(prev string) string {
+	h := fnv.New64a()
+	h.Write([]byte(prev))
+	return strconv.FormatUint(h.Sum64(), 36)
+}

@@ -1,0 +1,337 @@
+// Package worker runs orchestrations and activities: it takes inbox
+// messages, replays each instance's history (kept in a sticky in-memory
+// cache between turns), commits the next history chunk, publishes the
+// resulting actions through the dispatcher, writes the instance's status,
+// and runs activity tasks. Any number of workers may run against one hub.
+//
+// # The commit protocol
+//
+// For one instance, a turn (1) takes every pending inbox message of the
+// instance and drops those already in its history; (2) replays the
+// orchestrator over history plus the new events; (3) creates the next
+// history chunk key, which fails if another worker extended the history
+// first (the loser reloads and tries again); (4) publishes the chunk's
+// actions and the new status together; (5) acknowledges the messages. A
+// crash at any point is repaired by redelivery: applied messages are
+// skipped, and a freshly loaded instance re-publishes its last chunk's
+// actions (they carry message ids, so duplicates are dropped).
+package worker
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// Config configures a Worker. The zero value is usable.
+type Config struct {
+	// Name identifies the worker in the registry and in logs. Defaults to
+	// "<hostname>-<pid>".
+	Name string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// OrchestrationConcurrency is how many instances the worker runs turns
+	// for at once. Defaults to 256.
+	OrchestrationConcurrency int
+	// ActivityConcurrency is how many activities the worker runs at once.
+	// Defaults to 64.
+	ActivityConcurrency int
+	// CacheSize is how many idle instances the sticky cache keeps (their
+	// history stays in memory, so their next turn needs no reload).
+	// Defaults to 10000; -1 disables the cache.
+	CacheSize int
+	// MaxAckPending bounds the inbox messages delivered to this worker and
+	// not yet acknowledged. Defaults to 20000.
+	MaxAckPending int
+	// AckWait is how long a message may stay unacknowledged before the
+	// server redelivers it (running activities extend it). Defaults to 30s.
+	AckWait time.Duration
+	// PurgeInterval is how often the worker removes acknowledged messages
+	// from the inbox and task streams. Defaults to 5 seconds; -1 disables.
+	PurgeInterval time.Duration
+	// NoOrchestrations, when set, runs no orchestrations (activities only).
+	NoOrchestrations bool
+	// NoActivities, when set, runs no activities (orchestrations only).
+	NoActivities bool
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.OrchestrationConcurrency == 0 {
+		c.OrchestrationConcurrency = 256
+	}
+	if c.ActivityConcurrency == 0 {
+		c.ActivityConcurrency = 64
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 10000
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 20000
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.PurgeInterval == 0 {
+		c.PurgeInterval = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.OrchestrationConcurrency < 1:
+		return fmt.Errorf("OrchestrationConcurrency %d: want at least 1", c.OrchestrationConcurrency)
+	case c.ActivityConcurrency < 1:
+		return fmt.Errorf("ActivityConcurrency %d: want at least 1", c.ActivityConcurrency)
+	case c.CacheSize < -1:
+		return fmt.Errorf("CacheSize %d: want -1 or more", c.CacheSize)
+	case c.AckWait < time.Second:
+		return fmt.Errorf("AckWait %s: want at least 1s", c.AckWait)
+	}
+	return nil
+}
+
+// Worker runs the orchestrators and activities of a registry.
+type Worker struct {
+	cfg   Config
+	store *jetstream.Store
+	disp  *dispatcher.Dispatcher
+	reg   *jetflow.Registry
+	exec  *jetflow.Executor
+	log   *slog.Logger
+
+	ctx    context.Context // ends on StopAndCancel
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	idle      *list.List // of *instance with cached state and no work, most recent first
+	consumers []jetstream.Consumer
+	running   sync.WaitGroup // turns and activities in progress, and the janitor
+	started   bool
+	quit      chan struct{} // closed by Stop
+	stopOnce  sync.Once
+
+	orchSem chan struct{}
+	actSem  chan struct{}
+
+	turns, conflicts, loads, activities atomic.Int64
+}
+
+// New returns a worker for the orchestrators and activities of reg. Call
+// Start to run it.
+func New(store *jetstream.Store, disp *dispatcher.Dispatcher, reg *jetflow.Registry, cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	w := &Worker{
+		cfg:       cfg,
+		store:     store,
+		disp:      disp,
+		reg:       reg,
+		exec:      jetflow.NewExecutor(reg, cfg.Logger),
+		log:       cfg.Logger.With(slog.String("worker", cfg.Name)),
+		instances: map[string]*instance{},
+		idle:      list.New(),
+		orchSem:   make(chan struct{}, cfg.OrchestrationConcurrency),
+		actSem:    make(chan struct{}, cfg.ActivityConcurrency),
+		quit:      make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w, nil
+}
+
+// Start registers the worker's names and starts consuming. It returns once
+// the worker takes messages.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("worker already started")
+	}
+	orchs, acts := w.reg.OrchestratorNames(), w.reg.ActivityNames()
+	if w.cfg.NoOrchestrations {
+		orchs = nil
+	}
+	if w.cfg.NoActivities {
+		acts = nil
+	}
+	if err := w.store.Register(ctx, jetstream.KindOrchestrator, orchs, w.cfg.Name); err != nil {
+		return err
+	}
+	if err := w.store.Register(ctx, jetstream.KindActivity, acts, w.cfg.Name); err != nil {
+		return err
+	}
+	ccfg := jetstream.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
+	if len(orchs) > 0 {
+		c, err := w.store.ConsumeOrch(ctx, ccfg, w.onMessage)
+		if err != nil {
+			w.stopConsumers()
+			return err
+		}
+		w.consumers = append(w.consumers, c)
+	}
+	for _, name := range acts {
+		acfg := ccfg
+		acfg.Buffer = min(1000, 2*w.cfg.ActivityConcurrency)
+		c, err := w.store.ConsumeActivity(ctx, name, acfg, w.onTask)
+		if err != nil {
+			w.stopConsumers()
+			return err
+		}
+		w.consumers = append(w.consumers, c)
+	}
+	w.started = true
+	if w.cfg.PurgeInterval > 0 {
+		w.running.Add(1)
+		go w.janitor()
+	}
+	w.log.Debug("worker started", slog.Int("orchestrators", len(orchs)), slog.Int("activities", len(acts)))
+	return nil
+}
+
+func (w *Worker) stopConsumers() {
+	for _, c := range w.consumers {
+		c.Stop()
+	}
+	w.consumers = nil
+}
+
+// Stop stops taking messages and waits for the turns and activities in
+// progress to finish, or for ctx to end (then it cancels them: their
+// messages are redelivered to another worker).
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	w.stopConsumers()
+	w.mu.Unlock()
+	done := make(chan struct{})
+	w.stopOnce.Do(func() { close(w.quit) })
+	go func() {
+		w.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		w.cancel()
+		return nil
+	case <-ctx.Done():
+		w.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// StopAndCancel stops taking messages and cancels the work in progress.
+func (w *Worker) StopAndCancel(ctx context.Context) error {
+	w.cancel()
+	return w.Stop(ctx)
+}
+
+func (w *Worker) janitor() {
+	defer w.running.Done()
+	t := time.NewTicker(w.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-t.C:
+			if err := w.store.PurgeAcked(w.ctx); err != nil && w.ctx.Err() == nil {
+				w.log.Warn("purging acknowledged messages", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// onTask runs one activity task. It blocks the delivery of further tasks
+// while ActivityConcurrency activities run.
+func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
+	select {
+	case w.actSem <- struct{}{}:
+	case <-w.ctx.Done():
+		return
+	}
+	w.running.Add(1)
+	go func() {
+		defer func() { <-w.actSem; w.running.Done() }()
+		w.runActivity(t, d)
+	}()
+}
+
+func (w *Worker) runActivity(t *jetstream.ActivityTask, d jetstream.Delivery) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	// Keep the lease while the activity runs.
+	go func() {
+		tick := time.NewTicker(w.cfg.AckWait / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				d.InProgress()
+			}
+		}
+	}()
+	result, failure := w.reg.RunActivity(ctx, t.Name, t.InstanceID, t.TaskID, t.Input)
+	w.activities.Add(1)
+	if w.ctx.Err() != nil {
+		return // canceled by StopAndCancel: let another worker run it
+	}
+	if err := w.disp.ActivityResult(ctx, t, result, failure); err != nil {
+		w.log.Warn("sending activity result; the task will run again", slog.String("instance_id", t.InstanceID),
+			slog.String("activity", t.Name), slog.Any("error", err))
+		d.Nak(time.Second)
+		return
+	}
+	d.Ack()
+}
+
+// Stats are a worker's counters since it was created.
+type Stats struct {
+	// Turns is the number of history chunks committed.
+	Turns int64
+	// Conflicts is the number of commits that lost the history fence to
+	// another worker (and were retried after a reload).
+	Conflicts int64
+	// Loads is the number of times an instance's history was read from
+	// storage (cache misses).
+	Loads int64
+	// Activities is the number of activity executions finished.
+	Activities int64
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() Stats {
+	return Stats{
+		Turns:      w.turns.Load(),
+		Conflicts:  w.conflicts.Load(),
+		Loads:      w.loads.Load(),
+		Activities: w.activities.Load(),
+	}
+}

@@ -1,0 +1,388 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/samples"
+	"github.com/jetflow/jetflow/worker"
+	"github.com/stretchr/testify/require"
+)
+
+// wait waits for an instance to finish.
+func wait(t *testing.T, e *testengine.Engine, id string) *jetflow.Status {
+	t.Helper()
+	st, err := e.Client.WaitForCompletion(e.Context(60*time.Second), id)
+	require.NoError(t, err)
+	return st
+}
+
+// waitCustom waits until an instance's custom status is want (JSON).
+func waitCustom(t *testing.T, e *testengine.Engine, id, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch, err := e.Client.WatchStatus(ctx, id, 0)
+	require.NoError(t, err)
+	for u := range ch {
+		if string(u.CustomStatus) == want {
+			return
+		}
+	}
+	t.Fatalf("custom status of %s never became %s", id, want)
+}
+
+// checkHistory asserts the invariants of an instance's stored history:
+// chunks numbered without gaps, every message applied once, every task
+// scheduled once and completed at most once.
+func checkHistory(t *testing.T, e *testengine.Engine, id string) []history.Event {
+	t.Helper()
+	chunks, err := e.Store.LoadHistory(context.Background(), id)
+	require.NoError(t, err)
+	var all []history.Event
+	msgs := map[string]bool{}
+	scheduled := map[string]bool{}
+	completed := map[string]bool{}
+	exec := ""
+	for i, c := range chunks {
+		require.Equal(t, uint32(i+1), c.Number, "chunk numbers of %s have a gap", id)
+		for _, ev := range c.Events {
+			all = append(all, ev)
+			if ev.MsgID != "" {
+				require.False(t, msgs[ev.MsgID], "message %s applied twice to %s", ev.MsgID, id)
+				msgs[ev.MsgID] = true
+			}
+			key := fmt.Sprintf("%s/%d", exec, ev.ID)
+			switch {
+			case ev.Type == history.ExecutionStarted:
+				exec = ev.ExecutionID
+			case ev.IsScheduling():
+				require.False(t, scheduled[key], "step %s scheduled twice in %s", key, id)
+				scheduled[key] = true
+			case ev.IsCompletion():
+				key = fmt.Sprintf("%s/%d", exec, ev.TaskID)
+				require.False(t, completed[key], "task %s completed twice in %s", key, id)
+				completed[key] = true
+			}
+		}
+	}
+	return all
+}
+
+func count(events []history.Event, typ history.Type) int {
+	n := 0
+	for _, e := range events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRestartMidOrchestration(t *testing.T) {
+	t.Parallel()
+	var runsA, runsB atomic.Int32
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("A", func(ctx *jetflow.ActivityContext) (any, error) { runsA.Add(1); return "a", nil })
+		r.AddActivity("B", func(ctx *jetflow.ActivityContext) (any, error) { runsB.Add(1); return "b", nil })
+		return r.AddOrchestrator("AB", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			var a, b, ev string
+			if err := ctx.CallActivity("A", nil).Await(&a); err != nil {
+				return nil, err
+			}
+			ctx.SetCustomStatus("waiting")
+			if err := ctx.WaitForExternalEvent("go").Await(&ev); err != nil {
+				return nil, err
+			}
+			if err := ctx.CallActivity("B", nil).Await(&b); err != nil {
+				return nil, err
+			}
+			return a + b + ev, nil
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "AB", client.WithInstanceID("restart-1"))
+	require.NoError(t, err)
+	waitCustom(t, e, id, `"waiting"`)
+
+	e.RestartServer() // stops the workers too
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", "!"))
+	e.StartWorker()
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.JSONEq(t, `"ab!"`, string(st.Output))
+	all := checkHistory(t, e, id)
+	require.Equal(t, 2, count(all, history.TaskScheduled))
+	require.Equal(t, 1, count(all, history.EventRaised))
+	require.Equal(t, int32(1), runsA.Load())
+	require.Equal(t, int32(1), runsB.Load())
+}
+
+func TestManyEventsAtOnce(t *testing.T) {
+	t.Parallel()
+	const n = 100
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("Sum", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			sum := 0
+			for i := 0; i < n; i++ {
+				var v int
+				if err := ctx.WaitForExternalEvent("add").Await(&v); err != nil {
+					return nil, err
+				}
+				sum += v
+			}
+			return sum, nil
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Sum")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			require.NoError(t, e.Client.RaiseEvent(ctx, id, "add", i))
+		}()
+	}
+	wg.Wait()
+	st := wait(t, e, id)
+	require.JSONEq(t, fmt.Sprint(n*(n+1)/2), string(st.Output))
+	require.Equal(t, n, count(checkHistory(t, e, id), history.EventRaised))
+}
+
+// fanOut calls n activities at once and sums their results.
+func fanOut(n int) jetflow.Orchestrator {
+	return func(ctx *jetflow.OrchestrationContext) (any, error) {
+		tasks := make([]jetflow.Task, n)
+		for i := range tasks {
+			tasks[i] = ctx.CallActivity("Double", i)
+		}
+		var results []int
+		if err := ctx.WhenAll(tasks...).Await(&results); err != nil {
+			return nil, err
+		}
+		sum := 0
+		for _, r := range results {
+			sum += r
+		}
+		return sum, nil
+	}
+}
+
+func double(ctx *jetflow.ActivityContext) (any, error) {
+	var i int
+	if err := ctx.GetInput(&i); err != nil {
+		return nil, err
+	}
+	return 2 * i, nil
+}
+
+// TestWorkersRace runs three workers without sticky caches on the same
+// instances, so that results of one instance reach several workers at once
+// and they race to extend its history: every race must be settled by the
+// history fence, never by luck.
+func TestWorkersRace(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{
+		Workers: 3,
+		Worker:  worker.Config{CacheSize: -1},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Double", double)
+			return r.AddOrchestrator("FanOut", fanOut(20))
+		},
+	})
+	ctx := e.Context(120 * time.Second)
+	var ids []string
+	for i := 0; i < 30; i++ {
+		id, err := e.Client.StartOrchestration(ctx, "FanOut")
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		st := wait(t, e, id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "output: %s", st.Output)
+		require.JSONEq(t, "380", string(st.Output))
+		all := checkHistory(t, e, id)
+		require.Equal(t, 20, count(all, history.TaskScheduled))
+		require.Equal(t, 20, count(all, history.TaskCompleted))
+	}
+	var conflicts int64
+	for _, w := range e.Workers {
+		conflicts += w.Stats().Conflicts
+	}
+	t.Logf("history fence conflicts settled: %d", conflicts)
+}
+
+// TestHistoryFence makes many writers race on the same chunk key: exactly
+// one wins each time.
+func TestHistoryFence(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Workers: -1})
+	ctx := e.Context(30 * time.Second)
+	for n := uint32(1); n <= 5; n++ {
+		var wins, conflicts atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.Store.AppendChunk(ctx, "fence", n, []history.Event{{Type: history.OrchestratorStarted}})
+				if err == nil {
+					wins.Add(1)
+				} else {
+					require.ErrorIs(t, err, jetstream.ErrConflict)
+					conflicts.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), wins.Load())
+		require.Equal(t, int32(7), conflicts.Load())
+	}
+}
+
+func TestTimerFiresAfterDowntime(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{DiscountTimeout: 2 * time.Second})
+	}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "ReserveTicket", client.WithInput("user-7"))
+	require.NoError(t, err)
+	waitCustom(t, e, id, fmt.Sprintf(`{"discount":%d,"discountTimeout":2,"bookingUrl":"https://www.myawesomebookingweb.com"}`, samples.Discount("user-7")))
+	e.RestartServer()
+	time.Sleep(3 * time.Second) // the timer comes due while no worker runs
+	e.StartWorker()
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.JSONEq(t, "false", string(st.Output))
+	require.JSONEq(t, `{"message":"The booking was not confirmed on time. Please try again."}`, string(st.CustomStatus))
+	checkHistory(t, e, id)
+}
+
+func TestFailures(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddOrchestrator("CallsNobody", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			return nil, ctx.CallActivity("NoSuchActivity", nil).Await(nil)
+		})
+		r.AddOrchestrator("Panics", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			panic("the sky is falling")
+		})
+		r.AddOrchestrator("BigStatus", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			return nil, ctx.SetCustomStatus(strings.Repeat("x", 20000))
+		})
+		r.AddOrchestrator("HandlesBigStatus", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			err := ctx.SetCustomStatus(strings.Repeat("x", 20000))
+			if !errors.Is(err, jetflow.ErrCustomStatusTooLarge) {
+				return nil, fmt.Errorf("want ErrCustomStatusTooLarge, got %v", err)
+			}
+			return "handled", ctx.SetCustomStatus("small")
+		})
+		r.AddActivity("Fails", func(ctx *jetflow.ActivityContext) (any, error) { return nil, errors.New("disk full") })
+		return r.AddOrchestrator("CatchesActivityError", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			err := ctx.CallActivity("Fails", nil).Await(nil)
+			var tf *jetflow.TaskFailedError
+			if !errors.As(err, &tf) {
+				return nil, fmt.Errorf("want a TaskFailedError, got %v", err)
+			}
+			return tf.Message, nil
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	for _, tc := range []struct {
+		name, status, output string
+	}{
+		{"CallsNobody", "Failed", `activity "NoSuchActivity" is not registered with any worker`},
+		{"Panics", "Failed", "the sky is falling"},
+		{"BigStatus", "Failed", "custom status"},
+		{"HandlesBigStatus", "Completed", `"handled"`},
+		{"CatchesActivityError", "Completed", `"disk full"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := e.Client.StartOrchestration(ctx, tc.name)
+			require.NoError(t, err)
+			st := wait(t, e, id)
+			require.Equal(t, tc.status, string(st.RuntimeStatus), "output: %s", st.Output)
+			out := string(st.Output)
+			var text string
+			if json.Unmarshal(st.Output, &text) == nil && tc.status == "Failed" {
+				out = text
+			}
+			require.Contains(t, out, tc.output)
+		})
+	}
+}
+
+func TestSubOrchestrationAndContinueAsNew(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Double", double)
+		r.AddOrchestrator("Counter", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			var n int
+			if err := ctx.GetInput(&n); err != nil {
+				return nil, err
+			}
+			if n < 5 {
+				ctx.ContinueAsNew(n + 1)
+				return nil, nil
+			}
+			return n, nil
+		})
+		return r.AddOrchestrator("Parent", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			var a, b int
+			if err := ctx.CallSubOrchestrator("Counter", 0).Await(&a); err != nil {
+				return nil, err
+			}
+			if err := ctx.CallSubOrchestrator("FanOut3", nil).Await(&b); err != nil {
+				return nil, err
+			}
+			return a + b, nil
+		})
+	}})
+	require.NoError(t, e.Registry.AddOrchestrator("FanOut3", fanOut(3)))
+	// FanOut3 was added after the worker registered its names: a new worker
+	// registers it.
+	e.StartWorker()
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Parent", client.WithInstanceID("parent"))
+	require.NoError(t, err)
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "output: %s", st.Output)
+	require.JSONEq(t, "11", string(st.Output))
+	checkHistory(t, e, id)
+	child, err := e.Client.GetStatus(ctx, "parent:0")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, child.RuntimeStatus)
+	require.JSONEq(t, "5", string(child.Output))
+}
+
+func TestTerminate(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	ctx := e.Context(30 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "SetStatusTest")
+	require.NoError(t, err)
+	waitCustom(t, e, id, `{"foo":2,"nextActions":["A","B","C"]}`)
+	require.NoError(t, e.Client.Terminate(ctx, id, "enough"))
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+	require.JSONEq(t, `"enough"`, string(st.Output))
+	require.ErrorIs(t, e.Client.Terminate(ctx, id, "again"), jetflow.ErrInstanceFinished)
+	require.ErrorIs(t, e.Client.RaiseEvent(ctx, id, "Done", nil), jetflow.ErrInstanceFinished)
+}
