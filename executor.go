@@ -213,6 +213,7 @@ func (r *replay) start(e *history.Event) {
 	c.logger = slog.New(replayHandler{h: r.x.logger.Handler(), c: c}).With(
 		slog.String("instance_id", c.instanceID), slog.String("orchestrator", c.name))
 	c.started = true
+	c.inOrch.Store(true)
 	go r.run(o)
 	<-c.yield
 }
@@ -226,9 +227,9 @@ func (r *replay) run(o Orchestrator) {
 		}
 		c.returned = !c.aborting
 		c.exited = true
+		c.inOrch.Store(false)
 		c.yield <- struct{}{}
 	}()
-	c.gid.Store(goroutineID())
 	c.output, c.err = o(c)
 }
 
@@ -237,6 +238,7 @@ func (r *replay) drive() {
 	c := r.c
 	for r.final == nil && c.started && !c.returned && c.awaiting != nil && c.awaiting.done {
 		c.awaiting = nil
+		c.inOrch.Store(true)
 		c.resume <- false
 		<-c.yield
 	}
@@ -247,6 +249,7 @@ func (r *replay) drive() {
 func (r *replay) stop() {
 	c := r.c
 	if c.started && !c.exited {
+		c.inOrch.Store(true)
 		c.resume <- true
 		<-c.yield
 	}

@@ -56,7 +56,7 @@ type OrchestrationContext struct {
 	// control to each other over resume and yield, so only one runs.
 	resume   chan bool // executor -> orchestrator; true asks it to abort
 	yield    chan struct{}
-	gid      atomic.Uint64 // the orchestrator goroutine's id
+	inOrch   atomic.Bool   // control is with the orchestrator goroutine (Await is allowed)
 	closed   atomic.Bool   // the turn is over
 	awaiting *task         // the task the blocked orchestrator waits for
 	started  bool

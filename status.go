@@ -103,14 +103,52 @@ type Status struct {
 // Finished reports whether the instance has reached a terminal state.
 func (s *Status) Finished() bool { return s.RuntimeStatus.IsTerminal() }
 
-// MarshalJSON writes the status with null for empty JSON values.
+// MarshalJSON writes the status with null for empty JSON values. The JSON
+// values (input, customStatus, output) are written as they are: they come
+// from the engine, which stores only valid JSON. Written by hand because
+// encoding/json re-validates every json.RawMessage, and a status is encoded
+// on every commit.
 func (s Status) MarshalJSON() ([]byte, error) {
-	type plain Status // no methods: avoids recursion
-	p := plain(s)
-	p.Input = orNull(p.Input)
-	p.CustomStatus = orNull(p.CustomStatus)
-	p.Output = orNull(p.Output)
-	return json.Marshal(p)
+	b := make([]byte, 0, 160+len(s.Name)+len(s.InstanceID)+len(s.Input)+len(s.CustomStatus)+len(s.Output))
+	b = append(b, `{"name":`...)
+	b = appendString(b, s.Name)
+	b = append(b, `,"instanceId":`...)
+	b = appendString(b, s.InstanceID)
+	b = append(b, `,"runtimeStatus":`...)
+	b = appendString(b, string(s.RuntimeStatus))
+	b = append(b, `,"input":`...)
+	b = append(b, orNull(s.Input)...)
+	b = append(b, `,"customStatus":`...)
+	b = append(b, orNull(s.CustomStatus)...)
+	b = append(b, `,"output":`...)
+	b = append(b, orNull(s.Output)...)
+	b = append(b, `,"createdTime":`...)
+	b = appendTime(b, s.CreatedTime)
+	b = append(b, `,"lastUpdatedTime":`...)
+	b = appendTime(b, s.LastUpdatedTime)
+	return append(b, '}'), nil
+}
+
+func appendTime(b []byte, t Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeFormat)
+	return append(b, '"')
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s) // rare: let encoding/json escape it
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func orNull(b json.RawMessage) json.RawMessage {

@@ -1,13 +1,11 @@
 package jetflow
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
-	"strconv"
 )
 
 // Task is durable work an orchestrator started: an activity call, a timer,
@@ -257,7 +255,7 @@ func (c *OrchestrationContext) checkAwait() error {
 	if c.closed.Load() {
 		return errTurnEnded
 	}
-	if goroutineID() != c.gid.Load() {
+	if !c.inOrch.Load() {
 		return errNotInOrchFn
 	}
 	if c.aborting {
@@ -273,23 +271,10 @@ func (c *OrchestrationContext) checkAwait() error {
 // turn.
 func (c *OrchestrationContext) block(t *task) {
 	c.awaiting = t
+	c.inOrch.Store(false)
 	c.yield <- struct{}{}
 	if abort := <-c.resume; abort {
 		c.aborting = true
 		panic(errAbort)
 	}
-}
-
-// goroutineID returns the current goroutine's id, parsed from the first
-// line of its stack trace ("goroutine 42 [running]:"). Go has no API for
-// it; Await uses it to refuse calls from other goroutines.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
 }
