@@ -56,9 +56,9 @@ type OrchestrationContext struct {
 	// control to each other over resume and yield, so only one runs.
 	resume   chan bool // executor -> orchestrator; true asks it to abort
 	yield    chan struct{}
-	inOrch   atomic.Bool   // control is with the orchestrator goroutine (Await is allowed)
-	closed   atomic.Bool   // the turn is over
-	awaiting *task         // the task the blocked orchestrator waits for
+	inOrch   atomic.Bool // control is with the orchestrator goroutine (Await is allowed)
+	closed   atomic.Bool // the turn is over
+	awaiting *task       // the task the blocked orchestrator waits for
 	started  bool
 	returned bool // the orchestrator function has returned (or panicked)
 	exited   bool // the orchestrator goroutine is done
