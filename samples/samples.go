@@ -173,10 +173,16 @@ func Discount(userID string) int {
 	return 5 * (1 + int(h.Sum32()%10))
 }
 
+// NextActions is SetStatusTest's custom status.
+type NextActions struct {
+	NextActions []string `json:"nextActions"`
+	Foo         int      `json:"foo"`
+}
+
 // SetStatusTest shows {"nextActions":["A","B","C"],"foo":2} and completes
 // when the Done event arrives.
 func SetStatusTest(ctx *jetflow.OrchestrationContext) (any, error) {
-	status := map[string]any{"nextActions": []string{"A", "B", "C"}, "foo": 2}
+	status := NextActions{NextActions: []string{"A", "B", "C"}, Foo: 2}
 	if err := ctx.SetCustomStatus(status); err != nil {
 		return nil, err
 	}

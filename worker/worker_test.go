@@ -378,7 +378,7 @@ func TestTerminate(t *testing.T) {
 	ctx := e.Context(30 * time.Second)
 	id, err := e.Client.StartOrchestration(ctx, "SetStatusTest")
 	require.NoError(t, err)
-	waitCustom(t, e, id, `{"foo":2,"nextActions":["A","B","C"]}`)
+	waitCustom(t, e, id, `{"nextActions":["A","B","C"],"foo":2}`)
 	require.NoError(t, e.Client.Terminate(ctx, id, "enough"))
 	st := wait(t, e, id)
 	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
