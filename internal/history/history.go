@@ -115,6 +115,40 @@ const (
 	StatusContinuedAsNew Status = 4
 )
 
+var statusNames = map[Status]string{
+	StatusCompleted:      "Completed",
+	StatusFailed:         "Failed",
+	StatusTerminated:     "Terminated",
+	StatusContinuedAsNew: "ContinuedAsNew",
+}
+
+// String returns the status's name.
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("Status(%d)", uint8(s))
+}
+
+// MarshalText encodes the status by name, so JSON histories are readable.
+func (s Status) MarshalText() ([]byte, error) {
+	if _, ok := statusNames[s]; !ok {
+		return nil, fmt.Errorf("unknown execution status %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText decodes a status from its name.
+func (s *Status) UnmarshalText(b []byte) error {
+	for k, v := range statusNames {
+		if v == string(b) {
+			*s = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown execution status %q", b)
+}
+
 // Failure describes an error carried in history: an activity's or
 // sub-orchestration's error, or the reason an execution failed.
 type Failure struct {
