@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/nats-io/nats.go"
 )
 
 // startResponse is the body of a successful start: the management URLs of
@@ -183,12 +185,27 @@ func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error
 		code = http.StatusGone
 	case errors.Is(err, jetflow.ErrPayloadTooLarge):
 		code = http.StatusRequestEntityTooLarge
+	case unavailable(err):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	}
-	if code == http.StatusInternalServerError {
+	if code >= 500 {
 		a.log.ErrorContext(r.Context(), "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	}
 	writeError(w, code, err.Error())
+}
+
+// unavailable reports whether err means that NATS could not be reached or
+// did not answer in time: worth retrying later.
+func unavailable(err error) bool {
+	for _, target := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrDisconnected, nats.ErrNoServers} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeJSON writes v as JSON with the given status code.

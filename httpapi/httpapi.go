@@ -22,7 +22,9 @@
 // (unknown orchestrator, invalid JSON, invalid instance id or event name),
 // 404 for an unknown instance or route, 405 for a wrong method, 409 when an
 // instance with the id is Pending or Running, 410 when the instance has
-// finished, 413 for an oversize body, 500 for anything unexpected.
+// finished, 413 for an oversize body, 503 (with Retry-After) when NATS
+// does not answer in time or the connection is down, 500 for anything
+// unexpected.
 package httpapi
 
 import (
@@ -129,18 +131,13 @@ func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
 	h, _ := a.mux.Handler(r)
 	probe := &probeWriter{header: http.Header{}}
 	h.ServeHTTP(probe, r)
-	switch probe.status {
-	case http.StatusMethodNotAllowed:
+	if probe.status == http.StatusMethodNotAllowed {
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
-	case http.StatusMovedPermanently, http.StatusPermanentRedirect, http.StatusFound, http.StatusTemporaryRedirect:
-		// The mux redirects unclean paths (double slashes, dot segments).
-		w.Header().Set("Location", probe.header.Get("Location"))
-		writeError(w, probe.status, "moved to "+probe.header.Get("Location"))
-	default:
-		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+		return
 	}
+	writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 }
 
 // responseWriter remembers whether the header was written, so that the
@@ -163,7 +160,7 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// probeWriter records the answer of the mux's own 404/405/redirect handlers.
+// probeWriter records the answer of the mux's own 404 and 405 handlers.
 type probeWriter struct {
 	header http.Header
 	status int

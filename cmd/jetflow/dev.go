@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/samples"
+	"github.com/jetflow/jetflow/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// devOptions are the flags of `jetflow dev`.
+type devOptions struct {
+	*globalOptions
+	data       string
+	natsListen string
+	httpAddr   string
+	sync       time.Duration
+	logLevel   string
+}
+
+// shutdownTimeout bounds each step of dev's shutdown.
+const shutdownTimeout = 10 * time.Second
+
+func newDevCmd(g *globalOptions) *cobra.Command {
+	o := &devOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run an embedded NATS server, workers with the samples, and the HTTP API",
+		Long: `Dev runs everything in one process for development: an embedded nats-server
+with JetStream (file store under --data, its client port on --nats-listen so
+other processes and the nats CLI can join), the dispatcher, a worker with the
+samples registered (E1_HelloSequence, CityRecommender, ReserveTicket,
+SetStatusTest), and the Durable Functions-compatible HTTP API on --http.
+
+Every write is fsynced before it is acknowledged unless --sync gives an
+interval. Ctrl-C shuts down cleanly; starting again on the same --data resumes
+the unfinished instances.`,
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.data, "data", "./.jetflow", "directory of the JetStream store")
+	f.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", "host:port of the NATS client port (port 0 picks a free one)")
+	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "host:port of the HTTP API (port 0 picks a free one)")
+	f.DurationVar(&o.sync, "sync", 0, "fsync interval of the store; 0 fsyncs every write (safe against power loss, slower)")
+	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// runDev runs `jetflow dev` until ctx ends.
+func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	if o.sync < 0 {
+		return fmt.Errorf("--sync %s: want 0 or a positive interval", o.sync)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	dir, err := filepath.Abs(o.data)
+	if err != nil {
+		return fmt.Errorf("--data %q: %w", o.data, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+
+	// Take the HTTP port first and check the NATS port, so that a port
+	// conflict is reported at once and before anything starts.
+	httpLn, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return listenError("--http", o.httpAddr, err)
+	}
+	defer httpLn.Close()
+	if err := checkFree(o.natsListen); err != nil {
+		return listenError("--nats-listen", o.natsListen, err)
+	}
+
+	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}()
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("jetflow-dev"), nats.InProcessServer(srv), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connecting to the embedded NATS server: %w", err)
+	}
+	defer nc.Close()
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub})
+	if err != nil {
+		return fmt.Errorf("opening hub %q: %w", o.hub, err)
+	}
+	disp := dispatcher.New(store, dispatcher.Config{Logger: logger})
+	reg := jetflow.NewRegistry()
+	if err := samples.Register(reg, samples.Options{}); err != nil {
+		return fmt.Errorf("registering the samples: %w", err)
+	}
+	w, err := worker.New(store, disp, reg, worker.Config{Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return fmt.Errorf("starting the worker: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if serr := w.Stop(sctx); serr != nil {
+			logger.Warn("stopping the worker", slog.Any("error", serr))
+		}
+	}()
+
+	api := httpapi.New(client.New(disp), httpapi.Config{Logger: logger, Ready: func() error {
+		if !nc.IsConnected() {
+			return errors.New("not connected to NATS")
+		}
+		return nil
+	}})
+	hs := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(httpLn) }()
+
+	printBanner(stdout, banner{
+		natsURL:       srv.ClientURL(),
+		httpURL:       "http://" + dialable(httpLn.Addr().String()),
+		dir:           dir,
+		hub:           o.hub,
+		statusBucket:  store.Names().StatusBucket(),
+		sync:          o.sync,
+		orchestrators: reg.OrchestratorNames(),
+		activities:    reg.ActivityNames(),
+	})
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		runErr = fmt.Errorf("HTTP server: %w", err)
+	}
+	fmt.Fprintln(stdout, "jetflow dev: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		logger.Warn("stopping the HTTP server", slog.Any("error", err))
+	}
+	return runErr // the deferred calls stop the worker, the connection and the server
+}
+
+// checkFree reports whether a TCP listener can be opened on addr (port 0
+// always can).
+func checkFree(addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err == nil && (port == "0" || port == "-1") {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// listenError explains a failure to listen on addr given by flag.
+func listenError(flag, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s: address already in use (is another jetflow dev running? pick another with %s)", flag, addr, flag)
+	}
+	return fmt.Errorf("%s %s: %w", flag, addr, err)
+}
+
+// dialable turns a listening address into one a client can connect to
+// (0.0.0.0 and :: become 127.0.0.1).
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// banner is what dev prints once it runs.
+type banner struct {
+	natsURL, httpURL, dir, hub, statusBucket string
+	sync                                     time.Duration
+	orchestrators, activities                []string
+}
+
+func printBanner(w io.Writer, b banner) {
+	fsync := "every write"
+	if b.sync > 0 {
+		fsync = "every " + b.sync.String()
+	}
+	api := b.httpURL + httpapi.BasePath
+	// Flags the client verbs need to reach this hub.
+	var cliFlags string
+	if b.natsURL != defaultNATSURL {
+		cliFlags += " --nats " + b.natsURL
+	}
+	if b.hub != jetstream.DefaultHub {
+		cliFlags += " --hub " + b.hub
+	}
+	fmt.Fprintf(w, `jetflow dev is running
+
+  NATS          %s  (JetStream; fsync %s)
+  HTTP API      %s
+  data          %s  (starting again on it resumes unfinished instances)
+  hub           %s  (status bucket %s)
+  orchestrators %s
+  activities    %s
+
+In another terminal, follow every status change of the hub:
+
+  nats --server %s kv watch %s
+
+Start E1_HelloSequence (its custom status moves Tokyo, Seattle, London), then read its status:
+
+  curl -i -X POST %s/orchestrators/E1_HelloSequence/hello-1
+  curl -i %s/instances/hello-1
+
+The same with the CLI (watch prints each change until the instance finishes):
+
+  go run ./cmd/jetflow start%s E1_HelloSequence --id hello-2
+  go run ./cmd/jetflow watch%s hello-2
+
+Press Ctrl-C to stop.
+`,
+		b.natsURL, fsync, b.httpURL, b.dir, b.hub, b.statusBucket,
+		strings.Join(b.orchestrators, ", "), strings.Join(b.activities, ", "),
+		b.natsURL, b.statusBucket, api, api, cliFlags, cliFlags)
+}

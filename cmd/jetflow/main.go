@@ -1,0 +1,40 @@
+// Command jetflow runs and drives jetflow, durable orchestrations on NATS
+// JetStream.
+//
+// `jetflow dev` runs everything in one process for development: an embedded
+// nats-server with JetStream (its client port open to other processes and
+// the nats CLI), the dispatcher, a worker with the samples registered and
+// the Durable Functions–compatible HTTP API:
+//
+//	go run ./cmd/jetflow dev [--data ./.jetflow] [--nats-listen 127.0.0.1:4222] [--http 127.0.0.1:8080]
+//
+// The other verbs talk to a running hub over NATS (--nats, default
+// nats://127.0.0.1:4222 or $JETFLOW_NATS_URL):
+//
+//	jetflow start NAME [--input JSON] [--id ID]   start an instance, print its id
+//	jetflow status ID                             print its status JSON
+//	jetflow watch ID                              print each status change until it finishes
+//	jetflow raise ID EVENT [JSON]                 send it an external event
+//	jetflow terminate ID [--reason TEXT]          terminate it
+//
+// Errors are printed as one line on stderr, with a non-zero exit status.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

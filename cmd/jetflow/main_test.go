@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/samples"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cli runs the command line in-process.
+func cli(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	code := run(ctx, args, &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func newEngine(t *testing.T) *testengine.Engine {
+	return testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+}
+
+// statusOf runs `jetflow status` and decodes its output.
+func statusOf(t *testing.T, ctx context.Context, natsURL, id string) jetflow.Status {
+	t.Helper()
+	r := cli(t, ctx, "status", id, "--nats", natsURL)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Contains(t, r.stdout, "\n  \"runtimeStatus\"", "status JSON is indented")
+	var st jetflow.Status
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
+	return st
+}
+
+// watchLines decodes the output of `jetflow watch`: one compact JSON
+// status per line.
+func watchLines(t *testing.T, out string) []jetflow.Status {
+	t.Helper()
+	var sts []jetflow.Status
+	for line := range strings.Lines(out) {
+		var st jetflow.Status
+		require.NoError(t, json.Unmarshal([]byte(line), &st), "line %q", line)
+		sts = append(sts, st)
+	}
+	return sts
+}
+
+func requireOneLineError(t *testing.T, r result, contains string) {
+	t.Helper()
+	require.NotEqual(t, 0, r.code)
+	require.Empty(t, r.stdout)
+	require.True(t, strings.HasPrefix(r.stderr, "jetflow: "), "stderr: %q", r.stderr)
+	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)
+	require.Contains(t, r.stderr, contains)
+}
+
+func TestClientVerbs(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	url := e.Server.ClientURL()
+	ctx := e.Context(30 * time.Second)
+
+	t.Run("CityRecommender", func(t *testing.T) {
+		t.Parallel()
+		r := cli(t, ctx, "start", "CityRecommender", "--input", "3", "--id", "trip 1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "trip 1\n", r.stdout)
+
+		// Watch in the background until the instance finishes.
+		type watched struct{ r result }
+		done := make(chan watched, 1)
+		go func() { done <- watched{cli(t, ctx, "watch", "trip 1", "--nats", url)} }()
+
+		require.Eventually(t, func() bool {
+			return statusOf(t, ctx, url, "trip 1").RuntimeStatus == jetflow.StatusRunning
+		}, 10*time.Second, 20*time.Millisecond)
+		st := statusOf(t, ctx, url, "trip 1")
+		require.JSONEq(t, `3`, string(st.Input))
+
+		r = cli(t, ctx, "raise", "trip 1", "CitySelected", `"London"`, "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+
+		var w watched
+		select {
+		case w = <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("watch did not exit after the instance finished")
+		}
+		require.Equal(t, 0, w.r.code, "stderr: %s", w.r.stderr)
+		sts := watchLines(t, w.r.stdout)
+		require.NotEmpty(t, sts)
+		last := sts[len(sts)-1]
+		require.Equal(t, jetflow.StatusCompleted, last.RuntimeStatus)
+		require.Equal(t, `"London"`, string(last.Output))
+		require.JSONEq(t, `{"recommendedCities":["Tokyo","London"],"recommendedSeasons":["Spring","Summer"]}`, string(last.CustomStatus))
+	})
+
+	t.Run("HelloSequence", func(t *testing.T) {
+		t.Parallel()
+		r := cli(t, ctx, "start", "E1_HelloSequence", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		id := strings.TrimSpace(r.stdout)
+		require.Regexp(t, `^[0-9a-f]{32}$`, id)
+		r = cli(t, ctx, "watch", id, "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		sts := watchLines(t, r.stdout)
+		last := sts[len(sts)-1]
+		require.Equal(t, jetflow.StatusCompleted, last.RuntimeStatus)
+		require.Equal(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(last.Output))
+		// Watching a finished instance prints it once and exits.
+		r = cli(t, ctx, "watch", id, "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Len(t, watchLines(t, r.stdout), 1)
+	})
+
+	t.Run("Terminate", func(t *testing.T) {
+		t.Parallel()
+		r := cli(t, ctx, "start", "SetStatusTest", "--id", "term-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		r = cli(t, ctx, "terminate", "term-1", "--reason", "no longer needed", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		r = cli(t, ctx, "watch", "term-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		sts := watchLines(t, r.stdout)
+		last := sts[len(sts)-1]
+		require.Equal(t, jetflow.StatusTerminated, last.RuntimeStatus)
+		require.Equal(t, `"no longer needed"`, string(last.Output))
+
+		requireOneLineError(t, cli(t, ctx, "terminate", "term-1", "--nats", url), "instance finished")
+		requireOneLineError(t, cli(t, ctx, "raise", "term-1", "Done", "--nats", url), "instance finished")
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		t.Parallel()
+		closed := closedPort(t)
+		for _, tt := range []struct {
+			name     string
+			args     []string
+			contains string
+		}{
+			{"BadInput", []string{"start", "E1_HelloSequence", "--input", "{bad", "--nats", url}, "--input is not valid JSON"},
+			{"UnknownOrchestrator", []string{"start", "NoSuchThing", "--nats", url}, `unknown orchestrator: "NoSuchThing"`},
+			{"InvalidID", []string{"start", "E1_HelloSequence", "--id", "a/b", "--nats", url}, "invalid instance id"},
+			{"StatusUnknown", []string{"status", "nope", "--nats", url}, `instance not found: "nope"`},
+			{"WatchUnknown", []string{"watch", "nope", "--nats", url}, `instance not found: "nope"`},
+			{"RaiseUnknown", []string{"raise", "nope", "Done", "--nats", url}, `instance not found: "nope"`},
+			{"RaiseBadJSON", []string{"raise", "nope", "Done", "{", "--nats", url}, "event data is not valid JSON"},
+			{"TerminateUnknown", []string{"terminate", "nope", "--nats", url}, `instance not found: "nope"`},
+			{"NoNATS", []string{"status", "x", "--nats", "nats://" + closed}, "connecting to NATS"},
+			{"MissingArg", []string{"start"}, "usage: jetflow start NAME"},
+			{"ExtraArg", []string{"status", "a", "b"}, "usage: jetflow status ID"},
+			{"UnknownFlag", []string{"status", "a", "--bogus"}, "unknown flag: --bogus"},
+			{"UnknownVerb", []string{"frobnicate"}, `unknown command "frobnicate"`},
+			{"BadHub", []string{"status", "a", "--hub", "a.b", "--nats", url}, `hub "a.b"`},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				requireOneLineError(t, cli(t, ctx, tt.args...), tt.contains)
+			})
+		}
+		// Nothing was started by the failed starts.
+		requireOneLineError(t, cli(t, ctx, "status", "a/b", "--nats", url), "invalid instance id")
+	})
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, verb := range []string{"", "dev", "start", "status", "watch", "raise", "terminate"} {
+		args := []string{"--help"}
+		if verb != "" {
+			args = []string{verb, "--help"}
+		}
+		r := cli(t, context.Background(), args...)
+		require.Equal(t, 0, r.code, "%s: %s", verb, r.stderr)
+		require.Contains(t, r.stdout, "Usage:")
+		require.Contains(t, r.stdout, strings.TrimSpace("jetflow "+verb))
+	}
+}
+
+// TestNATSURLFromEnv is not parallel: it sets an environment variable.
+func TestNATSURLFromEnv(t *testing.T) {
+	t.Setenv(natsURLEnv, "nats://example.invalid:4222")
+	cmd, _, err := newRootCmd(io.Discard, io.Discard).Find([]string{"status"})
+	require.NoError(t, err)
+	require.Equal(t, "nats://example.invalid:4222", cmd.Flags().Lookup("nats").DefValue)
+}
+
+// closedPort returns a host:port that nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// devProcess is `jetflow dev` running in-process.
+type devProcess struct {
+	cancel           context.CancelFunc
+	done             chan int
+	stdout, stderr   *syncBuffer
+	httpURL, natsURL string
+}
+
+var (
+	httpURLRE = regexp.MustCompile(`HTTP API\s+(http://\S+)`)
+	natsURLRE = regexp.MustCompile(`NATS\s+(nats://\S+)`)
+)
+
+func startDev(t *testing.T, args ...string) *devProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &devProcess{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	go func() { d.done <- run(ctx, append([]string{"dev"}, args...), d.stdout, d.stderr) }()
+	t.Cleanup(func() { d.stop(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.stdout.String(), "Press Ctrl-C") {
+		select {
+		case code := <-d.done:
+			d.done <- code
+			t.Fatalf("dev exited with %d: %s%s", code, d.stdout, d.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "dev did not start: %s%s", d.stdout, d.stderr)
+	}
+	out := d.stdout.String()
+	d.httpURL = httpURLRE.FindStringSubmatch(out)[1]
+	d.natsURL = natsURLRE.FindStringSubmatch(out)[1]
+	return d
+}
+
+// stop cancels dev as Ctrl-C does and checks that it exits cleanly.
+func (d *devProcess) stop(t *testing.T) {
+	t.Helper()
+	d.cancel()
+	select {
+	case code := <-d.done:
+		d.done <- code
+		require.Equal(t, 0, code, "stderr: %s", d.stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatal("dev did not stop")
+	}
+}
+
+func (d *devProcess) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(d.httpURL + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+func (d *devProcess) post(t *testing.T, path, body string) int {
+	t.Helper()
+	resp, err := http.Post(d.httpURL+path, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// waitStatus polls an instance's status until cond holds.
+func (d *devProcess) waitStatus(t *testing.T, id string, cond func(jetflow.Status) bool) jetflow.Status {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := d.get(t, "/runtime/webhooks/durabletask/instances/"+id)
+		var st jetflow.Status
+		if code == http.StatusOK || code == http.StatusAccepted {
+			require.NoError(t, json.Unmarshal(body, &st))
+			if cond(st) {
+				return st
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "status of %s: %d %s", id, code, body)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDev(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"--data", dir, "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0"}
+	const base = "/runtime/webhooks/durabletask"
+
+	d := startDev(t, args...)
+	out := d.stdout.String()
+	for _, s := range []string{dir, "E1_HelloSequence, ReserveTicket", "kv watch jetflow-status",
+		"curl -i -X POST " + d.httpURL + base + "/orchestrators/E1_HelloSequence/hello-1", "watch --nats " + d.natsURL} {
+		require.Contains(t, out, s)
+	}
+	code, body := d.get(t, "/healthz")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "ok\n", string(body))
+
+	require.Equal(t, http.StatusAccepted, d.post(t, base+"/orchestrators/E1_HelloSequence/hello-1", ""))
+	st := d.waitStatus(t, "hello-1", func(st jetflow.Status) bool { return st.Finished() })
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.Equal(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+
+	// An instance left waiting for an event when dev stops.
+	require.Equal(t, http.StatusAccepted, d.post(t, base+"/orchestrators/CityRecommender/trip-1", "1"))
+	d.waitStatus(t, "trip-1", func(st jetflow.Status) bool { return len(st.CustomStatus) > 0 && string(st.CustomStatus) != "null" })
+
+	// The CLI reaches dev's NATS.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.Equal(t, jetflow.StatusCompleted, statusOf(t, ctx, d.natsURL, "hello-1").RuntimeStatus)
+
+	d.stop(t)
+	require.Contains(t, d.stdout.String(), "shutting down")
+
+	// Start again on the same store: the finished instance is still there
+	// and the waiting one resumes.
+	d = startDev(t, args...)
+	code, body = d.get(t, base+"/instances/hello-1")
+	require.Equal(t, http.StatusOK, code, "body: %s", body)
+	require.NoError(t, json.Unmarshal(body, &st))
+	require.Equal(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+
+	require.Equal(t, http.StatusAccepted, d.post(t, base+"/instances/trip-1/raiseEvent/CitySelected", `"Seattle"`))
+	st = d.waitStatus(t, "trip-1", func(st jetflow.Status) bool { return st.Finished() })
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.Equal(t, `"Seattle"`, string(st.Output))
+	d.stop(t)
+}
+
+func TestDevPortInUse(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	for _, flag := range []string{"--http", "--nats-listen"} {
+		args := []string{"dev", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", flag, l.Addr().String()}
+		start := time.Now()
+		r := cli(t, context.Background(), args...)
+		requireOneLineError(t, r, flag+" "+l.Addr().String()+": address already in use")
+		require.Less(t, time.Since(start), 5*time.Second)
+	}
+}

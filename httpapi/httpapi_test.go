@@ -1,0 +1,421 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/samples"
+	"github.com/stretchr/testify/require"
+)
+
+const base = httpapi.BasePath
+
+type testBundle struct {
+	e   *testengine.Engine
+	srv *httptest.Server
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{Logger: e.Logger()}))
+	t.Cleanup(srv.Close)
+	return &testBundle{e: e, srv: srv}
+}
+
+type response struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request to path (relative to the server, or an absolute URL).
+func (b *testBundle) do(t *testing.T, method, path, body string) response {
+	t.Helper()
+	u := path
+	if !strings.HasPrefix(path, "http") {
+		u = b.srv.URL + path
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := b.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{code: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// start starts an orchestrator over HTTP and checks the 202 answer.
+func (b *testBundle) start(t *testing.T, name, id, input string) string {
+	t.Helper()
+	path := base + "/orchestrators/" + url.PathEscape(name)
+	if id != "" {
+		path += "/" + url.PathEscape(id)
+	}
+	r := b.do(t, http.MethodPost, path, input)
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	var got map[string]string
+	require.NoError(t, json.Unmarshal(r.body, &got))
+	return got["id"]
+}
+
+// waitFinished polls the status URL of id until it answers 200, and
+// returns the final status.
+func (b *testBundle) waitFinished(t *testing.T, id string) (response, jetflow.Status) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := b.do(t, http.MethodGet, statusPath(id), "")
+		if r.code == http.StatusOK {
+			var st jetflow.Status
+			require.NoError(t, json.Unmarshal(r.body, &st))
+			return r, st
+		}
+		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+		require.True(t, time.Now().Before(deadline), "instance %q did not finish in time; last status %s", id, r.body)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitRunning polls until the instance is Running and its custom status
+// is set (the orchestrator is then waiting for an event).
+func (b *testBundle) waitRunning(t *testing.T, id string) jetflow.Status {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := b.do(t, http.MethodGet, statusPath(id), "")
+		var st jetflow.Status
+		require.NoError(t, json.Unmarshal(r.body, &st), "body: %s", r.body)
+		if st.RuntimeStatus == jetflow.StatusRunning && string(st.CustomStatus) != "null" && len(st.CustomStatus) > 0 {
+			require.Equal(t, http.StatusAccepted, r.code)
+			return st
+		}
+		require.True(t, time.Now().Before(deadline), "instance %q not running in time; last status %s", id, r.body)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func statusPath(id string) string { return base + "/instances/" + url.PathEscape(id) }
+
+func requireJSONError(t *testing.T, r response, code int, contains ...string) {
+	t.Helper()
+	require.Equal(t, code, r.code, "body: %s", r.body)
+	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	var body struct {
+		Error string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &body), "body: %s", r.body)
+	require.NotEmpty(t, body.Error)
+	for _, s := range contains {
+		require.Contains(t, body.Error, s)
+	}
+}
+
+var timeRE = regexp.MustCompile(`^"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"$`)
+
+func TestStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	t.Run("NoID", func(t *testing.T) {
+		t.Parallel()
+		r := b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence", "")
+		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+		require.Equal(t, "application/json", r.header.Get("Content-Type"))
+		var got map[string]string
+		require.NoError(t, json.Unmarshal(r.body, &got))
+		require.Len(t, got, 5)
+		id := got["id"]
+		require.NotEmpty(t, id)
+		inst := b.srv.URL + base + "/instances/" + id
+		require.Equal(t, map[string]string{
+			"id":                    id,
+			"statusQueryGetUri":     inst,
+			"sendEventPostUri":      inst + "/raiseEvent/{eventName}",
+			"terminatePostUri":      inst + "/terminate?reason={text}",
+			"purgeHistoryDeleteUri": inst,
+		}, got)
+		require.Equal(t, inst, r.header.Get("Location"))
+	})
+
+	t.Run("WithID", func(t *testing.T) {
+		t.Parallel()
+		// Ids may hold characters that need escaping in a URL.
+		id := "order:42 é+x"
+		require.Equal(t, id, b.start(t, "E1_HelloSequence", id, ""))
+		r := b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/"+url.PathEscape(id+"2"), `"ignored input"`)
+		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+		var got map[string]string
+		require.NoError(t, json.Unmarshal(r.body, &got))
+		require.Equal(t, id+"2", got["id"])
+		require.Equal(t, b.srv.URL+base+"/instances/order:42%20%C3%A9+x2", got["statusQueryGetUri"])
+		require.Equal(t, got["statusQueryGetUri"], r.header.Get("Location"))
+
+		// The URLs in the answer work as they are.
+		_, st := b.waitFinished(t, id)
+		require.Equal(t, id, st.InstanceID)
+		r = b.do(t, http.MethodGet, got["statusQueryGetUri"], "")
+		require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, r.code)
+		require.NoError(t, json.Unmarshal(r.body, &st))
+		require.Equal(t, id+"2", st.InstanceID)
+		require.JSONEq(t, `"ignored input"`, string(st.Input))
+	})
+
+	t.Run("DuplicateRunningID", func(t *testing.T) {
+		t.Parallel()
+		b.start(t, "CityRecommender", "dup-1", "1")
+		r := b.do(t, http.MethodPost, base+"/orchestrators/CityRecommender/dup-1", "2")
+		requireJSONError(t, r, http.StatusConflict, "dup-1")
+		// Nothing changed: the instance still has its first input.
+		st := b.waitRunning(t, "dup-1")
+		require.JSONEq(t, `1`, string(st.Input))
+	})
+
+	t.Run("RestartFinishedID", func(t *testing.T) {
+		t.Parallel()
+		b.start(t, "E1_HelloSequence", "again-1", "")
+		b.waitFinished(t, "again-1")
+		b.start(t, "E1_HelloSequence", "again-1", `"second"`)
+		_, st := b.waitFinished(t, "again-1")
+		require.JSONEq(t, `"second"`, string(st.Input))
+	})
+
+	t.Run("BadInput", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			name     string
+			path     string
+			body     string
+			code     int
+			contains []string
+		}{
+			{"UnknownOrchestrator", base + "/orchestrators/NoSuchThing", "", http.StatusBadRequest, []string{"NoSuchThing", "unknown orchestrator"}},
+			{"BadJSON", base + "/orchestrators/E1_HelloSequence/badjson", `{"a":`, http.StatusBadRequest, []string{"not valid JSON"}},
+			{"TwoValues", base + "/orchestrators/E1_HelloSequence/twovalues", `1 2`, http.StatusBadRequest, []string{"not valid JSON"}},
+			{"IDWithSlash", base + "/orchestrators/E1_HelloSequence/a%2Fb", "", http.StatusBadRequest, []string{"invalid instance id", "'/'"}},
+			{"IDWithQuestionMark", base + "/orchestrators/E1_HelloSequence/a%3Fb", "", http.StatusBadRequest, []string{"invalid instance id"}},
+			{"IDTooLong", base + "/orchestrators/E1_HelloSequence/" + strings.Repeat("x", 101), "", http.StatusBadRequest, []string{"invalid instance id", "101"}},
+			{"PayloadOverClientLimit", base + "/orchestrators/E1_HelloSequence/big1", `"` + strings.Repeat("x", 600<<10) + `"`, http.StatusRequestEntityTooLarge, []string{"too large"}},
+			{"BodyOverLimit", base + "/orchestrators/E1_HelloSequence/big2", `"` + strings.Repeat("x", 2<<20) + `"`, http.StatusRequestEntityTooLarge, []string{"limit"}},
+		} {
+			r := b.do(t, http.MethodPost, tt.path, tt.body)
+			requireJSONError(t, r, tt.code, tt.contains...)
+		}
+		// Nothing was created.
+		for _, id := range []string{"badjson", "twovalues", "big1", "big2"} {
+			requireJSONError(t, b.do(t, http.MethodGet, statusPath(id), ""), http.StatusNotFound, id)
+		}
+	})
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	t.Run("HelloSequence", func(t *testing.T) {
+		t.Parallel()
+		id := b.start(t, "E1_HelloSequence", "hello-1", "")
+		r := b.do(t, http.MethodGet, statusPath(id), "")
+		if r.code == http.StatusAccepted {
+			require.Equal(t, b.srv.URL+statusPath(id), r.header.Get("Location"))
+			require.Equal(t, "1", r.header.Get("Retry-After"))
+		} else {
+			require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
+		}
+		r, st := b.waitFinished(t, id)
+		require.Equal(t, "application/json", r.header.Get("Content-Type"))
+		require.Empty(t, r.header.Get("Location"))
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		require.Equal(t, "E1_HelloSequence", st.Name)
+		require.Equal(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+		require.Equal(t, `"London"`, string(st.CustomStatus))
+
+		// The body is exactly the status as jetflow.Status marshals it.
+		want, err := json.Marshal(st)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(r.body))
+
+		var raw map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(r.body, &raw))
+		require.Equal(t, "null", string(raw["input"]))
+		require.Regexp(t, timeRE, string(raw["createdTime"]))
+		require.Regexp(t, timeRE, string(raw["lastUpdatedTime"]))
+	})
+
+	t.Run("EveryKeyWhileRunning", func(t *testing.T) {
+		t.Parallel()
+		id := b.start(t, "SetStatusTest", "keys-1", "")
+		b.waitRunning(t, id)
+		r := b.do(t, http.MethodGet, statusPath(id), "")
+		require.Equal(t, http.StatusAccepted, r.code)
+		require.Equal(t, b.srv.URL+statusPath(id), r.header.Get("Location"))
+		require.Equal(t, "1", r.header.Get("Retry-After"))
+		var raw map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(r.body, &raw))
+		keys := make([]string, 0, len(raw))
+		for k := range raw {
+			keys = append(keys, k)
+		}
+		require.ElementsMatch(t, []string{"name", "instanceId", "runtimeStatus", "input", "customStatus",
+			"output", "createdTime", "lastUpdatedTime"}, keys)
+		require.Equal(t, `"SetStatusTest"`, string(raw["name"]))
+		require.Equal(t, `"keys-1"`, string(raw["instanceId"]))
+		require.Equal(t, `"Running"`, string(raw["runtimeStatus"]))
+		require.Equal(t, "null", string(raw["input"]))
+		require.Equal(t, "null", string(raw["output"]))
+		require.JSONEq(t, `{"nextActions":["A","B","C"],"foo":2}`, string(raw["customStatus"]))
+		require.Regexp(t, timeRE, string(raw["createdTime"]))
+		require.Regexp(t, timeRE, string(raw["lastUpdatedTime"]))
+	})
+
+	t.Run("Unknown", func(t *testing.T) {
+		t.Parallel()
+		requireJSONError(t, b.do(t, http.MethodGet, statusPath("no-such-id"), ""), http.StatusNotFound, "no-such-id")
+	})
+
+	t.Run("InvalidID", func(t *testing.T) {
+		t.Parallel()
+		requireJSONError(t, b.do(t, http.MethodGet, base+"/instances/a%23b", ""), http.StatusBadRequest, "invalid instance id")
+	})
+}
+
+func TestRaiseEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	t.Run("CityRecommender", func(t *testing.T) {
+		t.Parallel()
+		id := b.start(t, "CityRecommender", "city 1", "2")
+		st := b.waitRunning(t, id)
+		require.JSONEq(t, `{"recommendedCities":["Seattle","London"],"recommendedSeasons":["Summer"]}`, string(st.CustomStatus))
+
+		ev := statusPath(id) + "/raiseEvent/CitySelected"
+		requireJSONError(t, b.do(t, http.MethodPost, ev, `London`), http.StatusBadRequest, "not valid JSON")
+		r := b.do(t, http.MethodPost, ev, `"London"`)
+		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+
+		_, st = b.waitFinished(t, id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		require.Equal(t, `"London"`, string(st.Output))
+
+		requireJSONError(t, b.do(t, http.MethodPost, ev, `"Tokyo"`), http.StatusGone, "city 1")
+	})
+
+	t.Run("EmptyBody", func(t *testing.T) {
+		t.Parallel()
+		id := b.start(t, "SetStatusTest", "set-1", "")
+		b.waitRunning(t, id)
+		r := b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/Done", "")
+		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+		_, st := b.waitFinished(t, id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	})
+
+	t.Run("Unknown", func(t *testing.T) {
+		t.Parallel()
+		requireJSONError(t, b.do(t, http.MethodPost, statusPath("nobody")+"/raiseEvent/Done", `1`), http.StatusNotFound, "nobody")
+	})
+
+	t.Run("InvalidID", func(t *testing.T) {
+		t.Parallel()
+		requireJSONError(t, b.do(t, http.MethodPost, base+"/instances/a%5Cb/raiseEvent/Done", `1`), http.StatusBadRequest, "invalid instance id")
+	})
+}
+
+func TestTerminate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	id := b.start(t, "SetStatusTest", "term-1", "")
+	b.waitRunning(t, id)
+	r := b.do(t, http.MethodPost, statusPath(id)+"/terminate?reason="+url.QueryEscape("no longer needed"), "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	_, st := b.waitFinished(t, id)
+	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+	require.Equal(t, `"no longer needed"`, string(st.Output))
+
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/terminate", ""), http.StatusGone, "term-1")
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/terminate?reason=x", ""), http.StatusNotFound, "ghost")
+}
+
+func TestRoutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	r := b.do(t, http.MethodGet, "/healthz", "")
+	require.Equal(t, http.StatusOK, r.code)
+	require.Equal(t, "ok\n", string(r.body))
+
+	requireJSONError(t, b.do(t, http.MethodGet, "/nowhere", ""), http.StatusNotFound, "/nowhere")
+	requireJSONError(t, b.do(t, http.MethodGet, base+"/orchestrators", ""), http.StatusNotFound)
+	r = b.do(t, http.MethodDelete, statusPath("x"), "")
+	requireJSONError(t, r, http.StatusMethodNotAllowed, "DELETE")
+	require.Contains(t, r.header.Get("Allow"), http.MethodGet)
+	requireJSONError(t, b.do(t, http.MethodGet, base+"/orchestrators/E1_HelloSequence", ""), http.StatusMethodNotAllowed)
+}
+
+func TestBaseURL(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{BaseURL: "https://flows.example.com/api/", Logger: e.Logger()}))
+	t.Cleanup(srv.Close)
+	b := &testBundle{e: e, srv: srv}
+	r := b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/base-1", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	require.Equal(t, "https://flows.example.com/api"+base+"/instances/base-1", r.header.Get("Location"))
+}
+
+func TestHealthzNotReady(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(httpapi.New(nil, httpapi.Config{Ready: func() error { return io.ErrClosedPipe }}))
+	t.Cleanup(srv.Close)
+	b := &testBundle{srv: srv}
+	requireJSONError(t, b.do(t, http.MethodGet, "/healthz", ""), http.StatusServiceUnavailable, "not ready")
+}
+
+func TestPanicBecomes500(t *testing.T) {
+	t.Parallel()
+	// A nil client makes every call panic: the handler must answer 500.
+	srv := httptest.NewServer(httpapi.New(nil, httpapi.Config{Logger: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(srv.Close)
+	b := &testBundle{srv: srv}
+	requireJSONError(t, b.do(t, http.MethodGet, statusPath("x"), ""), http.StatusInternalServerError, "internal error")
+	// The server still works.
+	r := b.do(t, http.MethodGet, "/healthz", "")
+	require.Equal(t, http.StatusOK, r.code)
+}
+
+func TestNATSDown(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Workers: -1})
+	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{Logger: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(srv.Close)
+	b := &testBundle{srv: srv}
+	e.Conn.Close()
+	r := b.do(t, http.MethodGet, statusPath("x"), "")
+	requireJSONError(t, r, http.StatusServiceUnavailable, "connection closed")
+	require.Equal(t, "1", r.header.Get("Retry-After"))
+}
