@@ -211,8 +211,17 @@ func (c ConsumeConfig) withDefaults() ConsumeConfig {
 	return c
 }
 
-// Consumer is a running consumer; Stop ends it.
-type Consumer interface{ Stop() }
+// Consumer is a running consumer.
+type Consumer interface {
+	// Stop ends it at once; messages fetched but not yet handled are
+	// redelivered after the ack wait.
+	Stop()
+	// Drain stops fetching and hands the messages already fetched to the
+	// handler; Closed is closed once it is done.
+	Drain()
+	// Closed is closed when the consumer has stopped.
+	Closed() <-chan struct{}
+}
 
 // ConsumeOrch delivers inbox messages to handle until stopped. Every
 // orchestration worker shares one durable consumer.

@@ -49,6 +49,15 @@ func RunServer(cfg ServerConfig) (*server.Server, error) {
 	if port == 0 {
 		port = -1
 	}
+	if port > 0 {
+		// nats-server reports a busy port only in its log and then never
+		// becomes ready: find out first.
+		l, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded server: %w", err)
+		}
+		l.Close()
+	}
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = 8 << 20
 	}

@@ -102,8 +102,9 @@ type Store struct {
 	registered sync.Map // registry key -> struct{}: names known to be registered
 }
 
-// Open creates the hub's streams and buckets if they do not exist (or
-// updates their configuration), and returns the store.
+// Open opens the hub's streams and buckets, creating those that do not
+// exist, and returns the store. The configuration of existing ones is left
+// as it is.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -133,19 +134,28 @@ func (s *Store) storage() natsjs.StorageType {
 	return natsjs.FileStorage
 }
 
+// setup opens the hub's buckets and streams, creating those that do not
+// exist. Existing ones are used as they are, so that a client process
+// never rewrites the configuration of a running hub (its replicas, say).
 func (s *Store) setup(ctx context.Context) error {
 	n := s.names
 	var err error
 	kv := func(bucket, desc string) (natsjs.KeyValue, error) {
-		b, err := s.js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
-			Bucket:      bucket,
-			Description: desc,
-			History:     1,
-			Storage:     s.storage(),
-			Replicas:    s.cfg.Replicas,
-		})
+		b, err := s.js.KeyValue(ctx, bucket)
+		if errors.Is(err, natsjs.ErrBucketNotFound) {
+			b, err = s.js.CreateKeyValue(ctx, natsjs.KeyValueConfig{
+				Bucket:      bucket,
+				Description: desc,
+				History:     1,
+				Storage:     s.storage(),
+				Replicas:    s.cfg.Replicas,
+			})
+			if errors.Is(err, natsjs.ErrBucketExists) { // created meanwhile by another process
+				b, err = s.js.KeyValue(ctx, bucket)
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("creating KV bucket %s: %w", bucket, err)
+			return nil, fmt.Errorf("opening KV bucket %s: %w", bucket, err)
 		}
 		return b, nil
 	}
@@ -159,18 +169,24 @@ func (s *Store) setup(ctx context.Context) error {
 		return err
 	}
 	stream := func(name, desc string, subjects []string, schedules bool) (natsjs.Stream, error) {
-		st, err := s.js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
-			Name:              name,
-			Description:       desc,
-			Subjects:          subjects,
-			Retention:         natsjs.LimitsPolicy,
-			Storage:           s.storage(),
-			Replicas:          s.cfg.Replicas,
-			Duplicates:        s.cfg.DuplicateWindow,
-			AllowMsgSchedules: schedules,
-		})
+		st, err := s.js.Stream(ctx, name)
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			st, err = s.js.CreateStream(ctx, natsjs.StreamConfig{
+				Name:              name,
+				Description:       desc,
+				Subjects:          subjects,
+				Retention:         natsjs.LimitsPolicy,
+				Storage:           s.storage(),
+				Replicas:          s.cfg.Replicas,
+				Duplicates:        s.cfg.DuplicateWindow,
+				AllowMsgSchedules: schedules,
+			})
+			if errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
+				st, err = s.js.Stream(ctx, name)
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("creating stream %s: %w", name, err)
+			return nil, fmt.Errorf("opening stream %s: %w", name, err)
 		}
 		return st, nil
 	}

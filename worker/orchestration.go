@@ -54,6 +54,12 @@ type state struct {
 // onMessage queues an inbox message for its instance and starts a turn
 // runner for the instance unless one is running.
 func (w *Worker) onMessage(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	select {
+	case <-w.quit: // draining: hand it back to another worker
+		d.Nak(0)
+		return
+	default:
+	}
 	w.mu.Lock()
 	inst := w.instances[m.InstanceID]
 	if inst == nil {
@@ -102,12 +108,17 @@ func (w *Worker) runInstance(inst *instance) {
 	}
 }
 
-// release gives back an instance's queued messages undone (on shutdown).
+// release hands an instance's queued messages back undone (on shutdown),
+// for another worker to take at once.
 func (w *Worker) release(inst *instance) {
 	w.mu.Lock()
+	queue := inst.queue
 	inst.queue, inst.running = nil, false
 	delete(w.instances, inst.id)
 	w.mu.Unlock()
+	for _, p := range queue {
+		p.d.Nak(0)
+	}
 }
 
 // park files an instance without work as idle, evicting the least recently

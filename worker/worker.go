@@ -272,7 +272,8 @@ func (w *Worker) janitor() {
 func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
 	select {
 	case w.actSem <- struct{}{}:
-	case <-w.ctx.Done():
+	case <-w.quit:
+		d.Nak(0)
 		return
 	}
 	w.running.Add(1)

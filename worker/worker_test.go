@@ -386,3 +386,59 @@ func TestTerminate(t *testing.T) {
 	require.ErrorIs(t, e.Client.Terminate(ctx, id, "again"), jetflow.ErrInstanceFinished)
 	require.ErrorIs(t, e.Client.RaiseEvent(ctx, id, "Done", nil), jetflow.ErrInstanceFinished)
 }
+
+// TestStopHandsBackWork stops a busy worker gracefully and starts another:
+// the second finishes every instance. Messages the first had fetched but not
+// started are handed back at once; a message still in flight to the stopped
+// consumer comes back after the ack wait (5 s here), so every instance must
+// finish well within 15 s.
+func TestStopHandsBackWork(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{OrchestrationConcurrency: 2, AckWait: 5 * time.Second},
+		Register: func(r *jetflow.Registry) error {
+			return samples.Register(r, samples.Options{})
+		},
+	})
+	ctx := e.Context(60 * time.Second)
+	var ids []string
+	for i := 0; i < 40; i++ {
+		id, err := e.Client.StartOrchestration(ctx, "E1_HelloSequence")
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.StopWorker(stopCtx, 0))
+	e.StartWorker()
+	for _, id := range ids {
+		waitCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		st, err := e.Client.WaitForCompletion(waitCtx, id)
+		cancel()
+		require.NoError(t, err, "instance %s did not finish soon after the stop", id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		checkHistory(t, e, id)
+	}
+}
+
+// TestRestartFinishedInstance starts an id again after it completed: a new
+// execution replaces the old one, and its history continues the chunks.
+func TestRestartFinishedInstance(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	ctx := e.Context(30 * time.Second)
+	for round := 0; round < 2; round++ {
+		_, err := e.Client.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID("again"))
+		require.NoError(t, err)
+		_, err = e.Client.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID("again"))
+		require.ErrorIs(t, err, jetflow.ErrInstanceExists)
+		st := wait(t, e, "again")
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		require.JSONEq(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+	}
+	all := checkHistory(t, e, "again")
+	require.Equal(t, 2, count(all, history.ExecutionStarted))
+	require.Equal(t, 6, count(all, history.TaskCompleted))
+}

@@ -36,6 +36,7 @@ type Engine struct {
 	Registry *jetflow.Registry
 	Workers  []*worker.Worker
 	opts     Options
+	conns    []*nats.Conn // the workers' own connections
 }
 
 // Options tunes an engine.
@@ -87,14 +88,18 @@ func (e *Engine) startServer() {
 }
 
 func (e *Engine) connect() {
+	e.Conn, e.Store, e.Disp = e.open()
+	e.Client = client.New(e.Disp)
+}
+
+// open makes a connection with its store and dispatcher, as a process of
+// its own would.
+func (e *Engine) open() (*nats.Conn, *jetstream.Store, *dispatcher.Dispatcher) {
 	nc, err := nats.Connect(e.Server.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(e.t, err)
-	e.Conn = nc
 	st, err := jetstream.Open(context.Background(), nc, e.opts.Store)
 	require.NoError(e.t, err)
-	e.Store = st
-	e.Disp = dispatcher.New(st, dispatcher.Config{Logger: e.Logger()})
-	e.Client = client.New(e.Disp)
+	return nc, st, dispatcher.New(st, dispatcher.Config{Logger: e.Logger()})
 }
 
 // Logger logs through t.Log at Warn level and above.
@@ -106,7 +111,8 @@ type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
-// StartWorker starts one more worker with the engine's registry.
+// StartWorker starts one more worker with the engine's registry, on a
+// connection of its own (like a separate process).
 func (e *Engine) StartWorker() *worker.Worker {
 	e.t.Helper()
 	cfg := e.opts.Worker
@@ -114,22 +120,39 @@ func (e *Engine) StartWorker() *worker.Worker {
 		cfg.Logger = e.Logger()
 	}
 	cfg.Name = "w" + strconv.Itoa(len(e.Workers))
-	w, err := worker.New(e.Store, e.Disp, e.Registry, cfg)
+	nc, st, disp := e.open()
+	w, err := worker.New(st, disp, e.Registry, cfg)
 	require.NoError(e.t, err)
 	require.NoError(e.t, w.Start(context.Background()))
 	e.Workers = append(e.Workers, w)
+	e.conns = append(e.conns, nc)
 	return w
 }
 
-// StopWorkers stops every worker, cancelling their work (as a crash would
-// leave it: unacknowledged messages are redelivered).
+// StopWorker stops worker i gracefully (it finishes the turns and
+// activities in progress and hands back what it fetched) and closes its
+// connection, as a process exiting on SIGTERM would.
+func (e *Engine) StopWorker(ctx context.Context, i int) error {
+	err := e.Workers[i].Stop(ctx)
+	e.conns[i].Close()
+	e.Workers = append(e.Workers[:i:i], e.Workers[i+1:]...)
+	e.conns = append(e.conns[:i:i], e.conns[i+1:]...)
+	return err
+}
+
+// StopWorkers stops every worker, cancelling their work, and closes their
+// connections (as a crash would leave it: unacknowledged messages are
+// redelivered).
 func (e *Engine) StopWorkers() {
 	for _, w := range e.Workers {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = w.StopAndCancel(ctx)
 		cancel()
 	}
-	e.Workers = nil
+	for _, nc := range e.conns {
+		nc.Close()
+	}
+	e.Workers, e.conns = nil, nil
 }
 
 // RestartServer stops the workers, shuts the nats-server down, starts it
