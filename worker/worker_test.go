@@ -442,3 +442,104 @@ func TestRestartFinishedInstance(t *testing.T) {
 	require.Equal(t, 2, count(all, history.ExecutionStarted))
 	require.Equal(t, 6, count(all, history.TaskCompleted))
 }
+
+// TestChangedOrchestratorFails changes an orchestrator's code while an
+// instance of it waits: the replay on the next event must fail the
+// instance with an error naming the step and both actions, not diverge
+// silently.
+func TestChangedOrchestratorFails(t *testing.T) {
+	t.Parallel()
+	version := func(first string) func(r *jetflow.Registry) error {
+		return func(r *jetflow.Registry) error {
+			for _, a := range []string{"A", "C"} {
+				if err := r.AddActivity(a, double); err != nil {
+					return err
+				}
+			}
+			return r.AddOrchestrator("Changing", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				if err := ctx.CallActivity(first, 1).Await(nil); err != nil {
+					return nil, err
+				}
+				ctx.SetCustomStatus("waiting")
+				return nil, ctx.WaitForExternalEvent("go").Await(nil)
+			})
+		}
+	}
+	e := testengine.New(t, testengine.Options{Register: version("A")})
+	ctx := e.Context(30 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Changing")
+	require.NoError(t, err)
+	waitCustom(t, e, id, `"waiting"`)
+
+	e.StopWorkers()
+	e.Registry = jetflow.NewRegistry() // the new deployment
+	require.NoError(t, version("C")(e.Registry))
+	e.StartWorker()
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", nil))
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	var msg string
+	require.NoError(t, json.Unmarshal(st.Output, &msg))
+	require.Contains(t, msg, `nondeterministic orchestrator "Changing": at step #0 history has TaskScheduled #0 "A" but the orchestrator asked for TaskScheduled #0 "C"`)
+}
+
+// TestStatusNeverGoesBackwards races cache-less workers on instances that
+// count their steps in their custom status, and watches every status
+// write: per instance, the step never decreases and nothing follows the
+// terminal status.
+func TestStatusNeverGoesBackwards(t *testing.T) {
+	t.Parallel()
+	const steps = 6
+	e := testengine.New(t, testengine.Options{
+		Workers: 3,
+		Worker:  worker.Config{CacheSize: -1},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Double", double)
+			return r.AddOrchestrator("Steps", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				// Two activities per step: results reach different workers.
+				for i := 1; i <= steps; i++ {
+					if err := ctx.WhenAll(ctx.CallActivity("Double", i), ctx.CallActivity("Double", -i)).Await(nil); err != nil {
+						return nil, err
+					}
+					ctx.SetCustomStatus(i)
+				}
+				return steps, nil
+			})
+		},
+	})
+	ctx := e.Context(60 * time.Second)
+	updates, err := e.Store.WatchAllStatuses(ctx, 0)
+	require.NoError(t, err)
+	const n = 20
+	var ids []string
+	for i := 0; i < n; i++ {
+		id, err := e.Client.StartOrchestration(ctx, "Steps")
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	last := map[string]int{}
+	finished := map[string]bool{}
+	for len(finished) < n {
+		select {
+		case u := <-updates:
+			id := u.Status.InstanceID
+			require.False(t, finished[id], "status of %s written after its terminal status: %s", id, u.Status.RuntimeStatus)
+			step := 0
+			if len(u.Status.CustomStatus) > 0 {
+				require.NoError(t, json.Unmarshal(u.Status.CustomStatus, &step))
+			}
+			require.GreaterOrEqual(t, step, last[id], "custom status of %s went backwards", id)
+			last[id] = step
+			if u.Status.Finished() {
+				require.Equal(t, jetflow.StatusCompleted, u.Status.RuntimeStatus)
+				require.Equal(t, steps, step)
+				finished[id] = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d instances finished", len(finished), n)
+		}
+	}
+	for _, id := range ids {
+		checkHistory(t, e, id)
+	}
+}
