@@ -63,7 +63,7 @@ func decodeJSON(data json.RawMessage, v any, what string) error {
 
 // encodeJSON encodes v for history: json.RawMessage passes through (it must
 // be valid JSON; empty means null), anything else goes through json.Marshal.
-// The error wraps ErrInvalidInput.
+// The error wraps ErrInvalidInput, or ErrPayloadTooLarge over MaxPayload.
 func encodeJSON(v any) (json.RawMessage, error) {
 	if raw, ok := v.(json.RawMessage); ok {
 		if len(raw) == 0 {
@@ -72,11 +72,14 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		if !json.Valid(raw) {
 			return nil, fmt.Errorf("%w: json.RawMessage %.40q is not valid JSON", ErrInvalidInput, raw)
 		}
-		return bytes.Clone(raw), nil
+		return bytes.Clone(raw), checkPayload("the value", raw)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if err := checkPayload("the value", b); err != nil {
+		return nil, err
 	}
 	return b, nil
 }

@@ -35,6 +35,21 @@ var (
 	ErrDuplicateName = errors.New("name already registered")
 )
 
+// MaxPayload is the largest JSON value an instance carries, in bytes: an
+// input, an event's data, an activity's result or input, an orchestrator's
+// output (512 KiB). Larger values are refused with ErrPayloadTooLarge (or
+// fail the task or instance that produced them), so that every history
+// chunk fits in one NATS message.
+const MaxPayload = 512 * 1024
+
+// checkPayload fails with ErrPayloadTooLarge when b is over MaxPayload.
+func checkPayload(what string, b []byte) error {
+	if len(b) > MaxPayload {
+		return fmt.Errorf("%w: %s is %d bytes of JSON, over the limit of %d", ErrPayloadTooLarge, what, len(b), MaxPayload)
+	}
+	return nil
+}
+
 // MaxCustomStatusLength is the largest custom status accepted, in UTF-16
 // code units of its JSON text (16 KB, as in Durable Functions).
 const MaxCustomStatusLength = 16 * 1024

@@ -407,6 +407,9 @@ func (r *replay) completion() history.Event {
 		return e
 	}
 	out, err := json.Marshal(c.output)
+	if err == nil {
+		err = checkPayload("the output", out)
+	}
 	if err != nil {
 		return failed(failureInvalidOutput, fmt.Sprintf("encoding the output of orchestrator %q: %v", c.name, err))
 	}

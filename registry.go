@@ -117,7 +117,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // Otherwise result is nil and failure says what went wrong, with Type
 // "ActivityError" (the activity returned an error), "Panic" (the message
 // includes the panic value), "ActivityNotRegistered" or "InvalidOutput" (the
-// result cannot be encoded as JSON).
+// result cannot be encoded as JSON, or is over MaxPayload).
 func (r *Registry) RunActivity(ctx context.Context, name, instanceID string, taskID int32, input json.RawMessage) (result json.RawMessage, failure *history.Failure) {
 	a, ok := r.Activity(name)
 	if !ok {
@@ -146,6 +146,9 @@ func (r *Registry) RunActivity(ctx context.Context, name, instanceID string, tas
 			Type:    failureInvalidOutput,
 			Message: fmt.Sprintf("encoding the result of activity %q: %v", name, err),
 		}
+	}
+	if err := checkPayload(fmt.Sprintf("the result of activity %q", name), b); err != nil {
+		return nil, &history.Failure{Type: failureInvalidOutput, Message: err.Error()}
 	}
 	return b, nil
 }

@@ -19,7 +19,7 @@ import (
 
 // MaxPayload is the largest input or event payload accepted, in bytes of
 // JSON.
-const MaxPayload = 512 * 1024
+const MaxPayload = jetflow.MaxPayload
 
 // Client talks to one hub. It is safe for concurrent use.
 type Client struct {

@@ -95,17 +95,44 @@ func (w *Worker) runInstance(inst *instance) {
 	defer func() { <-w.orchSem }()
 	for {
 		w.mu.Lock()
-		batch := inst.queue
-		inst.queue = nil
-		if len(batch) == 0 || w.ctx.Err() != nil {
+		if len(inst.queue) == 0 {
 			inst.running = false
 			w.park(inst)
 			w.mu.Unlock()
 			return
 		}
+		if w.ctx.Err() != nil {
+			w.mu.Unlock()
+			w.release(inst)
+			return
+		}
+		batch := w.takeBatch(inst)
 		w.mu.Unlock()
 		w.process(inst, batch)
 	}
+}
+
+// takeBatch takes the messages of the next turn from an instance's queue:
+// all of them, unless their payloads would not fit in one history chunk
+// (half the server's largest message, leaving room for what the
+// orchestrator adds). Called with w.mu held.
+func (w *Worker) takeBatch(inst *instance) []pending {
+	budget := int(w.store.Conn().MaxPayload() / 2)
+	n, size := 0, 0
+	for n < len(inst.queue) {
+		ev := &inst.queue[n].msg.Event
+		size += len(ev.Input) + len(ev.Result) + 256
+		if n > 0 && size > budget {
+			break
+		}
+		n++
+	}
+	batch := inst.queue[:n:n]
+	inst.queue = inst.queue[n:]
+	if len(inst.queue) == 0 {
+		inst.queue = nil
+	}
+	return batch
 }
 
 // release hands an instance's queued messages back undone (on shutdown),

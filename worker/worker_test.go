@@ -543,3 +543,58 @@ func TestStatusNeverGoesBackwards(t *testing.T) {
 		checkHistory(t, e, id)
 	}
 }
+
+// TestLargePayloads: values over the limit fail the task or the instance
+// that made them with a message that says so, and many large events raised
+// at once are split over several commits instead of one that no NATS
+// message could hold.
+func TestLargePayloads(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", jetflow.MaxPayload)
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Huge", func(ctx *jetflow.ActivityContext) (any, error) { return big, nil })
+		r.AddOrchestrator("HugeResult", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			return nil, ctx.CallActivity("Huge", nil).Await(nil)
+		})
+		r.AddOrchestrator("HugeOutput", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			return big, nil
+		})
+		return r.AddOrchestrator("Collect", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			total := 0
+			for i := 0; i < 12; i++ {
+				var s string
+				if err := ctx.WaitForExternalEvent("chunk").Await(&s); err != nil {
+					return nil, err
+				}
+				total += len(s)
+			}
+			return total, nil
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	for name, want := range map[string]string{
+		"HugeResult": `the result of activity "Huge" is 524290 bytes of JSON, over the limit of 524288`,
+		"HugeOutput": "the output is 524290 bytes of JSON, over the limit of 524288",
+	} {
+		id, err := e.Client.StartOrchestration(ctx, name)
+		require.NoError(t, err)
+		st := wait(t, e, id)
+		require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+		var msg string
+		require.NoError(t, json.Unmarshal(st.Output, &msg))
+		require.Contains(t, msg, want)
+	}
+
+	id, err := e.Client.StartOrchestration(ctx, "Collect")
+	require.NoError(t, err)
+	e.StopWorkers() // let the events pile up, then take them all at once
+	piece := strings.Repeat("y", 400*1024)
+	for i := 0; i < 12; i++ {
+		require.NoError(t, e.Client.RaiseEvent(ctx, id, "chunk", piece))
+	}
+	e.StartWorker()
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "output %s", st.Output)
+	require.JSONEq(t, fmt.Sprint(12*len(piece)), string(st.Output))
+	require.Equal(t, 12, count(checkHistory(t, e, id), history.EventRaised))
+}
