@@ -125,12 +125,17 @@ func (s *Store) OrchWrite(m *OrchMessage) (Outgoing, error) {
 }
 
 // TimerWrite prepares a durable timer: the server stores the message now
-// and delivers it to the instance's inbox at time at (to the second),
-// across restarts.
+// and delivers it to the instance's inbox at time at (rounded up to the
+// second, never before at), across restarts.
 func (s *Store) TimerWrite(m *OrchMessage, timerID int32, at time.Time) (Outgoing, error) {
 	data, err := encode(m)
 	if err != nil {
 		return Outgoing{}, err
+	}
+	// A schedule holds whole seconds (the fraction is dropped, and the
+	// timer would fire up to a second early): round up instead.
+	if sec := at.Truncate(time.Second); !sec.Equal(at) {
+		at = sec.Add(time.Second)
 	}
 	return Outgoing{
 		subject:  s.names.TimerSubject(m.InstanceID, m.ExecutionID, timerID),

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jetflow/jetflow"
@@ -36,15 +37,39 @@ func decodeStatus(e natsjs.KeyValueEntry) (*StatusEntry, error) {
 }
 
 // PutStatus writes an instance's status if its revision is still rev; rev 0
-// means the key must not exist. It returns the new revision, or
-// ErrConflict.
+// means the key must not exist (or was deleted). It returns the new
+// revision, or ErrConflict.
 func (s *Store) PutStatus(ctx context.Context, id string, st *jetflow.Status, rev uint64) (uint64, error) {
 	out, err := s.StatusWrite(id, st, rev)
 	if err != nil {
 		return 0, err
 	}
 	res := s.Publish(ctx, out)
+	if rev == 0 && errors.Is(res[0].Err, ErrConflict) {
+		// A deleted status leaves a delete marker as the key's last
+		// message, which GetStatus reports as ErrNotFound: take its
+		// revision as the one to replace, as KV Create does.
+		if marker, ok := s.deletedStatus(ctx, id); ok {
+			return s.PutStatus(ctx, id, st, marker)
+		}
+	}
 	return res[0].Seq, res[0].Err
+}
+
+// deletedStatus returns the revision of the delete marker that is the
+// status key's last message, if it is one.
+func (s *Store) deletedStatus(ctx context.Context, id string) (uint64, bool) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	h, err := s.status.History(ctx, s.names.StatusKey(id))
+	if err != nil || len(h) == 0 {
+		return 0, false
+	}
+	last := h[len(h)-1]
+	if last.Operation() == natsjs.KeyValuePut {
+		return 0, false
+	}
+	return last.Revision(), true
 }
 
 // DeleteStatus removes an instance's status if its revision is still rev.

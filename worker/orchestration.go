@@ -168,9 +168,14 @@ func (w *Worker) park(inst *instance) {
 func (w *Worker) process(inst *instance, batch []pending) {
 	log := w.log.With(slog.String("instance_id", inst.id))
 	for attempt := 0; ; attempt++ {
-		err := w.turn(inst, batch)
+		deferred, err := w.turn(inst, batch)
 		if err == nil {
-			for _, p := range batch {
+			for i, p := range batch {
+				if len(deferred) > 0 && deferred[0] == i {
+					deferred = deferred[1:]
+					p.d.Nak(time.Second)
+					continue
+				}
 				p.d.Ack()
 			}
 			return
@@ -194,13 +199,14 @@ func (w *Worker) process(inst *instance, batch []pending) {
 }
 
 // turn applies a batch to an instance: it loads the instance if needed,
-// runs the orchestrator, and commits.
-func (w *Worker) turn(inst *instance, batch []pending) error {
+// runs the orchestrator, and commits. deferred lists the messages (indexes
+// into batch) to hand back for later instead of acknowledging.
+func (w *Worker) turn(inst *instance, batch []pending) (deferred []int, err error) {
 	ctx := w.ctx
 	if inst.state == nil {
 		st, err := w.load(ctx, inst.id, batch)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		inst.state = st
 	}
@@ -210,25 +216,32 @@ func (w *Worker) turn(inst *instance, batch []pending) error {
 		// The worker that wrote the last chunk may have died before
 		// publishing its actions: publish them again (duplicates are dropped).
 		if err := jetstream.FirstError(w.disp.Commit(ctx, st.executionBefore(inst.id), st.lastChunk)); err != nil {
-			return err
+			return nil, err
 		}
 		st.fresh, st.lastChunk, st.before = false, nil, nil
 	}
 	now := w.cfg.Now().UTC()
 
+	// The start of a new execution, if the batch holds one: the batch's
+	// other messages apply to it, whatever their order.
 	var start *history.Event
-	var events []history.Event
-	for _, p := range batch {
-		ev := p.msg.Event
-		if _, dup := st.applied[ev.MsgID]; dup && ev.MsgID != "" {
+	for i := range batch {
+		ev := &batch[i].msg.Event
+		if ev.Type != history.ExecutionStarted || st.isApplied(ev.MsgID) {
 			continue
 		}
-		if ev.Type == history.ExecutionStarted {
-			if start != nil || (st.started != nil && st.done == nil) {
-				w.refuseStart(ctx, inst.id, st, start, &ev)
-				continue
-			}
-			start = &ev
+		if start != nil || (st.started != nil && st.done == nil) {
+			w.refuseStart(ctx, inst.id, st, start, ev)
+			continue
+		}
+		start = ev
+	}
+	var events []history.Event
+	startPending := -1 // unknown; then 0 or 1
+	for i := range batch {
+		m := batch[i].msg
+		ev := m.Event
+		if ev.Type == history.ExecutionStarted || st.isApplied(ev.MsgID) {
 			continue
 		}
 		current := st.started
@@ -238,18 +251,30 @@ func (w *Worker) turn(inst *instance, batch []pending) error {
 			current = nil
 		}
 		if current == nil {
-			continue // nothing running: events to unknown or finished instances are dropped
+			// Nothing runs. An event or command raised just after a start can
+			// overtake the start message (a redelivery): keep it for the
+			// execution about to begin. Otherwise drop it: the instance is
+			// unknown or finished.
+			if m.ExecutionID == "" {
+				if startPending < 0 {
+					startPending = w.startPending(ctx, inst.id)
+				}
+				if startPending == 1 {
+					deferred = append(deferred, i)
+				}
+			}
+			continue
 		}
-		if p.msg.ExecutionID != "" && p.msg.ExecutionID != current.ExecutionID {
+		if m.ExecutionID != "" && m.ExecutionID != current.ExecutionID {
 			continue // for an earlier execution
 		}
 		events = append(events, ev)
 	}
 	if start == nil && len(events) == 0 {
 		if justLoaded {
-			return w.settle(ctx, inst.id, st)
+			return deferred, w.settle(ctx, inst.id, st)
 		}
-		return nil
+		return deferred, nil
 	}
 
 	turn := []history.Event{{Type: history.OrchestratorStarted, Time: now}}
@@ -277,13 +302,29 @@ func (w *Worker) turn(inst *instance, batch []pending) error {
 
 	n := st.chunks + 1
 	if _, err := w.store.AppendChunk(ctx, inst.id, n, chunk); err != nil {
-		return err
+		return nil, err
 	}
 	ex := st.executionBefore(inst.id)
 	w.turns.Add(1)
 	st.chunks = n
 	st.add(chunk)
-	return w.publish(ctx, inst.id, st, ex, chunk, res.CustomStatus)
+	return deferred, w.publish(ctx, inst.id, st, ex, chunk, res.CustomStatus)
+}
+
+// startPending reports (1 or 0) whether the instance's status is Pending:
+// its start message is on its way.
+func (w *Worker) startPending(ctx context.Context, id string) int {
+	se, err := w.store.GetStatus(ctx, id)
+	if err == nil && se.Status.RuntimeStatus == jetflow.StatusPending {
+		return 1
+	}
+	return 0
+}
+
+// isApplied reports whether the message with this id is in history.
+func (st *state) isApplied(msgID string) bool {
+	_, ok := st.applied[msgID]
+	return ok && msgID != ""
 }
 
 // settle writes the status of a freshly loaded instance if it lags its
@@ -354,19 +395,23 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 // backwards.
 func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status *jetflow.Status) error {
 	for range maxConflictRetries {
-		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
-		if err != nil {
-			return err
-		}
-		if later {
-			return jetstream.ErrConflict // our cache is stale: reload
-		}
+		// Read the revision first, then look for a later chunk: a newer
+		// status can only have been written after its chunk, so if there is
+		// no later chunk now, the revision read is not a newer commit's, and
+		// one written from now on makes the compare-and-set below fail.
 		var rev uint64
 		cur, err := w.store.GetStatus(ctx, id)
 		if err == nil {
 			rev = cur.Revision
 		} else if !errors.Is(err, jetstream.ErrNotFound) {
 			return err
+		}
+		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
+		if err != nil {
+			return err
+		}
+		if later {
+			return jetstream.ErrConflict // our cache is stale: reload
 		}
 		nrev, err := w.store.PutStatus(ctx, id, status, rev)
 		if err == nil {
@@ -390,6 +435,17 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending) (*state, 
 		return st, nil
 	}
 	w.loads.Add(1)
+	// The status is read before the history: its revision then belongs to
+	// a commit no newer than the history read, so a status computed from
+	// this history can never overwrite a newer one (the compare-and-set
+	// fails, and settleStatus finds the later chunk).
+	se, err := w.store.GetStatus(ctx, id)
+	switch {
+	case err == nil:
+		st.status, st.statusRev = &se.Status, se.Revision
+	case !errors.Is(err, jetstream.ErrNotFound):
+		return nil, err
+	}
 	chunks, err := w.store.LoadHistory(ctx, id)
 	if err != nil {
 		return nil, err
@@ -402,13 +458,6 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending) (*state, 
 		}
 		st.chunks = c.Number
 		st.add(c.Events)
-	}
-	se, err := w.store.GetStatus(ctx, id)
-	switch {
-	case err == nil:
-		st.status, st.statusRev = &se.Status, se.Revision
-	case !errors.Is(err, jetstream.ErrNotFound):
-		return nil, err
 	}
 	return st, nil
 }

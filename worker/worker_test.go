@@ -21,12 +21,33 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// wait waits for an instance to finish.
+// wait waits for an instance to finish; on timeout it logs the instance's
+// status and history.
 func wait(t *testing.T, e *testengine.Engine, id string) *jetflow.Status {
 	t.Helper()
 	st, err := e.Client.WaitForCompletion(e.Context(60*time.Second), id)
+	if err != nil {
+		logInstance(t, e, id)
+	}
 	require.NoError(t, err)
 	return st
+}
+
+func logInstance(t *testing.T, e *testengine.Engine, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := e.Client.GetStatus(ctx, id)
+	if err == nil {
+		b, _ := json.Marshal(st)
+		t.Logf("status of %s: %s", id, b)
+	}
+	chunks, _ := e.Store.LoadHistory(ctx, id)
+	for _, c := range chunks {
+		for _, ev := range c.Events {
+			b, _ := json.Marshal(ev)
+			t.Logf("chunk %d: %s", c.Number, b)
+		}
+	}
 }
 
 // waitCustom waits until an instance's custom status is want (JSON).

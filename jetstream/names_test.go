@@ -1,0 +1,180 @@
+package jetstream_test
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// tokenChars is everything EncodeToken may output: never '.', '*', '>' or
+// whitespace, which would split or widen a subject.
+var tokenChars = regexp.MustCompile(`^[-_=A-Za-z0-9]+$`)
+
+var tokenCases = []struct {
+	name, in, want string
+}{
+	{"plain id", "order-1", "order-1"},
+	{"all plain characters", "AZaz09_-", "AZaz09_-"},
+	{"dot", "a.b", "a=2Eb"},
+	{"space", "a b", "a=20b"},
+	{"colon", "tenant:42", "tenant=3A42"},
+	{"equals sign", "a=b", "a=3Db"},
+	{"escape lookalike", "x=2E", "x=3D2E"},
+	{"star", "*", "=2A"},
+	{"greater than", ">", "=3E"},
+	{"unicode", "é", "=C3=A9"},
+	{"empty string", "", "="},
+	{"lone equals sign", "=", "=3D"},
+	{"control character", "a\x00b", "a=00b"},
+	{"high byte", "\xff", "=FF"},
+}
+
+func TestEncodeToken(t *testing.T) {
+	t.Parallel()
+	for _, tc := range tokenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := jetstream.EncodeToken(tc.in)
+			require.Equal(t, tc.want, got)
+			require.Regexp(t, tokenChars, got)
+			back, err := jetstream.DecodeToken(got)
+			require.NoError(t, err)
+			require.Equal(t, tc.in, back)
+		})
+	}
+}
+
+func TestDecodeToken(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		in        string
+		want      string
+		withError bool
+	}{
+		{name: "plain", in: "order-1", want: "order-1"},
+		{name: "escapes", in: "a=2Eb=20c", want: "a.b c"},
+		{name: "lower-case hex", in: "a=2eb", want: "a.b"},
+		{name: "empty string", in: "=", want: ""},
+		{name: "escape cut short", in: "a=2", withError: true},
+		{name: "equals sign at the end", in: "a=", withError: true},
+		{name: "two equals signs", in: "==", withError: true},
+		{name: "not hex", in: "=ZZ", withError: true},
+		{name: "half hex", in: "=2G", withError: true},
+		{name: "sign", in: "=+1", withError: true},
+		{name: "minus", in: "=-1", withError: true},
+		{name: "space", in: "= 1", withError: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := jetstream.DecodeToken(tc.in)
+			if tc.withError {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func FuzzEncodeToken(f *testing.F) {
+	for _, tc := range tokenCases {
+		f.Add(tc.in)
+	}
+	f.Add("=2E")
+	f.Add("a.b.c.>")
+	f.Fuzz(func(t *testing.T, s string) {
+		enc := jetstream.EncodeToken(s)
+		if !tokenChars.MatchString(enc) {
+			t.Fatalf("EncodeToken(%q) = %q: not only [-_=A-Za-z0-9]", s, enc)
+		}
+		dec, err := jetstream.DecodeToken(enc)
+		if err != nil {
+			t.Fatalf("DecodeToken(EncodeToken(%q) = %q): %v", s, enc, err)
+		}
+		if dec != s {
+			t.Fatalf("DecodeToken(EncodeToken(%q)) = %q", s, dec)
+		}
+		if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !isPlain(r) }) && enc != s {
+			t.Fatalf("plain %q encoded as %q", s, enc)
+		}
+		// Any token, encoded or not, decodes without panicking.
+		_, _ = jetstream.DecodeToken(s)
+	})
+}
+
+func isPlain(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+}
+
+func TestShard(t *testing.T) {
+	t.Parallel()
+	for _, shards := range []int{1, 2, 7, 64, 100000} {
+		n := jetstream.NewNames("jetflow", shards)
+		again := jetstream.NewNames("jetflow", shards)
+		seen := map[int]bool{}
+		for i := range 2000 {
+			id := "instance-" + strconv.Itoa(i)
+			s := n.Shard(id)
+			require.GreaterOrEqual(t, s, 0, "shards %d, id %s", shards, id)
+			require.Less(t, s, shards, "shards %d, id %s", shards, id)
+			require.Equal(t, s, n.Shard(id), "stable")
+			require.Equal(t, s, again.Shard(id), "stable across Names values")
+			seen[s] = true
+		}
+		// FNV spreads 2000 ids over every one of a few shards.
+		if shards <= 64 {
+			require.Len(t, seen, shards, "shards %d", shards)
+		}
+	}
+
+	// Shards are part of stored subjects: pin a few, so that a change of
+	// hash is noticed (it would strand messages of running instances).
+	n := jetstream.NewNames("jetflow", 64)
+	for id, want := range map[string]int{"order-1": 45, "a.b": 12, "é": 1, "": 5} {
+		require.Equal(t, want, n.Shard(id), "shard of %q", id)
+	}
+	require.Equal(t, 2, jetstream.NewNames("jetflow", 7).Shard("é"))
+}
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	n := jetstream.NewNames("hub1", 64)
+	require.Equal(t, "hub1", n.Hub())
+	require.Equal(t, "hub1-status", n.StatusBucket())
+	require.Equal(t, "hub1-history", n.HistoryBucket())
+	require.Equal(t, "hub1-registry", n.RegistryBucket())
+	require.Equal(t, "hub1-orch", n.OrchStream())
+	require.Equal(t, "hub1-act", n.ActStream())
+	require.Equal(t, "orchestrators", n.OrchConsumer())
+	require.Equal(t, "hub1.orch.>", n.OrchFilter())
+
+	require.Equal(t, "hub1.orch.45.order-1", n.OrchSubject("order-1"))
+	require.Equal(t, "hub1.orch.12.a=2Eb", n.OrchSubject("a.b"))
+	require.Equal(t, "hub1.timer.45.order-1.exec=2E1.3", n.TimerSubject("order-1", "exec.1", 3))
+	require.Equal(t, "hub1.act.E1_SayHello", n.ActSubject("E1_SayHello"))
+	require.Equal(t, "hub1.act.say=20hello=2E", n.ActSubject("say hello."))
+	require.Equal(t, "act-say=20hello=2E", n.ActConsumer("say hello."))
+
+	require.Equal(t, "order-1", n.StatusKey("order-1"))
+	require.Equal(t, "a=2Eb", n.StatusKey("a.b"))
+	require.Equal(t, "a=2Eb.00000012", n.HistoryKey("a.b", 12))
+	require.Equal(t, "x.4294967295", n.HistoryKey("x", 1<<32-1))
+	require.Equal(t, "a=2Eb.*", n.HistoryFilter("a.b"))
+	require.Equal(t, "orchestrator.E1_HelloSequence", n.RegistryKey(jetstream.KindOrchestrator, "E1_HelloSequence"))
+	require.Equal(t, "activity.a=3Ab", n.RegistryKey(jetstream.KindActivity, "a:b"))
+
+	// Whatever the id, an inbox subject has exactly four tokens and a
+	// timer subject six, so that filters and shard claims keep working.
+	for _, tc := range tokenCases {
+		require.Len(t, strings.Split(n.OrchSubject(tc.in), "."), 4, "id %q", tc.in)
+		require.Len(t, strings.Split(n.TimerSubject(tc.in, tc.in, 7), "."), 6, "id %q", tc.in)
+		require.Len(t, strings.Split(n.HistoryKey(tc.in, 1), "."), 2, "id %q", tc.in)
+		require.Len(t, strings.Split(n.ActSubject(tc.in), "."), 3, "name %q", tc.in)
+	}
+}
