@@ -130,6 +130,18 @@ func runConcurrent(b *testing.B, e *testengine.Engine, prefix string, n int) tim
 		}
 	}()
 	start := time.Now()
+	startMany(ctx, b, e, "E1_HelloSequence", n, func(i int) string { return fmt.Sprintf("%s%d", prefix, i) })
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.Fatal("timed out waiting for the instances")
+	}
+	return time.Since(start)
+}
+
+// startMany starts n instances of an orchestrator, 64 start calls at a
+// time, with the ids id(0) … id(n-1).
+func startMany(ctx context.Context, b *testing.B, e *testengine.Engine, name string, n int, id func(int) string) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for i := 0; i < n; i++ {
@@ -137,18 +149,12 @@ func runConcurrent(b *testing.B, e *testengine.Engine, prefix string, n int) tim
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := e.Client.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(fmt.Sprintf("%s%d", prefix, i))); err != nil {
+			if _, err := e.Client.StartOrchestration(ctx, name, client.WithInstanceID(id(i))); err != nil {
 				b.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		b.Fatal("timed out waiting for the instances")
-	}
-	return time.Since(start)
 }
 
 // benchLatency returns the mean end-to-end time of one instance running

@@ -8,12 +8,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/samples"
 )
@@ -49,19 +47,7 @@ func BenchmarkWaitingInstancesMemory(b *testing.B) {
 				}
 			}
 		}()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 64)
-		for j := 0; j < n; j++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				if _, err := e.Client.StartOrchestration(ctx, "SetStatusTest", client.WithInstanceID(fmt.Sprintf("mem-%d-%d", i, j))); err != nil {
-					b.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
+		startMany(ctx, b, e, "SetStatusTest", n, func(j int) string { return fmt.Sprintf("mem-%d-%d", i, j) })
 		select {
 		case <-waiting:
 		case <-ctx.Done():
