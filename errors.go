@@ -31,6 +31,8 @@ var (
 	ErrCustomStatusTooLarge = errors.New("custom status too large")
 	// ErrTimeout: a wait for an external event timed out.
 	ErrTimeout = errors.New("timed out")
+	// ErrInvalidOption: an option given to a call is not valid.
+	ErrInvalidOption = errors.New("invalid option")
 	// ErrDuplicateName: a name was registered twice.
 	ErrDuplicateName = errors.New("name already registered")
 )
@@ -64,9 +66,15 @@ type TaskFailedError struct {
 	// Type classifies the failure, e.g. "ActivityError", "Panic",
 	// "ActivityNotRegistered".
 	Type string
+	// Attempts is how many times the activity ran, when it was called with
+	// a retry policy (WithRetry); 0 otherwise.
+	Attempts int
 }
 
 // Error describes the failure, naming the task.
 func (e *TaskFailedError) Error() string {
+	if e.Attempts > 1 {
+		return fmt.Sprintf("task %q failed after %d attempts: %s", e.Name, e.Attempts, e.Message)
+	}
 	return fmt.Sprintf("task %q failed: %s", e.Name, e.Message)
 }

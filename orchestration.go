@@ -140,7 +140,16 @@ func utf16Len(b []byte) int {
 // or a [*TaskFailedError]. If the name is invalid or input cannot be
 // encoded, nothing is scheduled and the task fails at once with an error
 // wrapping [ErrInvalidName] or [ErrInvalidInput].
-func (c *OrchestrationContext) CallActivity(name string, input any) Task {
+func (c *OrchestrationContext) CallActivity(name string, input any, opts ...CallOption) Task {
+	var o callOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.retry != nil {
+		return c.callWithRetry(name, input, *o.retry)
+	}
 	t := c.newTask(kindActivity, name)
 	if c.aborting {
 		return t

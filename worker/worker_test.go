@@ -619,3 +619,47 @@ func TestLargePayloads(t *testing.T) {
 	require.JSONEq(t, fmt.Sprint(12*len(piece)), string(st.Output))
 	require.Equal(t, 12, count(checkHistory(t, e, id), history.EventRaised))
 }
+
+// TestActivityRetryIsDurable retries a failing activity on durable timers,
+// with the server restarted (and no worker running) between attempts.
+func TestActivityRetryIsDurable(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int32
+	firstFailure := make(chan struct{})
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Flaky", func(ctx *jetflow.ActivityContext) (any, error) {
+			if n := runs.Add(1); n <= 2 {
+				if n == 1 {
+					close(firstFailure)
+				}
+				return nil, errors.New("not yet")
+			}
+			return "done", nil
+		})
+		return r.AddOrchestrator("Retrying", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			var out string
+			err := ctx.CallActivity("Flaky", nil, jetflow.WithRetry(jetflow.RetryPolicy{
+				MaxAttempts: 3, FirstRetryInterval: time.Second,
+			})).Await(&out)
+			return out, err
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Retrying")
+	require.NoError(t, err)
+	<-firstFailure
+	e.RestartServer()
+	e.StartWorker()
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "output %s", st.Output)
+	require.JSONEq(t, `"done"`, string(st.Output))
+	// Activities run at least once: across the restart an attempt may run
+	// twice (its result is applied once), so count attempts in history.
+	all := checkHistory(t, e, id)
+	attempts := count(all, history.TaskScheduled)
+	require.GreaterOrEqual(t, attempts, 2)
+	require.LessOrEqual(t, attempts, 3)
+	require.Equal(t, attempts-1, count(all, history.TimerFired), "one durable wait between attempts")
+	require.Equal(t, attempts-1, count(all, history.TaskFailed))
+	require.GreaterOrEqual(t, int(runs.Load()), attempts)
+}

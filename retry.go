@@ -1,0 +1,137 @@
+package jetflow
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// CallOption configures [OrchestrationContext.CallActivity].
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	retry *RetryPolicy
+}
+
+// RetryPolicy says how often, and how long apart, a failed activity is
+// tried again. The waits are durable timers, so retries survive restarts
+// and show in history; they are part of the orchestration, so the policy
+// must not change between replays of an instance.
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts, the first included. It must be
+	// at least 1.
+	MaxAttempts int
+	// FirstRetryInterval is the wait before the second attempt. It must be
+	// positive.
+	FirstRetryInterval time.Duration
+	// BackoffCoefficient multiplies the wait after each further failure.
+	// Defaults to 1 (a constant interval); it must not be below 1.
+	BackoffCoefficient float64
+	// MaxRetryInterval caps the wait between attempts. Zero means no cap.
+	MaxRetryInterval time.Duration
+	// RetryTimeout stops retrying once this long has passed since the
+	// first attempt was scheduled. Zero means no limit.
+	RetryTimeout time.Duration
+	// Handle, when set, decides from an attempt's failure whether to try
+	// again. It must be deterministic. Nil retries every failure.
+	Handle func(*TaskFailedError) bool
+}
+
+// WithRetry retries the activity after a failure according to p. When the
+// attempts run out, Await returns the last attempt's *TaskFailedError, with
+// Attempts set. An invalid policy makes the call fail at once with an error
+// wrapping [ErrInvalidOption], scheduling nothing.
+func WithRetry(p RetryPolicy) CallOption {
+	return func(o *callOptions) { o.retry = &p }
+}
+
+func (p *RetryPolicy) validate() error {
+	switch {
+	case p.MaxAttempts < 1:
+		return fmt.Errorf("%w: retry policy: MaxAttempts %d, want at least 1", ErrInvalidOption, p.MaxAttempts)
+	case p.FirstRetryInterval <= 0:
+		return fmt.Errorf("%w: retry policy: FirstRetryInterval %s, want more than 0", ErrInvalidOption, p.FirstRetryInterval)
+	case p.BackoffCoefficient != 0 && p.BackoffCoefficient < 1:
+		return fmt.Errorf("%w: retry policy: BackoffCoefficient %g, want 1 or more", ErrInvalidOption, p.BackoffCoefficient)
+	case p.MaxRetryInterval < 0 || p.RetryTimeout < 0:
+		return fmt.Errorf("%w: retry policy: negative MaxRetryInterval or RetryTimeout", ErrInvalidOption)
+	}
+	return nil
+}
+
+// delay is the wait after the given failed attempt (from 1).
+func (p *RetryPolicy) delay(attempt int) time.Duration {
+	coef := p.BackoffCoefficient
+	if coef == 0 {
+		coef = 1
+	}
+	d := float64(p.FirstRetryInterval) * math.Pow(coef, float64(attempt-1))
+	if p.MaxRetryInterval > 0 && d > float64(p.MaxRetryInterval) {
+		return p.MaxRetryInterval
+	}
+	if d > float64(math.MaxInt64) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(d)
+}
+
+// callWithRetry returns a task that runs the activity, and after each
+// failure the policy allows, waits on a durable timer and runs it again.
+// The chain advances in the executor as completions arrive (not only when
+// the orchestrator awaits this task), so it composes with WhenAll and
+// WhenAny, and replays to the same steps.
+func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPolicy) Task {
+	r := c.newTask(kindActivity, name)
+	if c.aborting {
+		return r
+	}
+	if err := p.validate(); err != nil {
+		r.fail(fmt.Errorf("calling activity %q: %w", name, err))
+		return r
+	}
+	first := c.now
+	var attempt func(n int)
+	attempt = func(n int) {
+		a := c.CallActivity(name, input).(*task)
+		a.whenDone(func() {
+			var tf *TaskFailedError
+			if a.err == nil || !errors.As(a.err, &tf) {
+				r.settle(a.result, a.err)
+				return
+			}
+			wait := p.delay(n)
+			stop := n >= p.MaxAttempts ||
+				p.RetryTimeout > 0 && c.now.Add(wait).Sub(first) > p.RetryTimeout ||
+				p.Handle != nil && !p.Handle(tf)
+			if stop {
+				last := *tf
+				last.Attempts = n
+				r.fail(&last)
+				return
+			}
+			timer := c.CreateTimer(wait).(*task)
+			timer.whenDone(func() { attempt(n + 1) })
+		})
+	}
+	attempt(1)
+	return r
+}
+
+// whenDone runs fn once the task is done (at once if it is).
+func (t *task) whenDone(fn func()) {
+	if t.done {
+		fn()
+		return
+	}
+	t.onDone = append(t.onDone, fn)
+}
+
+// settle completes or fails the task like another task ended.
+func (t *task) settle(result []byte, err error) {
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	t.complete(result)
+}
