@@ -50,7 +50,9 @@
 // combine them with [OrchestrationContext.WhenAll] (fan-out/fan-in) or
 // [OrchestrationContext.WhenAny] (first one wins, e.g. an event against a
 // timer). A failed activity or sub-orchestration surfaces as a
-// [*TaskFailedError].
+// [*TaskFailedError]. Pass [WithRetry] to CallActivity to try a failing
+// activity again after durable waits ([RetryPolicy]: attempts, first
+// interval, backoff, cap).
 //
 // # Determinism rules
 //
