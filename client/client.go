@@ -156,6 +156,23 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) erro
 // Terminate stops an instance; reason (any JSON value) becomes its output.
 // It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
 func (c *Client) Terminate(ctx context.Context, id string, reason any) error {
+	return c.control(ctx, id, reason, c.disp.Terminate)
+}
+
+// Suspend pauses an instance until Resume: events, activity results and
+// timers that arrive meanwhile are kept and applied on resume. reason (any
+// JSON value) is recorded in history. It fails with
+// jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
+func (c *Client) Suspend(ctx context.Context, id string, reason any) error {
+	return c.control(ctx, id, reason, c.disp.Suspend)
+}
+
+// Resume lets a suspended instance run again. It fails like Suspend.
+func (c *Client) Resume(ctx context.Context, id string, reason any) error {
+	return c.control(ctx, id, reason, c.disp.Resume)
+}
+
+func (c *Client) control(ctx context.Context, id string, reason any, send func(context.Context, string, json.RawMessage) error) error {
 	if err := jetflow.ValidateInstanceID(id); err != nil {
 		return err
 	}
@@ -166,7 +183,7 @@ func (c *Client) Terminate(ctx context.Context, id string, reason any) error {
 	if err := CheckPayload("reason", b); err != nil {
 		return err
 	}
-	return c.disp.Terminate(ctx, id, b)
+	return send(ctx, id, b)
 }
 
 // Update is one status change seen by WatchStatus.

@@ -136,6 +136,28 @@ func (d *Dispatcher) Terminate(ctx context.Context, id string, reason json.RawMe
 	}})
 }
 
+// Suspend pauses an instance: until Resume, events, activity results and
+// timers that reach it are recorded but its orchestrator does not run. It
+// fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
+func (d *Dispatcher) Suspend(ctx context.Context, id string, reason json.RawMessage) error {
+	return d.control(ctx, id, history.ExecutionSuspended, reason)
+}
+
+// Resume lets a suspended instance run again, applying what arrived while
+// it was suspended. It fails like Suspend.
+func (d *Dispatcher) Resume(ctx context.Context, id string, reason json.RawMessage) error {
+	return d.control(ctx, id, history.ExecutionResumed, reason)
+}
+
+func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, reason json.RawMessage) error {
+	if err := d.checkActive(ctx, id); err != nil {
+		return err
+	}
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+		Type: typ, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
+	}})
+}
+
 func (d *Dispatcher) checkActive(ctx context.Context, id string) error {
 	st, err := d.store.GetStatus(ctx, id)
 	if errors.Is(err, jetstream.ErrNotFound) {

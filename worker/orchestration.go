@@ -38,11 +38,12 @@ type pending struct {
 
 // state is what a worker knows of an instance's history.
 type state struct {
-	chunks  uint32              // number of the last stored chunk; 0 for none
-	events  []history.Event     // the current execution, from its first event
-	applied map[string]struct{} // message ids already in history
-	started *history.Event      // the current execution's ExecutionStarted; nil for none
-	done    *history.Event      // its ExecutionCompleted, once finished
+	chunks    uint32              // number of the last stored chunk; 0 for none
+	events    []history.Event     // the current execution, from its first event
+	applied   map[string]struct{} // message ids already in history
+	started   *history.Event      // the current execution's ExecutionStarted; nil for none
+	done      *history.Event      // its ExecutionCompleted, once finished
+	suspended bool                // the execution is suspended
 
 	status    *jetflow.Status // the last status written (or read); nil for none
 	statusRev uint64          // its revision; 0 for none
@@ -284,6 +285,14 @@ func (w *Worker) turn(inst *instance, batch []pending) (deferred []int, err erro
 		turn = append(turn, *start)
 	}
 	turn = append(turn, events...)
+	if start == nil && holds(st.suspended, events) {
+		// Suspended: record what arrived, run nothing until resumed.
+		var custom json.RawMessage
+		if st.status != nil {
+			custom = st.status.CustomStatus
+		}
+		return deferred, w.commit(ctx, inst.id, st, turn, custom)
+	}
 	res := w.exec.Execute(inst.id, past, turn)
 	chunk := append(turn, res.Events...)
 	// Continue-as-new starts the next execution in the same commit.
@@ -300,15 +309,38 @@ func (w *Worker) turn(inst *instance, batch []pending) (deferred []int, err erro
 		chunk = append(chunk, res.Events...)
 	}
 
+	return deferred, w.commit(ctx, inst.id, st, chunk, res.CustomStatus)
+}
+
+// commit stores the next history chunk (the fence), then publishes its
+// actions and the status.
+func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []history.Event, custom json.RawMessage) error {
 	n := st.chunks + 1
-	if _, err := w.store.AppendChunk(ctx, inst.id, n, chunk); err != nil {
-		return nil, err
+	if _, err := w.store.AppendChunk(ctx, id, n, chunk); err != nil {
+		return err
 	}
-	ex := st.executionBefore(inst.id)
+	ex := st.executionBefore(id)
 	w.turns.Add(1)
 	st.chunks = n
 	st.add(chunk)
-	return deferred, w.publish(ctx, inst.id, st, ex, chunk, res.CustomStatus)
+	return w.publish(ctx, id, st, ex, chunk, custom)
+}
+
+// holds reports whether a turn with these events leaves the orchestrator
+// suspended: it was suspended, or is suspended now, and is neither resumed
+// nor terminated by them.
+func holds(suspended bool, events []history.Event) bool {
+	for _, e := range events {
+		switch e.Type {
+		case history.ExecutionSuspended:
+			suspended = true
+		case history.ExecutionResumed:
+			suspended = false
+		case history.ExecutionTerminated:
+			return false
+		}
+	}
+	return suspended
 }
 
 // startPending reports (1 or 0) whether the instance's status is Pending:
@@ -493,13 +525,17 @@ func (st *state) add(events []history.Event) {
 		}
 		st.events = append(st.events, *e)
 	}
-	st.started, st.done = nil, nil
+	st.started, st.done, st.suspended = nil, nil, false
 	for i := range st.events {
 		switch st.events[i].Type {
 		case history.ExecutionStarted:
 			st.started = &st.events[i]
 		case history.ExecutionCompleted:
 			st.done = &st.events[i]
+		case history.ExecutionSuspended:
+			st.suspended = true
+		case history.ExecutionResumed:
+			st.suspended = false
 		}
 	}
 }
@@ -514,6 +550,9 @@ func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jet
 		CustomStatus:    custom,
 		CreatedTime:     jetflow.Time{Time: st.started.Time.UTC().Truncate(time.Second)},
 		LastUpdatedTime: jetflow.Time{Time: now.UTC().Truncate(time.Second)},
+	}
+	if st.suspended {
+		s.RuntimeStatus = jetflow.StatusSuspended
 	}
 	if d := st.done; d != nil {
 		switch d.Status {

@@ -663,3 +663,71 @@ func TestActivityRetryIsDurable(t *testing.T) {
 	require.Equal(t, attempts-1, count(all, history.TaskFailed))
 	require.GreaterOrEqual(t, int(runs.Load()), attempts)
 }
+
+// TestSuspendResume: a suspended instance records what arrives but runs
+// nothing; resumed, it applies it; terminate works while suspended.
+func TestSuspendResume(t *testing.T) {
+	t.Parallel()
+	var ran atomic.Int32
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Work", func(ctx *jetflow.ActivityContext) (any, error) { ran.Add(1); return "worked", nil })
+		return r.AddOrchestrator("Pausable", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			ctx.SetCustomStatus("waiting")
+			var in string
+			if err := ctx.WaitForExternalEvent("go").Await(&in); err != nil {
+				return nil, err
+			}
+			var out string
+			err := ctx.CallActivity("Work", in).Await(&out)
+			return out, err
+		})
+	}})
+	ctx := e.Context(30 * time.Second)
+	status := func(id string) *jetflow.Status {
+		st, err := e.Client.GetStatus(ctx, id)
+		require.NoError(t, err)
+		return st
+	}
+	waitRuntime := func(id string, want jetflow.RuntimeStatus) {
+		ch, err := e.Client.WatchStatus(ctx, id, 0)
+		require.NoError(t, err)
+		for u := range ch {
+			if u.RuntimeStatus == want {
+				return
+			}
+		}
+		t.Fatalf("%s never became %s", id, want)
+	}
+
+	id, err := e.Client.StartOrchestration(ctx, "Pausable")
+	require.NoError(t, err)
+	waitCustom(t, e, id, `"waiting"`)
+	require.NoError(t, e.Client.Suspend(ctx, id, "maintenance"))
+	waitRuntime(id, jetflow.StatusSuspended)
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", "now"))
+	// The event is recorded in history, but nothing runs.
+	require.Eventually(t, func() bool {
+		return count(checkHistory(t, e, id), history.EventRaised) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	st := status(id)
+	require.Equal(t, jetflow.StatusSuspended, st.RuntimeStatus)
+	require.JSONEq(t, `"waiting"`, string(st.CustomStatus), "custom status is kept while suspended")
+	require.Equal(t, int32(0), ran.Load())
+	require.Equal(t, 0, count(checkHistory(t, e, id), history.TaskScheduled))
+
+	require.NoError(t, e.Client.Resume(ctx, id, nil))
+	st = wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.JSONEq(t, `"worked"`, string(st.Output))
+	require.ErrorIs(t, e.Client.Suspend(ctx, id, nil), jetflow.ErrInstanceFinished)
+	require.ErrorIs(t, e.Client.Resume(ctx, "no-such-instance", nil), jetflow.ErrInstanceNotFound)
+
+	id2, err := e.Client.StartOrchestration(ctx, "Pausable")
+	require.NoError(t, err)
+	waitCustom(t, e, id2, `"waiting"`)
+	require.NoError(t, e.Client.Suspend(ctx, id2, nil))
+	waitRuntime(id2, jetflow.StatusSuspended)
+	require.NoError(t, e.Client.Terminate(ctx, id2, "stop"))
+	st = wait(t, e, id2)
+	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+}
