@@ -193,7 +193,7 @@ func (w *Worker) process(inst *instance, batch []pending) {
 			log.Warn("turn failed; its messages will be redelivered", slog.Any("error", err))
 		}
 		for _, p := range batch {
-			p.d.Nak(time.Second)
+			p.d.Nak(retryDelay(p.d.NumDelivered()))
 		}
 		return
 	}
@@ -285,6 +285,17 @@ func (w *Worker) turn(inst *instance, batch []pending) (deferred []int, err erro
 		turn = append(turn, *start)
 	}
 	turn = append(turn, events...)
+	if poison := w.poison(batch); poison != "" && start == nil && st.started != nil && st.done == nil {
+		// Running this batch has failed every time: end the instance
+		// without running the orchestrator again.
+		turn = append(turn, history.Event{Type: history.ExecutionCompleted, Time: now, Status: history.StatusFailed,
+			Failure: &history.Failure{Type: "PoisonMessage", Message: poison}})
+		var custom json.RawMessage
+		if st.status != nil {
+			custom = st.status.CustomStatus
+		}
+		return deferred, w.commit(ctx, inst.id, st, turn, custom)
+	}
 	if start == nil && holds(st.suspended, events) {
 		// Suspended: record what arrived, run nothing until resumed.
 		var custom json.RawMessage
@@ -341,6 +352,28 @@ func holds(suspended bool, events []history.Event) bool {
 		}
 	}
 	return suspended
+}
+
+// retryDelay is how long a message whose turn failed on its n-th delivery
+// waits before the next: 1 s, doubling up to a minute, so that transient
+// failures take minutes to reach MaxDeliveries.
+func retryDelay(n uint64) time.Duration {
+	if n > 7 {
+		return time.Minute
+	}
+	return min(time.Second<<(max(n, 1)-1), time.Minute)
+}
+
+// poison describes the first message of the batch delivered more than
+// MaxDeliveries times, or returns "".
+func (w *Worker) poison(batch []pending) string {
+	for _, p := range batch {
+		if n := p.d.NumDelivered(); w.poisoned(n) {
+			return fmt.Sprintf("message %s (%s) was delivered %d times without being handled (its worker crashed or hung each time); giving up",
+				p.msg.Event.MsgID, p.msg.Event.Type, n)
+		}
+	}
+	return ""
 }
 
 // startPending reports (1 or 0) whether the instance's status is Pending:

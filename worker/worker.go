@@ -20,6 +20,7 @@ package worker
 import (
 	"container/list"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
 )
 
@@ -57,6 +59,12 @@ type Config struct {
 	// AckWait is how long a message may stay unacknowledged before the
 	// server redelivers it (running activities extend it). Defaults to 30s.
 	AckWait time.Duration
+	// MaxDeliveries is how many times a message may be delivered without
+	// being handled (its worker crashed, or hung past AckWait, each time)
+	// before it is given up: an activity task then fails its call with a
+	// "PoisonMessage" failure, an inbox message fails its instance.
+	// Defaults to 10; -1 retries without end.
+	MaxDeliveries int
 	// PurgeInterval is how often the worker removes acknowledged messages
 	// from the inbox and task streams. Defaults to 5 seconds; -1 disables.
 	PurgeInterval time.Duration
@@ -91,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 10
+	}
 	if c.PurgeInterval == 0 {
 		c.PurgeInterval = 5 * time.Second
 	}
@@ -108,6 +119,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("ActivityConcurrency %d: want at least 1", c.ActivityConcurrency)
 	case c.CacheSize < -1:
 		return fmt.Errorf("CacheSize %d: want -1 or more", c.CacheSize)
+	case c.MaxDeliveries < -1:
+		return fmt.Errorf("MaxDeliveries %d: want -1 or more", c.MaxDeliveries)
 	case c.AckWait < time.Second:
 		return fmt.Errorf("AckWait %s: want at least 1s", c.AckWait)
 	}
@@ -299,7 +312,14 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, d jetstream.Delivery) {
 			}
 		}
 	}()
-	result, failure := w.reg.RunActivity(ctx, t.Name, t.InstanceID, t.TaskID, t.Input)
+	var result json.RawMessage
+	var failure *history.Failure
+	if n := d.NumDelivered(); w.poisoned(n) {
+		failure = &history.Failure{Type: "PoisonMessage", Message: fmt.Sprintf(
+			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
+	} else {
+		result, failure = w.reg.RunActivity(ctx, t.Name, t.InstanceID, t.TaskID, t.Input)
+	}
 	w.activities.Add(1)
 	if w.ctx.Err() != nil {
 		return // canceled by StopAndCancel: let another worker run it
@@ -311,6 +331,11 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, d jetstream.Delivery) {
 		return
 	}
 	d.Ack()
+}
+
+// poisoned reports whether a message delivered n times is to be given up.
+func (w *Worker) poisoned(n uint64) bool {
+	return w.cfg.MaxDeliveries > 0 && n > uint64(w.cfg.MaxDeliveries)
 }
 
 // Stats are a worker's counters since it was created.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -730,4 +731,44 @@ func TestSuspendResume(t *testing.T) {
 	require.NoError(t, e.Client.Terminate(ctx, id2, "stop"))
 	st = wait(t, e, id2)
 	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+}
+
+// TestPoisonActivity: an activity whose every delivery dies without an
+// answer (as if it crashed its worker) ends after MaxDeliveries as a
+// failed call with a clear reason, not in an endless loop.
+func TestPoisonActivity(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int32
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{MaxDeliveries: 2, AckWait: time.Second},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Crash", func(ctx *jetflow.ActivityContext) (any, error) {
+				runs.Add(1)
+				runtime.Goexit() // the delivery ends with neither ack nor nak
+				return nil, nil
+			})
+			return r.AddOrchestrator("CallsCrash", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				return nil, ctx.CallActivity("Crash", nil).Await(nil)
+			})
+		},
+	})
+	ctx := e.Context(30 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "CallsCrash")
+	require.NoError(t, err)
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	var msg string
+	require.NoError(t, json.Unmarshal(st.Output, &msg))
+	require.Contains(t, msg, `activity "Crash" was delivered 3 times without finishing`)
+	require.Equal(t, int32(2), runs.Load(), "it ran MaxDeliveries times")
+}
+
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	var got []time.Duration
+	for n := uint64(0); n <= 9; n++ {
+		got = append(got, worker.RetryDelay(n))
+	}
+	require.Equal(t, []time.Duration{time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+		16 * time.Second, 32 * time.Second, time.Minute, time.Minute, time.Minute}, got)
 }

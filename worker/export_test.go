@@ -1,0 +1,4 @@
+package worker
+
+// RetryDelay exposes retryDelay to the tests.
+var RetryDelay = retryDelay
