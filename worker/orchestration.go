@@ -471,6 +471,12 @@ func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status 
 		} else if !errors.Is(err, jetstream.ErrNotFound) {
 			return err
 		}
+		if cur != nil && sameStatus(&cur.Status, status) {
+			// Another worker wrote this very status (it replayed the same
+			// history): writing it again would only repeat it to watchers.
+			st.status, st.statusRev = &cur.Status, cur.Revision
+			return nil
+		}
 		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
 		if err != nil {
 			return err
@@ -608,11 +614,23 @@ func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jet
 }
 
 // sameStatus reports whether writing b over a would change what a reader
-// sees, other than lastUpdatedTime.
+// sees, other than lastUpdatedTime. Empty JSON values and null are the same
+// (a status read back from storage holds null where one computed from
+// history holds nothing).
 func sameStatus(a, b *jetflow.Status) bool {
 	return a != nil && a.Name == b.Name && a.RuntimeStatus == b.RuntimeStatus &&
-		string(a.Input) == string(b.Input) && string(a.CustomStatus) == string(b.CustomStatus) &&
-		string(a.Output) == string(b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time)
+		sameJSON(a.Input, b.Input) && sameJSON(a.CustomStatus, b.CustomStatus) &&
+		sameJSON(a.Output, b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if len(a) == 0 {
+		a = json.RawMessage("null")
+	}
+	if len(b) == 0 {
+		b = json.RawMessage("null")
+	}
+	return string(a) == string(b)
 }
 
 func last(events []history.Event) *history.Event { return &events[len(events)-1] }
