@@ -186,52 +186,6 @@ func (c *Client) control(ctx context.Context, id string, reason any, send func(c
 	return send(ctx, id, b)
 }
 
-// Update is one status change seen by WatchStatus.
-type Update struct {
-	jetflow.Status
-	// Revision is the status's KV revision: pass it to WatchStatus to
-	// resume after this update.
-	Revision uint64
-}
-
-// WatchStatus sends an instance's current status (when it has one) and
-// then each change, and closes the channel after the instance finishes or
-// when ctx ends. With fromRevision > 0 it starts after that revision.
-func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64) (<-chan Update, error) {
-	if err := jetflow.ValidateInstanceID(id); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	start := uint64(0)
-	if fromRevision > 0 {
-		start = fromRevision + 1
-	}
-	in, err := c.store.WatchStatus(ctx, id, start)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	out := make(chan Update, 16)
-	go func() {
-		defer close(out)
-		defer cancel()
-		for u := range in {
-			if u.Deleted {
-				continue
-			}
-			select {
-			case out <- Update{Status: u.Status, Revision: u.Revision}:
-			case <-ctx.Done():
-				return
-			}
-			if u.Status.Finished() {
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
 // WaitForCompletion waits until the instance finishes and returns its
 // final status. It fails with ctx's error when ctx ends first.
 func (c *Client) WaitForCompletion(ctx context.Context, id string) (*jetflow.Status, error) {

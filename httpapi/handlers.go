@@ -175,7 +175,8 @@ func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(err, jetflow.ErrUnknownOrchestrator),
 		errors.Is(err, jetflow.ErrInvalidInstanceID),
 		errors.Is(err, jetflow.ErrInvalidName),
-		errors.Is(err, jetflow.ErrInvalidInput):
+		errors.Is(err, jetflow.ErrInvalidInput),
+		errors.Is(err, jetflow.ErrInvalidOption):
 		code = http.StatusBadRequest
 	case errors.Is(err, jetflow.ErrInstanceNotFound):
 		code = http.StatusNotFound

@@ -15,6 +15,14 @@
 //	    Sends an external event; the JSON body (empty: null) is its data.
 //	POST /runtime/webhooks/durabletask/instances/{instanceId}/terminate?reason=…
 //	    Terminates the instance; the reason becomes its output.
+//	GET  /runtime/webhooks/durabletask/instances/{instanceId}/watch
+//	    The instance's status as server-sent events, from its current value
+//	    until its terminal status (see Watch streams).
+//	GET  /runtime/webhooks/durabletask/watch?instanceIdPrefix=…&runtimeStatus=…
+//	    The statuses of every instance whose id starts with instanceIdPrefix
+//	    (all when absent), keeping the updates whose runtimeStatus is one of
+//	    a comma-separated list (all when absent), as server-sent events,
+//	    until the client leaves.
 //	GET  /healthz
 //	    200 "ok" once the API can take requests.
 //
@@ -25,12 +33,43 @@
 // finished, 413 for an oversize body, 503 (with Retry-After) when NATS
 // does not answer in time or the connection is down, 500 for anything
 // unexpected.
+//
+// # Watch streams
+//
+// The watch routes answer with Content-Type text/event-stream: one event
+// per status change, the KV revision of the status as its id and the
+// status JSON (the body of GET /instances/{instanceId}) on one data line:
+//
+//	event: status
+//	id: 42
+//	data: {"name":"E1_HelloSequence","instanceId":"hello-1","runtimeStatus":"Running",…}
+//
+// A purged instance gives an event "deleted" with data {"instanceId":"…"}.
+// A comment (": keep-alive") goes out when nothing was sent for
+// Config.KeepAlive, so that proxies keep the connection open.
+//
+// The stream of one instance starts with its current status and ends
+// after its terminal status (Completed, Failed, Canceled, Terminated);
+// an unknown instance gets 404 before any event. The firehose (/watch)
+// starts with the current status of every selected instance and does not
+// end by itself; an unknown runtimeStatus value gets 400.
+//
+// Both resume after a revision given in the Last-Event-ID header (an
+// EventSource sends it when it reconnects) or the lastEventId query
+// parameter: they then send every selected instance whose status changed
+// after that revision, at its latest value, then each change. Nothing is
+// missed and nothing is sent twice, but the status bucket keeps one value
+// per instance, so values overwritten while the client was away are
+// skipped (a terminal status, an instance's last value, never is).
+// Resuming the stream of one instance after its terminal status answers
+// 204 No Content, which tells an EventSource to stop reconnecting.
 package httpapi
 
 import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/jetflow/jetflow/client"
 )
@@ -60,6 +99,18 @@ type Config struct {
 	// limited to client.MaxPayload bytes of JSON.
 	MaxBodyBytes int64
 
+	// KeepAlive is the interval of the comments sent on a watch stream
+	// when no event was sent for that long. Defaults to DefaultKeepAlive
+	// (15 seconds).
+	KeepAlive time.Duration
+
+	// Shutdown, when set, ends every open watch stream when it is closed.
+	// Watch streams last until their client leaves, and
+	// http.Server.Shutdown waits for them: close it from a function given
+	// to the server's RegisterOnShutdown. Defaults to nil (streams end
+	// only with their request).
+	Shutdown <-chan struct{}
+
 	// Ready, when set, is called by GET /healthz: a non-nil error makes it
 	// answer 503 with the error's message (for example while the NATS
 	// connection is down). When nil, /healthz answers 200 whenever the
@@ -73,6 +124,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = DefaultKeepAlive
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return c
@@ -96,6 +150,8 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", a.status)
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.raiseEvent)
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.terminate)
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", a.watchInstance)
+	a.mux.HandleFunc("GET "+BasePath+"/watch", a.watchAll)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	return http.HandlerFunc(a.serveHTTP)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jetflow/jetflow"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -97,26 +99,68 @@ func (s *Store) StatusWrite(id string, st *jetflow.Status, rev uint64) (Outgoing
 // StatusUpdate is one change of an instance's status seen by a watch.
 type StatusUpdate struct {
 	StatusEntry
-	// Deleted is set when the status was removed (purged).
+	// Deleted is set when the status was removed (purged). Only
+	// Status.InstanceID and Revision are set then.
 	Deleted bool
 }
 
 // WatchStatus sends the current status of the instance and then every
 // change, until ctx ends (the channel is then closed). With fromRev > 0 it
-// starts at that revision instead of the current value. Errors decoding a
-// value are skipped.
+// starts at that revision instead of the current value (see
+// [Store.WatchStatuses] for what is sent then). Errors decoding a value are
+// skipped.
 func (s *Store) WatchStatus(ctx context.Context, id string, fromRev uint64) (<-chan StatusUpdate, error) {
-	return s.watchStatus(ctx, s.names.StatusKey(id), fromRev)
+	return s.watchStatus(ctx, s.names.StatusKey(id), "", fromRev)
 }
 
-// WatchAllStatuses is WatchStatus for every instance of the hub.
+// WatchAllStatuses is WatchStatuses for every instance of the hub.
 func (s *Store) WatchAllStatuses(ctx context.Context, fromRev uint64) (<-chan StatusUpdate, error) {
-	return s.watchStatus(ctx, ">", fromRev)
+	return s.WatchStatuses(ctx, "", fromRev)
 }
 
-func (s *Store) watchStatus(ctx context.Context, keys string, fromRev uint64) (<-chan StatusUpdate, error) {
+// WatchStatuses sends the status of every instance whose id starts with
+// prefix (every instance when prefix is empty), and then every change of
+// them, in revision order, until ctx ends (the channel is then closed).
+// Errors decoding a value are skipped.
+//
+// With fromRev 0 it starts with the current status of every such instance
+// (instances whose status was deleted are not sent), then each change,
+// deletions included.
+//
+// With fromRev > 0 it sends, from that revision on (inclusive), the
+// status of every instance changed at or after it, at its latest value,
+// then each change. The status bucket keeps one revision per key, so
+// intermediate values written before the watch started are not sent,
+// only the last one; but no instance changed at or after fromRev is
+// missed, and none is sent twice for one revision. As a terminal status
+// is an instance's last value, it is never missed. A watcher that saw
+// revision r resumes with fromRev r+1.
+//
+// The prefix is matched on the instance ids (on their encoded keys, which
+// is the same: [EncodeToken] maps each byte on its own, so an encoded
+// prefix is a prefix of an encoded id exactly when the prefix is a prefix
+// of the id). A key is one subject token and NATS wildcards match whole
+// tokens only, so a partial-token prefix cannot be a server-side filter:
+// the watch receives every key of the bucket and drops the others here.
+func (s *Store) WatchStatuses(ctx context.Context, prefix string, fromRev uint64) (<-chan StatusUpdate, error) {
+	keyPrefix := ""
+	if prefix != "" {
+		keyPrefix = EncodeToken(prefix)
+	}
+	return s.watchStatus(ctx, natsjs.AllKeys, keyPrefix, fromRev)
+}
+
+// watchDrainTimeout bounds how long a stopped watch waits for nats.go's
+// delivery goroutine to let go of its channel.
+const watchDrainTimeout = 5 * time.Second
+
+// watchStatus watches the status keys matching the subject filter keys,
+// keeping those that start with keyPrefix.
+func (s *Store) watchStatus(ctx context.Context, keys, keyPrefix string, fromRev uint64) (<-chan StatusUpdate, error) {
 	opts := []natsjs.WatchOpt{}
 	if fromRev > 0 {
+		// Delivery by start sequence: every message of the stream from
+		// fromRev on, that is the last value of each key changed since.
 		opts = append(opts, natsjs.ResumeFromRevision(fromRev))
 	}
 	w, err := s.status.Watch(ctx, keys, opts...)
@@ -126,35 +170,72 @@ func (s *Store) watchStatus(ctx context.Context, keys string, fromRev uint64) (<
 	out := make(chan StatusUpdate, 16)
 	go func() {
 		defer close(out)
-		defer w.Stop()
+		defer stopWatch(w)
+		// Until the initial values are all delivered (a nil entry), a
+		// delete marker is an instance that no longer exists, not a
+		// change the watcher has to hear of; unless it resumes.
+		initial := fromRev == 0
 		for {
+			var e natsjs.KeyValueEntry
 			select {
 			case <-ctx.Done():
 				return
-			case e, ok := <-w.Updates():
+			case v, ok := <-w.Updates():
 				if !ok {
 					return
 				}
-				if e == nil {
+				e = v
+			}
+			if e == nil {
+				initial = false
+				continue
+			}
+			if keyPrefix != "" && !strings.HasPrefix(e.Key(), keyPrefix) {
+				continue
+			}
+			var u StatusUpdate
+			if e.Operation() != natsjs.KeyValuePut {
+				if initial {
 					continue
 				}
-				var u StatusUpdate
-				if e.Operation() != natsjs.KeyValuePut {
-					u.Deleted, u.Revision = true, e.Revision()
-				} else {
-					se, err := decodeStatus(e)
-					if err != nil {
-						continue
-					}
-					u.StatusEntry = *se
+				id, err := DecodeToken(e.Key())
+				if err != nil {
+					continue
 				}
-				select {
-				case out <- u:
-				case <-ctx.Done():
-					return
+				u.Deleted, u.Revision, u.Status.InstanceID = true, e.Revision(), id
+			} else {
+				se, err := decodeStatus(e)
+				if err != nil {
+					continue
 				}
+				u.StatusEntry = *se
+			}
+			select {
+			case out <- u:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
 	return out, nil
+}
+
+// stopWatch stops a KV watch and drains its channel until nats.go closes
+// it: its delivery goroutine blocks on a full channel (256 entries, e.g.
+// during the initial values of a large bucket) and would otherwise never
+// end.
+func stopWatch(w natsjs.KeyWatcher) {
+	_ = w.Stop()
+	timeout := time.NewTimer(watchDrainTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-timeout.C:
+			return
+		}
+	}
 }

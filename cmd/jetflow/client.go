@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/jetflow/jetflow/client"
@@ -142,39 +145,80 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 }
 
 func newWatchCmd(g *globalOptions) *cobra.Command {
+	var prefix string
+	var fromRevision uint64
 	cmd := &cobra.Command{
-		Use:   "watch ID",
-		Short: "Print an instance's status JSON on each change until it finishes",
-		Long: `Watch prints the instance's current status as one line of JSON, then one
-line per change, and exits when the instance has finished (Completed, Failed,
-Canceled or Terminated). Changes are pushed by a watch on the status bucket.`,
-		Args: argsRange(1, 1),
+		Use:   "watch {ID | --prefix P}",
+		Short: "Print status changes as JSON lines: one instance until it finishes, or many",
+		Long: `Watch prints one line of JSON per status change: the status JSON (as in
+"jetflow status") with its KV revision as a first key "revision".
+
+With ID it prints the instance's current status, then each change, and exits
+when the instance has finished (Completed, Failed, Canceled or Terminated).
+
+With --prefix it follows every instance whose id starts with P (--prefix ''
+follows all of them): the current status of each, then every change, until
+Ctrl-C. A purged instance prints {"revision":N,"instanceId":"…","deleted":true}.
+
+--from-revision N resumes after revision N (the revision of the last line
+seen): every instance changed since is printed once, at its latest value, and
+nothing is missed (the bucket keeps one value per instance, so values
+overwritten meanwhile are skipped; a terminal status never is). Watching one
+instance that had finished by revision N prints nothing and exits.
+
+Changes are pushed by a watch on the status bucket, never polled.`,
+		Example: `  jetflow watch hello-1
+  jetflow watch --prefix order-
+  jetflow watch --prefix order- --from-revision 1042`,
+		Args: argsRange(0, 1),
 	}
 	o := addClientFlags(cmd, g)
+	cmd.Flags().StringVar(&prefix, "prefix", "", "watch every instance whose id starts with this, until Ctrl-C")
+	cmd.Flags().Uint64Var(&fromRevision, "from-revision", 0, "resume after this revision (the \"revision\" of the last line seen)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		id := args[0]
+		many := cmd.Flags().Changed("prefix")
+		switch {
+		case many && len(args) == 1:
+			return fmt.Errorf("give an instance ID or --prefix, not both (see '%s --help')", cmd.CommandPath())
+		case !many && len(args) == 0:
+			return fmt.Errorf("give an instance ID or --prefix (see '%s --help')", cmd.CommandPath())
+		}
+		out := cmd.OutOrStdout()
 		return o.withClient(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-			getCtx, cancel := context.WithTimeout(ctx, requestTimeout)
-			_, err := c.GetStatus(getCtx, id)
-			cancel()
-			if err != nil {
-				return err
-			}
-			updates, err := c.WatchStatus(ctx, id, 0)
-			if err != nil {
-				return err
-			}
-			finished := false
-			for u := range updates {
-				b, err := json.Marshal(u.Status)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel() // ends the watch when printing fails
+			if many {
+				updates, err := c.WatchAll(ctx, client.WatchFilter{InstanceIDPrefix: prefix}, fromRevision)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(b))
-				finished = u.Status.Finished()
+				if _, err := printUpdates(out, updates); err != nil {
+					return err
+				}
+				if ctx.Err() != nil {
+					return exitCode(130) // interrupted: the normal end
+				}
+				return errors.New("watching prefix " + strconv.Quote(prefix) + ": the watch ended")
 			}
+			id := args[0]
+			getCtx, cancelGet := context.WithTimeout(ctx, requestTimeout)
+			cur, err := c.GetStatusWithRevision(getCtx, id)
+			cancelGet()
+			if err != nil {
+				return err
+			}
+			if fromRevision > 0 && cur.Finished() && cur.Revision <= fromRevision {
+				return nil // it had finished by then: nothing follows
+			}
+			updates, err := c.WatchStatus(ctx, id, fromRevision)
+			if err != nil {
+				return err
+			}
+			last, err := printUpdates(out, updates)
 			switch {
-			case finished:
+			case err != nil:
+				return err
+			case last.Finished():
 				return nil
 			case ctx.Err() != nil:
 				return exitCode(130) // interrupted
@@ -183,6 +227,50 @@ Canceled or Terminated). Changes are pushed by a watch on the status bucket.`,
 		})
 	}
 	return cmd
+}
+
+// printUpdates writes each update as one line of JSON until the channel
+// closes, and returns the last one.
+func printUpdates(w io.Writer, updates <-chan client.Update) (client.Update, error) {
+	var last client.Update
+	for u := range updates {
+		b, err := updateLine(u)
+		if err == nil {
+			_, err = fmt.Fprintf(w, "%s\n", b)
+		}
+		if err != nil {
+			return last, err // the caller's context ends the watch
+		}
+		last = u
+	}
+	return last, nil
+}
+
+// updateLine is the JSON line of one update: the status JSON with a first
+// key "revision", or {"revision":N,"instanceId":"…","deleted":true}.
+func updateLine(u client.Update) ([]byte, error) {
+	if u.Deleted {
+		return json.Marshal(struct {
+			Revision   uint64 `json:"revision"`
+			InstanceID string `json:"instanceId"`
+			Deleted    bool   `json:"deleted"`
+		}{u.Revision, u.InstanceID, true})
+	}
+	st, err := json.Marshal(u.Status)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, st); err != nil {
+		return nil, err
+	}
+	line := fmt.Appendf(nil, `{"revision":%d`, u.Revision)
+	if rest := b.Bytes()[1:]; len(rest) > 1 { // the status object without its '{'
+		line = append(append(line, ','), rest...)
+	} else {
+		line = append(line, '}')
+	}
+	return line, nil
 }
 
 func newRaiseCmd(g *globalOptions) *cobra.Command {

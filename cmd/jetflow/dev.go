@@ -133,7 +133,10 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	api := httpapi.New(client.New(disp), httpapi.Config{Logger: logger, Ready: func() error {
+	// Watch streams last until their client leaves: end them when the
+	// server shuts down, which otherwise waits for them.
+	streamsDone := make(chan struct{})
+	api := httpapi.New(client.New(disp), httpapi.Config{Logger: logger, Shutdown: streamsDone, Ready: func() error {
 		if !nc.IsConnected() {
 			return errors.New("not connected to NATS")
 		}
@@ -144,6 +147,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(func() { close(streamsDone) })
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(httpLn) }()
 

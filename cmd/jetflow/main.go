@@ -13,7 +13,8 @@
 //
 //	jetflow start NAME [--input JSON] [--id ID]   start an instance, print its id
 //	jetflow status ID                             print its status JSON
-//	jetflow watch ID                              print each status change until it finishes
+//	jetflow watch ID [--from-revision N]          print each status change until it finishes
+//	jetflow watch --prefix P [--from-revision N]  print the changes of many instances until Ctrl-C
 //	jetflow raise ID EVENT [JSON]                 send it an external event
 //	jetflow terminate ID [--reason TEXT]          terminate it
 //

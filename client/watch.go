@@ -1,0 +1,180 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// Update is one status change seen by WatchStatus or WatchAll.
+type Update struct {
+	jetflow.Status
+	// Revision is the status's KV revision: pass it to WatchStatus or
+	// WatchAll to resume after this update. Revisions grow with every
+	// write to the hub's status bucket, across all instances.
+	Revision uint64
+	// Deleted is set when the instance's status was removed (the instance
+	// was purged); only InstanceID and Revision are set then. WatchStatus
+	// does not send these.
+	Deleted bool
+}
+
+// GetStatusWithRevision is GetStatus with the status's KV revision, the
+// value to resume a watch after.
+func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*Update, error) {
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	e, err := c.store.GetStatus(ctx, id)
+	if errors.Is(err, jetstream.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Update{Status: e.Status, Revision: e.Revision}, nil
+}
+
+// WatchStatus sends an instance's current status (when it has one) and
+// then each change, and closes the channel after the instance finishes or
+// when ctx ends.
+//
+// With fromRevision > 0 it resumes after that revision (the Revision of
+// the last update the caller saw): it sends the instance's status if it
+// changed after fromRevision (at its latest value: the bucket keeps one
+// value per instance, so intermediate values may be skipped, but a
+// terminal status never is) and then each change. When the instance had
+// already finished at fromRevision or before, the channel is closed at
+// once.
+func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64) (<-chan Update, error) {
+	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	start := uint64(0)
+	if fromRevision > 0 {
+		// The caller saw the terminal status: nothing will follow it, and
+		// a watch from the next revision would wait for ever.
+		e, err := c.store.GetStatus(ctx, id)
+		switch {
+		case err == nil && e.Status.Finished() && e.Revision <= fromRevision:
+			out := make(chan Update)
+			close(out)
+			return out, nil
+		case err != nil && !errors.Is(err, jetstream.ErrNotFound):
+			return nil, err
+		}
+		start = fromRevision + 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	in, err := c.store.WatchStatus(ctx, id, start)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	out := make(chan Update, 16)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for u := range in {
+			if u.Deleted {
+				continue
+			}
+			select {
+			case out <- Update{Status: u.Status, Revision: u.Revision}:
+			case <-ctx.Done():
+				return
+			}
+			if u.Status.Finished() {
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// WatchFilter selects the instances and updates WatchAll sends. The zero
+// value selects everything.
+type WatchFilter struct {
+	// InstanceIDPrefix keeps the instances whose id starts with it
+	// (case-sensitive). Empty: every instance.
+	InstanceIDPrefix string
+	// RuntimeStatus keeps the updates whose runtime status is one of
+	// these. Empty: every update. The filter applies to each update on its
+	// own: an instance that leaves the selected statuses is not announced.
+	// Deletions (Update.Deleted) have no status and are always kept.
+	RuntimeStatus []jetflow.RuntimeStatus
+}
+
+// validate checks the filter: the prefix follows the rules of instance ids
+// (but may be empty), the statuses are known.
+func (f WatchFilter) validate() error {
+	if f.InstanceIDPrefix != "" {
+		if err := jetflow.ValidateInstanceID(f.InstanceIDPrefix); err != nil {
+			return fmt.Errorf("instance id prefix: %w", err)
+		}
+	}
+	for _, s := range f.RuntimeStatus {
+		if !s.Valid() {
+			return fmt.Errorf("%w: unknown runtime status %q", jetflow.ErrInvalidOption, s)
+		}
+	}
+	return nil
+}
+
+// WatchAll follows many instances: it sends the current status of every
+// instance the filter selects, then each change of them, in revision
+// order, until ctx ends; it does not stop at terminal statuses. It fails
+// with jetflow.ErrInvalidInstanceID for a prefix no id could have and
+// jetflow.ErrInvalidOption for an unknown runtime status.
+//
+// With fromRevision > 0 it resumes after that revision (the Revision of
+// the last update the caller saw, of any instance): it sends every
+// selected instance whose status changed after fromRevision, at its latest
+// value, then each change. No instance changed after fromRevision is
+// missed and no revision is sent twice; the status bucket keeps one value
+// per instance, so intermediate values written while nobody watched are
+// skipped, but a terminal status, being an instance's last value, never
+// is. Deletions are sent when resuming and once watching, but not as
+// "current values" when fromRevision is 0.
+//
+// The prefix cannot be a server-side filter (a key is one subject token
+// and NATS wildcards match whole tokens): the watch receives every status
+// of the hub and drops the others in this process.
+func (c *Client) WatchAll(ctx context.Context, f WatchFilter, fromRevision uint64) (<-chan Update, error) {
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
+	keep := map[jetflow.RuntimeStatus]bool{}
+	for _, s := range f.RuntimeStatus {
+		keep[s] = true
+	}
+	start := uint64(0)
+	if fromRevision > 0 {
+		start = fromRevision + 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	in, err := c.store.WatchStatuses(ctx, f.InstanceIDPrefix, start)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	out := make(chan Update, 16)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for u := range in {
+			if len(keep) > 0 && !u.Deleted && !keep[u.Status.RuntimeStatus] {
+				continue
+			}
+			select {
+			case out <- Update{Status: u.Status, Revision: u.Revision, Deleted: u.Deleted}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}

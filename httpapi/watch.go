@@ -1,0 +1,241 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+)
+
+// DefaultKeepAlive is the default interval of the comments sent on idle
+// watch streams.
+const DefaultKeepAlive = 15 * time.Second
+
+// watchInstance handles GET /instances/{instanceId}/watch: the instance's
+// status as server-sent events, from its current value (or after the
+// Last-Event-ID revision) until its terminal status.
+func (a *api) watchInstance(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("instanceId")
+	after, ok := lastEventID(w, r)
+	if !ok {
+		return
+	}
+	cur, err := a.c.GetStatusWithRevision(r.Context(), id)
+	if err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
+	if after > 0 && cur.Finished() && cur.Revision <= after {
+		// The client has seen the terminal status and nothing follows it.
+		// 204 is what tells an EventSource to stop reconnecting.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	updates, err := a.c.WatchStatus(ctx, id, after)
+	if err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
+	a.stream(ctx, w, r, updates)
+}
+
+// watchAll handles GET /watch?instanceIdPrefix=…&runtimeStatus=…: the
+// statuses of many instances as server-sent events, until the client
+// leaves.
+func (a *api) watchAll(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	statuses, err := parseRuntimeStatuses(q["runtimeStatus"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	after, ok := lastEventID(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	f := client.WatchFilter{InstanceIDPrefix: q.Get("instanceIdPrefix"), RuntimeStatus: statuses}
+	updates, err := a.c.WatchAll(ctx, f, after)
+	if err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
+	a.stream(ctx, w, r, updates)
+}
+
+// lastEventID reads the revision to resume after: the Last-Event-ID header
+// (which an EventSource sends when it reconnects), else the lastEventId
+// query parameter, else 0 (from the current values). A value that is not a
+// revision is answered with 400 and false.
+func lastEventID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	v, what := r.Header.Get("Last-Event-ID"), "Last-Event-ID header"
+	if v == "" {
+		v, what = r.URL.Query().Get("lastEventId"), "lastEventId"
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %q is not an event id (a status revision: a whole number)", what, v))
+		return 0, false
+	}
+	return n, true
+}
+
+// parseRuntimeStatuses reads runtimeStatus query values: comma-separated
+// runtime status names, in any case. Empty values are ignored; an unknown
+// name is an error naming it.
+func parseRuntimeStatuses(values []string) ([]jetflow.RuntimeStatus, error) {
+	var out []jetflow.RuntimeStatus
+	for _, v := range values {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			s, ok := runtimeStatusNamed(name)
+			if !ok {
+				return nil, fmt.Errorf("runtimeStatus %q is not a runtime status; want one or more of %s, separated by commas",
+					name, strings.Join(statusNames(), ", "))
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// allStatuses lists the runtime statuses in the order of the Durable
+// Functions documentation.
+var allStatuses = []jetflow.RuntimeStatus{
+	jetflow.StatusPending, jetflow.StatusRunning, jetflow.StatusCompleted, jetflow.StatusContinuedAsNew,
+	jetflow.StatusFailed, jetflow.StatusCanceled, jetflow.StatusTerminated, jetflow.StatusSuspended,
+}
+
+func runtimeStatusNamed(name string) (jetflow.RuntimeStatus, bool) {
+	for _, s := range allStatuses {
+		if strings.EqualFold(name, string(s)) {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+func statusNames() []string {
+	out := make([]string, len(allStatuses))
+	for i, s := range allStatuses {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// stream writes updates as server-sent events until the channel closes,
+// the client leaves (ctx ends) or the server shuts down: one "status"
+// event per update (a "deleted" event for a deletion), with the revision
+// as its id; a keep-alive comment when nothing was sent for a while.
+func (a *api) stream(ctx context.Context, w http.ResponseWriter, r *http.Request, updates <-chan client.Update) {
+	rc := http.NewResponseController(w)
+	// A stream outlives any server WriteTimeout: lift it for this response.
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.log.WarnContext(ctx, "clearing the write deadline of a watch stream", slog.Any("error", err))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // no proxy buffering (nginx)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		a.log.WarnContext(ctx, "watch stream cannot be flushed; events are delayed",
+			slog.String("path", r.URL.Path), slog.Any("error", err))
+	}
+
+	keepAlive := time.NewTicker(a.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	var buf []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.cfg.Shutdown:
+			return
+		case <-keepAlive.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		case u, ok := <-updates:
+			if !ok {
+				return
+			}
+			var err error
+			if buf, err = appendEvent(buf[:0], u); err != nil {
+				a.log.ErrorContext(ctx, "encoding a watch event", slog.String("instance_id", u.InstanceID), slog.Any("error", err))
+				continue
+			}
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			keepAlive.Reset(a.cfg.KeepAlive)
+			if len(updates) > 0 {
+				continue // more to write: flush once they are out
+			}
+		}
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return
+		}
+	}
+}
+
+// appendEvent appends the server-sent event of one update to b:
+//
+//	event: status
+//	id: <revision>
+//	data: <status JSON on one line>
+//
+// or, for a deletion, "event: deleted" with data {"instanceId":"…"}.
+func appendEvent(b []byte, u client.Update) ([]byte, error) {
+	var data []byte
+	var err error
+	event := "status"
+	if u.Deleted {
+		event = "deleted"
+		data, err = json.Marshal(struct {
+			InstanceID string `json:"instanceId"`
+		}{u.InstanceID})
+	} else {
+		data, err = json.Marshal(u.Status)
+	}
+	if err != nil {
+		return b, err
+	}
+	if bytes.ContainsAny(data, "\r\n") {
+		// A line break in an event's data would split it: JSON has them
+		// only as whitespace, which compacting removes.
+		var c bytes.Buffer
+		if err := json.Compact(&c, data); err != nil {
+			return b, err
+		}
+		data = c.Bytes()
+	}
+	b = append(b, "event: "...)
+	b = append(b, event...)
+	b = append(b, "\nid: "...)
+	b = strconv.AppendUint(b, u.Revision, 10)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	return b, nil
+}
