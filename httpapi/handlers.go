@@ -95,18 +95,22 @@ func (a *api) raiseEvent(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// terminate handles POST /instances/{instanceId}/terminate?reason=….
-func (a *api) terminate(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("instanceId")
-	var reason any // no reason: the output is null
-	if q := r.URL.Query(); q.Has("reason") {
-		reason = q.Get("reason")
+// control returns the handler of POST /instances/{instanceId}/<verb>?reason=…
+// (terminate, suspend, resume): 202, or 404 for an unknown instance and 410
+// for a finished one. Without a reason, the reason is null.
+func (a *api) control(doing string, send func(context.Context, string, any) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("instanceId")
+		var reason any
+		if q := r.URL.Query(); q.Has("reason") {
+			reason = q.Get("reason")
+		}
+		if err := send(r.Context(), id, reason); err != nil {
+			a.writeClientError(w, r, fmt.Errorf("%s: %w", doing, err))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
 	}
-	if err := a.c.Terminate(r.Context(), id, reason); err != nil {
-		a.writeClientError(w, r, fmt.Errorf("terminating: %w", err))
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
 }
 
 // healthz handles GET /healthz.

@@ -15,6 +15,10 @@
 //	    Sends an external event; the JSON body (empty: null) is its data.
 //	POST /runtime/webhooks/durabletask/instances/{instanceId}/terminate?reason=…
 //	    Terminates the instance; the reason becomes its output.
+//	POST /runtime/webhooks/durabletask/instances/{instanceId}/suspend?reason=…
+//	POST /runtime/webhooks/durabletask/instances/{instanceId}/resume?reason=…
+//	    Suspends the instance (what reaches it is kept, nothing runs) or
+//	    resumes it. 202; 404 unknown; 410 finished.
 //	GET  /runtime/webhooks/durabletask/instances/{instanceId}/watch
 //	    The instance's status as server-sent events, from its current value
 //	    until its terminal status (see Watch streams).
@@ -149,7 +153,9 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.start)
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", a.status)
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.raiseEvent)
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.terminate)
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.control("terminating", c.Terminate))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", a.control("suspending", c.Suspend))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/resume", a.control("resuming", c.Resume))
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", a.watchInstance)
 	a.mux.HandleFunc("GET "+BasePath+"/watch", a.watchAll)
 	a.mux.HandleFunc("GET /healthz", a.healthz)

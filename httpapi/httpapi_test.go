@@ -359,6 +359,37 @@ func TestTerminate(t *testing.T) {
 	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/terminate?reason=x", ""), http.StatusNotFound, "ghost")
 }
 
+func TestSuspendResume(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	id := b.start(t, "SetStatusTest", "pause-1", "")
+	b.waitRunning(t, id)
+	r := b.do(t, http.MethodPost, statusPath(id)+"/suspend?reason=maintenance", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r = b.do(t, http.MethodGet, statusPath(id), "")
+		var st jetflow.Status
+		require.NoError(t, json.Unmarshal(r.body, &st))
+		if st.RuntimeStatus == jetflow.StatusSuspended {
+			require.Equal(t, http.StatusAccepted, r.code, "a suspended instance is not finished")
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "not suspended in time: %s", r.body)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The event is kept while suspended and applied on resume.
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/Done", "").code)
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/resume", "").code)
+	_, st := b.waitFinished(t, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/suspend", ""), http.StatusGone, "pause-1")
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/resume", ""), http.StatusGone, "pause-1")
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/suspend", ""), http.StatusNotFound, "ghost")
+}
+
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -303,17 +303,39 @@ func newRaiseCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func newTerminateCmd(g *globalOptions) *cobra.Command {
-	var reason string
-	cmd := &cobra.Command{
-		Use:   "terminate ID",
-		Short: "Terminate an instance",
-		Long: `Terminate stops the instance ID. The reason, if given, becomes its output (a
+// controlVerb describes a verb that sends an instance a command with an
+// optional reason: terminate, suspend, resume.
+type controlVerb struct {
+	use, short, long, done string
+	call                   func(c *client.Client) func(context.Context, string, any) error
+}
+
+var (
+	terminateVerb = controlVerb{
+		use: "terminate ID", short: "Terminate an instance", done: "terminated",
+		long: `Terminate stops the instance ID. The reason, if given, becomes its output (a
 JSON string); without one the output is null.`,
-		Args: argsRange(1, 1),
+		call: func(c *client.Client) func(context.Context, string, any) error { return c.Terminate },
 	}
+	suspendVerb = controlVerb{
+		use: "suspend ID", short: "Suspend an instance", done: "suspended",
+		long: `Suspend pauses the instance ID: events, activity results and timers that reach
+it are kept, and applied when it is resumed. Its status shows Suspended.`,
+		call: func(c *client.Client) func(context.Context, string, any) error { return c.Suspend },
+	}
+	resumeVerb = controlVerb{
+		use: "resume ID", short: "Resume a suspended instance", done: "resumed",
+		long: `Resume lets the suspended instance ID run again, applying what arrived while it
+was suspended.`,
+		call: func(c *client.Client) func(context.Context, string, any) error { return c.Resume },
+	}
+)
+
+func newControlCmd(g *globalOptions, v controlVerb) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{Use: v.use, Short: v.short, Long: v.long, Args: argsRange(1, 1)}
 	o := addClientFlags(cmd, g)
-	cmd.Flags().StringVar(&reason, "reason", "", "why the instance is terminated (becomes its output)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in history; terminate makes it the output)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		id := args[0]
 		var r any
@@ -321,10 +343,10 @@ JSON string); without one the output is null.`,
 			r = reason
 		}
 		return o.withClient(cmd.Context(), requestTimeout, func(ctx context.Context, c *client.Client) error {
-			if err := c.Terminate(ctx, id, r); err != nil {
+			if err := v.call(c)(ctx, id, r); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "terminated instance %q\n", id)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s instance %q\n", v.done, id)
 			return nil
 		})
 	}

@@ -17,6 +17,8 @@
 //	jetflow watch --prefix P [--from-revision N]  print the changes of many instances until Ctrl-C
 //	jetflow raise ID EVENT [JSON]                 send it an external event
 //	jetflow terminate ID [--reason TEXT]          terminate it
+//	jetflow suspend ID [--reason TEXT]            suspend it
+//	jetflow resume ID [--reason TEXT]             resume it
 //
 // Errors are printed as one line on stderr, with a non-zero exit status.
 package main

@@ -165,6 +165,24 @@ func TestClientVerbs(t *testing.T) {
 		requireOneLineError(t, cli(t, ctx, "raise", "term-1", "Done", "--nats", url), "instance finished")
 	})
 
+	t.Run("SuspendResume", func(t *testing.T) {
+		t.Parallel()
+		r := cli(t, ctx, "start", "SetStatusTest", "--id", "pause-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		r = cli(t, ctx, "suspend", "pause-1", "--reason", "maintenance", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "suspended instance \"pause-1\"\n", r.stdout)
+		r = cli(t, ctx, "raise", "pause-1", "Done", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		r = cli(t, ctx, "resume", "pause-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		r = cli(t, ctx, "watch", "pause-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		sts := watchLines(t, r.stdout)
+		require.Equal(t, jetflow.StatusCompleted, sts[len(sts)-1].RuntimeStatus)
+		requireOneLineError(t, cli(t, ctx, "resume", "pause-1", "--nats", url), "instance finished")
+	})
+
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
 		closed := closedPort(t)
@@ -200,7 +218,7 @@ func TestClientVerbs(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, verb := range []string{"", "dev", "start", "status", "watch", "raise", "terminate"} {
+	for _, verb := range []string{"", "dev", "start", "status", "watch", "raise", "terminate", "suspend", "resume"} {
 		args := []string{"--help"}
 		if verb != "" {
 			args = []string{verb, "--help"}

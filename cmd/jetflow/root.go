@@ -60,7 +60,9 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newStatusCmd(g),
 		newWatchCmd(g),
 		newRaiseCmd(g),
-		newTerminateCmd(g),
+		newControlCmd(g, terminateVerb),
+		newControlCmd(g, suspendVerb),
+		newControlCmd(g, resumeVerb),
 	)
 	return root
 }
