@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
@@ -25,12 +27,28 @@ type startResponse struct {
 	SendEventPostURI      string `json:"sendEventPostUri"`
 	TerminatePostURI      string `json:"terminatePostUri"`
 	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
+	SuspendPostURI        string `json:"suspendPostUri"`
+	ResumePostURI         string `json:"resumePostUri"`
 }
 
-// start handles POST /orchestrators/{name}[/{instanceId}].
+// maxStartTimeout bounds the ?timeout= of a start, in seconds.
+const maxStartTimeout = 3600
+
+// start handles POST /orchestrators/{name}[/{instanceId}][?timeout=SECONDS].
+// With a timeout it waits (a status watch, not polling) up to that long
+// for the instance to finish, and then answers 200 with its final status.
 func (a *api) start(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	id := r.PathValue("instanceId")
+	var timeout time.Duration
+	if q := r.URL.Query(); q.Has("timeout") {
+		n, err := strconv.Atoi(q.Get("timeout"))
+		if err != nil || n < 0 || n > maxStartTimeout {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want whole seconds from 0 to %d", q.Get("timeout"), maxStartTimeout))
+			return
+		}
+		timeout = time.Duration(n) * time.Second
+	}
 	body, ok := a.readJSONBody(w, r, "input")
 	if !ok {
 		return
@@ -45,12 +63,23 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inst := a.instanceURL(r, id)
+	if timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		st, err := a.c.WaitForCompletion(ctx, id)
+		cancel()
+		if err == nil {
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
+	}
 	resp := startResponse{
 		ID:                    id,
 		StatusQueryGetURI:     inst,
 		SendEventPostURI:      inst + "/raiseEvent/{eventName}",
 		TerminatePostURI:      inst + "/terminate?reason={text}",
 		PurgeHistoryDeleteURI: inst,
+		SuspendPostURI:        inst + "/suspend?reason={text}",
+		ResumePostURI:         inst + "/resume?reason={text}",
 	}
 	w.Header().Set("Location", inst)
 	w.Header().Set("Retry-After", "1")

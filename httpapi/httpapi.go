@@ -6,9 +6,10 @@
 //
 // # Routes
 //
-//	POST /runtime/webhooks/durabletask/orchestrators/{name}[/{instanceId}]
+//	POST /runtime/webhooks/durabletask/orchestrators/{name}[/{instanceId}][?timeout=SECONDS]
 //	    Starts an instance; the optional JSON body is its input.
-//	    202 with a Location header and the management URLs.
+//	    202 with a Location header and the management URLs; with a timeout,
+//	    200 and the final status if the instance finishes within it.
 //	GET  /runtime/webhooks/durabletask/instances/{instanceId}
 //	    The status JSON: 202 while the instance runs, 200 once it finished.
 //	POST /runtime/webhooks/durabletask/instances/{instanceId}/raiseEvent/{eventName}
@@ -29,6 +30,9 @@
 //	    until the client leaves.
 //	GET  /healthz
 //	    200 "ok" once the API can take requests.
+//
+// With Config.APIKey set, every route but /healthz needs the key as the
+// x-functions-key header or the code query parameter, else 401.
 //
 // Errors are JSON objects {"error": "<what is wrong>"}: 400 for bad input
 // (unknown orchestrator, invalid JSON, invalid instance id or event name),
@@ -70,6 +74,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -114,6 +119,12 @@ type Config struct {
 	// to the server's RegisterOnShutdown. Defaults to nil (streams end
 	// only with their request).
 	Shutdown <-chan struct{}
+
+	// APIKey, when set, is required on every route but /healthz, as the
+	// x-functions-key header or the code query parameter (as Durable
+	// Functions' function keys); requests without it get 401. Compared in
+	// constant time. Defaults to "" (no authentication).
+	APIKey string
 
 	// Ready, when set, is called by GET /healthz: a non-nil error makes it
 	// answer 503 with the error's message (for example while the NATS
@@ -180,11 +191,28 @@ func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(rw, http.StatusInternalServerError, "internal error: the request caused a panic")
 		}
 	}()
+	if !a.authorized(r) {
+		writeError(rw, http.StatusUnauthorized, "missing or wrong API key: send it as the x-functions-key header or the code query parameter")
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.noRoute(rw, r)
 		return
 	}
 	a.mux.ServeHTTP(rw, r)
+}
+
+// authorized reports whether r may be served: no API key is configured,
+// the route is /healthz, or r carries the key.
+func (a *api) authorized(r *http.Request) bool {
+	if a.cfg.APIKey == "" || r.URL.Path == "/healthz" {
+		return true
+	}
+	key := r.Header.Get("x-functions-key")
+	if key == "" {
+		key = r.URL.Query().Get("code")
+	}
+	return subtle.ConstantTimeCompare([]byte(key), []byte(a.cfg.APIKey)) == 1
 }
 
 // noRoute answers a request that matches no route: 405 (with Allow) when

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -388,6 +389,61 @@ func TestSuspendResume(t *testing.T) {
 	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/suspend", ""), http.StatusGone, "pause-1")
 	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/resume", ""), http.StatusGone, "pause-1")
 	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/suspend", ""), http.StatusNotFound, "ghost")
+}
+
+func TestStartWithTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	// Finishes in time: 200 with the final status.
+	r := b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/wait-1?timeout=20", "")
+	require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
+	var st jetflow.Status
+	require.NoError(t, json.Unmarshal(r.body, &st))
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.JSONEq(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+
+	// Still waiting for an event when time runs out: the usual 202.
+	r = b.do(t, http.MethodPost, base+"/orchestrators/SetStatusTest/wait-2?timeout=1", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	var body map[string]string
+	require.NoError(t, json.Unmarshal(r.body, &body))
+	require.Equal(t, "wait-2", body["id"])
+	require.True(t, strings.HasSuffix(body["suspendPostUri"], "/instances/wait-2/suspend?reason={text}"), body["suspendPostUri"])
+	require.True(t, strings.HasSuffix(body["resumePostUri"], "/instances/wait-2/resume?reason={text}"), body["resumePostUri"])
+
+	for _, bad := range []string{"x", "-1", "3601", "1.5"} {
+		requireJSONError(t, b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence?timeout="+bad, ""), http.StatusBadRequest, "timeout")
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{APIKey: "s3cret", Logger: e.Logger()}))
+	t.Cleanup(srv.Close)
+	b := &testBundle{e: e, srv: srv}
+
+	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/healthz", "").code, "healthz needs no key")
+	for _, path := range []string{statusPath("x"), base + "/watch", "/nowhere"} {
+		requireJSONError(t, b.do(t, http.MethodGet, path, ""), http.StatusUnauthorized, "API key")
+		requireJSONError(t, b.do(t, http.MethodGet, path+"?code=wrong", ""), http.StatusUnauthorized, "API key")
+	}
+	requireJSONError(t, b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/key-1", ""), http.StatusUnauthorized)
+	_, err := e.Client.GetStatus(context.Background(), "key-1")
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a refused request changes nothing")
+
+	r := b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/key-1?code=s3cret", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	req, err := http.NewRequest(http.MethodGet, srv.URL+statusPath("key-1"), nil)
+	require.NoError(t, err)
+	req.Header.Set("x-functions-key", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, resp.StatusCode)
 }
 
 func TestRoutes(t *testing.T) {

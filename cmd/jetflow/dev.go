@@ -33,6 +33,7 @@ type devOptions struct {
 	httpAddr   string
 	sync       time.Duration
 	logLevel   string
+	apiKey     string
 }
 
 // shutdownTimeout bounds each step of dev's shutdown.
@@ -63,6 +64,7 @@ the unfinished instances.`,
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "host:port of the HTTP API (port 0 picks a free one)")
 	f.DurationVar(&o.sync, "sync", 0, "fsync interval of the store; 0 fsyncs every write (safe against power loss, slower)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	f.StringVar(&o.apiKey, "api-key", os.Getenv("JETFLOW_API_KEY"), "require this key (x-functions-key header or ?code=) on every HTTP route but /healthz (env JETFLOW_API_KEY)")
 	return cmd
 }
 
@@ -136,7 +138,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	// Watch streams last until their client leaves: end them when the
 	// server shuts down, which otherwise waits for them.
 	streamsDone := make(chan struct{})
-	api := httpapi.New(client.New(disp), httpapi.Config{Logger: logger, Shutdown: streamsDone, Ready: func() error {
+	api := httpapi.New(client.New(disp), httpapi.Config{Logger: logger, APIKey: o.apiKey, Shutdown: streamsDone, Ready: func() error {
 		if !nc.IsConnected() {
 			return errors.New("not connected to NATS")
 		}
