@@ -146,7 +146,7 @@ func TestStart(t *testing.T) {
 		require.Equal(t, "application/json", r.header.Get("Content-Type"))
 		var got map[string]string
 		require.NoError(t, json.Unmarshal(r.body, &got))
-		require.Len(t, got, 5)
+		require.Len(t, got, 7)
 		id := got["id"]
 		require.NotEmpty(t, id)
 		inst := b.srv.URL + base + "/instances/" + id
@@ -156,6 +156,8 @@ func TestStart(t *testing.T) {
 			"sendEventPostUri":      inst + "/raiseEvent/{eventName}",
 			"terminatePostUri":      inst + "/terminate?reason={text}",
 			"purgeHistoryDeleteUri": inst,
+			"suspendPostUri":        inst + "/suspend?reason={text}",
+			"resumePostUri":         inst + "/resume?reason={text}",
 		}, got)
 		require.Equal(t, inst, r.header.Get("Location"))
 	})
