@@ -86,21 +86,71 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, resp)
 }
 
-// status handles GET /instances/{instanceId}.
+// status handles GET /instances/{instanceId}, with the Durable Functions
+// query options showInput (default true), showHistory, showHistoryOutput
+// and returnInternalServerErrorOnFailure.
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("instanceId")
+	var opts struct{ input, history, historyOutput, failureIs500 bool }
+	for _, o := range []struct {
+		name string
+		dst  *bool
+		def  bool
+	}{
+		{"showInput", &opts.input, true},
+		{"showHistory", &opts.history, false},
+		{"showHistoryOutput", &opts.historyOutput, false},
+		{"returnInternalServerErrorOnFailure", &opts.failureIs500, false},
+	} {
+		*o.dst = o.def
+		if v := r.URL.Query().Get(o.name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%q: want true or false", o.name, v))
+				return
+			}
+			*o.dst = b
+		}
+	}
 	st, err := a.c.GetStatus(r.Context(), id)
 	if err != nil {
 		a.writeClientError(w, r, err)
 		return
 	}
+	if !opts.input {
+		st.Input = nil
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding status: "+err.Error())
+		return
+	}
+	if opts.history {
+		events, err := a.c.GetHistory(r.Context(), id, opts.historyOutput)
+		if err != nil {
+			a.writeClientError(w, r, err)
+			return
+		}
+		h, err := json.Marshal(events)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "encoding history: "+err.Error())
+			return
+		}
+		// The status is a JSON object: add historyEvents as its last key.
+		body = append(append(append(body[:len(body)-1], `,"historyEvents":`...), h...), '}')
+	}
 	code := http.StatusOK
-	if !st.Finished() {
+	switch {
+	case !st.Finished():
 		code = http.StatusAccepted
 		w.Header().Set("Location", a.origin(r)+r.URL.RequestURI())
 		w.Header().Set("Retry-After", "1")
+	case opts.failureIs500 && st.RuntimeStatus == jetflow.StatusFailed:
+		code = http.StatusInternalServerError
 	}
-	writeJSON(w, code, st)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
 }
 
 // raiseEvent handles POST /instances/{instanceId}/raiseEvent/{eventName}.

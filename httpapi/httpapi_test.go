@@ -448,6 +448,57 @@ func TestAPIKey(t *testing.T) {
 	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, resp.StatusCode)
 }
 
+func TestStatusOptions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.start(t, "E1_HelloSequence", "opts-1", `{"unused":true}`)
+	b.waitFinished(t, id)
+
+	var plain map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b.do(t, http.MethodGet, statusPath(id)+"?showInput=false", "").body, &plain))
+	require.Equal(t, "null", string(plain["input"]))
+	require.NotContains(t, plain, "historyEvents")
+
+	type event struct {
+		EventType, FunctionName, OrchestrationStatus string
+		Result                                       json.RawMessage
+		ScheduledTime                                *string
+	}
+	var withHistory struct {
+		Input         json.RawMessage `json:"input"`
+		HistoryEvents []event         `json:"historyEvents"`
+	}
+	r := b.do(t, http.MethodGet, statusPath(id)+"?showHistory=true&showHistoryOutput=true", "")
+	require.Equal(t, http.StatusOK, r.code)
+	require.NoError(t, json.Unmarshal(r.body, &withHistory), "body: %s", r.body)
+	require.JSONEq(t, `{"unused":true}`, string(withHistory.Input))
+	var types []string
+	for _, e := range withHistory.HistoryEvents {
+		types = append(types, e.EventType)
+	}
+	require.Equal(t, []string{"ExecutionStarted", "TaskCompleted", "TaskCompleted", "TaskCompleted", "ExecutionCompleted"}, types)
+	require.Equal(t, "E1_SayHello", withHistory.HistoryEvents[1].FunctionName)
+	require.NotNil(t, withHistory.HistoryEvents[1].ScheduledTime)
+	require.JSONEq(t, `"Hello Tokyo!"`, string(withHistory.HistoryEvents[1].Result))
+	require.Equal(t, "Completed", withHistory.HistoryEvents[4].OrchestrationStatus)
+
+	r = b.do(t, http.MethodGet, statusPath(id)+"?showHistory=true", "")
+	var noOutput struct {
+		HistoryEvents []event `json:"historyEvents"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &noOutput))
+	require.Len(t, noOutput.HistoryEvents, 5)
+	require.Empty(t, noOutput.HistoryEvents[1].Result, "results only with showHistoryOutput")
+
+	failed := b.start(t, "CityRecommender", "opts-2", "7")
+	rf, st := b.waitFinished(t, failed)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	require.Equal(t, http.StatusOK, rf.code)
+	require.Equal(t, http.StatusInternalServerError, b.do(t, http.MethodGet, statusPath(failed)+"?returnInternalServerErrorOnFailure=true", "").code)
+
+	requireJSONError(t, b.do(t, http.MethodGet, statusPath(id)+"?showHistory=maybe", ""), http.StatusBadRequest, "showHistory")
+}
+
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
