@@ -32,7 +32,10 @@ const requestTimeout = 30 * time.Second
 // clientOptions are the flags of the verbs that talk to a running hub.
 type clientOptions struct {
 	*globalOptions
-	natsURL string
+	natsURL                string
+	creds, nkey            string
+	user, password, token  string
+	tlsCA, tlsCert, tlsKey string
 }
 
 func addClientFlags(cmd *cobra.Command, g *globalOptions) *clientOptions {
@@ -41,16 +44,61 @@ func addClientFlags(cmd *cobra.Command, g *globalOptions) *clientOptions {
 	if v := os.Getenv(natsURLEnv); v != "" {
 		def = v
 	}
-	cmd.Flags().StringVar(&o.natsURL, "nats", def, "NATS server URL (default from $"+natsURLEnv+" when set)")
+	f := cmd.Flags()
+	f.StringVar(&o.natsURL, "nats", def, "NATS server URL, or several separated by commas (default from $"+natsURLEnv+" when set)")
+	f.StringVar(&o.creds, "creds", "", "NATS credentials file")
+	f.StringVar(&o.nkey, "nkey", "", "NATS NKey seed file")
+	f.StringVar(&o.user, "user", "", "NATS user")
+	f.StringVar(&o.password, "password", "", "NATS password")
+	f.StringVar(&o.token, "token", "", "NATS token")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "CA certificate file to verify the NATS server")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "client certificate file for NATS TLS")
+	f.StringVar(&o.tlsKey, "tls-key", "", "client key file for NATS TLS")
 	return o
+}
+
+// dial connects to NATS with the connection flags. Extra options follow
+// them (a long-running process asks to reconnect without end).
+func (o *clientOptions) dial(name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second)}
+	if o.creds != "" {
+		opts = append(opts, nats.UserCredentials(o.creds))
+	}
+	if o.nkey != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.nkey)
+		if err != nil {
+			return nil, fmt.Errorf("--nkey %s: %w", o.nkey, err)
+		}
+		opts = append(opts, opt)
+	}
+	if o.user != "" || o.password != "" {
+		opts = append(opts, nats.UserInfo(o.user, o.password))
+	}
+	if o.token != "" {
+		opts = append(opts, nats.Token(o.token))
+	}
+	if o.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(o.tlsCA))
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(o.tlsCert, o.tlsKey))
+	}
+	nc, err := nats.Connect(o.natsURL, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", o.natsURL, err)
+	}
+	return nc, nil
 }
 
 // connect opens the hub on NATS and returns a client and a function that
 // closes the connection.
 func (o *clientOptions) connect(ctx context.Context) (*client.Client, func(), error) {
-	nc, err := nats.Connect(o.natsURL, nats.Name("jetflow-cli"), nats.Timeout(5*time.Second))
+	nc, err := o.dial("jetflow-cli")
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", o.natsURL, err)
+		return nil, nil, err
 	}
 	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Timeout: 10 * time.Second})
 	if err != nil {

@@ -135,24 +135,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	// Watch streams last until their client leaves: end them when the
-	// server shuts down, which otherwise waits for them.
-	streamsDone := make(chan struct{})
-	api := httpapi.New(client.New(disp), httpapi.Config{Logger: logger, APIKey: o.apiKey, Shutdown: streamsDone, Ready: func() error {
-		if !nc.IsConnected() {
-			return errors.New("not connected to NATS")
-		}
-		return nil
-	}})
-	hs := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	hs.RegisterOnShutdown(func() { close(streamsDone) })
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(httpLn) }()
-
+	stopAPI, served := startAPI(httpLn, client.New(disp), nc, o.apiKey, logger)
 	printBanner(stdout, banner{
 		natsURL:       srv.ClientURL(),
 		httpURL:       "http://" + dialable(httpLn.Addr().String()),
@@ -171,12 +154,37 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		runErr = fmt.Errorf("HTTP server: %w", err)
 	}
 	fmt.Fprintln(stdout, "jetflow dev: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		logger.Warn("stopping the HTTP server", slog.Any("error", err))
-	}
+	stopAPI()
 	return runErr // the deferred calls stop the worker, the connection and the server
+}
+
+// startAPI serves the HTTP API on ln until the returned stop is called;
+// served reports the server's failure.
+func startAPI(ln net.Listener, c *client.Client, nc *nats.Conn, apiKey string, logger *slog.Logger) (stop func(), served <-chan error) {
+	// Watch streams last until their client leaves: end them when the
+	// server shuts down, which otherwise waits for them.
+	streamsDone := make(chan struct{})
+	api := httpapi.New(c, httpapi.Config{Logger: logger, APIKey: apiKey, Shutdown: streamsDone, Ready: func() error {
+		if !nc.IsConnected() {
+			return errors.New("not connected to NATS")
+		}
+		return nil
+	}})
+	hs := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	hs.RegisterOnShutdown(func() { close(streamsDone) })
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			logger.Warn("stopping the HTTP server", slog.Any("error", err))
+		}
+	}, errc
 }
 
 // checkFree reports whether a TCP listener can be opened on addr (port 0

@@ -9,7 +9,11 @@
 //	go run ./cmd/jetflow dev [--data ./.jetflow] [--nats-listen 127.0.0.1:4222] [--http 127.0.0.1:8080]
 //
 // The other verbs talk to a running hub over NATS (--nats, default
-// nats://127.0.0.1:4222 or $JETFLOW_NATS_URL):
+// nats://127.0.0.1:4222 or $JETFLOW_NATS_URL; --creds, --nkey, --user,
+// --password, --token and --tls-* for secured servers):
+//
+//	jetflow worker [--concurrency N] [--no-orchestrations|--no-activities]  run the samples' workers
+//	jetflow server [--http ADDR] [--api-key KEY]  run the HTTP API without workers
 //
 //	jetflow start NAME [--input JSON] [--id ID]   start an instance, print its id
 //	jetflow status ID                             print its status JSON

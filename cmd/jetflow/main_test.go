@@ -218,7 +218,7 @@ func TestClientVerbs(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, verb := range []string{"", "dev", "start", "status", "watch", "raise", "terminate", "suspend", "resume"} {
+	for _, verb := range []string{"", "dev", "worker", "server", "start", "status", "watch", "raise", "terminate", "suspend", "resume"} {
 		args := []string{"--help"}
 		if verb != "" {
 			args = []string{verb, "--help"}
@@ -393,4 +393,78 @@ func TestDevPortInUse(t *testing.T) {
 		requireOneLineError(t, r, flag+" "+l.Addr().String()+": address already in use")
 		require.Less(t, time.Since(start), 5*time.Second)
 	}
+}
+
+// TestWorkerAndServer runs `jetflow worker` twice and `jetflow server`
+// against an external NATS (no embedded workers): the HTTP API starts
+// instances that the worker processes run, and all stop cleanly.
+func TestWorkerAndServer(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Workers: -1})
+	natsURL := e.Server.ClientURL()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	type proc struct {
+		out  syncBuffer
+		code chan int
+	}
+	launch := func(args ...string) *proc {
+		p := &proc{code: make(chan int, 1)}
+		go func() {
+			var stderr syncBuffer
+			code := run(ctx, append(args, "--nats", natsURL, "--log-level", "warn"), &p.out, &stderr)
+			if code != 0 {
+				t.Logf("%v: %s", args, stderr.String())
+			}
+			p.code <- code
+		}()
+		return p
+	}
+	workers := []*proc{launch("worker"), launch("worker", "--concurrency", "8")}
+	server := launch("server", "--http", "127.0.0.1:0")
+	var httpURL string
+	require.Eventually(t, func() bool {
+		out := server.out.String()
+		i := strings.Index(out, "http://")
+		if i < 0 {
+			return false
+		}
+		httpURL = strings.Fields(out[i:])[0]
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "server did not print its address")
+
+	const base = "/runtime/webhooks/durabletask"
+	// The workers register the samples' names as they start.
+	require.Eventually(t, func() bool {
+		resp, err := http.Post(httpURL+base+"/orchestrators/E1_HelloSequence/split-1", "application/json", nil)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusAccepted
+	}, 10*time.Second, 20*time.Millisecond)
+	st, err := e.Client.WaitForCompletion(e.Context(20*time.Second), "split-1")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.Equal(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+
+	cancel() // SIGTERM
+	for _, p := range append(workers, server) {
+		select {
+		case code := <-p.code:
+			require.Equal(t, 0, code)
+		case <-time.After(20 * time.Second):
+			t.Fatal("a process did not stop")
+		}
+	}
+}
+
+func TestConnectionFlags(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	requireOneLineError(t, cli(t, ctx, "status", "x", "--tls-cert", "c.pem"), "--tls-cert and --tls-key go together")
+	requireOneLineError(t, cli(t, ctx, "status", "x", "--nkey", "/no/such/seed"), "--nkey")
+	requireOneLineError(t, cli(t, ctx, "worker", "--creds", "/no/such/creds", "--nats", "nats://127.0.0.1:1"), "connecting to NATS")
 }

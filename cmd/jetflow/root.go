@@ -56,6 +56,8 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		"hub (namespace of every stream and bucket, like a Durable Functions task hub)")
 	root.AddCommand(
 		newDevCmd(g),
+		newWorkerCmd(g),
+		newServerCmd(g),
 		newStartCmd(g),
 		newStatusCmd(g),
 		newWatchCmd(g),

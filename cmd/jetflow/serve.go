@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/samples"
+	"github.com/jetflow/jetflow/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// processOptions are the flags of the long-running verbs on an external
+// NATS: worker and server.
+type processOptions struct {
+	*clientOptions
+	logLevel string
+}
+
+func addProcessFlags(cmd *cobra.Command, g *globalOptions) *processOptions {
+	o := &processOptions{clientOptions: addClientFlags(cmd, g)}
+	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return o
+}
+
+// open connects (reconnecting without end), opens the hub and returns its
+// dispatcher, with a logger on stderr.
+func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer) (*nats.Conn, *dispatcher.Dispatcher, *slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	nc, err := o.dial(name, nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub})
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
+	}
+	return nc, dispatcher.New(store, dispatcher.Config{Logger: logger}), logger, nil
+}
+
+func newWorkerCmd(g *globalOptions) *cobra.Command {
+	var cfg worker.Config
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run workers for the samples against a running NATS",
+		Long: `Worker runs the samples' orchestrations and activities against a hub on a
+running NATS (--nats). Start as many as you like, on any machines: they share
+the work, and what one was doing when it died is redelivered to the others.
+SIGTERM or Ctrl-C stops it gracefully: it stops taking work, finishes what it
+runs (up to 30 s) and hands back what it had fetched.
+
+For your own orchestrations, write a main that registers them and runs
+worker.New(...).Start (see the README).`,
+		Args: argsRange(0, 0),
+	}
+	o := addProcessFlags(cmd, g)
+	f := cmd.Flags()
+	f.IntVar(&cfg.OrchestrationConcurrency, "concurrency", 256, "instances whose turns run at once")
+	f.IntVar(&cfg.ActivityConcurrency, "activity-concurrency", 64, "activities that run at once")
+	f.BoolVar(&cfg.NoOrchestrations, "no-orchestrations", false, "run activities only")
+	f.BoolVar(&cfg.NoActivities, "no-activities", false, "run orchestrations only")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		nc, disp, logger, err := o.open(ctx, "jetflow-worker", cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		reg := jetflow.NewRegistry()
+		if err := samples.Register(reg, samples.Options{}); err != nil {
+			return fmt.Errorf("registering the samples: %w", err)
+		}
+		cfg.Logger = logger
+		w, err := worker.New(disp.Store(), disp, reg, cfg)
+		if err != nil {
+			return err
+		}
+		if err := w.Start(ctx); err != nil {
+			return fmt.Errorf("starting the worker: %w", err)
+		}
+		logger.Info("worker running", slog.String("nats", o.natsURL), slog.String("hub", o.hub))
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return w.Stop(sctx)
+	}
+	return cmd
+}
+
+func newServerCmd(g *globalOptions) *cobra.Command {
+	var httpAddr, apiKey string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the HTTP API (and the dispatcher) against a running NATS, without workers",
+		Long: `Server serves the Durable Functions-compatible HTTP API of a hub on a running
+NATS (--nats). It runs no orchestrations or activities: start workers with
+"jetflow worker" or your own binary. SIGTERM or Ctrl-C stops it gracefully.`,
+		Args: argsRange(0, 0),
+	}
+	o := addProcessFlags(cmd, g)
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "host:port of the HTTP API (port 0 picks a free one)")
+	cmd.Flags().StringVar(&apiKey, "api-key", os.Getenv("JETFLOW_API_KEY"), "require this key (x-functions-key header or ?code=) on every route but /healthz (env JETFLOW_API_KEY)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			return listenError("--http", httpAddr, err)
+		}
+		defer ln.Close()
+		ctx := cmd.Context()
+		nc, disp, logger, err := o.open(ctx, "jetflow-server", cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		stop, served := startAPI(ln, client.New(disp), nc, apiKey, logger)
+		fmt.Fprintf(cmd.OutOrStdout(), "jetflow server: HTTP API on http://%s (hub %s on %s)\n", dialable(ln.Addr().String()), o.hub, o.natsURL)
+		var runErr error
+		select {
+		case <-ctx.Done():
+		case err := <-served:
+			runErr = fmt.Errorf("HTTP server: %w", err)
+		}
+		stop()
+		return runErr
+	}
+	return cmd
+}
