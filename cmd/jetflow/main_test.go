@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
@@ -467,4 +468,6 @@ func TestConnectionFlags(t *testing.T) {
 	requireOneLineError(t, cli(t, ctx, "status", "x", "--tls-cert", "c.pem"), "--tls-cert and --tls-key go together")
 	requireOneLineError(t, cli(t, ctx, "status", "x", "--nkey", "/no/such/seed"), "--nkey")
 	requireOneLineError(t, cli(t, ctx, "worker", "--creds", "/no/such/creds", "--nats", "nats://127.0.0.1:1"), "connecting to NATS")
+	e := testengine.New(t, testengine.Options{Workers: -1, Store: jetstream.Config{Hub: "r9"}})
+	requireOneLineError(t, cli(t, ctx, "worker", "--replicas", "9", "--hub", "r9x", "--nats", e.Server.ClientURL()), "replicas 9")
 }

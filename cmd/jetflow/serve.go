@@ -24,11 +24,13 @@ import (
 type processOptions struct {
 	*clientOptions
 	logLevel string
+	replicas int
 }
 
 func addProcessFlags(cmd *cobra.Command, g *globalOptions) *processOptions {
 	o := &processOptions{clientOptions: addClientFlags(cmd, g)}
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().IntVar(&o.replicas, "replicas", 1, "replicas of the streams and buckets this process creates if the hub has none yet (3 on a cluster)")
 	return o
 }
 
@@ -44,7 +46,7 @@ func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub})
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Replicas: o.replicas})
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
