@@ -118,6 +118,26 @@ func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...St
 	return o.id, nil
 }
 
+// Restart starts a new run of a finished instance's orchestrator with the
+// same input, under a new random id when newID is set (as Durable Functions
+// does by default), else under the same id, and returns the new run's id.
+// It fails with jetflow.ErrInstanceNotFound, or jetflow.ErrInstanceNotFinished
+// while the instance is Pending, Running or Suspended.
+func (c *Client) Restart(ctx context.Context, id string, newID bool) (string, error) {
+	st, err := c.GetStatus(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if !st.Finished() {
+		return "", fmt.Errorf("%w: %q is %s; only a finished instance can be restarted", jetflow.ErrInstanceNotFinished, id, st.RuntimeStatus)
+	}
+	next := id
+	if newID {
+		next = NewInstanceID()
+	}
+	return c.StartOrchestration(ctx, st.Name, WithInstanceID(next), WithRawInput(st.Input))
+}
+
 // GetStatus returns an instance's status, or jetflow.ErrInstanceNotFound.
 func (c *Client) GetStatus(ctx context.Context, id string) (*jetflow.Status, error) {
 	if err := jetflow.ValidateInstanceID(id); err != nil {

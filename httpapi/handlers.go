@@ -27,6 +27,7 @@ type startResponse struct {
 	SendEventPostURI      string `json:"sendEventPostUri"`
 	TerminatePostURI      string `json:"terminatePostUri"`
 	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
+	RestartPostURI        string `json:"restartPostUri"`
 	SuspendPostURI        string `json:"suspendPostUri"`
 	ResumePostURI         string `json:"resumePostUri"`
 }
@@ -62,7 +63,6 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 		a.writeClientError(w, r, err)
 		return
 	}
-	inst := a.instanceURL(r, id)
 	if timeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		st, err := a.c.WaitForCompletion(ctx, id)
@@ -72,18 +72,47 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	a.writeStarted(w, r, id)
+}
+
+// writeStarted answers 202 with the management URLs of a new instance, as
+// Durable Functions' CreateCheckStatusResponse does.
+func (a *api) writeStarted(w http.ResponseWriter, r *http.Request, id string) {
+	inst := a.instanceURL(r, id)
 	resp := startResponse{
 		ID:                    id,
 		StatusQueryGetURI:     inst,
 		SendEventPostURI:      inst + "/raiseEvent/{eventName}",
 		TerminatePostURI:      inst + "/terminate?reason={text}",
 		PurgeHistoryDeleteURI: inst,
+		RestartPostURI:        inst + "/restart",
 		SuspendPostURI:        inst + "/suspend?reason={text}",
 		ResumePostURI:         inst + "/resume?reason={text}",
 	}
 	w.Header().Set("Location", inst)
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// restart handles POST /instances/{instanceId}/restart
+// [?restartWithNewInstanceId=true|false] (default true): 202 with the new
+// run's URLs; 404 unknown; 410 while the instance has not finished.
+func (a *api) restart(w http.ResponseWriter, r *http.Request) {
+	newID := true
+	if v := r.URL.Query().Get("restartWithNewInstanceId"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("restartWithNewInstanceId=%q: want true or false", v))
+			return
+		}
+		newID = b
+	}
+	id, err := a.c.Restart(r.Context(), r.PathValue("instanceId"), newID)
+	if err != nil {
+		a.writeClientError(w, r, fmt.Errorf("restarting: %w", err))
+		return
+	}
+	a.writeStarted(w, r, id)
 }
 
 // status handles GET /instances/{instanceId}, with the Durable Functions
@@ -265,7 +294,7 @@ func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error
 		code = http.StatusNotFound
 	case errors.Is(err, jetflow.ErrInstanceExists):
 		code = http.StatusConflict
-	case errors.Is(err, jetflow.ErrInstanceFinished):
+	case errors.Is(err, jetflow.ErrInstanceFinished), errors.Is(err, jetflow.ErrInstanceNotFinished):
 		code = http.StatusGone
 	case errors.Is(err, jetflow.ErrPayloadTooLarge):
 		code = http.StatusRequestEntityTooLarge

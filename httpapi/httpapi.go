@@ -20,6 +20,10 @@
 //	POST /runtime/webhooks/durabletask/instances/{instanceId}/resume?reason=…
 //	    Suspends the instance (what reaches it is kept, nothing runs) or
 //	    resumes it. 202; 404 unknown; 410 finished.
+//	POST /runtime/webhooks/durabletask/instances/{instanceId}/restart[?restartWithNewInstanceId=false]
+//	    Starts a new run of a finished instance with the same input (under a
+//	    new id unless restartWithNewInstanceId=false): 202 with its URLs;
+//	    404 unknown; 410 while it has not finished.
 //	GET  /runtime/webhooks/durabletask/instances/{instanceId}/watch
 //	    The instance's status as server-sent events, from its current value
 //	    until its terminal status (see Watch streams).
@@ -167,6 +171,7 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.control("terminating", c.Terminate))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", a.control("suspending", c.Suspend))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/resume", a.control("resuming", c.Resume))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/restart", a.restart)
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", a.watchInstance)
 	a.mux.HandleFunc("GET "+BasePath+"/watch", a.watchAll)
 	a.mux.HandleFunc("GET /healthz", a.healthz)

@@ -146,7 +146,7 @@ func TestStart(t *testing.T) {
 		require.Equal(t, "application/json", r.header.Get("Content-Type"))
 		var got map[string]string
 		require.NoError(t, json.Unmarshal(r.body, &got))
-		require.Len(t, got, 7)
+		require.Len(t, got, 8)
 		id := got["id"]
 		require.NotEmpty(t, id)
 		inst := b.srv.URL + base + "/instances/" + id
@@ -156,6 +156,7 @@ func TestStart(t *testing.T) {
 			"sendEventPostUri":      inst + "/raiseEvent/{eventName}",
 			"terminatePostUri":      inst + "/terminate?reason={text}",
 			"purgeHistoryDeleteUri": inst,
+			"restartPostUri":        inst + "/restart",
 			"suspendPostUri":        inst + "/suspend?reason={text}",
 			"resumePostUri":         inst + "/resume?reason={text}",
 		}, got)
@@ -497,6 +498,35 @@ func TestStatusOptions(t *testing.T) {
 	require.Equal(t, http.StatusInternalServerError, b.do(t, http.MethodGet, statusPath(failed)+"?returnInternalServerErrorOnFailure=true", "").code)
 
 	requireJSONError(t, b.do(t, http.MethodGet, statusPath(id)+"?showHistory=maybe", ""), http.StatusBadRequest, "showHistory")
+}
+
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.start(t, "CityRecommender", "restart-1", "2")
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/restart", ""), http.StatusGone, "only a finished instance")
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/CitySelected", `"London"`).code)
+	b.waitFinished(t, id)
+
+	// A new run under a new id, with the same input.
+	r := b.do(t, http.MethodPost, statusPath(id)+"/restart", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	var started map[string]string
+	require.NoError(t, json.Unmarshal(r.body, &started))
+	require.NotEqual(t, id, started["id"])
+	st := b.waitRunning(t, started["id"])
+	require.JSONEq(t, "2", string(st.Input))
+	require.JSONEq(t, `{"recommendedCities":["Seattle","London"],"recommendedSeasons":["Summer"]}`, string(st.CustomStatus))
+
+	// The same id again.
+	r = b.do(t, http.MethodPost, statusPath(id)+"/restart?restartWithNewInstanceId=false", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	require.NoError(t, json.Unmarshal(r.body, &started))
+	require.Equal(t, id, started["id"])
+	b.waitRunning(t, id)
+
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/restart", ""), http.StatusNotFound, "ghost")
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/restart?restartWithNewInstanceId=perhaps", ""), http.StatusBadRequest, "restartWithNewInstanceId")
 }
 
 func TestRoutes(t *testing.T) {

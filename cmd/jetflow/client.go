@@ -400,3 +400,28 @@ func newControlCmd(g *globalOptions, v controlVerb) *cobra.Command {
 	}
 	return cmd
 }
+
+func newRestartCmd(g *globalOptions) *cobra.Command {
+	var sameID bool
+	cmd := &cobra.Command{
+		Use:   "restart ID",
+		Short: "Start a finished instance again with the same input, and print the new run's id",
+		Long: `Restart starts a new run of the finished instance ID's orchestrator with the
+same input, under a new random id (or the same id with --same-id), and prints
+the new run's id. An instance that has not finished cannot be restarted.`,
+		Args: argsRange(1, 1),
+	}
+	o := addClientFlags(cmd, g)
+	cmd.Flags().BoolVar(&sameID, "same-id", false, "run again under the same instance id")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return o.withClient(cmd.Context(), requestTimeout, func(ctx context.Context, c *client.Client) error {
+			id, err := c.Restart(ctx, args[0], !sameID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+			return nil
+		})
+	}
+	return cmd
+}

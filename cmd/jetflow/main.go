@@ -23,6 +23,7 @@
 //	jetflow terminate ID [--reason TEXT]          terminate it
 //	jetflow suspend ID [--reason TEXT]            suspend it
 //	jetflow resume ID [--reason TEXT]             resume it
+//	jetflow restart ID [--same-id]                run a finished instance again, print the new id
 //
 // Errors are printed as one line on stderr, with a non-zero exit status.
 package main

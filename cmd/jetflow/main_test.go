@@ -182,6 +182,11 @@ func TestClientVerbs(t *testing.T) {
 		sts := watchLines(t, r.stdout)
 		require.Equal(t, jetflow.StatusCompleted, sts[len(sts)-1].RuntimeStatus)
 		requireOneLineError(t, cli(t, ctx, "resume", "pause-1", "--nats", url), "instance finished")
+
+		r = cli(t, ctx, "restart", "pause-1", "--same-id", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "pause-1\n", r.stdout)
+		requireOneLineError(t, cli(t, ctx, "restart", "pause-1", "--nats", url), "only a finished instance can be restarted")
 	})
 
 	t.Run("Errors", func(t *testing.T) {
@@ -219,7 +224,7 @@ func TestClientVerbs(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, verb := range []string{"", "dev", "worker", "server", "start", "status", "watch", "raise", "terminate", "suspend", "resume"} {
+	for _, verb := range []string{"", "dev", "worker", "server", "start", "status", "watch", "raise", "terminate", "suspend", "resume", "restart"} {
 		args := []string{"--help"}
 		if verb != "" {
 			args = []string{verb, "--help"}
