@@ -98,6 +98,11 @@ type Status struct {
 	CreatedTime Time `json:"createdTime"`
 	// LastUpdatedTime is when this status was written.
 	LastUpdatedTime Time `json:"lastUpdatedTime"`
+	// ActivityProgress is what a running activity last reported with
+	// SetProgress, or null. It is not part of history: the next status the
+	// orchestrator writes clears it, and the activity's next report sets it
+	// again.
+	ActivityProgress *ActivityProgress `json:"activityProgress"`
 }
 
 // Finished reports whether the instance has reached a terminal state.
@@ -126,6 +131,16 @@ func (s Status) MarshalJSON() ([]byte, error) {
 	b = appendTime(b, s.CreatedTime)
 	b = append(b, `,"lastUpdatedTime":`...)
 	b = appendTime(b, s.LastUpdatedTime)
+	b = append(b, `,"activityProgress":`...)
+	if s.ActivityProgress == nil {
+		b = append(b, "null"...)
+	} else {
+		p, err := json.Marshal(s.ActivityProgress)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, p...)
+	}
 	return append(b, '}'), nil
 }
 

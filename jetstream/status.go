@@ -74,6 +74,29 @@ func (s *Store) deletedStatus(ctx context.Context, id string) (uint64, bool) {
 	return last.Revision(), true
 }
 
+// SetProgress merges an activity's progress report into an instance's
+// status (compare-and-set, retried on conflict), unless the instance has
+// finished or its status is gone.
+func (s *Store) SetProgress(ctx context.Context, id string, p jetflow.ActivityProgress) error {
+	for range 5 {
+		cur, err := s.GetStatus(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Status.Finished() {
+			return nil
+		}
+		cur.Status.ActivityProgress = &p
+		if _, err := s.PutStatus(ctx, id, &cur.Status, cur.Revision); !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("writing the progress of %s: %w", id, ErrConflict)
+}
+
 // DeleteStatus removes an instance's status if its revision is still rev.
 func (s *Store) DeleteStatus(ctx context.Context, id string, rev uint64) error {
 	ctx, cancel := s.timeout(ctx)

@@ -318,7 +318,9 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, d jetstream.Delivery) {
 		failure = &history.Failure{Type: "PoisonMessage", Message: fmt.Sprintf(
 			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
 	} else {
-		result, failure = w.reg.RunActivity(ctx, t.Name, t.InstanceID, t.TaskID, t.Input)
+		progress := &progressWriter{w: w, id: t.InstanceID}
+		result, failure = w.reg.RunActivity(jetflow.WithProgressReporter(ctx, progress.report), t.Name, t.InstanceID, t.TaskID, t.Input)
+		progress.stop()
 	}
 	w.activities.Add(1)
 	if w.ctx.Err() != nil {

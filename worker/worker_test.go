@@ -772,3 +772,47 @@ func TestRetryDelay(t *testing.T) {
 	require.Equal(t, []time.Duration{time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
 		16 * time.Second, 32 * time.Second, time.Minute, time.Minute, time.Minute}, got)
 }
+
+// TestActivityProgress: an activity's progress shows in the status as
+// activityProgress while it runs (a burst of reports ends at the last one),
+// without touching customStatus or history; the final status has none.
+func TestActivityProgress(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Copy", func(ctx *jetflow.ActivityContext) (any, error) {
+			for i := 1; i <= 3; i++ {
+				if err := ctx.SetProgress(map[string]int{"done": i, "of": 3}); err != nil {
+					return nil, err
+				}
+			}
+			<-release
+			return "copied", nil
+		})
+		return r.AddOrchestrator("Copier", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			ctx.SetCustomStatus("copying")
+			var out string
+			err := ctx.CallActivity("Copy", nil).Await(&out)
+			return out, err
+		})
+	}})
+	ctx := e.Context(30 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Copier")
+	require.NoError(t, err)
+	ch, err := e.Client.WatchStatus(ctx, id, 0)
+	require.NoError(t, err)
+	for u := range ch {
+		if p := u.ActivityProgress; p != nil && string(p.Progress) == `{"done":3,"of":3}` {
+			require.Equal(t, "Copy", p.Name)
+			require.JSONEq(t, `"copying"`, string(u.CustomStatus), "progress leaves customStatus alone")
+			break
+		}
+	}
+	close(release)
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.Nil(t, st.ActivityProgress)
+	all := checkHistory(t, e, id)
+	require.Equal(t, 1, count(all, history.TaskScheduled))
+	require.Equal(t, 1, count(all, history.TaskCompleted))
+}
