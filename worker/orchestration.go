@@ -169,7 +169,7 @@ func (w *Worker) park(inst *instance) {
 func (w *Worker) process(inst *instance, batch []pending) {
 	log := w.log.With(slog.String("instance_id", inst.id))
 	for attempt := 0; ; attempt++ {
-		deferred, err := w.turn(inst, batch)
+		deferred, err := w.turn(inst, batch, attempt == 0)
 		if err == nil {
 			for i, p := range batch {
 				if len(deferred) > 0 && deferred[0] == i {
@@ -202,10 +202,13 @@ func (w *Worker) process(inst *instance, batch []pending) {
 // turn applies a batch to an instance: it loads the instance if needed,
 // runs the orchestrator, and commits. deferred lists the messages (indexes
 // into batch) to hand back for later instead of acknowledging.
-func (w *Worker) turn(inst *instance, batch []pending) (deferred []int, err error) {
+//
+// guess allows the start of a new instance to skip loading (see load); a
+// retry after a conflict loads.
+func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []int, err error) {
 	ctx := w.ctx
 	if inst.state == nil {
-		st, err := w.load(ctx, inst.id, batch)
+		st, err := w.load(ctx, inst.id, batch, guess)
 		if err != nil {
 			return nil, err
 		}
@@ -223,6 +226,18 @@ func (w *Worker) turn(inst *instance, batch []pending) (deferred []int, err erro
 	}
 	now := w.cfg.Now().UTC()
 
+	if !justLoaded && surprising(st, batch) {
+		// Decide nothing on the word of a cache: another worker may have
+		// run this id since (finished it, or started a new run). The
+		// status moves with every run and turn; if it moved, reload and
+		// take the batch again.
+		if stale, err := w.stale(ctx, inst.id, st); err != nil || stale {
+			if err == nil {
+				err = fmt.Errorf("cached state of %s is stale: %w", inst.id, jetstream.ErrConflict)
+			}
+			return nil, err
+		}
+	}
 	// The start of a new execution, if the batch holds one: the batch's
 	// other messages apply to it, whatever their order.
 	var start *history.Event
@@ -376,6 +391,40 @@ func (w *Worker) poison(batch []pending) string {
 	return ""
 }
 
+// surprising reports whether a batch holds a message that the cached
+// state would refuse or drop, or that starts another execution: the cases
+// where a stale cache would lose a message.
+func surprising(st *state, batch []pending) bool {
+	for _, p := range batch {
+		m := p.msg
+		if st.isApplied(m.Event.MsgID) {
+			continue
+		}
+		switch {
+		case st.started == nil || st.done != nil:
+			return true // nothing runs, as far as the cache knows
+		case m.Event.Type == history.ExecutionStarted && m.Event.ExecutionID != st.started.ExecutionID:
+			return true // a new run while one runs
+		case m.ExecutionID != "" && m.ExecutionID != st.started.ExecutionID:
+			return true // for another run
+		}
+	}
+	return false
+}
+
+// stale reports whether the instance's stored status has moved past the
+// one st knows, so that st may miss a newer run.
+func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) {
+	se, err := w.store.GetStatus(ctx, id)
+	if errors.Is(err, jetstream.ErrNotFound) {
+		return st.status != nil, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return se.Revision != st.statusRev, nil
+}
+
 // startPending reports (1 or 0) whether the instance's status is Pending:
 // its start message is on its way.
 func (w *Worker) startPending(ctx context.Context, id string) int {
@@ -499,9 +548,9 @@ func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status 
 // load reads an instance's history and status. A batch that starts a new
 // instance skips the read: creating chunk 1 fails if the instance has
 // history, and then the turn is retried with a full load.
-func (w *Worker) load(ctx context.Context, id string, batch []pending) (*state, error) {
+func (w *Worker) load(ctx context.Context, id string, batch []pending, guess bool) (*state, error) {
 	st := &state{applied: map[string]struct{}{}}
-	if first := batch[0].msg; first.Event.Type == history.ExecutionStarted {
+	if first := batch[0].msg; guess && first.Event.Type == history.ExecutionStarted {
 		st.statusRev = first.StatusRevision // 0: none written yet
 		return st, nil
 	}

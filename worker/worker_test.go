@@ -816,3 +816,25 @@ func TestActivityProgress(t *testing.T) {
 	require.Equal(t, 1, count(all, history.TaskScheduled))
 	require.Equal(t, 1, count(all, history.TaskCompleted))
 }
+
+// TestStaleCacheAfterRestart restarts one id again and again with two
+// caching workers: a worker whose cache still holds an earlier, finished
+// run must not drop the new run's events as "nothing running".
+func TestStaleCacheAfterRestart(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Workers: 2, Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	ctx := e.Context(60 * time.Second)
+	for round := 0; round < 10; round++ {
+		_, err := e.Client.StartOrchestration(ctx, "SetStatusTest", client.WithInstanceID("again-and-again"))
+		require.NoError(t, err, "round %d", round)
+		waitCustom(t, e, "again-and-again", `{"nextActions":["A","B","C"],"foo":2}`)
+		require.NoError(t, e.Client.RaiseEvent(ctx, "again-and-again", "Done", nil))
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := e.Client.WaitForCompletion(waitCtx, "again-and-again")
+		cancel()
+		require.NoError(t, err, "round %d: the Done event was lost", round)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	}
+}
