@@ -68,8 +68,20 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 		}
 		start = fromRevision + 1
 	}
+	return relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
+		return c.store.WatchStatus(ctx, id, start)
+	}, func(u *jetstream.StatusUpdate) (send, last bool) {
+		return !u.Deleted, !u.Deleted && u.Status.Finished()
+	})
+}
+
+// relay runs a store watch and forwards its updates as client Updates:
+// pick says which to send and after which to stop. The watch ends with ctx
+// or when relay stops.
+func relay(ctx context.Context, watch func(context.Context) (<-chan jetstream.StatusUpdate, error),
+	pick func(*jetstream.StatusUpdate) (send, last bool)) (<-chan Update, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	in, err := c.store.WatchStatus(ctx, id, start)
+	in, err := watch(ctx)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -79,15 +91,15 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 		defer close(out)
 		defer cancel()
 		for u := range in {
-			if u.Deleted {
-				continue
+			send, last := pick(&u)
+			if send {
+				select {
+				case out <- Update{Status: u.Status, Revision: u.Revision, Deleted: u.Deleted}:
+				case <-ctx.Done():
+					return
+				}
 			}
-			select {
-			case out <- Update{Status: u.Status, Revision: u.Revision}:
-			case <-ctx.Done():
-				return
-			}
-			if u.Status.Finished() {
+			if last {
 				return
 			}
 		}
@@ -155,26 +167,9 @@ func (c *Client) WatchAll(ctx context.Context, f WatchFilter, fromRevision uint6
 	if fromRevision > 0 {
 		start = fromRevision + 1
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	in, err := c.store.WatchStatuses(ctx, f.InstanceIDPrefix, start)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	out := make(chan Update, 16)
-	go func() {
-		defer close(out)
-		defer cancel()
-		for u := range in {
-			if len(keep) > 0 && !u.Deleted && !keep[u.Status.RuntimeStatus] {
-				continue
-			}
-			select {
-			case out <- Update{Status: u.Status, Revision: u.Revision, Deleted: u.Deleted}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
+		return c.store.WatchStatuses(ctx, f.InstanceIDPrefix, start)
+	}, func(u *jetstream.StatusUpdate) (send, last bool) {
+		return len(keep) == 0 || u.Deleted || keep[u.Status.RuntimeStatus], false
+	})
 }
