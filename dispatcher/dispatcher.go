@@ -128,12 +128,7 @@ func (d *Dispatcher) RaiseEvent(ctx context.Context, id, name string, data json.
 // Terminate asks an instance to stop, with reason (JSON) as its output.
 // It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
 func (d *Dispatcher) Terminate(ctx context.Context, id string, reason json.RawMessage) error {
-	if err := d.checkActive(ctx, id); err != nil {
-		return err
-	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
-		Type: history.ExecutionTerminated, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
-	}})
+	return d.control(ctx, id, history.ExecutionTerminated, reason)
 }
 
 // Suspend pauses an instance: until Resume, events, activity results and

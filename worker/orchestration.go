@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jetflow/jetflow"
@@ -253,7 +254,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 		start = ev
 	}
 	var events []history.Event
-	startPending := -1 // unknown; then 0 or 1
+	startPending := sync.OnceValue(func() bool { return w.startPending(ctx, inst.id) })
 	for i := range batch {
 		m := batch[i].msg
 		ev := m.Event
@@ -271,13 +272,8 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 			// overtake the start message (a redelivery): keep it for the
 			// execution about to begin. Otherwise drop it: the instance is
 			// unknown or finished.
-			if m.ExecutionID == "" {
-				if startPending < 0 {
-					startPending = w.startPending(ctx, inst.id)
-				}
-				if startPending == 1 {
-					deferred = append(deferred, i)
-				}
+			if m.ExecutionID == "" && startPending() {
+				deferred = append(deferred, i)
 			}
 			continue
 		}
@@ -305,19 +301,11 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 		// without running the orchestrator again.
 		turn = append(turn, history.Event{Type: history.ExecutionCompleted, Time: now, Status: history.StatusFailed,
 			Failure: &history.Failure{Type: "PoisonMessage", Message: poison}})
-		var custom json.RawMessage
-		if st.status != nil {
-			custom = st.status.CustomStatus
-		}
-		return deferred, w.commit(ctx, inst.id, st, turn, custom)
+		return deferred, w.commit(ctx, inst.id, st, turn, st.customStatus())
 	}
 	if start == nil && holds(st.suspended, events) {
 		// Suspended: record what arrived, run nothing until resumed.
-		var custom json.RawMessage
-		if st.status != nil {
-			custom = st.status.CustomStatus
-		}
-		return deferred, w.commit(ctx, inst.id, st, turn, custom)
+		return deferred, w.commit(ctx, inst.id, st, turn, st.customStatus())
 	}
 	res := w.exec.Execute(inst.id, past, turn)
 	chunk := append(turn, res.Events...)
@@ -425,14 +413,19 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 	return se.Revision != st.statusRev, nil
 }
 
-// startPending reports (1 or 0) whether the instance's status is Pending:
-// its start message is on its way.
-func (w *Worker) startPending(ctx context.Context, id string) int {
+// startPending reports whether the instance's status is Pending: its start
+// message is on its way.
+func (w *Worker) startPending(ctx context.Context, id string) bool {
 	se, err := w.store.GetStatus(ctx, id)
-	if err == nil && se.Status.RuntimeStatus == jetflow.StatusPending {
-		return 1
+	return err == nil && se.Status.RuntimeStatus == jetflow.StatusPending
+}
+
+// customStatus is the custom status last written or read, if any.
+func (st *state) customStatus() json.RawMessage {
+	if st.status == nil {
+		return nil
 	}
-	return 0
+	return st.status.CustomStatus
 }
 
 // isApplied reports whether the message with this id is in history.
@@ -447,10 +440,7 @@ func (w *Worker) settle(ctx context.Context, id string, st *state) error {
 	if st.started == nil {
 		return nil
 	}
-	var custom json.RawMessage
-	if st.status != nil {
-		custom = st.status.CustomStatus
-	}
+	custom := st.customStatus()
 	if st.done == nil {
 		custom = w.exec.Execute(id, st.events, nil).CustomStatus
 	}
