@@ -60,22 +60,23 @@ func decodeChunk(key string, value []byte) (Chunk, error) {
 	return c, nil
 }
 
-// AppendChunk stores chunk number n of an instance's history, only if it
-// does not exist yet: this create is the fence that lets one writer extend
-// a history (ErrConflict when another got there first). It returns the
-// chunk's revision.
-func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, events []history.Event) (uint64, error) {
+// AppendChunk stores chunk number n of an instance's history, only if the
+// last chunk stored for the instance is still the one at revision prev (0:
+// the instance has no history). This compare-and-set is the fence that
+// lets one writer extend a history: ErrConflict when another got there
+// first. It covers every chunk key of the instance at once, so a writer
+// holding an old view loses even after the history was purged and begun
+// again with fewer chunks. It returns the new chunk's revision.
+func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint64, events []history.Event) (uint64, error) {
 	data, err := encode(&Chunk{Events: events})
 	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	// A raw publish with "expected last subject sequence 0" is KV Create
-	// without its retry over delete markers: chunk keys are never deleted
-	// one by one (TrimHistory purges them), so there are none.
-	msg := &nats.Msg{Subject: s.kvSubject(s.names.HistoryBucket(), s.names.HistoryKey(id, n)), Data: data}
-	ack, err := s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequencePerSubject(0))
+	bucket := s.names.HistoryBucket()
+	msg := &nats.Msg{Subject: s.kvSubject(bucket, s.names.HistoryKey(id, n)), Data: data}
+	ack, err := s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequenceForSubject(prev, s.kvSubject(bucket, s.names.HistoryFilter(id))))
 	if err != nil {
 		return 0, mapErr(fmt.Sprintf("writing history chunk %d of %s", n, id), err)
 	}

@@ -269,16 +269,16 @@ func TestHistory(t *testing.T) {
 		const id = "order 1.é"
 		const n = 12
 		revs := map[uint32]uint64{}
-		// Written from the last to the first, so that the store's order
-		// (revisions) is the opposite of chunk order.
-		for c := n; c >= 1; c-- {
-			rev, err := b.store.AppendChunk(ctx, id, uint32(c), events(c, c%3+1))
+		var prev, other uint64
+		for c := uint32(1); c <= n; c++ {
+			rev, err := b.store.AppendChunk(ctx, id, c, prev, events(int(c), int(c)%3+1))
 			require.NoError(t, err)
-			revs[uint32(c)] = rev
+			revs[c], prev = rev, rev
+			// Another instance whose encoded id shares a prefix writes
+			// between them: its chunks are not ours, and do not move our fence.
+			other, err = b.store.AppendChunk(ctx, "order 1", c, other, events(99, 1))
+			require.NoError(t, err)
 		}
-		// Another instance whose encoded id shares a prefix.
-		_, err := b.store.AppendChunk(ctx, "order 1", 1, events(99, 1))
-		require.NoError(t, err)
 
 		chunks, err := b.store.LoadHistory(ctx, id)
 		require.NoError(t, err)
@@ -297,20 +297,24 @@ func TestHistory(t *testing.T) {
 		}
 	})
 
-	t.Run("a chunk is created once", func(t *testing.T) {
+	t.Run("the fence: a chunk is written only over the last one", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ctx := t.Context()
-		_, err := b.store.AppendChunk(ctx, "x", 1, events(1, 2))
+		rev1, err := b.store.AppendChunk(ctx, "x", 1, 0, events(1, 2))
 		require.NoError(t, err)
-		_, err = b.store.AppendChunk(ctx, "x", 1, events(2, 1))
-		require.ErrorIs(t, err, jetstream.ErrConflict)
-		_, err = b.store.AppendChunk(ctx, "x", 2, events(2, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(2, 1))
+		require.ErrorIs(t, err, jetstream.ErrConflict, "chunk 1 exists")
+		rev2, err := b.store.AppendChunk(ctx, "x", 2, rev1, events(2, 1))
+		require.NoError(t, err)
+		_, err = b.store.AppendChunk(ctx, "x", 3, rev1, events(3, 1))
+		require.ErrorIs(t, err, jetstream.ErrConflict, "a writer that missed chunk 2")
+		_, err = b.store.AppendChunk(ctx, "x", 3, rev2, events(3, 1))
 		require.NoError(t, err)
 
 		chunks, err := b.store.LoadHistory(ctx, "x")
 		require.NoError(t, err)
-		require.Len(t, chunks, 2)
+		require.Len(t, chunks, 3)
 		require.Equal(t, events(1, 2), utc(chunks[0].Events), "the loser did not overwrite")
 	})
 
@@ -320,7 +324,7 @@ func TestHistory(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, 8)
 		for i := range errs {
-			wg.Go(func() { _, errs[i] = b.store.AppendChunk(t.Context(), "race", 1, events(i, 1)) })
+			wg.Go(func() { _, errs[i] = b.store.AppendChunk(t.Context(), "race", 1, 0, events(i, 1)) })
 		}
 		wg.Wait()
 		wins := 0
@@ -351,11 +355,11 @@ func TestHistory(t *testing.T) {
 		ctx := t.Context()
 		var keep uint64
 		for c := uint32(1); c <= 3; c++ {
-			rev, err := b.store.AppendChunk(ctx, "x", c, events(int(c), 1))
+			rev, err := b.store.AppendChunk(ctx, "x", c, keep, events(int(c), 1))
 			require.NoError(t, err)
 			keep = rev
 		}
-		_, err := b.store.AppendChunk(ctx, "y", 1, events(7, 1))
+		_, err := b.store.AppendChunk(ctx, "y", 1, 0, events(7, 1))
 		require.NoError(t, err)
 
 		require.NoError(t, b.store.TrimHistory(ctx, "x", keep))

@@ -40,6 +40,7 @@ type pending struct {
 // state is what a worker knows of an instance's history.
 type state struct {
 	chunks    uint32              // number of the last stored chunk; 0 for none
+	chunkRev  uint64              // its revision (the history fence); 0 for none
 	events    []history.Event     // the current execution, from its first event
 	applied   map[string]struct{} // message ids already in history
 	started   *history.Event      // the current execution's ExecutionStarted; nil for none
@@ -330,12 +331,13 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 // actions and the status.
 func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []history.Event, custom json.RawMessage) error {
 	n := st.chunks + 1
-	if _, err := w.store.AppendChunk(ctx, id, n, chunk); err != nil {
+	rev, err := w.store.AppendChunk(ctx, id, n, st.chunkRev, chunk)
+	if err != nil {
 		return err
 	}
 	ex := st.executionBefore(id)
 	w.turns.Add(1)
-	st.chunks = n
+	st.chunks, st.chunkRev = n, rev
 	st.add(chunk)
 	return w.publish(ctx, id, st, ex, chunk, custom)
 }
@@ -566,7 +568,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 			st.before = st.started
 			st.lastChunk = c.Events
 		}
-		st.chunks = c.Number
+		st.chunks, st.chunkRev = c.Number, c.Revision
 		st.add(c.Events)
 	}
 	return st, nil

@@ -254,25 +254,27 @@ func TestHistoryFence(t *testing.T) {
 	t.Parallel()
 	e := testengine.New(t, testengine.Options{Workers: -1})
 	ctx := e.Context(30 * time.Second)
+	var prev uint64
 	for n := uint32(1); n <= 5; n++ {
 		var wins, conflicts atomic.Int32
+		var won atomic.Uint64
 		var wg sync.WaitGroup
 		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := e.Store.AppendChunk(ctx, "fence", n, []history.Event{{Type: history.OrchestratorStarted}})
+			wg.Go(func() {
+				rev, err := e.Store.AppendChunk(ctx, "fence", n, prev, []history.Event{{Type: history.OrchestratorStarted}})
 				if err == nil {
 					wins.Add(1)
+					won.Store(rev)
 				} else {
 					require.ErrorIs(t, err, jetstream.ErrConflict)
 					conflicts.Add(1)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		require.Equal(t, int32(1), wins.Load())
 		require.Equal(t, int32(7), conflicts.Load())
+		prev = won.Load()
 	}
 }
 
