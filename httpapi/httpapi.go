@@ -167,6 +167,7 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}", a.start)
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.start)
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", a.status)
+	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{instanceId}", a.purge)
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.raiseEvent)
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.control("terminating", c.Terminate))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", a.control("suspending", c.Suspend))

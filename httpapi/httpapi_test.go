@@ -529,6 +529,25 @@ func TestRestart(t *testing.T) {
 	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/restart?restartWithNewInstanceId=perhaps", ""), http.StatusBadRequest, "restartWithNewInstanceId")
 }
 
+func TestPurge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.start(t, "SetStatusTest", "purge 1", "")
+	b.waitRunning(t, id)
+	requireJSONError(t, b.do(t, http.MethodDelete, statusPath(id), ""), http.StatusGone, "purge 1", "Running")
+
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/Done", "").code)
+	b.waitFinished(t, id)
+	r := b.do(t, http.MethodDelete, statusPath(id), "")
+	require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
+	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	require.JSONEq(t, `{"instancesDeleted":1}`, string(r.body))
+
+	requireJSONError(t, b.do(t, http.MethodGet, statusPath(id), ""), http.StatusNotFound, "purge 1")
+	requireJSONError(t, b.do(t, http.MethodDelete, statusPath(id), ""), http.StatusNotFound, "purge 1")
+	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances/bad%23id", ""), http.StatusBadRequest)
+}
+
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -539,8 +558,8 @@ func TestRoutes(t *testing.T) {
 
 	requireJSONError(t, b.do(t, http.MethodGet, "/nowhere", ""), http.StatusNotFound, "/nowhere")
 	requireJSONError(t, b.do(t, http.MethodGet, base+"/orchestrators", ""), http.StatusNotFound)
-	r = b.do(t, http.MethodDelete, statusPath("x"), "")
-	requireJSONError(t, r, http.StatusMethodNotAllowed, "DELETE")
+	r = b.do(t, http.MethodPut, statusPath("x"), "")
+	requireJSONError(t, r, http.StatusMethodNotAllowed, "PUT")
 	require.Contains(t, r.header.Get("Allow"), http.MethodGet)
 	requireJSONError(t, b.do(t, http.MethodGet, base+"/orchestrators/E1_HelloSequence", ""), http.StatusMethodNotAllowed)
 }

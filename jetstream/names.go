@@ -68,6 +68,11 @@ func (n Names) TimerSubject(id, executionID string, timerID int32) string {
 	return fmt.Sprintf("%s.timer.%d.%s.%s.%d", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID), timerID)
 }
 
+// TimerFilter matches the timer subjects of an instance.
+func (n Names) TimerFilter(id string) string {
+	return fmt.Sprintf("%s.timer.%d.%s.>", n.hub, n.Shard(id), EncodeToken(id))
+}
+
 // ActSubject is the task subject of an activity.
 func (n Names) ActSubject(activity string) string { return n.hub + ".act." + EncodeToken(activity) }
 

@@ -38,6 +38,12 @@ type Config struct {
 	// Timeout bounds each storage request whose context has no deadline.
 	// Defaults to 10 seconds.
 	Timeout time.Duration
+	// PurgeMarkerTTL is how long the marker that a purged instance leaves
+	// in the status bucket stays (live watches see the purge through it);
+	// then nothing of the instance is left. Defaults to 1 hour; at least 1
+	// second. Applies to status buckets created with it (older ones keep
+	// their markers).
+	PurgeMarkerTTL time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -57,6 +63,9 @@ func (c *Config) withDefaults() Config {
 	if out.Timeout == 0 {
 		out.Timeout = 10 * time.Second
 	}
+	if out.PurgeMarkerTTL == 0 {
+		out.PurgeMarkerTTL = time.Hour
+	}
 	return out
 }
 
@@ -69,6 +78,9 @@ func (c *Config) validate() error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("replicas %d: want 1 to 5", c.Replicas)
+	}
+	if c.PurgeMarkerTTL < time.Second {
+		return fmt.Errorf("purge marker TTL %s: want at least 1s", c.PurgeMarkerTTL)
 	}
 	return nil
 }
@@ -100,6 +112,8 @@ type Store struct {
 	act      natsjs.Stream
 
 	registered sync.Map // registry key -> struct{}: names known to be registered
+
+	statusMarkerTTL time.Duration // TTL of purge markers in the status bucket; 0: they stay
 }
 
 // Open opens the hub's streams and buckets, creating those that do not
@@ -140,15 +154,16 @@ func (s *Store) storage() natsjs.StorageType {
 func (s *Store) setup(ctx context.Context) error {
 	n := s.names
 	var err error
-	kv := func(bucket, desc string) (natsjs.KeyValue, error) {
+	kv := func(bucket, desc string, markerTTL time.Duration) (natsjs.KeyValue, error) {
 		b, err := s.js.KeyValue(ctx, bucket)
 		if errors.Is(err, natsjs.ErrBucketNotFound) {
 			b, err = s.js.CreateKeyValue(ctx, natsjs.KeyValueConfig{
-				Bucket:      bucket,
-				Description: desc,
-				History:     1,
-				Storage:     s.storage(),
-				Replicas:    s.cfg.Replicas,
+				Bucket:         bucket,
+				Description:    desc,
+				History:        1,
+				Storage:        s.storage(),
+				Replicas:       s.cfg.Replicas,
+				LimitMarkerTTL: markerTTL,
 			})
 			if errors.Is(err, natsjs.ErrBucketExists) { // created meanwhile by another process
 				b, err = s.js.KeyValue(ctx, bucket)
@@ -159,13 +174,18 @@ func (s *Store) setup(ctx context.Context) error {
 		}
 		return b, nil
 	}
-	if s.status, err = kv(n.StatusBucket(), "jetflow instance statuses (JSON, the HTTP API's shape)"); err != nil {
+	if s.status, err = kv(n.StatusBucket(), "jetflow instance statuses (JSON, the HTTP API's shape)", s.cfg.PurgeMarkerTTL); err != nil {
 		return err
 	}
-	if s.history, err = kv(n.HistoryBucket(), "jetflow history chunks (msgpack), <id>.<chunk>"); err != nil {
+	if st, err := s.status.Status(ctx); err != nil {
+		return fmt.Errorf("reading KV bucket %s: %w", n.StatusBucket(), err)
+	} else if st.(*natsjs.KeyValueBucketStatus).LimitMarkerTTL() > 0 {
+		s.statusMarkerTTL = s.cfg.PurgeMarkerTTL
+	}
+	if s.history, err = kv(n.HistoryBucket(), "jetflow history chunks (msgpack), <id>.<chunk>", 0); err != nil {
 		return err
 	}
-	if s.registry, err = kv(n.RegistryBucket(), "jetflow registered orchestrator and activity names"); err != nil {
+	if s.registry, err = kv(n.RegistryBucket(), "jetflow registered orchestrator and activity names", 0); err != nil {
 		return err
 	}
 	stream := func(name, desc string, subjects []string, schedules bool) (natsjs.Stream, error) {

@@ -318,6 +318,37 @@ func TestHistory(t *testing.T) {
 		require.Equal(t, events(1, 2), utc(chunks[0].Events), "the loser did not overwrite")
 	})
 
+	t.Run("the fence holds across a purge", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := t.Context()
+		var prev uint64
+		for c := uint32(1); c <= 3; c++ {
+			rev, err := b.store.AppendChunk(ctx, "x", c, prev, events(int(c), 1))
+			require.NoError(t, err)
+			prev = rev
+		}
+		rev, err := b.store.PutStatus(ctx, "x", &jetflow.Status{InstanceID: "x", RuntimeStatus: jetflow.StatusCompleted}, 0)
+		require.NoError(t, err)
+		require.ErrorIs(t, b.store.PurgeInstance(ctx, "x", rev+1), jetstream.ErrConflict, "the status moved on")
+		chunks, err := b.store.LoadHistory(ctx, "x")
+		require.NoError(t, err)
+		require.Len(t, chunks, 3, "nothing removed by a purge that lost")
+		require.NoError(t, b.store.PurgeInstance(ctx, "x", rev))
+		chunks, err = b.store.LoadHistory(ctx, "x")
+		require.NoError(t, err)
+		require.Empty(t, chunks)
+
+		// A writer that knew chunk 3 must not add chunk 4 to the history of
+		// a new run of the id.
+		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1))
+		require.ErrorIs(t, err, jetstream.ErrConflict)
+		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(5, 1))
+		require.NoError(t, err)
+		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1))
+		require.ErrorIs(t, err, jetstream.ErrConflict)
+	})
+
 	t.Run("concurrent writers of one chunk: exactly one wins", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

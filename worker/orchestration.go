@@ -507,10 +507,16 @@ func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status 
 		// one written from now on makes the compare-and-set below fail.
 		var rev uint64
 		cur, err := w.store.GetStatus(ctx, id)
-		if err == nil {
+		switch {
+		case err == nil:
 			rev = cur.Revision
-		} else if !errors.Is(err, jetstream.ErrNotFound) {
+		case !errors.Is(err, jetstream.ErrNotFound):
 			return err
+		case st.statusRev != 0:
+			// There was a status and it is gone: the instance was purged
+			// (only finished instances are). Writing one would bring back
+			// an instance without history.
+			return nil
 		}
 		if cur != nil && sameStatus(&cur.Status, status) {
 			// Another worker wrote this very status (it replayed the same

@@ -1,0 +1,179 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/samples"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// storedFor counts, by subject, the messages stored for an instance in
+// the hub's streams and buckets: its status key, its history chunks, its
+// inbox and its timers.
+func storedFor(t *testing.T, e *testengine.Engine, id string) map[string]uint64 {
+	t.Helper()
+	js, err := natsjs.New(e.Conn)
+	require.NoError(t, err)
+	n := e.Store.Names()
+	out := map[string]uint64{}
+	for _, f := range []struct{ stream, filter string }{
+		{"KV_" + n.StatusBucket(), "$KV." + n.StatusBucket() + "." + n.StatusKey(id)},
+		{"KV_" + n.HistoryBucket(), "$KV." + n.HistoryBucket() + "." + n.HistoryFilter(id)},
+		{n.OrchStream(), n.OrchSubject(id)},
+		{n.OrchStream(), n.TimerFilter(id)},
+	} {
+		st, err := js.Stream(t.Context(), f.stream)
+		require.NoError(t, err)
+		info, err := st.Info(t.Context(), natsjs.WithSubjectFilter(f.filter))
+		require.NoError(t, err)
+		for subj, count := range info.State.Subjects {
+			out[subj] += count
+		}
+	}
+	return out
+}
+
+func TestPurgeInstance(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{
+		Store: jetstream.Config{PurgeMarkerTTL: time.Second},
+		Register: func(r *jetflow.Registry) error {
+			return samples.Register(r, samples.Options{DiscountTimeout: time.Hour})
+		},
+	})
+	ctx := e.Context(60 * time.Second)
+	c := e.Client
+
+	// ReserveTicket waits for an event with a durable timer of an hour: a
+	// timer schedule stays in the inbox stream after it is terminated.
+	id, err := c.StartOrchestration(ctx, "ReserveTicket", client.WithInstanceID("purge-1"), client.WithInput("u"))
+	require.NoError(t, err)
+	ch, err := c.WatchStatus(ctx, id, 0)
+	require.NoError(t, err)
+	untilCustomStatus(t, ch)
+
+	require.ErrorIs(t, c.PurgeInstance(ctx, id), jetflow.ErrInstanceNotFinished, "a running instance is not purged")
+	require.NotEmpty(t, storedFor(t, e, id))
+
+	require.NoError(t, c.Terminate(ctx, id, "done"))
+	_, err = c.WaitForCompletion(ctx, id)
+	require.NoError(t, err)
+	stored := storedFor(t, e, id)
+	timers := strings.TrimSuffix(e.Store.Names().TimerFilter(id), ">")
+	require.True(t, slices.ContainsFunc(slices.Collect(maps.Keys(stored)), func(s string) bool { return strings.HasPrefix(s, timers) }),
+		"the pending timer is stored: %v", stored)
+
+	require.NoError(t, c.PurgeInstance(ctx, id))
+	_, err = c.GetStatus(ctx, id)
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound)
+	hist, err := c.GetHistory(ctx, id, false)
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "history: %v", hist)
+	require.ErrorIs(t, c.PurgeInstance(ctx, id), jetflow.ErrInstanceNotFound, "purged twice")
+	require.ErrorIs(t, c.PurgeInstance(ctx, "never-was"), jetflow.ErrInstanceNotFound)
+
+	// Only the status's purge marker is left, and it expires.
+	require.Eventually(t, func() bool { return len(storedFor(t, e, id)) == 0 }, 20*time.Second, 100*time.Millisecond,
+		"left behind: %v", storedFor(t, e, id))
+
+	// The id can be used again: a new run with a history of its own.
+	_, err = c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
+	require.NoError(t, err)
+	st, err := c.WaitForCompletion(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	chunks, err := e.Store.LoadHistory(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, uint32(1), chunks[0].Number)
+	require.Equal(t, "E1_HelloSequence", chunks[0].Events[1].Name)
+}
+
+// TestPurgeRacesRestart purges finished instances while they are started
+// again under the same id, on two workers: whichever wins, a run that
+// started completes, with a history of its own.
+func TestPurgeRacesRestart(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Workers: 2, Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	ctx := e.Context(90 * time.Second)
+	c := e.Client
+	const n = 12
+	ids := make([]string, n)
+	for i := range ids {
+		id, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(fmt.Sprintf("race-%d", i)))
+		require.NoError(t, err)
+		ids[i] = id
+	}
+	for _, id := range ids {
+		_, err := c.WaitForCompletion(ctx, id)
+		require.NoError(t, err)
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		restarted, purged := make([]bool, n), make([]bool, n)
+		for i, id := range ids {
+			wg.Go(func() {
+				err := c.PurgeInstance(ctx, id)
+				purged[i] = err == nil
+				if err != nil && !errors.Is(err, jetflow.ErrInstanceNotFinished) && !errors.Is(err, jetflow.ErrInstanceNotFound) {
+					t.Errorf("round %d: purge %s: %v", round, id, err)
+				}
+			})
+			wg.Go(func() {
+				// The purge reads more before it deletes: staggered starts
+				// land before, during and after it.
+				time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+				_, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
+				if err != nil && !errors.Is(err, jetflow.ErrInstanceExists) {
+					t.Errorf("round %d: start %s: %v", round, id, err)
+				}
+				restarted[i] = err == nil
+			})
+		}
+		wg.Wait()
+		t.Logf("round %d: %d purged, %d started, of %d", round, count(purged), count(restarted), n)
+		for i, id := range ids {
+			if !restarted[i] {
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			st, err := c.WaitForCompletion(wctx, id)
+			cancel()
+			require.NoError(t, err, "round %d: %s was started and must finish", round, id)
+			require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+			require.JSONEq(t, `["Hello Tokyo!","Hello Seattle!","Hello London!"]`, string(st.Output))
+		}
+		// Make every instance finished again for the next round.
+		for _, id := range ids {
+			if _, err := c.GetStatus(ctx, id); errors.Is(err, jetflow.ErrInstanceNotFound) {
+				_, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
+				require.NoError(t, err)
+			}
+			_, err := c.WaitForCompletion(ctx, id)
+			require.NoError(t, err)
+		}
+	}
+}
+
+func count(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
