@@ -26,9 +26,11 @@ var (
 	// ErrInstanceFinished: the instance has finished (Completed, Failed,
 	// Terminated or Canceled) and takes no more events or commands.
 	ErrInstanceFinished = errors.New("instance finished")
-	// ErrInstanceNotFinished: the command needs a finished instance (restart)
-	// and this one is still Pending, Running or Suspended.
+	// ErrInstanceNotFinished: the command needs a finished instance (restart,
+	// purge) and this one is still Pending, Running or Suspended.
 	ErrInstanceNotFinished = errors.New("instance not finished")
+	// ErrInstanceNotFailed: only a Failed instance can be rewound.
+	ErrInstanceNotFailed = errors.New("instance not failed")
 	// ErrCustomStatusTooLarge: SetCustomStatus got a value whose JSON is
 	// over MaxCustomStatusLength UTF-16 code units.
 	ErrCustomStatusTooLarge = errors.New("custom status too large")

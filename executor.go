@@ -72,10 +72,17 @@ type TurnResult struct {
 // ExecutionStarted) and then applies newEvents (this turn's events: first an
 // OrchestratorStarted, then message events such as TaskCompleted,
 // EventRaised, TimerFired, ExecutionTerminated, or an ExecutionStarted when
-// past is empty) and returns the turn. It never panics and has no side
+// past is empty, or an ExecutionRewound) and returns the turn. It never panics and has no side
 // effects. If past already holds an ExecutionCompleted, the result is Done
 // with no events.
 func (x *Executor) Execute(instanceID string, past, newEvents []history.Event) (res *TurnResult) {
+	// A rewind takes failures out of the history: replay what is left, and
+	// the orchestrator waits again for what failed.
+	if slices.ContainsFunc(newEvents, func(e history.Event) bool { return e.Type == history.ExecutionRewound }) {
+		past, newEvents = history.Rewound(append(slices.Clip(past), newEvents...)), nil
+	} else {
+		past = history.Rewound(past)
+	}
 	for i := range past {
 		if past[i].Type == history.ExecutionCompleted {
 			return &TurnResult{Done: true}

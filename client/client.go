@@ -192,6 +192,15 @@ func (c *Client) Resume(ctx context.Context, id string, reason any) error {
 	return c.control(ctx, id, reason, c.disp.Resume)
 }
 
+// Rewind runs a failed instance again from where it failed: its failed
+// activities (and sub-orchestrations, started afresh) are retried, and
+// what had succeeded is kept. reason (any JSON value) is recorded in
+// history. It fails with jetflow.ErrInstanceNotFound, or
+// jetflow.ErrInstanceNotFailed unless the instance is Failed.
+func (c *Client) Rewind(ctx context.Context, id string, reason any) error {
+	return c.control(ctx, id, reason, c.disp.Rewind)
+}
+
 func (c *Client) control(ctx context.Context, id string, reason any, send func(context.Context, string, json.RawMessage) error) error {
 	if err := jetflow.ValidateInstanceID(id); err != nil {
 		return err

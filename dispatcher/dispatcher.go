@@ -144,6 +144,27 @@ func (d *Dispatcher) Resume(ctx context.Context, id string, reason json.RawMessa
 	return d.control(ctx, id, history.ExecutionResumed, reason)
 }
 
+// Rewind asks a failed instance to run again from where it failed: its
+// failed activities and sub-orchestrations are retried, and what succeeded
+// is kept. reason (JSON) is recorded in history. It fails with
+// jetflow.ErrInstanceNotFound, or jetflow.ErrInstanceNotFailed unless the
+// instance is Failed.
+func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessage) error {
+	st, err := d.store.GetStatus(ctx, id)
+	if errors.Is(err, jetstream.ErrNotFound) {
+		return fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
+	}
+	if err != nil {
+		return err
+	}
+	if st.Status.RuntimeStatus != jetflow.StatusFailed {
+		return fmt.Errorf("%w: %q is %s; only a failed instance can be rewound", jetflow.ErrInstanceNotFailed, id, st.Status.RuntimeStatus)
+	}
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+		Type: history.ExecutionRewound, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
+	}})
+}
+
 func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, reason json.RawMessage) error {
 	if err := d.checkActive(ctx, id); err != nil {
 		return err
@@ -212,10 +233,14 @@ func (d *Dispatcher) Commit(ctx context.Context, ex Execution, events []history.
 		if ok {
 			outs = append(outs, out)
 		}
-		if events[i].Type == history.ExecutionStarted {
+		switch events[i].Type {
+		case history.ExecutionStarted:
 			// A continue-as-new chunk holds the next execution: its actions
 			// belong to it.
 			ex.ExecutionID, ex.Parent = events[i].ExecutionID, events[i].Parent
+		case history.ExecutionRewound:
+			// A rewound execution goes on under a new id.
+			ex.ExecutionID = events[i].ExecutionID
 		}
 	}
 	outs = append(outs, extra...)

@@ -294,7 +294,8 @@ func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error
 		code = http.StatusNotFound
 	case errors.Is(err, jetflow.ErrInstanceExists):
 		code = http.StatusConflict
-	case errors.Is(err, jetflow.ErrInstanceFinished), errors.Is(err, jetflow.ErrInstanceNotFinished):
+	case errors.Is(err, jetflow.ErrInstanceFinished), errors.Is(err, jetflow.ErrInstanceNotFinished),
+		errors.Is(err, jetflow.ErrInstanceNotFailed):
 		code = http.StatusGone
 	case errors.Is(err, jetflow.ErrPayloadTooLarge):
 		code = http.StatusRequestEntityTooLarge

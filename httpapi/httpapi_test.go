@@ -548,6 +548,28 @@ func TestPurge(t *testing.T) {
 	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances/bad%23id", ""), http.StatusBadRequest)
 }
 
+func TestRewind(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.start(t, "SetStatusTest", "rewind-running", "")
+	b.waitRunning(t, id)
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/rewind", ""), http.StatusGone, "only a failed instance")
+	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/rewind", ""), http.StatusNotFound, "ghost")
+
+	// ReserveTicket fails on an input that is not a user id.
+	id = b.start(t, "ReserveTicket", "rewind-failed", "5")
+	_, st := b.waitFinished(t, id)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	r := b.do(t, http.MethodPost, statusPath(id)+"/rewind?reason=retry", "")
+	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
+	require.Empty(t, r.body)
+	// The input is still wrong: it fails again, after the rewind.
+	require.Eventually(t, func() bool {
+		r := b.do(t, http.MethodGet, statusPath(id)+"?showHistory=true", "")
+		return strings.Contains(string(r.body), `"ExecutionRewound"`) && r.code == http.StatusOK
+	}, 20*time.Second, 20*time.Millisecond)
+}
+
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -240,6 +241,21 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 			return nil, err
 		}
 	}
+	// A rewind of a failed execution is a turn of its own; the batch's
+	// other messages are handed back for the next one (the execution runs
+	// again then).
+	for i := range batch {
+		ev := &batch[i].msg.Event
+		if ev.Type != history.ExecutionRewound || st.isApplied(ev.MsgID) || !st.failed() {
+			continue
+		}
+		for j := range batch {
+			if j != i && !st.isApplied(batch[j].msg.Event.MsgID) {
+				deferred = append(deferred, j)
+			}
+		}
+		return deferred, w.rewind(ctx, inst.id, st, ev, now)
+	}
 	// The start of a new execution, if the batch holds one: the batch's
 	// other messages apply to it, whatever their order.
 	var start *history.Event
@@ -259,8 +275,8 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 	for i := range batch {
 		m := batch[i].msg
 		ev := m.Event
-		if ev.Type == history.ExecutionStarted || st.isApplied(ev.MsgID) {
-			continue
+		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || st.isApplied(ev.MsgID) {
+			continue // a rewind of an execution that has not failed is dropped
 		}
 		current := st.started
 		if start != nil {
@@ -325,6 +341,18 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 	}
 
 	return deferred, w.commit(ctx, inst.id, st, chunk, res.CustomStatus)
+}
+
+// rewind commits the turn that rewinds a failed execution: the failures
+// leave the history (see history.Rewound), the execution takes a new id,
+// and what failed or was still running when it failed is sent again.
+func (w *Worker) rewind(ctx context.Context, id string, st *state, ev *history.Event, now time.Time) error {
+	marker := *ev
+	marker.ExecutionID = nextExecutionID(st.started.ExecutionID + "/" + ev.MsgID)
+	turn := []history.Event{{Type: history.OrchestratorStarted, Time: now}, marker}
+	turn = append(turn, history.Pending(history.Rewound(append(slices.Clip(st.events), marker)))...)
+	res := w.exec.Execute(id, st.events, turn)
+	return w.commit(ctx, id, st, append(turn, res.Events...), res.CustomStatus)
 }
 
 // commit stores the next history chunk (the fence), then publishes its
@@ -428,6 +456,11 @@ func (st *state) customStatus() json.RawMessage {
 		return nil
 	}
 	return st.status.CustomStatus
+}
+
+// failed reports whether the current execution ended by failing.
+func (st *state) failed() bool {
+	return st.done != nil && st.done.Status == history.StatusFailed
 }
 
 // isApplied reports whether the message with this id is in history.
@@ -611,6 +644,7 @@ func (st *state) add(events []history.Event) {
 		}
 		st.events = append(st.events, *e)
 	}
+	st.events = history.Rewound(st.events)
 	st.started, st.done, st.suspended = nil, nil, false
 	for i := range st.events {
 		switch st.events[i].Type {

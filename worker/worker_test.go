@@ -88,7 +88,7 @@ func checkHistory(t *testing.T, e *testengine.Engine, id string) []history.Event
 			}
 			key := fmt.Sprintf("%s/%d", exec, ev.ID)
 			switch {
-			case ev.Type == history.ExecutionStarted:
+			case ev.Type == history.ExecutionStarted, ev.Type == history.ExecutionRewound:
 				exec = ev.ExecutionID
 			case ev.IsScheduling():
 				require.False(t, scheduled[key], "step %s scheduled twice in %s", key, id)

@@ -377,6 +377,13 @@ it are kept, and applied when it is resumed. Its status shows Suspended.`,
 was suspended.`,
 		call: func(c *client.Client) func(context.Context, string, any) error { return c.Resume },
 	}
+	rewindVerb = controlVerb{
+		use: "rewind ID", short: "Run a failed instance again from where it failed", done: "rewound",
+		long: `Rewind runs the failed instance ID again from where it failed: its failed
+activities are retried (failed sub-orchestrations start afresh) and what had
+succeeded is kept. Only a Failed instance can be rewound.`,
+		call: func(c *client.Client) func(context.Context, string, any) error { return c.Rewind },
+	}
 )
 
 func newControlCmd(g *globalOptions, v controlVerb) *cobra.Command {

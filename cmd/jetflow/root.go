@@ -65,6 +65,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newControlCmd(g, terminateVerb),
 		newControlCmd(g, suspendVerb),
 		newControlCmd(g, resumeVerb),
+		newControlCmd(g, rewindVerb),
 		newRestartCmd(g),
 	)
 	return root

@@ -56,6 +56,10 @@ const (
 	ExecutionSuspended Type = 14
 	// ExecutionResumed resumes a suspended execution: Input holds the reason.
 	ExecutionResumed Type = 15
+	// ExecutionRewound brings a failed execution back to life (see
+	// [Rewound]): Input holds the reason, ExecutionID the execution's new
+	// id. The scheduling events it sends again follow it in its chunk.
+	ExecutionRewound Type = 16
 )
 
 var typeNames = map[Type]string{
@@ -74,6 +78,7 @@ var typeNames = map[Type]string{
 	ExecutionCompleted:        "ExecutionCompleted",
 	ExecutionSuspended:        "ExecutionSuspended",
 	ExecutionResumed:          "ExecutionResumed",
+	ExecutionRewound:          "ExecutionRewound",
 }
 
 // String returns the Durable Task name of the event type, as shown in the
