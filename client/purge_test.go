@@ -32,7 +32,7 @@ func storedFor(t *testing.T, e *testengine.Engine, id string) map[string]uint64 
 	for _, f := range []struct{ stream, filter string }{
 		{"KV_" + n.StatusBucket(), "$KV." + n.StatusBucket() + "." + n.StatusKey(id)},
 		{"KV_" + n.HistoryBucket(), "$KV." + n.HistoryBucket() + "." + n.HistoryFilter(id)},
-		{n.OrchStream(), n.OrchSubject(id)},
+		{n.OrchStream(), n.InboxFilter(id)},
 		{n.OrchStream(), n.TimerFilter(id)},
 	} {
 		st, err := js.Stream(t.Context(), f.stream)

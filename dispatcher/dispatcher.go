@@ -99,7 +99,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 		return nil, err
 	}
 	exec := NewExecutionID()
-	msg := &jetstream.OrchMessage{InstanceID: id, ExecutionID: exec, StatusRevision: newRev, Event: history.Event{
+	msg := &jetstream.OrchMessage{InstanceID: id, Orchestrator: name, ExecutionID: exec, StatusRevision: newRev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: now, Name: name, Input: input,
 		ExecutionID: exec, MsgID: exec + ":start",
 	}}
@@ -117,10 +117,11 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 // RaiseEvent sends an external event to an instance. It fails with
 // jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
 func (d *Dispatcher) RaiseEvent(ctx context.Context, id, name string, data json.RawMessage) error {
-	if err := d.checkActive(ctx, id); err != nil {
+	orch, err := d.active(ctx, id)
+	if err != nil {
 		return err
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
 		Type: history.EventRaised, Time: d.now().UTC(), Name: name, Input: data, MsgID: nuid.Next(),
 	}})
 }
@@ -160,32 +161,34 @@ func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessa
 	if st.Status.RuntimeStatus != jetflow.StatusFailed {
 		return fmt.Errorf("%w: %q is %s; only a failed instance can be rewound", jetflow.ErrInstanceNotFailed, id, st.Status.RuntimeStatus)
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Orchestrator: st.Status.Name, Event: history.Event{
 		Type: history.ExecutionRewound, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
 	}})
 }
 
 func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, reason json.RawMessage) error {
-	if err := d.checkActive(ctx, id); err != nil {
+	orch, err := d.active(ctx, id)
+	if err != nil {
 		return err
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Event: history.Event{
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
 		Type: typ, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
 	}})
 }
 
-func (d *Dispatcher) checkActive(ctx context.Context, id string) error {
+// active returns the orchestrator of an instance that has not finished.
+func (d *Dispatcher) active(ctx context.Context, id string) (string, error) {
 	st, err := d.store.GetStatus(ctx, id)
 	if errors.Is(err, jetstream.ErrNotFound) {
-		return fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
+		return "", fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	if st.Status.Finished() {
-		return fmt.Errorf("%w: %q is %s", jetflow.ErrInstanceFinished, id, st.Status.RuntimeStatus)
+		return "", fmt.Errorf("%w: %q is %s", jetflow.ErrInstanceFinished, id, st.Status.RuntimeStatus)
 	}
-	return nil
+	return st.Status.Name, nil
 }
 
 func (d *Dispatcher) send(ctx context.Context, m *jetstream.OrchMessage) error {
@@ -204,7 +207,7 @@ func (d *Dispatcher) ActivityResult(ctx context.Context, t *jetstream.ActivityTa
 	if failure != nil {
 		ev.Type, ev.Result, ev.Failure = history.TaskFailed, nil, failure
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: t.InstanceID, ExecutionID: t.ExecutionID, Event: ev})
+	return d.send(ctx, &jetstream.OrchMessage{InstanceID: t.InstanceID, Orchestrator: t.Orchestrator, ExecutionID: t.ExecutionID, Event: ev})
 }
 
 // Execution identifies the execution whose commit is being dispatched.
@@ -235,9 +238,9 @@ func (d *Dispatcher) Commit(ctx context.Context, ex Execution, events []history.
 		}
 		switch events[i].Type {
 		case history.ExecutionStarted:
-			// A continue-as-new chunk holds the next execution: its actions
-			// belong to it.
-			ex.ExecutionID, ex.Parent = events[i].ExecutionID, events[i].Parent
+			// A new execution (a start, or continue-as-new): the chunk's
+			// actions from here on belong to it.
+			ex.ExecutionID, ex.Name, ex.Parent = events[i].ExecutionID, events[i].Name, events[i].Parent
 		case history.ExecutionRewound:
 			// A rewound execution goes on under a new id.
 			ex.ExecutionID = events[i].ExecutionID
@@ -260,7 +263,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 			return jetstream.Outgoing{}, false, err
 		}
 		if !ok {
-			out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Event: history.Event{
+			out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 				Type: history.TaskFailed, Time: e.Time, TaskID: e.ID, MsgID: ex.ExecutionID + ":result:" + id,
 				Failure: &history.Failure{Type: "ActivityNotRegistered",
 					Message: fmt.Sprintf("activity %q is not registered with any worker", e.Name)},
@@ -268,20 +271,20 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 			return out, true, err
 		}
 		out, err := d.store.TaskWrite(&jetstream.ActivityTask{
-			InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: e.Name, Input: e.Input,
+			InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Orchestrator: ex.Name, TaskID: e.ID, Name: e.Name, Input: e.Input,
 		}, ex.ExecutionID+":task:"+id)
 		return out, true, err
 	case history.TimerCreated:
-		out, err := d.store.TimerWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Event: history.Event{
+		out, err := d.store.TimerWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 			Type: history.TimerFired, Time: e.FireAt, TaskID: e.ID, FireAt: e.FireAt, MsgID: ex.ExecutionID + ":timer:" + id,
 		}}, e.ID, e.FireAt)
 		return out, true, err
 	case history.SubOrchestrationCreated:
 		exec := ex.ExecutionID + "-" + id
-		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: e.InstanceID, ExecutionID: exec, Event: history.Event{
+		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
 			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec,
 			MsgID:  exec + ":start",
-			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID},
+			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
 		}})
 		return out, true, err
 	case history.ExecutionCompleted:
@@ -307,7 +310,7 @@ func ParentResult(p *history.Parent, name, childExec string, done *history.Event
 		ev.Type, ev.Result = history.SubOrchestrationFailed, nil
 		ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", name, string(done.Result))}
 	}
-	return &jetstream.OrchMessage{InstanceID: p.InstanceID, ExecutionID: p.ExecutionID, Event: ev}
+	return &jetstream.OrchMessage{InstanceID: p.InstanceID, Orchestrator: p.Name, ExecutionID: p.ExecutionID, Event: ev}
 }
 
 // SendParentResult publishes ParentResult directly; a worker uses it when a

@@ -18,6 +18,9 @@ type OrchMessage struct {
 	ExecutionID string `msgpack:"e,omitempty"`
 	// Event is the event to add to history. Event.MsgID is the message id.
 	Event history.Event `msgpack:"ev"`
+	// Orchestrator is the name of the instance's orchestrator, which routes
+	// the message.
+	Orchestrator string `msgpack:"o,omitempty"`
 	// StatusRevision, on a start message, is the revision of the Pending
 	// status the starter wrote (0 if none), so the first turn can update it
 	// without reading it.
@@ -26,11 +29,14 @@ type OrchMessage struct {
 
 // ActivityTask is a request to run one activity.
 type ActivityTask struct {
-	InstanceID  string          `msgpack:"i"`
-	ExecutionID string          `msgpack:"e"`
-	TaskID      int32           `msgpack:"t"`
-	Name        string          `msgpack:"n"`
-	Input       json.RawMessage `msgpack:"in,omitempty"`
+	InstanceID  string `msgpack:"i"`
+	ExecutionID string `msgpack:"e"`
+	// Orchestrator is the calling instance's orchestrator, where the result
+	// is routed.
+	Orchestrator string          `msgpack:"o"`
+	TaskID       int32           `msgpack:"t"`
+	Name         string          `msgpack:"n"`
+	Input        json.RawMessage `msgpack:"in,omitempty"`
 }
 
 // Chunk is one commit of an instance's history.

@@ -117,7 +117,7 @@ func (s *Store) OrchWrite(m *OrchMessage) (Outgoing, error) {
 		return Outgoing{}, err
 	}
 	return Outgoing{
-		subject: s.names.OrchSubject(m.InstanceID),
+		subject: s.names.OrchSubject(m.Orchestrator, m.InstanceID),
 		data:    data,
 		msgID:   m.Event.MsgID,
 		what:    fmt.Sprintf("sending %s to %s", m.Event.Type, m.InstanceID),
@@ -142,7 +142,7 @@ func (s *Store) TimerWrite(m *OrchMessage, timerID int32, at time.Time) (Outgoin
 		data:     data,
 		msgID:    m.Event.MsgID,
 		schedule: at,
-		target:   s.names.OrchSubject(m.InstanceID),
+		target:   s.names.OrchSubject(m.Orchestrator, m.InstanceID),
 		what:     fmt.Sprintf("scheduling timer %d of %s", timerID, m.InstanceID),
 	}, nil
 }
@@ -228,10 +228,11 @@ type Consumer interface {
 	Closed() <-chan struct{}
 }
 
-// ConsumeOrch delivers inbox messages to handle until stopped. Every
-// orchestration worker shares one durable consumer.
-func (s *Store) ConsumeOrch(ctx context.Context, cfg ConsumeConfig, handle func(*OrchMessage, Delivery)) (Consumer, error) {
-	return consume(ctx, s, s.orch, s.names.OrchConsumer(), s.names.OrchFilter(), cfg, handle)
+// ConsumeOrch delivers the inbox messages of one orchestrator's instances
+// to handle until stopped. Every worker of that orchestrator shares one
+// durable consumer.
+func (s *Store) ConsumeOrch(ctx context.Context, orchestrator string, cfg ConsumeConfig, handle func(*OrchMessage, Delivery)) (Consumer, error) {
+	return consume(ctx, s, s.orch, s.names.OrchConsumer(orchestrator), s.names.OrchestratorFilter(orchestrator), cfg, handle)
 }
 
 // ConsumeActivity delivers the tasks of one activity to handle until

@@ -37,8 +37,9 @@ func (n Names) OrchStream() string { return n.hub + "-orch" }
 // ActStream is the stream of activity tasks.
 func (n Names) ActStream() string { return n.hub + "-act" }
 
-// OrchConsumer is the durable consumer orchestration workers share.
-func (n Names) OrchConsumer() string { return "orchestrators" }
+// OrchConsumer is the durable consumer that the workers of one
+// orchestrator share: the inbox messages of its instances.
+func (n Names) OrchConsumer(orchestrator string) string { return "orch-" + EncodeToken(orchestrator) }
 
 // ActConsumer is the durable consumer of one activity's tasks.
 func (n Names) ActConsumer(activity string) string {
@@ -54,13 +55,26 @@ func (n Names) Shard(id string) int {
 	return int(h.Sum32() % uint32(n.shards))
 }
 
-// OrchSubject is the inbox subject of an instance.
-func (n Names) OrchSubject(id string) string {
-	return n.hub + ".orch." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
+// OrchSubject is the inbox subject of an instance of orchestrator. The
+// orchestrator's name routes the message to the workers that run it.
+func (n Names) OrchSubject(orchestrator, id string) string {
+	return n.hub + ".orch." + EncodeToken(orchestrator) + "." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
 }
 
 // OrchFilter matches every inbox subject.
 func (n Names) OrchFilter() string { return n.hub + ".orch.>" }
+
+// OrchestratorFilter matches the inbox subjects of one orchestrator's
+// instances.
+func (n Names) OrchestratorFilter(orchestrator string) string {
+	return n.hub + ".orch." + EncodeToken(orchestrator) + ".>"
+}
+
+// InboxFilter matches an instance's inbox subjects, whatever its
+// orchestrator.
+func (n Names) InboxFilter(id string) string {
+	return n.hub + ".orch.*." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
+}
 
 // TimerSubject is the subject holding the schedule of one timer. Each timer
 // has its own subject: the server keeps one schedule per subject.

@@ -151,11 +151,14 @@ func TestNames(t *testing.T) {
 	require.Equal(t, "hub1-registry", n.RegistryBucket())
 	require.Equal(t, "hub1-orch", n.OrchStream())
 	require.Equal(t, "hub1-act", n.ActStream())
-	require.Equal(t, "orchestrators", n.OrchConsumer())
+	require.Equal(t, "orch-E1_HelloSequence", n.OrchConsumer("E1_HelloSequence"))
+	require.Equal(t, "orch-a=2Eb", n.OrchConsumer("a.b"))
 	require.Equal(t, "hub1.orch.>", n.OrchFilter())
+	require.Equal(t, "hub1.orch.a=2Eb.>", n.OrchestratorFilter("a.b"))
 
-	require.Equal(t, "hub1.orch.45.order-1", n.OrchSubject("order-1"))
-	require.Equal(t, "hub1.orch.12.a=2Eb", n.OrchSubject("a.b"))
+	require.Equal(t, "hub1.orch.Order.45.order-1", n.OrchSubject("Order", "order-1"))
+	require.Equal(t, "hub1.orch.a=2Eb.12.a=2Eb", n.OrchSubject("a.b", "a.b"))
+	require.Equal(t, "hub1.orch.*.12.a=2Eb", n.InboxFilter("a.b"))
 	require.Equal(t, "hub1.timer.45.order-1.exec=2E1.3", n.TimerSubject("order-1", "exec.1", 3))
 	require.Equal(t, "hub1.act.E1_SayHello", n.ActSubject("E1_SayHello"))
 	require.Equal(t, "hub1.act.say=20hello=2E", n.ActSubject("say hello."))
@@ -169,10 +172,10 @@ func TestNames(t *testing.T) {
 	require.Equal(t, "orchestrator.E1_HelloSequence", n.RegistryKey(jetstream.KindOrchestrator, "E1_HelloSequence"))
 	require.Equal(t, "activity.a=3Ab", n.RegistryKey(jetstream.KindActivity, "a:b"))
 
-	// Whatever the id, an inbox subject has exactly four tokens and a
+	// Whatever the id, an inbox subject has exactly five tokens and a
 	// timer subject six, so that filters and shard claims keep working.
 	for _, tc := range tokenCases {
-		require.Len(t, strings.Split(n.OrchSubject(tc.in), "."), 4, "id %q", tc.in)
+		require.Len(t, strings.Split(n.OrchSubject(tc.in, tc.in), "."), 5, "id %q", tc.in)
 		require.Len(t, strings.Split(n.TimerSubject(tc.in, tc.in, 7), "."), 6, "id %q", tc.in)
 		require.Len(t, strings.Split(n.HistoryKey(tc.in, 1), "."), 2, "id %q", tc.in)
 		require.Len(t, strings.Split(n.ActSubject(tc.in), "."), 3, "name %q", tc.in)

@@ -190,7 +190,7 @@ func TestOpen(t *testing.T) {
 		other, err := jetstream.Open(t.Context(), b.nc, jetstream.Config{Hub: "other", Shards: 3})
 		require.NoError(t, err)
 		require.Len(t, streamNames(t, b.js), 10)
-		require.Equal(t, "other.orch.0.=C3=A9", other.Names().OrchSubject("é"))
+		require.Equal(t, "other.orch.O.0.=C3=A9", other.Names().OrchSubject("O", "é"))
 		_, err = other.PutStatus(t.Context(), "x", &jetflow.Status{InstanceID: "x"}, 0)
 		require.NoError(t, err)
 		_, err = b.store.GetStatus(t.Context(), "x")
@@ -705,7 +705,7 @@ func TestWatchAllStatuses(t *testing.T) {
 }
 
 func orchMessage(id, msgID string) *jetstream.OrchMessage {
-	return &jetstream.OrchMessage{InstanceID: id, ExecutionID: "exec-1", Event: history.Event{
+	return &jetstream.OrchMessage{InstanceID: id, Orchestrator: "O", ExecutionID: "exec-1", Event: history.Event{
 		Type: history.EventRaised, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		Name: "Approval", Input: json.RawMessage(`true`), MsgID: msgID,
 	}}
@@ -719,7 +719,7 @@ func TestPublish(t *testing.T) {
 		b := setup(t)
 		out, err := b.store.OrchWrite(orchMessage("x", "exec-1:result:0"))
 		require.NoError(t, err)
-		require.Equal(t, b.store.Names().OrchSubject("x"), out.Subject())
+		require.Equal(t, b.store.Names().OrchSubject("O", "x"), out.Subject())
 
 		first := b.store.Publish(t.Context(), out)
 		require.Len(t, first, 1)
@@ -816,7 +816,7 @@ func TestTimer(t *testing.T) {
 	require.NoError(t, err)
 
 	got := make(chan received, 10)
-	c, err := store.ConsumeOrch(t.Context(), jetstream.ConsumeConfig{}, func(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	c, err := store.ConsumeOrch(t.Context(), "O", jetstream.ConsumeConfig{}, func(m *jetstream.OrchMessage, d jetstream.Delivery) {
 		got <- received{m, time.Now()}
 		d.Ack()
 	})
@@ -867,7 +867,7 @@ func TestPurgeAcked(t *testing.T) {
 
 	// Ack the first three inbox messages and every task of one activity.
 	orchSeen := make(chan string, 10)
-	c, err := b.store.ConsumeOrch(ctx, jetstream.ConsumeConfig{}, func(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	c, err := b.store.ConsumeOrch(ctx, "O", jetstream.ConsumeConfig{}, func(m *jetstream.OrchMessage, d jetstream.Delivery) {
 		if m.InstanceID < "m3" {
 			d.Ack()
 		}
@@ -895,7 +895,7 @@ func TestPurgeAcked(t *testing.T) {
 	require.NoError(t, err)
 	// Acks are fire and forget: wait until the server has them all.
 	require.Eventually(t, func() bool {
-		oc, err := orch.Consumer(ctx, "orchestrators")
+		oc, err := orch.Consumer(ctx, b.store.Names().OrchConsumer("O"))
 		if err != nil {
 			return false
 		}
@@ -918,8 +918,8 @@ func TestPurgeAcked(t *testing.T) {
 		require.NoError(t, b.store.PurgeAcked(ctx))
 		n := b.store.Names()
 		require.Equal(t, map[string]uint64{
-			n.OrchSubject("m3"):               1,
-			n.OrchSubject("m4"):               1,
+			n.OrchSubject("O", "m3"):          1,
+			n.OrchSubject("O", "m4"):          1,
 			n.TimerSubject("m0", "exec-1", 0): 1,
 		}, subjects(orch), "unacked messages and timers stay")
 		require.Equal(t, map[string]uint64{n.ActSubject("unconsumed"): 2}, subjects(acts))

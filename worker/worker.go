@@ -25,7 +25,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +70,13 @@ type Config struct {
 	// PurgeInterval is how often the worker removes acknowledged messages
 	// from the inbox and task streams. Defaults to 5 seconds; -1 disables.
 	PurgeInterval time.Duration
+	// Orchestrators, when set, limits the worker to these of the registry's
+	// orchestrators: the instances of the others go to other workers.
+	// Defaults to all of them.
+	Orchestrators []string
+	// Activities, when set, limits the worker to these of the registry's
+	// activities. Defaults to all of them.
+	Activities []string
 	// NoOrchestrations, when set, runs no orchestrations (activities only).
 	NoOrchestrations bool
 	// NoActivities, when set, runs no activities (orchestrations only).
@@ -186,7 +195,14 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return errors.New("worker already started")
 	}
-	orchs, acts := w.reg.OrchestratorNames(), w.reg.ActivityNames()
+	orchs, err := only("orchestrator", w.reg.OrchestratorNames(), w.cfg.Orchestrators)
+	if err != nil {
+		return err
+	}
+	acts, err := only("activity", w.reg.ActivityNames(), w.cfg.Activities)
+	if err != nil {
+		return err
+	}
 	if w.cfg.NoOrchestrations {
 		orchs = nil
 	}
@@ -200,8 +216,8 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	ccfg := jetstream.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
-	if len(orchs) > 0 {
-		c, err := w.store.ConsumeOrch(ctx, ccfg, w.onMessage)
+	for _, name := range orchs {
+		c, err := w.store.ConsumeOrch(ctx, name, ccfg, w.onMessage)
 		if err != nil {
 			w.stopConsumers()
 			return err
@@ -225,6 +241,24 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.log.Debug("worker started", slog.Int("orchestrators", len(orchs)), slog.Int("activities", len(acts)))
 	return nil
+}
+
+// only returns the names of want (all of registered when want is empty),
+// or an error naming those that are not registered.
+func only(kind string, registered, want []string) ([]string, error) {
+	if len(want) == 0 {
+		return registered, nil
+	}
+	var unknown []string
+	for _, n := range want {
+		if !slices.Contains(registered, n) {
+			unknown = append(unknown, strconv.Quote(n))
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("worker config: %s %s not registered (registered: %s)", kind, strings.Join(unknown, ", "), strings.Join(registered, ", "))
+	}
+	return slices.Compact(slices.Sorted(slices.Values(want))), nil
 }
 
 func (w *Worker) stopConsumers() {

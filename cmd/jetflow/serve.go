@@ -73,6 +73,9 @@ worker.New(...).Start (see the README).`,
 	f := cmd.Flags()
 	f.IntVar(&cfg.OrchestrationConcurrency, "concurrency", 256, "instances whose turns run at once")
 	f.IntVar(&cfg.ActivityConcurrency, "activity-concurrency", 64, "activities that run at once")
+	f.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long a message may stay unacknowledged before another worker gets it (what a crashed worker held comes back after it)")
+	f.StringSliceVar(&cfg.Orchestrators, "orchestrators", nil, "run only these orchestrators (comma-separated; default all)")
+	f.StringSliceVar(&cfg.Activities, "activities", nil, "run only these activities (comma-separated; default all)")
 	f.BoolVar(&cfg.NoOrchestrations, "no-orchestrations", false, "run activities only")
 	f.BoolVar(&cfg.NoActivities, "no-activities", false, "run orchestrations only")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -171,6 +171,8 @@ type Parent struct {
 	ExecutionID string `msgpack:"e" json:"executionId"`
 	// TaskID is the ID of the parent's SubOrchestrationCreated event.
 	TaskID int32 `msgpack:"t" json:"taskId"`
+	// Name is the parent's orchestrator, where the result is routed.
+	Name string `msgpack:"n,omitempty" json:"name,omitempty"`
 }
 
 // Event is one history event. Which fields are set depends on Type (see

@@ -115,7 +115,12 @@ func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b
 // connection of its own (like a separate process).
 func (e *Engine) StartWorker() *worker.Worker {
 	e.t.Helper()
-	cfg := e.opts.Worker
+	return e.StartWorkerWith(e.opts.Worker)
+}
+
+// StartWorkerWith is StartWorker with a configuration of its own.
+func (e *Engine) StartWorkerWith(cfg worker.Config) *worker.Worker {
+	e.t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = e.Logger()
 	}
