@@ -40,6 +40,27 @@ func (c *Client) GetHistory(ctx context.Context, id string, outputs bool) ([]His
 	return historyView(events, outputs), nil
 }
 
+// StatusWithHistory is a status with the history of its execution, as
+// GET /instances/{id}?showHistory=true shows it: the status object with a
+// historyEvents key added.
+type StatusWithHistory struct {
+	Status  *jetflow.Status
+	History []HistoryEvent
+}
+
+// MarshalJSON writes the status object with historyEvents as its last key.
+func (s StatusWithHistory) MarshalJSON() ([]byte, error) {
+	body, err := json.Marshal(s.Status)
+	if err != nil {
+		return nil, err
+	}
+	h, err := json.Marshal(s.History)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(append(body[:len(body)-1], `,"historyEvents":`...), h...), '}'), nil
+}
+
 // HistoryEvent is one entry of an instance's history as the HTTP API shows
 // it (historyEvents with showHistory=true), in the shape of Durable
 // Functions: a task's scheduling and completion are one entry, with the

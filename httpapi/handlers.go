@@ -149,24 +149,19 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	if !opts.input {
 		st.Input = nil
 	}
-	body, err := json.Marshal(st)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "encoding status: "+err.Error())
-		return
-	}
+	var v any = st
 	if opts.history {
 		events, err := a.c.GetHistory(r.Context(), id, opts.historyOutput)
 		if err != nil {
 			a.writeClientError(w, r, err)
 			return
 		}
-		h, err := json.Marshal(events)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "encoding history: "+err.Error())
-			return
-		}
-		// The status is a JSON object: add historyEvents as its last key.
-		body = append(append(append(body[:len(body)-1], `,"historyEvents":`...), h...), '}')
+		v = client.StatusWithHistory{Status: st, History: events}
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding status: "+err.Error())
+		return
 	}
 	code := http.StatusOK
 	switch {

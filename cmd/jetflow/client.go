@@ -169,19 +169,32 @@ func newStartCmd(g *globalOptions) *cobra.Command {
 }
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
+	var withHistory bool
 	cmd := &cobra.Command{
 		Use:   "status ID",
 		Short: "Print an instance's status JSON",
-		Args:  argsRange(1, 1),
+		Long: `Status prints the status of instance ID as the HTTP API returns it; with
+--history, also the history of its current run (historyEvents, with inputs
+and results).`,
+		Args: argsRange(1, 1),
 	}
 	o := addClientFlags(cmd, g)
+	cmd.Flags().BoolVar(&withHistory, "history", false, "add the history of the current run (historyEvents)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return o.withClient(cmd.Context(), requestTimeout, func(ctx context.Context, c *client.Client) error {
 			st, err := c.GetStatus(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			b, err := json.MarshalIndent(st, "", "  ")
+			var v any = st
+			if withHistory {
+				h, err := c.GetHistory(ctx, args[0], true)
+				if err != nil {
+					return err
+				}
+				v = client.StatusWithHistory{Status: st, History: h}
+			}
+			b, err := json.MarshalIndent(v, "", "  ")
 			if err != nil {
 				return err
 			}
