@@ -3,6 +3,7 @@ module github.com/jetflow/jetflow
 go 1.26.8
 
 require (
+	github.com/google/btree v1.1.3
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nuid v1.0.1

@@ -3,6 +3,8 @@ package jetflow
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,13 +35,37 @@ func (s RuntimeStatus) IsTerminal() bool {
 }
 
 // Valid reports whether s is one of the defined runtime statuses.
-func (s RuntimeStatus) Valid() bool {
-	switch s {
-	case StatusPending, StatusRunning, StatusCompleted, StatusContinuedAsNew,
-		StatusFailed, StatusCanceled, StatusTerminated, StatusSuspended:
-		return true
+func (s RuntimeStatus) Valid() bool { return slices.Contains(RuntimeStatuses, s) }
+
+// RuntimeStatuses lists the runtime statuses, in the order of the Durable
+// Functions documentation.
+var RuntimeStatuses = []RuntimeStatus{
+	StatusPending, StatusRunning, StatusCompleted, StatusContinuedAsNew,
+	StatusFailed, StatusCanceled, StatusTerminated, StatusSuspended,
+}
+
+// ParseRuntimeStatuses reads runtime status names separated by commas, in
+// any case ("running,Completed"); empty names are skipped. An unknown name
+// is an ErrInvalidOption error naming it.
+func ParseRuntimeStatuses(list string) ([]RuntimeStatus, error) {
+	var out []RuntimeStatus
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		i := slices.IndexFunc(RuntimeStatuses, func(s RuntimeStatus) bool { return strings.EqualFold(name, string(s)) })
+		if i < 0 {
+			names := make([]string, len(RuntimeStatuses))
+			for i, s := range RuntimeStatuses {
+				names[i] = string(s)
+			}
+			return nil, fmt.Errorf("%w: %q is not a runtime status; want one or more of %s, separated by commas",
+				ErrInvalidOption, name, strings.Join(names, ", "))
+		}
+		out = append(out, RuntimeStatuses[i])
 	}
-	return false
+	return out, nil
 }
 
 // TimeFormat is the layout of times in status JSON: yyyy-MM-ddTHH:mm:ssZ,

@@ -21,16 +21,24 @@ import (
 // JSON.
 const MaxPayload = jetflow.MaxPayload
 
-// Client talks to one hub. It is safe for concurrent use.
+// Client talks to one hub. It is safe for concurrent use. Close it when
+// done with it if it listed instances.
 type Client struct {
 	store *jetstream.Store
 	disp  *dispatcher.Dispatcher
+	list  lister // the instance index of ListInstances, started by the first list
 }
 
 // New returns a client of the hub behind disp.
 func New(disp *dispatcher.Dispatcher) *Client {
 	return &Client{store: disp.Store(), disp: disp}
 }
+
+// Close stops what the client runs in the background: the instance index
+// of ListInstances (a watch of the status bucket). It does not close the
+// NATS connection. After Close, ListInstances fails with ErrClientClosed;
+// the other methods work as before. Close may be called more than once.
+func (c *Client) Close() { c.list.close() }
 
 type startOptions struct {
 	id    string

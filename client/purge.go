@@ -37,3 +37,32 @@ func (c *Client) PurgeInstance(ctx context.Context, id string) error {
 		// write, or a restart): look again.
 	}
 }
+
+// PurgeInstances purges the finished instances (Completed, Failed,
+// Terminated, Canceled) that q selects (its paging fields are ignored) and
+// returns how many it purged; instances that have not finished are left
+// alone, as are those that change while being purged. Durable Functions
+// requires a lower bound on the creation time for this call; so does the
+// HTTP API, but not this method.
+func (c *Client) PurgeInstances(ctx context.Context, q Query) (int, error) {
+	q.Top, q.ContinuationToken, q.OmitInput = MaxPageSize, "", true
+	n := 0
+	for st, err := range c.ListAll(ctx, q) {
+		if err != nil {
+			return n, err
+		}
+		if !st.Finished() {
+			continue
+		}
+		err := c.PurgeInstance(ctx, st.InstanceID)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, jetflow.ErrInstanceNotFound), errors.Is(err, jetflow.ErrInstanceNotFinished):
+			// purged or restarted meanwhile
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}

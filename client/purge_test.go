@@ -177,3 +177,30 @@ func count(bs []bool) int {
 	}
 	return n
 }
+
+func TestPurgeInstances(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := e.Context(60 * time.Second)
+	c := e.Client
+	start := time.Now().UTC().Add(-time.Second)
+	for i := range 5 {
+		id, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(fmt.Sprintf("old-%d", i)))
+		require.NoError(t, err)
+		_, err = c.WaitForCompletion(ctx, id)
+		require.NoError(t, err)
+	}
+	running, err := c.StartOrchestration(ctx, "SetStatusTest", client.WithInstanceID("old-running"))
+	require.NoError(t, err)
+	n, err := c.PurgeInstances(ctx, client.Query{CreatedTimeTo: start.Add(-time.Hour)})
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing was created that early")
+
+	n, err = c.PurgeInstances(ctx, client.Query{CreatedTimeFrom: start, InstanceIDPrefix: "old-"})
+	require.NoError(t, err)
+	require.Equal(t, 5, n, "the finished ones")
+	page, err := c.ListInstances(ctx, client.Query{InstanceIDPrefix: "old-"})
+	require.NoError(t, err)
+	require.Len(t, page.Instances, 1)
+	require.Equal(t, running, page.Instances[0].InstanceID)
+}

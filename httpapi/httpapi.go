@@ -10,6 +10,11 @@
 //	    Starts an instance; the optional JSON body is its input.
 //	    202 with a Location header and the management URLs; with a timeout,
 //	    200 and the final status if the instance finishes within it.
+//	GET  /runtime/webhooks/durabletask/instances[/]?createdTimeFrom=…&createdTimeTo=…&runtimeStatus=…&instanceIdPrefix=…&showInput=…&top=…
+//	    One page of the instances selected (all filters optional), in
+//	    instance id order: 200 with a JSON array of status objects. When
+//	    more pages follow, the x-ms-continuation-token response header
+//	    holds the token to send as the same request header for the next.
 //	GET  /runtime/webhooks/durabletask/instances/{instanceId}
 //	    The status JSON: 202 while the instance runs, 200 once it finished.
 //	POST /runtime/webhooks/durabletask/instances/{instanceId}/raiseEvent/{eventName}
@@ -166,6 +171,10 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a := &api{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}", a.start)
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.start)
+	a.mux.HandleFunc("GET "+BasePath+"/instances", a.listInstances)
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{$}", a.listInstances)
+	a.mux.HandleFunc("DELETE "+BasePath+"/instances", a.purgeMany)
+	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{$}", a.purgeMany)
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", a.status)
 	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{instanceId}", a.purge)
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.raiseEvent)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -568,6 +569,32 @@ func TestRewind(t *testing.T) {
 		r := b.do(t, http.MethodGet, statusPath(id)+"?showHistory=true", "")
 		return strings.Contains(string(r.body), `"ExecutionRewound"`) && r.code == http.StatusOK
 	}, 20*time.Second, 20*time.Millisecond)
+}
+
+func TestPurgeMany(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	from := url.QueryEscape(time.Now().UTC().Add(-time.Minute).Format(jetflow.TimeFormat))
+	for i := range 3 {
+		b.waitFinished(t, b.start(t, "E1_HelloSequence", fmt.Sprintf("bulk-%d", i), ""))
+	}
+	running := b.start(t, "SetStatusTest", "bulk-running", "")
+	b.waitRunning(t, running)
+
+	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances", ""), http.StatusBadRequest, "createdTimeFrom")
+	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances?createdTimeFrom=soon", ""), http.StatusBadRequest, "createdTimeFrom")
+	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances?createdTimeFrom="+from+"&runtimeStatus=Done", ""), http.StatusBadRequest, "runtimeStatus")
+	// Created before the window: nothing matches.
+	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances?createdTimeFrom=2001-01-01T00:00:00Z&createdTimeTo=2001-01-02T00:00:00Z", ""), http.StatusNotFound)
+
+	r := b.do(t, http.MethodDelete, base+"/instances/?createdTimeFrom="+from+"&runtimeStatus=Completed,Running", "")
+	require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
+	require.JSONEq(t, `{"instancesDeleted":3}`, string(r.body), "the running instance is not purged")
+	for i := range 3 {
+		requireJSONError(t, b.do(t, http.MethodGet, statusPath(fmt.Sprintf("bulk-%d", i)), ""), http.StatusNotFound)
+	}
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodGet, statusPath(running), "").code)
+	requireJSONError(t, b.do(t, http.MethodDelete, base+"/instances?createdTimeFrom="+from, ""), http.StatusNotFound)
 }
 
 func TestRoutes(t *testing.T) {

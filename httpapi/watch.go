@@ -98,49 +98,13 @@ func lastEventID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 }
 
 // parseRuntimeStatuses reads runtimeStatus query values: comma-separated
-// runtime status names, in any case. Empty values are ignored; an unknown
-// name is an error naming it.
+// runtime status names, in any case.
 func parseRuntimeStatuses(values []string) ([]jetflow.RuntimeStatus, error) {
-	var out []jetflow.RuntimeStatus
-	for _, v := range values {
-		for name := range strings.SplitSeq(v, ",") {
-			name = strings.TrimSpace(name)
-			if name == "" {
-				continue
-			}
-			s, ok := runtimeStatusNamed(name)
-			if !ok {
-				return nil, fmt.Errorf("runtimeStatus %q is not a runtime status; want one or more of %s, separated by commas",
-					name, strings.Join(statusNames(), ", "))
-			}
-			out = append(out, s)
-		}
+	out, err := jetflow.ParseRuntimeStatuses(strings.Join(values, ","))
+	if err != nil {
+		return nil, fmt.Errorf("runtimeStatus: %w", err)
 	}
 	return out, nil
-}
-
-// allStatuses lists the runtime statuses in the order of the Durable
-// Functions documentation.
-var allStatuses = []jetflow.RuntimeStatus{
-	jetflow.StatusPending, jetflow.StatusRunning, jetflow.StatusCompleted, jetflow.StatusContinuedAsNew,
-	jetflow.StatusFailed, jetflow.StatusCanceled, jetflow.StatusTerminated, jetflow.StatusSuspended,
-}
-
-func runtimeStatusNamed(name string) (jetflow.RuntimeStatus, bool) {
-	for _, s := range allStatuses {
-		if strings.EqualFold(name, string(s)) {
-			return s, true
-		}
-	}
-	return "", false
-}
-
-func statusNames() []string {
-	out := make([]string, len(allStatuses))
-	for i, s := range allStatuses {
-		out[i] = string(s)
-	}
-	return out
 }
 
 // stream writes updates as server-sent events until the channel closes,

@@ -135,7 +135,9 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	stopAPI, served := startAPI(httpLn, client.New(disp), nc, o.apiKey, logger)
+	c := client.New(disp)
+	defer c.Close() // before the connection closes
+	stopAPI, served := startAPI(httpLn, c, nc, o.apiKey, logger)
 	printBanner(stdout, banner{
 		natsURL:       srv.ClientURL(),
 		httpURL:       "http://" + dialable(httpLn.Addr().String()),

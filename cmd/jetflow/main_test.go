@@ -189,6 +189,39 @@ func TestClientVerbs(t *testing.T) {
 		requireOneLineError(t, cli(t, ctx, "restart", "pause-1", "--nats", url), "only a finished instance can be restarted")
 	})
 
+	t.Run("RewindPurge", func(t *testing.T) {
+		t.Parallel()
+		// ReserveTicket fails on an input that is not a user id.
+		r := cli(t, ctx, "start", "ReserveTicket", "--input", "5", "--id", "fails-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		r = cli(t, ctx, "watch", "fails-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		sts := watchLines(t, r.stdout)
+		require.Equal(t, jetflow.StatusFailed, sts[len(sts)-1].RuntimeStatus)
+
+		r = cli(t, ctx, "rewind", "fails-1", "--reason", "try again", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "rewound instance \"fails-1\"\n", r.stdout)
+		// It fails again (the input is still wrong), after the rewind.
+		require.Eventually(t, func() bool {
+			r := cli(t, ctx, "status", "fails-1", "--history", "--nats", url)
+			return r.code == 0 && strings.Contains(r.stdout, `"EventType": "ExecutionRewound"`) &&
+				strings.Count(r.stdout, `"EventType": "ExecutionCompleted"`) == 2
+		}, 20*time.Second, 50*time.Millisecond)
+		r = cli(t, ctx, "start", "SetStatusTest", "--id", "runs-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		requireOneLineError(t, cli(t, ctx, "rewind", "runs-1", "--nats", url), "only a failed instance can be rewound")
+
+		r = cli(t, ctx, "purge", "fails-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "purged instance \"fails-1\"\n", r.stdout)
+		requireOneLineError(t, cli(t, ctx, "status", "fails-1", "--nats", url), `instance not found: "fails-1"`)
+		requireOneLineError(t, cli(t, ctx, "purge", "fails-1", "--nats", url), `instance not found: "fails-1"`)
+		requireOneLineError(t, cli(t, ctx, "purge", "--nats", url), "--created-before")
+		requireOneLineError(t, cli(t, ctx, "purge", "--created-before", "2030-01-01", "--status", "running", "--nats", url), "only finished instances")
+		requireOneLineError(t, cli(t, ctx, "purge", "--created-before", "yesterday", "--nats", url), "--created-before")
+	})
+
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
 		closed := closedPort(t)

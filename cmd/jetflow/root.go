@@ -60,6 +60,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newServerCmd(g),
 		newStartCmd(g),
 		newStatusCmd(g),
+		newListCmd(g),
 		newWatchCmd(g),
 		newRaiseCmd(g),
 		newControlCmd(g, terminateVerb),
@@ -67,6 +68,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newControlCmd(g, resumeVerb),
 		newControlCmd(g, rewindVerb),
 		newRestartCmd(g),
+		newPurgeCmd(g),
 	)
 	return root
 }

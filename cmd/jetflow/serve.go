@@ -131,7 +131,9 @@ NATS (--nats). It runs no orchestrations or activities: start workers with
 			return err
 		}
 		defer nc.Close()
-		stop, served := startAPI(ln, client.New(disp), nc, apiKey, logger)
+		c := client.New(disp)
+		defer c.Close() // before the connection closes
+		stop, served := startAPI(ln, c, nc, apiKey, logger)
 		fmt.Fprintf(cmd.OutOrStdout(), "jetflow server: HTTP API on http://%s (hub %s on %s)\n", dialable(ln.Addr().String()), o.hub, o.natsURL)
 		var runErr error
 		select {

@@ -171,6 +171,7 @@ func (e *Engine) StopWorkers() {
 func (e *Engine) RestartServer() {
 	e.t.Helper()
 	e.StopWorkers()
+	e.Client.Close()
 	e.Conn.Close()
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
@@ -181,6 +182,9 @@ func (e *Engine) RestartServer() {
 // Close stops everything.
 func (e *Engine) Close() {
 	e.StopWorkers()
+	if e.Client != nil {
+		e.Client.Close()
+	}
 	if e.Conn != nil {
 		e.Conn.Close()
 	}
