@@ -94,7 +94,7 @@ func (o *clientOptions) dial(name string, extra ...nats.Option) (*nats.Conn, err
 }
 
 // connect opens the hub on NATS and returns a client and a function that
-// closes the connection.
+// closes it and the connection.
 func (o *clientOptions) connect(ctx context.Context) (*client.Client, func(), error) {
 	nc, err := o.dial("jetflow-cli")
 	if err != nil {
@@ -105,8 +105,8 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, func(), er
 		nc.Close()
 		return nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
 	}
-	disp := dispatcher.New(store, dispatcher.Config{Logger: slog.New(slog.DiscardHandler)})
-	return client.New(disp), nc.Close, nil
+	c := client.New(dispatcher.New(store, dispatcher.Config{Logger: slog.New(slog.DiscardHandler)}))
+	return c, func() { c.Close(); nc.Close() }, nil
 }
 
 // withClient runs fn with a connected client and a context bounded by

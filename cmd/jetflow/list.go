@@ -72,7 +72,6 @@ page go to stderr: run it again with --continue TOKEN.`,
 			}
 		}
 		return o.withClient(cmd.Context(), requestTimeout, func(ctx context.Context, c *client.Client) error {
-			defer c.Close()
 			page, err := c.ListInstances(ctx, q)
 			if errors.Is(err, client.ErrInvalidContinuationToken) {
 				return fmt.Errorf("--continue: %w", err)

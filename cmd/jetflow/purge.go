@@ -67,7 +67,6 @@ those in the --status list; it prints how many it removed.`,
 			}
 		}
 		return o.withClient(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-			defer c.Close()
 			n, err := c.PurgeInstances(ctx, q)
 			if err != nil {
 				return fmt.Errorf("purged %d instances, then: %w", n, err)
