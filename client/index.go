@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,20 +57,11 @@ const fetchConcurrency = 16
 // noTime is the created time of an entry whose status has none.
 const noTime = math.MinInt64
 
-// statusOrder lists the runtime statuses; an entry keeps a status as its
-// position here plus one (0 for a status this version does not know).
-var statusOrder = [...]jetflow.RuntimeStatus{
-	jetflow.StatusPending, jetflow.StatusRunning, jetflow.StatusCompleted, jetflow.StatusContinuedAsNew,
-	jetflow.StatusFailed, jetflow.StatusCanceled, jetflow.StatusTerminated, jetflow.StatusSuspended,
-}
-
+// statusCode is a runtime status as an entry keeps it: its position in
+// jetflow.RuntimeStatuses plus one (0 for a status this version does not
+// know).
 func statusCode(s jetflow.RuntimeStatus) uint8 {
-	for i, r := range statusOrder {
-		if r == s {
-			return uint8(i + 1)
-		}
-	}
-	return 0
+	return uint8(slices.Index(jetflow.RuntimeStatuses, s) + 1)
 }
 
 // unixNanos returns t in Unix nanoseconds, clamped to the int64 range.
@@ -139,7 +131,7 @@ func createdNanos(t jetflow.Time) int64 {
 // (statusOf gives them back).
 func compact(st *jetflow.Status, code uint8, names map[string]string) {
 	if code > 0 {
-		st.RuntimeStatus = statusOrder[code-1]
+		st.RuntimeStatus = jetflow.RuntimeStatuses[code-1]
 	}
 	if n, ok := names[st.Name]; ok {
 		st.Name = n
