@@ -28,12 +28,16 @@ type testBundle struct {
 	srv *httptest.Server
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t *testing.T) *testBundle { t.Helper(); return setupWith(t, httpapi.Config{}) }
+
+// setupWith is setup with an API configuration (its Logger is set).
+func setupWith(t *testing.T, cfg httpapi.Config) *testBundle {
 	t.Helper()
 	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
 		return samples.Register(r, samples.Options{})
 	}})
-	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{Logger: e.Logger()}))
+	cfg.Logger = e.Logger()
+	srv := httptest.NewServer(httpapi.New(e.Client, cfg))
 	t.Cleanup(srv.Close)
 	return &testBundle{e: e, srv: srv}
 }
@@ -423,12 +427,7 @@ func TestStartWithTimeout(t *testing.T) {
 
 func TestAPIKey(t *testing.T) {
 	t.Parallel()
-	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
-		return samples.Register(r, samples.Options{})
-	}})
-	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{APIKey: "s3cret", Logger: e.Logger()}))
-	t.Cleanup(srv.Close)
-	b := &testBundle{e: e, srv: srv}
+	b := setupWith(t, httpapi.Config{APIKey: "s3cret"})
 
 	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/healthz", "").code, "healthz needs no key")
 	for _, path := range []string{statusPath("x"), base + "/watch", "/nowhere"} {
@@ -436,12 +435,12 @@ func TestAPIKey(t *testing.T) {
 		requireJSONError(t, b.do(t, http.MethodGet, path+"?code=wrong", ""), http.StatusUnauthorized, "API key")
 	}
 	requireJSONError(t, b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/key-1", ""), http.StatusUnauthorized)
-	_, err := e.Client.GetStatus(context.Background(), "key-1")
+	_, err := b.e.Client.GetStatus(context.Background(), "key-1")
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a refused request changes nothing")
 
 	r := b.do(t, http.MethodPost, base+"/orchestrators/E1_HelloSequence/key-1?code=s3cret", "")
 	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
-	req, err := http.NewRequest(http.MethodGet, srv.URL+statusPath("key-1"), nil)
+	req, err := http.NewRequest(http.MethodGet, b.srv.URL+statusPath("key-1"), nil)
 	require.NoError(t, err)
 	req.Header.Set("x-functions-key", "s3cret")
 	resp, err := http.DefaultClient.Do(req)

@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
-	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/jetstream"
-	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
 
@@ -212,12 +209,7 @@ func TestListReadYourWrites(t *testing.T) {
 
 func TestListAPIKey(t *testing.T) {
 	t.Parallel()
-	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
-		return samples.Register(r, samples.Options{})
-	}})
-	srv := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{APIKey: "s3cret", Logger: e.Logger()}))
-	t.Cleanup(srv.Close)
-	b := &testBundle{e: e, srv: srv}
+	b := setupWith(t, httpapi.Config{APIKey: "s3cret"})
 	for _, path := range []string{base + "/instances", base + "/instances/"} {
 		requireJSONError(t, b.do(t, http.MethodGet, path, ""), http.StatusUnauthorized, "API key")
 		requireJSONError(t, b.do(t, http.MethodGet, path+"?code=wrong", ""), http.StatusUnauthorized, "API key")
