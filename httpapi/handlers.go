@@ -203,17 +203,35 @@ func (a *api) raiseEvent(w http.ResponseWriter, r *http.Request) {
 // for a finished one. Without a reason, the reason is null.
 func (a *api) control(doing string, send func(context.Context, string, any) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("instanceId")
-		var reason any
-		if q := r.URL.Query(); q.Has("reason") {
-			reason = q.Get("reason")
-		}
-		if err := send(r.Context(), id, reason); err != nil {
+		if err := send(r.Context(), r.PathValue("instanceId"), reason(r)); err != nil {
 			a.writeClientError(w, r, fmt.Errorf("%s: %w", doing, err))
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}
+}
+
+// rewind handles POST /instances/{instanceId}/rewind?reason=: 202, 404
+// unknown, 410 unless Failed. Its errors are plain text: the Durable
+// Functions JavaScript client makes the body of a failed rewind its error
+// message, and would show a JSON object as "[object Object]".
+func (a *api) rewind(w http.ResponseWriter, r *http.Request) {
+	if err := a.c.Rewind(r.Context(), r.PathValue("instanceId"), reason(r)); err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(a.errorCode(w, r, err))
+		_, _ = io.WriteString(w, "rewinding: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// reason is the ?reason= of a control request; nil without one.
+func reason(r *http.Request) any {
+	if q := r.URL.Query(); q.Has("reason") {
+		return q.Get("reason")
+	}
+	return nil
 }
 
 // healthz handles GET /healthz.
@@ -277,6 +295,13 @@ func (a *api) instanceURL(r *http.Request, id string) string {
 // writeClientError answers with the status code that err's sentinel calls
 // for; unexpected errors are logged and answered with 500.
 func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, a.errorCode(w, r, err), err.Error())
+}
+
+// errorCode returns the status code that err's sentinel calls for (500
+// for unexpected errors, which it logs), and sets the headers that go
+// with it.
+func (a *api) errorCode(w http.ResponseWriter, r *http.Request, err error) int {
 	code := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, jetflow.ErrUnknownOrchestrator),
@@ -302,7 +327,7 @@ func (a *api) writeClientError(w http.ResponseWriter, r *http.Request, err error
 		a.log.ErrorContext(r.Context(), "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	}
-	writeError(w, code, err.Error())
+	return code
 }
 
 // unavailable reports whether err means that NATS could not be reached or

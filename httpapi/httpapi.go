@@ -182,7 +182,7 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", a.control("suspending", c.Suspend))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/resume", a.control("resuming", c.Resume))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/restart", a.restart)
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/rewind", a.control("rewinding", c.Rewind))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/rewind", a.rewind)
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", a.watchInstance)
 	a.mux.HandleFunc("GET "+BasePath+"/watch", a.watchAll)
 	a.mux.HandleFunc("GET /healthz", a.healthz)

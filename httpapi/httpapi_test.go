@@ -534,7 +534,9 @@ func TestPurge(t *testing.T) {
 	b := setup(t)
 	id := b.start(t, "SetStatusTest", "purge 1", "")
 	b.waitRunning(t, id)
-	requireJSONError(t, b.do(t, http.MethodDelete, statusPath(id), ""), http.StatusGone, "purge 1", "Running")
+	// 404, as Durable Functions answers when nothing was purged (its
+	// clients take any other code as a failure).
+	requireJSONError(t, b.do(t, http.MethodDelete, statusPath(id), ""), http.StatusNotFound, "purge 1", "Running")
 
 	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/Done", "").code)
 	b.waitFinished(t, id)
@@ -553,14 +555,21 @@ func TestRewind(t *testing.T) {
 	b := setup(t)
 	id := b.start(t, "SetStatusTest", "rewind-running", "")
 	b.waitRunning(t, id)
-	requireJSONError(t, b.do(t, http.MethodPost, statusPath(id)+"/rewind", ""), http.StatusGone, "only a failed instance")
-	requireJSONError(t, b.do(t, http.MethodPost, statusPath("ghost")+"/rewind", ""), http.StatusNotFound, "ghost")
+	// Plain text errors: the Durable Functions JS client makes the body its
+	// error message.
+	r := b.do(t, http.MethodPost, statusPath(id)+"/rewind", "")
+	require.Equal(t, http.StatusGone, r.code)
+	require.Equal(t, "text/plain; charset=utf-8", r.header.Get("Content-Type"))
+	require.Contains(t, string(r.body), "only a failed instance")
+	r = b.do(t, http.MethodPost, statusPath("ghost")+"/rewind", "")
+	require.Equal(t, http.StatusNotFound, r.code)
+	require.Equal(t, `rewinding: instance not found: "ghost"`, string(r.body))
 
 	// ReserveTicket fails on an input that is not a user id.
 	id = b.start(t, "ReserveTicket", "rewind-failed", "5")
 	_, st := b.waitFinished(t, id)
 	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
-	r := b.do(t, http.MethodPost, statusPath(id)+"/rewind?reason=retry", "")
+	r = b.do(t, http.MethodPost, statusPath(id)+"/rewind?reason=retry", "")
 	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
 	require.Empty(t, r.body)
 	// The input is still wrong: it fails again, after the rewind.

@@ -1,6 +1,11 @@
 package httpapi
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
+
+	"github.com/jetflow/jetflow"
+)
 
 // purgeResponse is the body of a purge, as Durable Functions writes it.
 type purgeResponse struct {
@@ -8,10 +13,17 @@ type purgeResponse struct {
 }
 
 // purge handles DELETE /instances/{instanceId}: 200 with
-// {"instancesDeleted":1}, 404 for an unknown instance, 410 for one that has
-// not finished.
+// {"instancesDeleted":1}, 404 for an unknown instance and for one that has
+// not finished (nothing purged: Durable Functions answers so when its
+// store purges nothing, and its clients take 404 as "0 deleted" but fail
+// on any other code).
 func (a *api) purge(w http.ResponseWriter, r *http.Request) {
-	if err := a.c.PurgeInstance(r.Context(), r.PathValue("instanceId")); err != nil {
+	err := a.c.PurgeInstance(r.Context(), r.PathValue("instanceId"))
+	if errors.Is(err, jetflow.ErrInstanceNotFinished) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
 		a.writeClientError(w, r, err)
 		return
 	}
