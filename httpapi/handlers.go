@@ -27,6 +27,7 @@ type startResponse struct {
 	SendEventPostURI      string `json:"sendEventPostUri"`
 	TerminatePostURI      string `json:"terminatePostUri"`
 	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
+	RewindPostURI         string `json:"rewindPostUri"`
 	RestartPostURI        string `json:"restartPostUri"`
 	SuspendPostURI        string `json:"suspendPostUri"`
 	ResumePostURI         string `json:"resumePostUri"`
@@ -85,6 +86,7 @@ func (a *api) writeStarted(w http.ResponseWriter, r *http.Request, id string) {
 		SendEventPostURI:      inst + "/raiseEvent/{eventName}",
 		TerminatePostURI:      inst + "/terminate?reason={text}",
 		PurgeHistoryDeleteURI: inst,
+		RewindPostURI:         inst + "/rewind?reason={text}",
 		RestartPostURI:        inst + "/restart",
 		SuspendPostURI:        inst + "/suspend?reason={text}",
 		ResumePostURI:         inst + "/resume?reason={text}",

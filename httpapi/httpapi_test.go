@@ -164,6 +164,7 @@ func TestStart(t *testing.T) {
 			"restartPostUri":        inst + "/restart",
 			"suspendPostUri":        inst + "/suspend?reason={text}",
 			"resumePostUri":         inst + "/resume?reason={text}",
+			"rewindPostUri":         inst + "/rewind?reason={text}",
 		}, got)
 		require.Equal(t, inst, r.header.Get("Location"))
 	})
