@@ -151,7 +151,7 @@ func TestStart(t *testing.T) {
 		require.Equal(t, "application/json", r.header.Get("Content-Type"))
 		var got map[string]string
 		require.NoError(t, json.Unmarshal(r.body, &got))
-		require.Len(t, got, 8)
+		require.Len(t, got, 9)
 		id := got["id"]
 		require.NotEmpty(t, id)
 		inst := b.srv.URL + base + "/instances/" + id
