@@ -380,7 +380,7 @@ func TestDev(t *testing.T) {
 
 	d := startDev(t, args...)
 	out := d.stdout.String()
-	for _, s := range []string{dir, "E1_HelloSequence, ReserveTicket", "kv watch jetflow-status",
+	for _, s := range []string{dir, "orchestrators CityRecommender, ", "E1_HelloSequence, ", "kv watch jetflow-status",
 		"curl -i -X POST " + d.httpURL + base + "/orchestrators/E1_HelloSequence/hello-1", "watch --nats " + d.natsURL} {
 		require.Contains(t, out, s)
 	}
