@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/nats-io/nats.go"
@@ -14,10 +15,40 @@ import (
 )
 
 // LoadHistory reads every stored chunk of an instance, in chunk order.
-// An instance without history gives an empty slice.
+// An instance without history gives an empty slice. On a replicated hub,
+// the watch that reads the chunks may be served by a lagging replica: the
+// last chunk is then checked with the bucket's leader, and the history
+// read again until it is complete.
 func (s *Store) LoadHistory(ctx context.Context, id string) ([]Chunk, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
+	for {
+		chunks, err := s.loadHistory(ctx, id)
+		if err != nil || !s.leaderReads {
+			return chunks, err
+		}
+		var have uint64
+		if len(chunks) > 0 {
+			have = chunks[len(chunks)-1].Revision
+		}
+		last, err := s.leaderLast(ctx, "KV_"+s.names.HistoryBucket(), s.kvSubject(s.names.HistoryBucket(), s.names.HistoryFilter(id)))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return chunks, nil // purged meanwhile, or never written
+		case err != nil:
+			return nil, mapErr("loading history of "+id, err)
+		case last.Sequence <= have:
+			return chunks, nil
+		}
+		select { // a replica that lags: read again
+		case <-ctx.Done():
+			return nil, fmt.Errorf("loading history of %s: the history read stays behind revision %d: %w", id, last.Sequence, ctx.Err())
+		case <-time.After(loadRetryWait):
+		}
+	}
+}
+
+func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
 	w, err := s.history.Watch(ctx, s.names.HistoryFilter(id), natsjs.IgnoreDeletes())
 	if err != nil {
 		return nil, mapErr("loading history of "+id, err)
@@ -83,12 +114,18 @@ func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint6
 	return ack.Sequence, nil
 }
 
-// ChunkExists reports whether chunk n of an instance is stored.
+// ChunkExists reports whether chunk n of an instance is stored (asking the
+// bucket's leader on a replicated hub).
 func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err := s.history.Get(ctx, s.names.HistoryKey(id, n))
-	if errors.Is(err, natsjs.ErrKeyNotFound) {
+	var err error
+	if s.leaderReads {
+		_, err = s.leaderLast(ctx, "KV_"+s.names.HistoryBucket(), s.kvSubject(s.names.HistoryBucket(), s.names.HistoryKey(id, n)))
+	} else {
+		_, err = s.history.Get(ctx, s.names.HistoryKey(id, n))
+	}
+	if errors.Is(err, natsjs.ErrKeyNotFound) || errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

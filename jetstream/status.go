@@ -18,8 +18,13 @@ type StatusEntry struct {
 	Revision uint64
 }
 
-// GetStatus reads an instance's status (ErrNotFound if none).
+// GetStatus reads an instance's status (ErrNotFound if none). On a
+// replicated hub it reads through the bucket's leader, so that it never
+// misses a write acknowledged before.
 func (s *Store) GetStatus(ctx context.Context, id string) (*StatusEntry, error) {
+	if s.leaderReads {
+		return s.leaderStatus(ctx, id)
+	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	e, err := s.status.Get(ctx, s.names.StatusKey(id))
@@ -27,6 +32,23 @@ func (s *Store) GetStatus(ctx context.Context, id string) (*StatusEntry, error) 
 		return nil, mapErr("reading status of "+id, err)
 	}
 	return decodeStatus(e)
+}
+
+func (s *Store) leaderStatus(ctx context.Context, id string) (*StatusEntry, error) {
+	key := s.names.StatusKey(id)
+	m, err := s.leaderLast(ctx, "KV_"+s.names.StatusBucket(), s.kvSubject(s.names.StatusBucket(), key))
+	if err != nil {
+		return nil, mapErr("reading status of "+id, err)
+	}
+	if m.kvOperation() != "" {
+		return nil, fmt.Errorf("reading status of %s: %w", id, ErrNotFound)
+	}
+	var out StatusEntry
+	if err := json.Unmarshal(m.Data, &out.Status); err != nil {
+		return nil, fmt.Errorf("status %q (revision %d) is not status JSON: %w", key, m.Sequence, err)
+	}
+	out.Revision = m.Sequence
+	return &out, nil
 }
 
 func decodeStatus(e natsjs.KeyValueEntry) (*StatusEntry, error) {

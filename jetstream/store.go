@@ -114,6 +114,7 @@ type Store struct {
 	registered sync.Map // registry key -> struct{}: names known to be registered
 
 	statusMarkerTTL time.Duration // TTL of purge markers in the status bucket; 0: they stay
+	leaderReads     bool          // the hub is replicated: read statuses and histories through the leaders (leader.go)
 }
 
 // Open opens the hub's streams and buckets, creating those that do not
@@ -177,11 +178,14 @@ func (s *Store) setup(ctx context.Context) error {
 	if s.status, err = kv(n.StatusBucket(), "jetflow instance statuses (JSON, the HTTP API's shape)", s.cfg.PurgeMarkerTTL); err != nil {
 		return err
 	}
-	if st, err := s.status.Status(ctx); err != nil {
+	st, err := s.status.Status(ctx)
+	if err != nil {
 		return fmt.Errorf("reading KV bucket %s: %w", n.StatusBucket(), err)
-	} else if st.(*natsjs.KeyValueBucketStatus).LimitMarkerTTL() > 0 {
+	}
+	if st.(*natsjs.KeyValueBucketStatus).LimitMarkerTTL() > 0 {
 		s.statusMarkerTTL = s.cfg.PurgeMarkerTTL
 	}
+	s.leaderReads = st.(*natsjs.KeyValueBucketStatus).StreamInfo().Config.Replicas > 1
 	if s.history, err = kv(n.HistoryBucket(), "jetflow history chunks (msgpack), <id>.<chunk>", 0); err != nil {
 		return err
 	}

@@ -1,0 +1,6 @@
+package jetstream
+
+// SetLeaderReads makes s read statuses and histories through the stream
+// leaders, as it does on a replicated hub, so that the path is tested on
+// a single server too.
+func SetLeaderReads(s *Store, on bool) { s.leaderReads = on }
