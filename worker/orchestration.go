@@ -272,11 +272,20 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 	}
 	var events []history.Event
 	startPending := sync.OnceValue(func() bool { return w.startPending(ctx, inst.id) })
+	// A message can be in a batch twice: its ack wait ran out while it
+	// waited in this worker's queue, and the server delivered it again.
+	inBatch := make(map[string]struct{}, len(batch))
 	for i := range batch {
 		m := batch[i].msg
 		ev := m.Event
 		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || st.isApplied(ev.MsgID) {
 			continue // a rewind of an execution that has not failed is dropped
+		}
+		if ev.MsgID != "" {
+			if _, twice := inBatch[ev.MsgID]; twice {
+				continue
+			}
+			inBatch[ev.MsgID] = struct{}{}
 		}
 		current := st.started
 		if start != nil {
@@ -443,11 +452,16 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 	return se.Revision != st.statusRev, nil
 }
 
-// startPending reports whether the instance's status is Pending: its start
-// message is on its way.
+// startPending reports whether the instance's status is Pending (its start
+// message is on its way), or may be: when the status cannot be read (its
+// stream is electing a leader, say), the message is kept for later rather
+// than dropped.
 func (w *Worker) startPending(ctx context.Context, id string) bool {
 	se, err := w.store.GetStatus(ctx, id)
-	return err == nil && se.Status.RuntimeStatus == jetflow.StatusPending
+	if err != nil {
+		return !errors.Is(err, jetstream.ErrNotFound)
+	}
+	return se.Status.RuntimeStatus == jetflow.StatusPending
 }
 
 // customStatus is the custom status last written or read, if any.

@@ -1,0 +1,42 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDuplicateInOneBatch delivers one message twice into the same turn
+// (as when its ack wait runs out while it waits in a worker's queue): it
+// is applied once.
+func TestDuplicateInOneBatch(t *testing.T) {
+	t.Parallel()
+	// A short duplicate window lets the same message be stored twice.
+	e := testengine.New(t, testengine.Options{Register: registerSamples, Store: jetstream.Config{DuplicateWindow: 100 * time.Millisecond}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "SetStatusTest", client.WithInstanceID("dup-1"))
+	require.NoError(t, err)
+	waitCustom(t, e, id, `{"nextActions":["A","B","C"],"foo":2}`)
+	e.StopWorkers()
+
+	msg := &jetstream.OrchMessage{InstanceID: id, Orchestrator: "SetStatusTest", Event: history.Event{
+		Type: history.EventRaised, Time: time.Now().UTC(), Name: "Done", Input: json.RawMessage(`1`), MsgID: "event-dup-1",
+	}}
+	for range 2 {
+		out, err := e.Store.OrchWrite(msg)
+		require.NoError(t, err)
+		require.NoError(t, jetstream.FirstError(e.Store.Publish(ctx, out)))
+		time.Sleep(300 * time.Millisecond) // past the duplicate window
+	}
+	e.StartWorker()
+	require.Equal(t, jetflow.StatusCompleted, wait(t, e, id).RuntimeStatus)
+	all := checkHistory(t, e, id) // fails on a message id applied twice
+	require.Equal(t, 1, count(all, history.EventRaised))
+}
