@@ -37,6 +37,8 @@ func Register(r *jetflow.Registry, opts Options) error {
 		"CityRecommender":  CityRecommender,
 		"ReserveTicket":    reserveTicket(opts.DiscountTimeout),
 		"SetStatusTest":    SetStatusTest,
+		"FanOutFanIn":      FanOutFanIn,
+		"Delay":            Delay,
 	} {
 		if err := r.AddOrchestrator(name, o); err != nil {
 			return err
@@ -45,6 +47,7 @@ func Register(r *jetflow.Registry, opts Options) error {
 	for name, a := range map[string]jetflow.Activity{
 		"E1_SayHello":       SayHello,
 		"CalculateDiscount": CalculateDiscount,
+		"Square":            Square,
 	} {
 		if err := r.AddActivity(name, a); err != nil {
 			return err

@@ -1,0 +1,297 @@
+//go:build chaos
+
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/stretchr/testify/require"
+)
+
+// TestChaosKillWorker kills one of three workers with SIGKILL while 1,000
+// instances run, starts a replacement, and checks that every instance
+// completes with the right output and a sound history.
+func TestChaosKillWorker(t *testing.T) {
+	began := time.Now()
+	logs := newLogDir(t)
+	ns := startNATS(t, logs, 1)
+	h := openHub(t, ns.URLs(), 1)
+	var workers []*worker
+	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
+		workers = append(workers, startWorker(t, logs, name, ns.URLs()))
+	}
+	h.waitRegistered(t, "E1_HelloSequence")
+	h.waitRegistered(t, "FanOutFanIn")
+
+	specs := mixed("kw", 1000)
+	tr := newTracker(h)
+	tr.trace = startTracer(t, ns, h.store.Names().Hub())
+	tr.add(specs...)
+	tr.follow(t)
+	h.startAll(t, specs, 32)
+	t.Logf("started %d instances in %s", len(specs), time.Since(began).Round(time.Millisecond))
+
+	tr.waitFinished(t, len(specs)/5, 60*time.Second)
+	workers[0].kill()
+	f, total := tr.counts()
+	t.Logf("killed worker-1 with %d/%d finished, at %s", f, total, time.Since(began).Round(time.Millisecond))
+	if f == total {
+		t.Fatal("every instance finished before the kill: the load is too small to test anything")
+	}
+	startWorker(t, logs, "worker-4", ns.URLs())
+
+	tr.waitAll(t, 90*time.Second)
+	t.Logf("all %d finished at %s", total, time.Since(began).Round(time.Millisecond))
+	tr.verifyAll(t)
+}
+
+// TestChaosServerRestart kills the only nats-server with SIGKILL while
+// instances run and new ones are being started, restarts it on the same
+// store directory, and checks that every instance whose start returned
+// success completes with the right output and a sound history.
+func TestChaosServerRestart(t *testing.T) {
+	began := time.Now()
+	logs := newLogDir(t)
+	ns := startNATS(t, logs, 1)
+	h := openHub(t, ns.URLs(), 1)
+	for _, name := range []string{"worker-1", "worker-2"} {
+		startWorker(t, logs, name, ns.URLs())
+	}
+	h.waitRegistered(t, "E1_HelloSequence")
+	h.waitRegistered(t, "FanOutFanIn")
+
+	specs := mixed("sr", 600)
+	tr := newTracker(h)
+	tr.trace = startTracer(t, ns, h.store.Names().Hub())
+	tr.add(specs...)
+	tr.follow(t)
+	h.startAll(t, specs, 32)
+	live := startContinuously(t, h, tr, 20*time.Millisecond, func(i int) spec { return helloSpec(fmt.Sprintf("sr-live-%04d", i)) })
+
+	tr.waitFinished(t, len(specs)/5, 60*time.Second)
+	nd := ns.nodes[0]
+	ns.kill(nd)
+	f, total := tr.counts()
+	t.Logf("killed the server with %d/%d finished, at %s", f, total, time.Since(began).Round(time.Millisecond))
+	if f == total {
+		t.Fatal("every instance finished before the kill: the load is too small to test anything")
+	}
+	time.Sleep(2 * time.Second) // down for a while: clients and workers retry
+	ns.restart(nd)
+	t.Logf("server back at %s", time.Since(began).Round(time.Millisecond))
+	// The load goes on after the restart: instances finish, starts succeed.
+	tr.waitFinished(t, f+50, 60*time.Second)
+	n := live.count()
+	waitFor(t, 30*time.Second, "starts to succeed again", func() bool { return live.count() >= n+20 })
+	acked, ambiguous := live.halt(t)
+	t.Logf("%d starts during the load succeeded, %d failed", acked, len(ambiguous))
+
+	tr.waitAll(t, 90*time.Second)
+	f, total = tr.counts()
+	t.Logf("all %d finished at %s", total, time.Since(began).Round(time.Millisecond))
+	tr.verifyAll(t)
+	h.reportAmbiguous(t, ambiguous)
+}
+
+// TestChaosClusterLeaderKill runs the hub with 3 replicas on a cluster of
+// three nats-servers, kills the leader of the inbox stream with SIGKILL
+// while instances run, new ones are started and external events are
+// raised, restarts it later, and checks that every start and event that
+// returned success took effect exactly once.
+func TestChaosClusterLeaderKill(t *testing.T) {
+	began := time.Now()
+	logs := newLogDir(t)
+	ns := startNATS(t, logs, 3)
+	h := openHub(t, ns.URLs(), 3)
+	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
+		startWorker(t, logs, name, ns.URLs(), "--replicas", "3")
+	}
+	for _, name := range []string{"E1_HelloSequence", "FanOutFanIn", "CityRecommender"} {
+		h.waitRegistered(t, name)
+	}
+	t.Logf("cluster and workers up at %s", time.Since(began).Round(time.Millisecond))
+
+	specs := mixed("cl", 400)
+	var cities []spec
+	for i := range 100 {
+		cities = append(cities, citySpec(fmt.Sprintf("cl-city-%04d", i), i))
+	}
+	tr := newTracker(h)
+	tr.trace = startTracer(t, ns, h.store.Names().Hub())
+	tr.add(specs...)
+	tr.add(cities...)
+	tr.follow(t)
+	h.startAll(t, append(specs, cities...), 32)
+	raisedBefore := h.raiseAll(t, cities[:50])
+	live := startContinuously(t, h, tr, 20*time.Millisecond, func(i int) spec { return helloSpec(fmt.Sprintf("cl-live-%04d", i)) })
+
+	tr.waitFinished(t, len(specs)/5, 60*time.Second)
+	orch := h.store.Names().OrchStream()
+	leader := ns.node(h.streamLeader(t, orch))
+	ns.kill(leader)
+	f, total := tr.counts()
+	t.Logf("killed %s, leader of %s, with %d/%d finished, at %s", leader.name, orch, f, total, time.Since(began).Round(time.Millisecond))
+	if f == total {
+		t.Fatal("every instance finished before the kill: the load is too small to test anything")
+	}
+	raisedDuring := h.raiseAll(t, cities[50:])
+	// Two of three servers keep the hub going: a new leader is elected,
+	// instances finish and starts succeed.
+	t.Logf("new leader of %s: %s", orch, h.streamLeader(t, orch))
+	n := live.count()
+	tr.waitFinished(t, f+50, 60*time.Second)
+	waitFor(t, 30*time.Second, "starts to succeed again", func() bool { return live.count() >= n+20 })
+	ns.restart(leader)
+	t.Logf("%s back at %s", leader.name, time.Since(began).Round(time.Millisecond))
+	n = live.count()
+	waitFor(t, 30*time.Second, "starts to succeed after the restart", func() bool { return live.count() >= n+20 })
+	acked, ambiguous := live.halt(t)
+	t.Logf("%d starts during the load succeeded, %d failed", acked, len(ambiguous))
+	<-raisedBefore
+	<-raisedDuring
+
+	tr.waitAll(t, 90*time.Second)
+	f, total = tr.counts()
+	t.Logf("all %d finished at %s", total, time.Since(began).Round(time.Millisecond))
+	tr.verifyAll(t)
+	h.reportAmbiguous(t, ambiguous)
+}
+
+// TestChaosTimersAfterDowntime starts instances that wait on a durable
+// timer, kills every worker with SIGKILL, kills and restarts the
+// nats-server while the timers are still pending, lets the timers come
+// due while no worker runs, then starts a worker: every timer fires once
+// and every instance completes.
+func TestChaosTimersAfterDowntime(t *testing.T) {
+	const (
+		n     = 20
+		delay = 8 // seconds
+	)
+	began := time.Now()
+	logs := newLogDir(t)
+	ns := startNATS(t, logs, 1)
+	h := openHub(t, ns.URLs(), 1)
+	var workers []*worker
+	for _, name := range []string{"worker-1", "worker-2"} {
+		workers = append(workers, startWorker(t, logs, name, ns.URLs()))
+	}
+	h.waitRegistered(t, "Delay")
+
+	var specs []spec
+	for i := range n {
+		specs = append(specs, delaySpec(fmt.Sprintf("tm-%02d", i), delay))
+	}
+	started := time.Now()
+	h.startAll(t, specs, 8)
+	due := started.Add(delay * time.Second)
+	// Running means the first turn, which created the timer, is durable.
+	waitFor(t, 10*time.Second, "every instance to run", func() bool {
+		for _, s := range specs {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := h.client.GetStatus(ctx, s.ID)
+			cancel()
+			if err != nil || st.RuntimeStatus != jetflow.StatusRunning {
+				return false
+			}
+		}
+		return true
+	})
+	for _, w := range workers {
+		w.kill()
+	}
+	t.Logf("killed every worker at %s, %s before the timers are due", time.Since(began).Round(time.Millisecond), time.Until(due).Round(time.Millisecond))
+	require.Greater(t, time.Until(due), 3*time.Second, "the timers came due before the workers were down: lengthen the delay")
+
+	// The server too goes down and comes back while the timers wait.
+	nd := ns.nodes[0]
+	ns.kill(nd)
+	ns.restart(nd)
+	require.Greater(t, time.Until(due), time.Second, "the timers came due before the server was back: lengthen the delay")
+
+	// The timers come due with no worker running: nothing may finish.
+	time.Sleep(time.Until(due) + 3*time.Second)
+	tr := newTracker(h)
+	tr.add(specs...)
+	tr.poll(context.Background())
+	f, _ := tr.counts()
+	require.Zero(t, f, "instances finished with no worker running")
+	require.Zero(t, tr.errors.Load(), "reading statuses failed")
+
+	startWorker(t, logs, "worker-3", ns.URLs())
+	back := time.Now()
+	tr.follow(t)
+	tr.waitAll(t, 30*time.Second)
+	t.Logf("all %d finished %s after a worker came back, at %s", n, time.Since(back).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	tr.verifyAll(t)
+}
+
+// ackWait is the `jetflow worker` default: how long a message in flight
+// to a dead or stalled worker waits before it is redelivered.
+const ackWait = 30 * time.Second
+
+// TestChaosStalledWorker freezes one of three workers with SIGSTOP for
+// longer than the ack wait while 1,000 instances run, so that its leases
+// expire and the others take its messages over, then lets it go on with
+// SIGCONT and its stale cache and turns in progress: its late writes must
+// lose the history fence, and every instance completes with the right
+// output and a sound history.
+//
+// It fails today: see knownBug.
+func TestChaosStalledWorker(t *testing.T) {
+	knownBug(t, "a message redelivered while its first delivery still waits in the same worker's queue "+
+		"is applied twice in one turn (duplicate message id in one history chunk)")
+	began := time.Now()
+	logs := newLogDir(t)
+	ns := startNATS(t, logs, 1)
+	h := openHub(t, ns.URLs(), 1)
+	var workers []*worker
+	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
+		workers = append(workers, startWorker(t, logs, name, ns.URLs()))
+	}
+	h.waitRegistered(t, "E1_HelloSequence")
+	h.waitRegistered(t, "FanOutFanIn")
+
+	specs := mixed("st", 1000)
+	tr := newTracker(h)
+	tr.trace = startTracer(t, ns, h.store.Names().Hub())
+	tr.add(specs...)
+	tr.follow(t)
+	h.startAll(t, specs, 32)
+
+	tr.waitFinished(t, len(specs)/5, 60*time.Second)
+	stalled := workers[0]
+	stalled.signal(t, syscall.SIGSTOP)
+	stoppedAt := time.Now()
+	f, total := tr.counts()
+	t.Logf("stopped worker-1 with %d/%d finished, at %s", f, total, time.Since(began).Round(time.Millisecond))
+	if f == total {
+		t.Fatal("every instance finished before the stall: the load is too small to test anything")
+	}
+	// The other workers go on meanwhile.
+	tr.waitFinished(t, f+100, 30*time.Second)
+	time.Sleep(time.Until(stoppedAt.Add(ackWait + 5*time.Second)))
+	f, _ = tr.counts()
+	stalled.signal(t, syscall.SIGCONT)
+	t.Logf("continued worker-1 with %d/%d finished, at %s", f, total, time.Since(began).Round(time.Millisecond))
+
+	tr.waitAll(t, 90*time.Second)
+	t.Logf("all %d finished at %s", total, time.Since(began).Round(time.Millisecond))
+	tr.verifyAll(t)
+	require.True(t, stalled.running(), "worker-1 died after it was continued")
+}
+
+// knownBug skips a test that fails because of an engine bug not yet fixed,
+// unless JETFLOW_CHAOS_KNOWN_BUGS is set (to see it fail, or to check a
+// fix).
+func knownBug(t *testing.T, bug string) {
+	t.Helper()
+	if os.Getenv("JETFLOW_CHAOS_KNOWN_BUGS") == "" {
+		t.Skipf("known engine bug: %s (set JETFLOW_CHAOS_KNOWN_BUGS=1 to run)", bug)
+	}
+}
