@@ -5,7 +5,6 @@ package chaos_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -241,11 +240,7 @@ const ackWait = 30 * time.Second
 // SIGCONT and its stale cache and turns in progress: its late writes must
 // lose the history fence, and every instance completes with the right
 // output and a sound history.
-//
-// It fails today: see knownBug.
 func TestChaosStalledWorker(t *testing.T) {
-	knownBug(t, "a message redelivered while its first delivery still waits in the same worker's queue "+
-		"is applied twice in one turn (duplicate message id in one history chunk)")
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
@@ -284,14 +279,4 @@ func TestChaosStalledWorker(t *testing.T) {
 	t.Logf("all %d finished at %s", total, time.Since(began).Round(time.Millisecond))
 	tr.verifyAll(t)
 	require.True(t, stalled.running(), "worker-1 died after it was continued")
-}
-
-// knownBug skips a test that fails because of an engine bug not yet fixed,
-// unless JETFLOW_CHAOS_KNOWN_BUGS is set (to see it fail, or to check a
-// fix).
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("JETFLOW_CHAOS_KNOWN_BUGS") == "" {
-		t.Skipf("known engine bug: %s (set JETFLOW_CHAOS_KNOWN_BUGS=1 to run)", bug)
-	}
 }
