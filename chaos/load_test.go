@@ -781,3 +781,32 @@ func (h *hub) dumpHistoryKeys(t *testing.T, id string) {
 		t.Logf("  LoadHistory again: %d chunks, %v", len(chunks), err)
 	}
 }
+
+// waitIdle waits until every consumer of the hub's inbox and task streams
+// has delivered and seen acknowledged everything: no worker holds or owes
+// anything.
+func (h *hub) waitIdle(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	js, err := natsjs.New(h.nc)
+	require.NoError(t, err)
+	waitFor(t, timeout, "the consumers to be idle", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, name := range []string{h.store.Names().OrchStream(), h.store.Names().ActStream()} {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				return false
+			}
+			l := st.ListConsumers(ctx)
+			for ci := range l.Info() {
+				if ci.NumPending > 0 || ci.NumAckPending > 0 {
+					return false
+				}
+			}
+			if l.Err() != nil {
+				return false
+			}
+		}
+		return true
+	})
+}

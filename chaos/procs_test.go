@@ -313,11 +313,17 @@ type worker struct {
 	*proc
 }
 
+// ackWait is the ack wait of every worker the tests start (`jetflow worker
+// --ack-wait`; the default is 30 s): how long a message in flight to a dead
+// or stalled worker waits before another worker gets it. The workers of a
+// hub share their consumers, so they must all use the same.
+const ackWait = 5 * time.Second
+
 // startWorker starts `jetflow worker` against urls and waits until it
 // takes work.
 func startWorker(t *testing.T, logs *logDir, name, urls string, extra ...string) *worker {
 	t.Helper()
-	args := append([]string{"worker", "--nats", urls, "--log-level", "info"}, extra...)
+	args := append([]string{"worker", "--nats", urls, "--log-level", "info", "--ack-wait", ackWait.String()}, extra...)
 	w := &worker{startProc(t, logs, name, bin.jetflow, args...)}
 	waitFor(t, 30*time.Second, "worker "+name+" to start", func() bool {
 		if !w.running() {
