@@ -125,6 +125,33 @@ func goldenRegistry(t testing.TB, old bool) *Registry {
 			_ = ctx.SetCustomStatus("done")
 			return map[string]any{"approved": approved, "note": note, "greetings": greetings}, nil
 		},
+		// ApprovalReminders is Durable Functions' "approval with
+		// reminders": wait for Approval or a reminder timer, and after each
+		// reminder wait again. Each round leaves the losing wait behind.
+		"ApprovalReminders": func(ctx *OrchestrationContext) (any, error) {
+			for i := 1; i <= 3; i++ {
+				approval := ctx.WaitForExternalEvent("Approval")
+				reminder := ctx.CreateTimer(2 * time.Second)
+				var winner Task
+				if err := ctx.WhenAny(approval, reminder).Await(&winner); err != nil {
+					return nil, err
+				}
+				if winner == approval {
+					var approved bool
+					if err := approval.Await(&approved); err != nil {
+						return nil, err
+					}
+					return map[string]any{"approved": approved, "reminders": i - 1}, nil
+				}
+				if err := call(ctx, "Notify", fmt.Sprintf("reminder %d", i), nil); err != nil {
+					return nil, err
+				}
+				if err := ctx.SetCustomStatus(fmt.Sprintf("reminded %d times", i)); err != nil {
+					return nil, err
+				}
+			}
+			return "gave up", nil
+		},
 		"Counter": func(ctx *OrchestrationContext) (any, error) {
 			var count int
 			if err := ctx.GetInput(&count); err != nil {
@@ -213,6 +240,13 @@ var goldenScenarios = []struct {
 		s.start("Counter", 5)
 		s.turn(raised(s.t, "Other", "kept"), raised(s.t, "add", 3), raised(s.t, "Add", 4))
 	}},
+	// Recorded before the rule for external events changed: raised after
+	// the first reminder, the approval goes to the abandoned first wait,
+	// and the loop gives up.
+	{file: "approval_reminders_v0.json", run: func(s *sim) {
+		startUnder(s, history.RulesOldestWaiter, "ApprovalReminders", nil)
+		approvalAfterReminder(s)
+	}},
 	{file: "bad_activity_changed.json", old: true, run: func(s *sim) {
 		s.start("Greeter", nil)
 		s.run()
@@ -225,6 +259,24 @@ var goldenScenarios = []struct {
 		s.start("Batch", nil)
 		s.run()
 	}},
+}
+
+// startUnder begins the execution under the given replay rules.
+func startUnder(s *sim, rules history.Rules, name string, input any) *TurnResult {
+	s.t.Helper()
+	return s.turn(history.Event{
+		Type: history.ExecutionStarted, Name: name, Input: mustJSON(s.t, input), ExecutionID: s.id + "#1", Rules: rules,
+	})
+}
+
+// approvalAfterReminder drives ApprovalReminders: the first reminder
+// fires and is sent, then Approval is raised, then the run goes on.
+func approvalAfterReminder(s *sim) {
+	s.t.Helper()
+	s.turn(s.fire(0))          // the first reminder timer wins the WhenAny
+	s.turn(s.completions()...) // Notify "reminder 1"; the second round waits
+	s.turn(raised(s.t, "Approval", true))
+	s.run()
 }
 
 func readGolden(t *testing.T, file string) golden {
@@ -259,7 +311,10 @@ func TestGoldenReplay(t *testing.T) {
 	}
 
 	x := NewExecutor(goldenRegistry(t, false), nil)
-	for _, file := range []string{"hello_sequence.json", "fan_out_fan_in.json", "approval.json", "continue_as_new.json"} {
+	for _, file := range []string{
+		"hello_sequence.json", "fan_out_fan_in.json", "approval.json", "continue_as_new.json",
+		"approval_reminders_v0.json",
+	} {
 		t.Run(strings.TrimSuffix(file, ".json"), func(t *testing.T) {
 			t.Parallel()
 			g := readGolden(t, file)

@@ -21,7 +21,8 @@ type Type uint8
 
 // The event types. The numeric values are stored: never renumber them.
 const (
-	// ExecutionStarted begins an execution: Name, Input, ExecutionID, Parent.
+	// ExecutionStarted begins an execution: Name, Input, ExecutionID,
+	// Parent, Rules.
 	ExecutionStarted Type = 1
 	// OrchestratorStarted begins a turn: Time is the orchestrator's
 	// deterministic current time for the rest of the turn.
@@ -164,6 +165,30 @@ type Failure struct {
 	Type string `msgpack:"t,omitempty" json:"type,omitempty"`
 }
 
+// Rules is the version of the replay rules an execution runs under. It is
+// recorded on the execution's ExecutionStarted, so that a change to how
+// history replays applies to executions started after it and an execution
+// replays, for the whole of its life, under the rules it began with.
+type Rules uint8
+
+// The replay rules. The numeric values are stored: never renumber them.
+const (
+	// RulesOldestWaiter is the zero value, the rules of executions started
+	// before rules were recorded: an external event goes to the oldest
+	// pending WaitForExternalEvent of its name.
+	RulesOldestWaiter Rules = 0
+	// RulesNewestWaiter delivers an external event to the newest pending
+	// WaitForExternalEvent of its name, as Durable Functions does, so that
+	// a wait abandoned by a WhenAny that another task won does not swallow
+	// an event meant for a later wait.
+	RulesNewestWaiter Rules = 1
+
+	// CurrentRules are the rules a new execution starts with: set
+	// Event.Rules to it on every ExecutionStarted that begins an execution
+	// (a start, a sub-orchestration, a continue-as-new).
+	CurrentRules = RulesNewestWaiter
+)
+
 // Parent identifies the orchestration that started a sub-orchestration, so
 // its result can be sent back.
 type Parent struct {
@@ -206,6 +231,10 @@ type Event struct {
 	ExecutionID string `msgpack:"eid,omitempty" json:"executionId,omitempty"`
 	// Parent is set on ExecutionStarted of a sub-orchestration.
 	Parent *Parent `msgpack:"p,omitempty" json:"parent,omitempty"`
+	// Rules is set on ExecutionStarted: the replay rules of the execution
+	// (zero, RulesOldestWaiter, for executions started before rules were
+	// recorded; CurrentRules for new ones).
+	Rules Rules `msgpack:"r,omitempty" json:"rules,omitempty"`
 	// Status is set on ExecutionCompleted.
 	Status Status `msgpack:"st,omitempty" json:"status,omitempty"`
 	// MsgID is the id of the message that delivered this event, for
