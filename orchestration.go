@@ -2,14 +2,18 @@ package jetflow
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/jetflow/jetflow/internal/history"
 )
@@ -41,8 +45,11 @@ type OrchestrationContext struct {
 	// tasks are the scheduled tasks not completed yet, by ID.
 	tasks map[int32]*task
 
-	// waiters are the pending WaitForExternalEvent tasks, and buffered the
-	// events that no wait asked for yet, both by upper-cased event name.
+	// waiters are the pending WaitForExternalEvent tasks, oldest first, and
+	// buffered the events that no wait asked for yet, both by upper-cased
+	// event name. rules (from ExecutionStarted) say which wait an event
+	// goes to.
+	rules    history.Rules
 	waiters  map[string][]*task
 	buffered map[string][]bufferedEvent
 	arrivals int
@@ -197,8 +204,13 @@ func WithTimeout(d time.Duration) WaitOption {
 
 // WaitForExternalEvent returns a task that is done when an external event
 // of that name (compared case-insensitively) is raised for the instance;
-// Await decodes the event's JSON data. Events that arrive before anyone
-// waits are kept, and each event is delivered to one wait, oldest first.
+// Await decodes the event's JSON data. Each event is delivered to one wait:
+// the newest one pending, as in Durable Functions, so that a wait that lost
+// a WhenAny (to a reminder timer, say) and was left behind does not take
+// the event meant for the wait made after it. Events that arrive before
+// anyone waits are kept, and go to the next waits in the order they
+// arrived. (Executions started before jetflow recorded replay rules keep
+// the old order: the oldest pending wait first.)
 func (c *OrchestrationContext) WaitForExternalEvent(name string, opts ...WaitOption) Task {
 	t := c.newTask(kindEvent, name)
 	if c.aborting {
@@ -270,9 +282,13 @@ type subOptions struct {
 	instanceID string
 }
 
-// WithSubInstanceID sets the sub-orchestration's instance id. By default it
-// is "<parent instance id>:<event id>", which is unique and the same on
-// every replay.
+// WithSubInstanceID sets the sub-orchestration's instance id, which must
+// follow the rules of [ValidateInstanceID]. By default it is
+// "<parent instance id>:<event id>", which is unique and the same on every
+// replay; when that would be longer than [MaxInstanceIDLength] characters,
+// the parent's id is shortened to its first characters, "~" and a hash of
+// the whole id, so the default id is still valid, unique and ends in
+// ":<event id>".
 func WithSubInstanceID(id string) SubOrchestratorOption {
 	return func(o *subOptions) { o.instanceID = id }
 }
@@ -299,7 +315,7 @@ func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts 
 	}
 	id := o.instanceID
 	if id == "" {
-		id = fmt.Sprintf("%s:%d", c.instanceID, len(c.actions))
+		id = subInstanceID(c.instanceID, len(c.actions))
 	} else if err := ValidateInstanceID(id); err != nil {
 		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
 		return t
@@ -311,6 +327,26 @@ func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts 
 	}
 	c.schedule(t, history.Event{Type: history.SubOrchestrationCreated, Name: name, InstanceID: id, Input: in})
 	return t
+}
+
+// subInstanceID is the default instance id of the sub-orchestration that
+// the instance parent schedules as event n: "<parent>:<n>", or, when that
+// is over MaxInstanceIDLength characters, the parent's first characters,
+// "~", 16 hex digits of the SHA-256 of the whole parent id, and ":<n>". It
+// depends on nothing else, so a replay derives the same id.
+func subInstanceID(parent string, n int) string {
+	suffix := ":" + strconv.Itoa(n)
+	if utf8.RuneCountInString(parent)+len(suffix) <= MaxInstanceIDLength {
+		return parent + suffix
+	}
+	sum := sha256.Sum256([]byte(parent))
+	tail := "~" + hex.EncodeToString(sum[:8]) + suffix
+	end := 0
+	for range MaxInstanceIDLength - len(tail) {
+		_, size := utf8.DecodeRuneInString(parent[end:])
+		end += size
+	}
+	return parent[:end] + tail
 }
 
 // ContinueAsNew ends this execution and starts the instance over with the
