@@ -208,6 +208,17 @@ func (r *replay) start(e *history.Event) {
 	if c.now.IsZero() {
 		c.now = e.Time.UTC()
 	}
+	if e.Rules > history.CurrentRules {
+		// Recorded by a newer jetflow: replaying it under rules this one
+		// does not know could silently diverge.
+		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{
+			Type: failureInvalidHistory,
+			Message: fmt.Sprintf("execution started under replay rules %d; this jetflow knows rules up to %d: upgrade the workers",
+				e.Rules, history.CurrentRules),
+		}})
+		return
+	}
+	c.rules = e.Rules
 	o, ok := r.x.registry.Orchestrator(e.Name)
 	if !ok {
 		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{
@@ -342,13 +353,20 @@ func completes(typ history.Type, k taskKind) bool {
 	return k == kindSubOrchestration
 }
 
-// raise delivers an external event to the oldest wait for it, or buffers it.
+// raise delivers an external event to a pending wait for it, or buffers
+// it. The execution's rules choose the wait: the newest (a wait that lost a
+// WhenAny and was abandoned stays behind the current one), or, for
+// executions started under the old rule, the oldest.
 func (r *replay) raise(e *history.Event) {
 	c := r.c
 	key := eventKey(e.Name)
 	if ws := c.waiters[key]; len(ws) > 0 && !c.returned {
-		c.removeWaiter(key, ws[0])
-		ws[0].complete(orNull(e.Input))
+		w := ws[0]
+		if c.rules >= history.RulesNewestWaiter {
+			w = ws[len(ws)-1]
+		}
+		c.removeWaiter(key, w)
+		w.complete(orNull(e.Input))
 		return
 	}
 	c.buffered[key] = append(c.buffered[key], bufferedEvent{arrival: c.arrivals, event: *e})

@@ -247,6 +247,12 @@ var goldenScenarios = []struct {
 		startUnder(s, history.RulesOldestWaiter, "ApprovalReminders", nil)
 		approvalAfterReminder(s)
 	}},
+	// The same turns under the current rule: the approval goes to the
+	// current wait.
+	{file: "approval_reminders.json", run: func(s *sim) {
+		startUnder(s, history.CurrentRules, "ApprovalReminders", nil)
+		approvalAfterReminder(s)
+	}},
 	{file: "bad_activity_changed.json", old: true, run: func(s *sim) {
 		s.start("Greeter", nil)
 		s.run()
@@ -313,7 +319,7 @@ func TestGoldenReplay(t *testing.T) {
 	x := NewExecutor(goldenRegistry(t, false), nil)
 	for _, file := range []string{
 		"hello_sequence.json", "fan_out_fan_in.json", "approval.json", "continue_as_new.json",
-		"approval_reminders_v0.json",
+		"approval_reminders_v0.json", "approval_reminders.json",
 	} {
 		t.Run(strings.TrimSuffix(file, ".json"), func(t *testing.T) {
 			t.Parallel()
@@ -401,4 +407,96 @@ func eventsJSON(t testing.TB, evs []history.Event) string {
 	b, err := json.MarshalIndent(evs, "", "  ")
 	require.NoError(t, err)
 	return string(b)
+}
+
+// TestEventDeliveryRules checks which pending WaitForExternalEvent an
+// event goes to under each replay rule (history.Rules on
+// ExecutionStarted): the newest under the current rule, as Durable
+// Functions does, the oldest for executions started under the old one.
+func TestEventDeliveryRules(t *testing.T) {
+	t.Parallel()
+	reg := goldenRegistry(t, false)
+	addOrchestrator(t, reg, "TwoWaits", func(ctx *OrchestrationContext) (any, error) {
+		var first, second string
+		w1 := ctx.WaitForExternalEvent("E")
+		w2 := ctx.WaitForExternalEvent("e")
+		if err := ctx.WhenAll(w1, w2).Await(nil); err != nil {
+			return nil, err
+		}
+		if err := w1.Await(&first); err != nil {
+			return nil, err
+		}
+		if err := w2.Await(&second); err != nil {
+			return nil, err
+		}
+		// Events that arrived before anyone waited go out oldest first.
+		if err := ctx.CallActivity("Notify", nil).Await(nil); err != nil {
+			return nil, err
+		}
+		var a, b string
+		if err := ctx.WaitForExternalEvent("B").Await(&a); err != nil {
+			return nil, err
+		}
+		if err := ctx.WaitForExternalEvent("B").Await(&b); err != nil {
+			return nil, err
+		}
+		return []string{first, second, a, b}, nil
+	})
+
+	t.Run("ApprovalAfterReminder", func(t *testing.T) {
+		t.Parallel()
+		s := newSim(t, reg, "reminders")
+		startUnder(s, history.CurrentRules, "ApprovalReminders", nil)
+		approvalAfterReminder(s)
+		requireCompleted(t, s.final(), `{"approved":true,"reminders":1}`)
+		require.Equal(t, `"reminded 1 times"`, string(s.last.CustomStatus))
+	})
+	t.Run("ApprovalAfterReminderOldRule", func(t *testing.T) {
+		t.Parallel()
+		s := newSim(t, reg, "reminders-v0")
+		startUnder(s, history.RulesOldestWaiter, "ApprovalReminders", nil)
+		approvalAfterReminder(s)
+		requireCompleted(t, s.final(), `"gave up"`)
+	})
+	for _, tt := range []struct {
+		rules history.Rules
+		want  string
+	}{
+		{history.RulesOldestWaiter, `["1st","2nd","b1","b2"]`},
+		{history.RulesNewestWaiter, `["2nd","1st","b1","b2"]`},
+	} {
+		t.Run(fmt.Sprintf("TwoWaitsRules%d", tt.rules), func(t *testing.T) {
+			t.Parallel()
+			s := newSim(t, reg, fmt.Sprintf("two-%d", tt.rules))
+			startUnder(s, tt.rules, "TwoWaits", nil)
+			s.turn(raised(t, "e", "1st"), raised(t, "B", "b1"))
+			s.turn(raised(t, "E", "2nd"), raised(t, "b", "b2"))
+			s.run()
+			requireCompleted(t, s.final(), tt.want)
+		})
+	}
+	t.Run("UnknownRules", func(t *testing.T) {
+		t.Parallel()
+		s := newSim(t, reg, "future")
+		res := startUnder(s, history.CurrentRules+1, "ApprovalReminders", nil)
+		require.True(t, res.Done)
+		requireFailed(t, s.final(), failureInvalidHistory,
+			fmt.Sprintf("replay rules %d", history.CurrentRules+1), "upgrade")
+	})
+}
+
+// TestGoldenRulesMatter replays the history recorded under the old rule
+// as if it had started under the current one: it diverges, which is why
+// an execution keeps the rule it started with.
+func TestGoldenRulesMatter(t *testing.T) {
+	t.Parallel()
+	g := readGolden(t, "approval_reminders_v0.json")
+	require.Equal(t, history.RulesOldestWaiter, g.History[1].Rules)
+	g.History[1].Rules = history.CurrentRules
+	n := len(g.History)
+	x := NewExecutor(goldenRegistry(t, false), nil)
+	res := x.Execute(g.InstanceID, g.History[:n-1], nil)
+	require.True(t, res.Done)
+	requireFailed(t, res.Events[0], failureNonDeterminism,
+		`history has TaskScheduled #3 "Notify" but the orchestrator asked for nothing`)
 }

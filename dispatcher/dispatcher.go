@@ -100,7 +100,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	}
 	exec := NewExecutionID()
 	msg := &jetstream.OrchMessage{InstanceID: id, Orchestrator: name, ExecutionID: exec, StatusRevision: newRev, Event: history.Event{
-		Type: history.ExecutionStarted, Time: now, Name: name, Input: input,
+		Type: history.ExecutionStarted, Time: now, Name: name, Input: input, Rules: history.CurrentRules,
 		ExecutionID: exec, MsgID: exec + ":start",
 	}}
 	if err := d.send(ctx, msg); err != nil {
@@ -282,7 +282,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 	case history.SubOrchestrationCreated:
 		exec := ex.ExecutionID + "-" + id
 		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
-			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec,
+			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
 			MsgID:  exec + ":start",
 			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
 		}})
