@@ -224,18 +224,37 @@ func (c *Client) control(ctx context.Context, id string, reason any, send func(c
 }
 
 // WaitForCompletion waits until the instance finishes and returns its
-// final status. It fails with ctx's error when ctx ends first.
+// final status. It fails with jetflow.ErrInstanceNotFound when the id has
+// no status (never started, or purged) and when the status is removed
+// (purged) while it waits, and with ctx's error when ctx ends first.
 func (c *Client) WaitForCompletion(ctx context.Context, id string) (*jetflow.Status, error) {
-	ch, err := c.WatchStatus(ctx, id, 0)
+	cur, err := c.GetStatusWithRevision(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("waiting for %s: %w", id, err)
 	}
-	var last *jetflow.Status
+	if cur.Finished() {
+		return &cur.Status, nil
+	}
+	// Watch from the revision read (never beyond the bucket's last one),
+	// so every later change comes, deletions included: a watch of the
+	// current value would not tell a missing status from one not yet
+	// delivered. The bucket keeps a key's last value, and a terminal
+	// status or a purge is that, so neither is missed.
+	ch, err := relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
+		return c.store.WatchStatus(ctx, id, cur.Revision)
+	}, func(u *jetstream.StatusUpdate) (send, last bool) {
+		return true, u.Deleted || u.Status.Finished()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for %s: %w", id, err)
+	}
 	for u := range ch {
-		last = &u.Status
-	}
-	if last != nil && last.Finished() {
-		return last, nil
+		switch {
+		case u.Deleted:
+			return nil, fmt.Errorf("waiting for %s: %w: %q was purged", id, jetflow.ErrInstanceNotFound, id)
+		case u.Finished():
+			return &u.Status, nil
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("waiting for %s: %w", id, err)
