@@ -3,7 +3,9 @@ package jetflow
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"runtime/debug"
 	"time"
 )
 
@@ -34,7 +36,10 @@ type RetryPolicy struct {
 	// first attempt was scheduled. Zero means no limit.
 	RetryTimeout time.Duration
 	// Handle, when set, decides from an attempt's failure whether to try
-	// again. It must be deterministic. Nil retries every failure.
+	// again. It must be deterministic. Nil retries every failure. If it
+	// panics, the call fails with an error naming Handle and the panic
+	// value (wrapping the attempt's *TaskFailedError), which fails the
+	// instance unless the orchestrator handles it.
 	Handle func(*TaskFailedError) bool
 }
 
@@ -102,8 +107,15 @@ func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPoli
 			}
 			wait := p.delay(n)
 			stop := n >= p.MaxAttempts ||
-				p.RetryTimeout > 0 && c.now.Add(wait).Sub(first) > p.RetryTimeout ||
-				p.Handle != nil && !p.Handle(tf)
+				p.RetryTimeout > 0 && c.now.Add(wait).Sub(first) > p.RetryTimeout
+			if !stop && p.Handle != nil {
+				retry, err := c.callHandle(p.Handle, name, n, tf)
+				if err != nil {
+					r.fail(err)
+					return
+				}
+				stop = !retry
+			}
 			if stop {
 				last := *tf
 				last.Attempts = n
@@ -116,6 +128,28 @@ func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPoli
 	}
 	attempt(1)
 	return r
+}
+
+// callHandle asks the policy's Handle whether to retry after the failed
+// attempt n. Handle is the orchestration's code, run by the executor as
+// the failure arrives: a panic in it fails the call (and, unless the
+// orchestrator handles that, the instance) with an error naming Handle and
+// the panic value, like any error of the orchestrator's, instead of being
+// taken for the executor's own. The error wraps the attempt's failure. Like
+// Handle, it is the same on every replay.
+func (c *OrchestrationContext) callHandle(handle func(*TaskFailedError) bool, name string, n int, tf *TaskFailedError) (retry bool, err error) {
+	defer func() {
+		if v := recover(); v != nil { // panic(nil) arrives as *runtime.PanicNilError
+			if !c.replaying {
+				c.xlog.Warn("jetflow: retry policy's Handle panicked", slog.String("activity", name),
+					slog.Int("attempt", n), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			}
+			last := *tf
+			last.Attempts = n
+			retry, err = false, fmt.Errorf("calling activity %q: the retry policy's Handle panicked: %v (after %w)", name, v, &last)
+		}
+	}()
+	return handle(tf), nil
 }
 
 // whenDone runs fn once the task is done (at once if it is).

@@ -1,6 +1,8 @@
 package jetstream
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -38,14 +40,53 @@ func (n Names) OrchStream() string { return n.hub + "-orch" }
 func (n Names) ActStream() string { return n.hub + "-act" }
 
 // OrchConsumer is the durable consumer that the workers of one
-// orchestrator share: the inbox messages of its instances.
-func (n Names) OrchConsumer(orchestrator string) string { return "orch-" + EncodeToken(orchestrator) }
+// orchestrator share: the inbox messages of its instances. It is "orch-"
+// and the name's [EncodeToken], shortened to a prefix of it and a hash of
+// the name when that would be over JetStream's 255 characters.
+func (n Names) OrchConsumer(orchestrator string) string { return orchPrefix + orchToken(orchestrator) }
 
-// ActConsumer is the durable consumer of one activity's tasks.
+// ActConsumer is the durable consumer of one activity's tasks. It is
+// "act-" and the name's [EncodeToken], shortened like OrchConsumer's.
 func (n Names) ActConsumer(activity string) string {
 	// Consumer names may not hold '.', '*', '>' or whitespace: the token
 	// encoding keeps only [-_=A-Za-z0-9], and '=' is allowed.
-	return "act-" + EncodeToken(activity)
+	return actPrefix + actToken(activity)
+}
+
+// maxConsumerName is JetStream's limit on the length of a consumer name.
+const maxConsumerName = 255
+
+const (
+	orchPrefix = "orch-"
+	actPrefix  = "act-"
+)
+
+func orchToken(name string) string { return nameToken(name, maxConsumerName-len(orchPrefix)) }
+func actToken(name string) string  { return nameToken(name, maxConsumerName-len(actPrefix)) }
+
+// nameToken is the token that stands for an orchestrator or activity name
+// in its consumer's name and in its subjects: [EncodeToken] of the name
+// when that is at most max bytes long, so that every name that fitted
+// keeps its consumer and subjects. A longer encoding (a long name, or one
+// of non-ASCII characters: up to 12 bytes each) is cut to its first
+// escapes, without splitting one, followed by "==" and 16 hex digits of
+// the SHA-256 of the name. An encoding never holds "==" (an escape is '='
+// and two hex digits), so a shortened token is not any other name's, and
+// DecodeToken refuses it instead of decoding it wrongly. Subjects built
+// with it stay short: at most 250 bytes of name, well within a protocol
+// line (4096 bytes by default) with the longest id.
+func nameToken(name string, max int) string {
+	enc := EncodeToken(name)
+	if len(enc) <= max {
+		return enc
+	}
+	sum := sha256.Sum256([]byte(name))
+	tail := "==" + hex.EncodeToString(sum[:8])
+	cut := max - len(tail)
+	if i := strings.LastIndexByte(enc[:cut], '='); i >= 0 && i > cut-3 {
+		cut = i // enc[:cut] would end inside the escape at i
+	}
+	return enc[:cut] + tail
 }
 
 // Shard returns the inbox shard of an instance id.
@@ -56,9 +97,10 @@ func (n Names) Shard(id string) int {
 }
 
 // OrchSubject is the inbox subject of an instance of orchestrator. The
-// orchestrator's name routes the message to the workers that run it.
+// orchestrator's name (its token, as in OrchConsumer) routes the message
+// to the workers that run it.
 func (n Names) OrchSubject(orchestrator, id string) string {
-	return n.hub + ".orch." + EncodeToken(orchestrator) + "." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
+	return n.hub + ".orch." + orchToken(orchestrator) + "." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
 }
 
 // OrchFilter matches every inbox subject.
@@ -67,7 +109,7 @@ func (n Names) OrchFilter() string { return n.hub + ".orch.>" }
 // OrchestratorFilter matches the inbox subjects of one orchestrator's
 // instances.
 func (n Names) OrchestratorFilter(orchestrator string) string {
-	return n.hub + ".orch." + EncodeToken(orchestrator) + ".>"
+	return n.hub + ".orch." + orchToken(orchestrator) + ".>"
 }
 
 // InboxFilter matches an instance's inbox subjects, whatever its
@@ -87,8 +129,9 @@ func (n Names) TimerFilter(id string) string {
 	return fmt.Sprintf("%s.timer.%d.%s.>", n.hub, n.Shard(id), EncodeToken(id))
 }
 
-// ActSubject is the task subject of an activity.
-func (n Names) ActSubject(activity string) string { return n.hub + ".act." + EncodeToken(activity) }
+// ActSubject is the task subject of an activity (its token, as in
+// ActConsumer).
+func (n Names) ActSubject(activity string) string { return n.hub + ".act." + actToken(activity) }
 
 // StatusKey is an instance's key in the status bucket.
 func (n Names) StatusKey(id string) string { return EncodeToken(id) }

@@ -1,0 +1,81 @@
+package jetstream_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// maxConsumerName is JetStream's limit on a durable consumer's name.
+const maxConsumerName = 255
+
+// subjectBudget bounds every subject built from a name and an id: a
+// client's protocol line (subject, reply subject, sizes) may be at most
+// 4096 bytes (the server's default max_control_line), and the server
+// closes the connection of a client that sends a longer one.
+const subjectBudget = 2048
+
+// TestLongNamesFit: every name ValidateName accepts, and every id
+// ValidateInstanceID accepts, give consumer names JetStream accepts and
+// subjects well within a protocol line, distinct for distinct names, and
+// still readable: they start with the name's encoding.
+func TestLongNamesFit(t *testing.T) {
+	t.Parallel()
+	n := jetstream.NewNames(strings.Repeat("h", 32), 1000) // the longest hub
+	longestID := strings.Repeat("😀", jetflow.MaxInstanceIDLength)
+	require.NoError(t, jetflow.ValidateInstanceID(longestID))
+	names := []string{
+		strings.Repeat("ж", 100),       // the issue's: 100 characters, 600 bytes encoded
+		strings.Repeat("ж", 100) + "x", // differs only after the readable prefix
+		strings.Repeat("😀", 256),       // the longest encoding: 3072 bytes
+		strings.Repeat("a", 256),
+		strings.Repeat("a", 251),
+		strings.Repeat(".", 256),
+	}
+	consumers := map[string]string{}
+	for _, name := range names {
+		require.NoError(t, jetflow.ValidateName(name))
+		for _, c := range []string{n.OrchConsumer(name), n.ActConsumer(name)} {
+			require.LessOrEqual(t, len(c), maxConsumerName, "consumer of %q: %s", name, c)
+			require.Regexp(t, tokenChars, c)
+			if other, dup := consumers[c]; dup {
+				t.Fatalf("consumer %s serves %q and %q", c, other, name)
+			}
+			consumers[c] = name
+		}
+		enc := jetstream.EncodeToken(name)
+		require.True(t, strings.HasPrefix(n.ActConsumer(name), "act-"+enc[:100]), "readable: %s", n.ActConsumer(name))
+		require.True(t, strings.HasPrefix(n.OrchConsumer(name), "orch-"+enc[:100]), "readable: %s", n.OrchConsumer(name))
+
+		sub := n.OrchSubject(name, longestID)
+		require.LessOrEqual(t, len(sub), subjectBudget, "inbox subject of %q", name)
+		require.Len(t, strings.Split(sub, "."), 5, sub)
+		require.True(t, strings.HasPrefix(sub, strings.TrimSuffix(n.OrchestratorFilter(name), ">")),
+			"the orchestrator's consumer filter matches its inbox subjects")
+		require.LessOrEqual(t, len(n.ActSubject(name)), subjectBudget)
+		require.LessOrEqual(t, len(n.TimerSubject(longestID, "exec", 1<<31-1)), subjectBudget)
+		require.LessOrEqual(t, len("$KV."+n.RegistryBucket()+"."+n.RegistryKey(jetstream.KindOrchestrator, name)), 4096-512)
+	}
+	// Names that fitted keep their consumers and subjects, so running hubs
+	// keep theirs.
+	orch, act := strings.Repeat("o", 250), strings.Repeat("a", 251)
+	require.Equal(t, "orch-"+orch, n.OrchConsumer(orch))
+	require.Equal(t, n.Hub()+".orch."+orch+"."+strconv.Itoa(n.Shard("x"))+".x", n.OrchSubject(orch, "x"))
+	require.Equal(t, n.Hub()+".orch."+orch+".>", n.OrchestratorFilter(orch))
+	require.Equal(t, "act-"+act, n.ActConsumer(act))
+	require.Equal(t, n.Hub()+".act."+act, n.ActSubject(act))
+	// A shortened token does not end inside an escape, and is no valid
+	// encoding.
+	for _, c := range []string{n.ActConsumer(names[0]), n.OrchConsumer(names[2]), n.ActConsumer(strings.Repeat("a", 200) + strings.Repeat("ж", 56))} {
+		i := strings.Index(c, "==")
+		require.Positive(t, i, c)
+		require.Regexp(t, `^(orch|act)-([-_A-Za-z0-9]|=[0-9A-F]{2})*==[0-9a-f]{16}$`, c)
+		_, err := jetstream.DecodeToken(strings.TrimPrefix(strings.TrimPrefix(c, "act-"), "orch-"))
+		require.Error(t, err)
+	}
+}
