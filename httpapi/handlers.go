@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -259,6 +260,11 @@ func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request, what string) 
 	case errors.As(err, &tooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body is over the limit of %d bytes", a.cfg.MaxBodyBytes))
+		return nil, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's ReadTimeout ended before the body was in: a client
+		// that sends too slowly does not hold the connection.
+		writeError(w, http.StatusRequestTimeout, "request body not received within the server's read timeout")
 		return nil, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())

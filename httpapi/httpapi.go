@@ -45,11 +45,21 @@
 //
 // Errors are JSON objects {"error": "<what is wrong>"}: 400 for bad input
 // (unknown orchestrator, invalid JSON, invalid instance id or event name),
-// 404 for an unknown instance or route, 405 for a wrong method, 409 when an
+// 404 for an unknown instance or route, 405 for a wrong method, 408 for a
+// body still arriving when the server's read timeout ends, 409 when an
 // instance with the id is Pending or Running, 410 when the instance has
 // finished, 413 for an oversize body, 503 (with Retry-After) when NATS
-// does not answer in time or the connection is down, 500 for anything
-// unexpected.
+// does not answer in time or the connection is down, or when
+// Config.MaxWatchers watch streams are open, 500 for anything unexpected.
+//
+// # Server limits
+//
+// NewServer is the HTTP server of jetflow dev and jetflow server: it
+// bounds the reading of a request's headers (10 s) and of the whole
+// request (30 s, so a body sent a byte at a time is cut off), closes
+// keep-alive connections idle for 2 minutes, and refuses headers over
+// 64 KiB (431). Handlers that wait (watch streams, starts with ?timeout=)
+// are not bound by the read timeout once the body is read.
 //
 // # Watch streams
 //
@@ -63,7 +73,11 @@
 //
 // A purged instance gives an event "deleted" with data {"instanceId":"…"}.
 // A comment (": keep-alive") goes out when nothing was sent for
-// Config.KeepAlive, so that proxies keep the connection open.
+// Config.KeepAlive, so that proxies keep the connection open. A client must
+// take each write within Config.WatchWriteTimeout (30 s): one that stops
+// reading is disconnected, and its watch ends. At most Config.MaxWatchers
+// streams (1000) are open at once; beyond, a watch gets 503 with
+// Retry-After.
 //
 // The stream of one instance starts with its current status and ends
 // after its terminal status (Completed, Failed, Canceled, Terminated);
@@ -140,7 +154,25 @@ type Config struct {
 	// connection is down). When nil, /healthz answers 200 whenever the
 	// handler runs.
 	Ready func() error
+
+	// MaxWatchers is the most watch streams open at once (each holds a KV
+	// watch and, for the firehose, replays every status it selects); a
+	// watch request beyond it gets 503 with a Retry-After header. Defaults
+	// to DefaultMaxWatchers (1000); a negative value removes the cap.
+	MaxWatchers int
+
+	// WatchWriteTimeout bounds each write of a watch stream (an event or a
+	// keep-alive comment): a client that does not take it in time (one that
+	// stopped reading) is disconnected, which ends its stream and frees its
+	// watch. Defaults to DefaultWatchWriteTimeout (30 seconds).
+	WatchWriteTimeout time.Duration
 }
+
+// DefaultMaxWatchers is the default Config.MaxWatchers.
+const DefaultMaxWatchers = 1000
+
+// DefaultWatchWriteTimeout is the default Config.WatchWriteTimeout.
+const DefaultWatchWriteTimeout = 30 * time.Second
 
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
@@ -152,6 +184,12 @@ func (c Config) withDefaults() Config {
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = DefaultKeepAlive
 	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.WatchWriteTimeout <= 0 {
+		c.WatchWriteTimeout = DefaultWatchWriteTimeout
+	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return c
 }
@@ -162,6 +200,9 @@ type api struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	// watchers holds a token per open watch stream: its capacity is
+	// Config.MaxWatchers. Nil when there is no cap.
+	watchers chan struct{}
 }
 
 // New returns the HTTP API of the hub behind c. The handler is safe for
@@ -169,6 +210,9 @@ type api struct {
 func New(c *client.Client, cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
 	a := &api{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.MaxWatchers > 0 {
+		a.watchers = make(chan struct{}, cfg.MaxWatchers)
+	}
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}", a.start)
 	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.start)
 	a.mux.HandleFunc("GET "+BasePath+"/instances", a.listInstances)

@@ -21,6 +21,28 @@ import (
 // watch streams.
 const DefaultKeepAlive = 15 * time.Second
 
+// watchRetryAfter is the Retry-After, in seconds, of a watch refused
+// because Config.MaxWatchers streams are open.
+const watchRetryAfter = "5"
+
+// takeWatchSlot takes one of the Config.MaxWatchers slots of watch streams
+// for the caller to release when its stream ends, or, when all are taken,
+// answers 503 with Retry-After and returns false.
+func (a *api) takeWatchSlot(w http.ResponseWriter) (release func(), ok bool) {
+	if a.watchers == nil {
+		return func() {}, true
+	}
+	select {
+	case a.watchers <- struct{}{}:
+		return func() { <-a.watchers }, true
+	default:
+		w.Header().Set("Retry-After", watchRetryAfter)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+			"too many watch streams: this server serves at most %d at once; retry later", a.cfg.MaxWatchers))
+		return nil, false
+	}
+}
+
 // watchInstance handles GET /instances/{instanceId}/watch: the instance's
 // status as server-sent events, from its current value (or after the
 // Last-Event-ID revision) until its terminal status.
@@ -30,6 +52,11 @@ func (a *api) watchInstance(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, ok := a.takeWatchSlot(w)
+	if !ok {
+		return
+	}
+	defer release()
 	cur, err := a.c.GetStatusWithRevision(r.Context(), id)
 	if err != nil {
 		a.writeClientError(w, r, err)
@@ -65,6 +92,11 @@ func (a *api) watchAll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, ok := a.takeWatchSlot(w)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	f := client.WatchFilter{InstanceIDPrefix: q.Get("instanceIdPrefix"), RuntimeStatus: statuses}
@@ -111,18 +143,41 @@ func parseRuntimeStatuses(values []string) ([]jetflow.RuntimeStatus, error) {
 // the client leaves (ctx ends) or the server shuts down: one "status"
 // event per update (a "deleted" event for a deletion), with the revision
 // as its id; a keep-alive comment when nothing was sent for a while.
+//
+// A stream outlives the server's read and write timeouts, but each of its
+// writes must be taken by the client within Config.WatchWriteTimeout: a
+// client that stops reading is dropped, which ends its watch.
 func (a *api) stream(ctx context.Context, w http.ResponseWriter, r *http.Request, updates <-chan client.Update) {
 	rc := http.NewResponseController(w)
-	// A stream outlives any server WriteTimeout: lift it for this response.
-	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		a.log.WarnContext(ctx, "clearing the write deadline of a watch stream", slog.Any("error", err))
+	// No read deadline: the request is read, and the server's ReadTimeout
+	// must not end the stream (net/http lifts it once the body is read;
+	// this says so for any server).
+	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.log.WarnContext(ctx, "clearing the read deadline of a watch stream", slog.Any("error", err))
+	}
+	deadlines := true
+	// writeDeadline bounds the next write; it replaces any server
+	// WriteTimeout, which would cut the stream.
+	writeDeadline := func() {
+		if !deadlines {
+			return
+		}
+		if err := rc.SetWriteDeadline(time.Now().Add(a.cfg.WatchWriteTimeout)); err != nil {
+			deadlines = false
+			a.log.WarnContext(ctx, "watch stream without write deadlines: a client that stops reading is not dropped",
+				slog.String("path", r.URL.Path), slog.Any("error", err))
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // no proxy buffering (nginx)
+	writeDeadline()
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
+		if !errors.Is(err, http.ErrNotSupported) {
+			return
+		}
 		a.log.WarnContext(ctx, "watch stream cannot be flushed; events are delayed",
 			slog.String("path", r.URL.Path), slog.Any("error", err))
 	}
@@ -137,6 +192,7 @@ func (a *api) stream(ctx context.Context, w http.ResponseWriter, r *http.Request
 		case <-a.cfg.Shutdown:
 			return
 		case <-keepAlive.C:
+			writeDeadline()
 			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
 				return
 			}
@@ -149,6 +205,7 @@ func (a *api) stream(ctx context.Context, w http.ResponseWriter, r *http.Request
 				a.log.ErrorContext(ctx, "encoding a watch event", slog.String("instance_id", u.InstanceID), slog.Any("error", err))
 				continue
 			}
+			writeDeadline()
 			if _, err := w.Write(buf); err != nil {
 				return
 			}

@@ -54,6 +54,16 @@ type sseStream struct {
 // stream being read; otherwise the response, body read.
 func (b *testBundle) watch(t *testing.T, path string, header map[string]string, code int) (*sseStream, response) {
 	t.Helper()
+	s, r := b.openWatch(t, path, header)
+	require.Equal(t, code, r.code, "body: %s", r.body)
+	return s, r
+}
+
+// openWatch opens path (relative to the server) with the given request
+// headers. With 200 it returns the stream being read (until the end of
+// the test or its cancel); otherwise the response, body read.
+func (b *testBundle) openWatch(t *testing.T, path string, header map[string]string) (*sseStream, response) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.srv.URL+path, nil)
@@ -66,12 +76,11 @@ func (b *testBundle) watch(t *testing.T, path string, header map[string]string, 
 	require.NoError(t, err)
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
+		defer cancel()
 		body, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
-		require.Equal(t, code, resp.StatusCode, "body: %s", body)
 		return nil, response{code: resp.StatusCode, header: resp.Header, body: body}
 	}
-	require.Equal(t, code, resp.StatusCode)
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 	require.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
 	s := &sseStream{resp: resp, events: make(chan sseEvent, 64), cancel: cancel}

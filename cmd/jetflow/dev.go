@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,11 +171,7 @@ func startAPI(ln net.Listener, c *client.Client, nc *nats.Conn, apiKey string, l
 		}
 		return nil
 	}})
-	hs := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	hs := httpapi.NewServer(api, httpapi.ServerConfig{Logger: logger})
 	hs.RegisterOnShutdown(func() { close(streamsDone) })
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
