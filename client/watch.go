@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/jetstream"
@@ -48,9 +49,14 @@ func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*Update,
 // value per instance, so intermediate values may be skipped, but a
 // terminal status never is) and then each change. When the instance had
 // already finished at fromRevision or before, the channel is closed at
-// once.
+// once. A fromRevision the hub's status bucket has not reached (see
+// ResumeRevision) counts as 0.
 func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64) (<-chan Update, error) {
 	if err := jetflow.ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	fromRevision, err := c.ResumeRevision(ctx, fromRevision)
+	if err != nil {
 		return nil, err
 	}
 	start := uint64(0)
@@ -66,7 +72,7 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 		case err != nil && !errors.Is(err, jetstream.ErrNotFound):
 			return nil, err
 		}
-		start = fromRevision + 1
+		start = nextRevision(fromRevision)
 	}
 	return relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
 		return c.store.WatchStatus(ctx, id, start)
@@ -150,7 +156,8 @@ func (f WatchFilter) validate() error {
 // per instance, so intermediate values written while nobody watched are
 // skipped, but a terminal status, being an instance's last value, never
 // is. Deletions are sent when resuming and once watching, but not as
-// "current values" when fromRevision is 0.
+// "current values" when fromRevision is 0, or beyond the hub's last
+// revision (see ResumeRevision), which counts as 0.
 //
 // The prefix cannot be a server-side filter (a key is one subject token
 // and NATS wildcards match whole tokens): the watch receives every status
@@ -165,11 +172,41 @@ func (c *Client) WatchAll(ctx context.Context, f WatchFilter, fromRevision uint6
 	}
 	start := uint64(0)
 	if fromRevision > 0 {
-		start = fromRevision + 1
+		start = nextRevision(fromRevision) // the store starts afresh beyond its last revision
 	}
 	return relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
 		return c.store.WatchStatuses(ctx, f.InstanceIDPrefix, start)
 	}, func(u *jetstream.StatusUpdate) (send, last bool) {
 		return len(keep) == 0 || u.Deleted || keep[u.Status.RuntimeStatus], false
 	})
+}
+
+// ResumeRevision returns the revision that a watch asked to resume after
+// after (the Revision of the last Update seen) resumes after: after itself
+// when the hub's status bucket has reached it, else 0, which makes it a
+// fresh watch (the current values, then each change). A revision the
+// bucket has not reached comes from before the hub was restored from a
+// backup or recreated; a watch after it would wait in silence. WatchStatus
+// and WatchAll apply it themselves: call it to decide something from the
+// revision before watching (as whether the caller saw an instance's
+// terminal status).
+func (c *Client) ResumeRevision(ctx context.Context, after uint64) (uint64, error) {
+	if after == 0 {
+		return 0, nil
+	}
+	start, err := c.store.ResumeStatusRevision(ctx, nextRevision(after))
+	if err != nil || start == 0 {
+		return 0, err
+	}
+	return after, nil
+}
+
+// nextRevision is the revision after rev, the store watches' start after
+// a caller saw rev. The largest revision stays itself: it has no next, and
+// it must not wrap around to 0, which means "from the current values".
+func nextRevision(rev uint64) uint64 {
+	if rev == math.MaxUint64 {
+		return rev
+	}
+	return rev + 1
 }

@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"context"
+	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -161,4 +163,45 @@ func TestWatchStatusResumeAfterTerminal(t *testing.T) {
 	// One that missed it gets it.
 	again := collect(t, mustWatch(t, e, ctx, id, final.Revision-1))
 	require.Equal(t, []client.Update{final}, again)
+}
+
+// TestWatchResumeBeyondLastRevision resumes watches after revisions the
+// hub's status bucket has not reached (a client's last revision from
+// before the hub was restored from a backup or recreated): they answer as
+// fresh watches (the current values, then each change), never with
+// silence, and the largest revision does not wrap around.
+func TestWatchResumeBeyondLastRevision(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := e.Context(60 * time.Second)
+	_, err := e.Client.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID("beyond-1"))
+	require.NoError(t, err)
+	_, err = e.Client.WaitForCompletion(ctx, "beyond-1")
+	require.NoError(t, err)
+	done, err := e.Client.GetStatusWithRevision(ctx, "beyond-1")
+	require.NoError(t, err)
+
+	for _, from := range []uint64{1000000, math.MaxUint64} {
+		t.Run(strconv.FormatUint(from, 10), func(t *testing.T) {
+			ch := mustWatch(t, e, ctx, "beyond-1", from)
+			require.Equal(t, []client.Update{*done}, collect(t, ch), "the terminal status, then the end")
+
+			wctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			all, err := e.Client.WatchAll(wctx, client.WatchFilter{InstanceIDPrefix: "beyond-"}, from)
+			require.NoError(t, err)
+			require.Equal(t, *done, next(t, all), "the current values")
+			quietFor(t, all, 300*time.Millisecond)
+
+			got, err := e.Client.ResumeRevision(ctx, from)
+			require.NoError(t, err)
+			require.Zero(t, got, "what the watches resume after: nothing")
+		})
+	}
+
+	// A caller that saw the last revision resumes after it as before.
+	got, err := e.Client.ResumeRevision(ctx, done.Revision)
+	require.NoError(t, err)
+	require.Equal(t, done.Revision, got)
+	require.Empty(t, collect(t, mustWatch(t, e, ctx, "beyond-1", done.Revision)), "it saw the terminal status")
 }

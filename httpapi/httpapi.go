@@ -93,7 +93,11 @@
 // per instance, so values overwritten while the client was away are
 // skipped (a terminal status, an instance's last value, never is).
 // Resuming the stream of one instance after its terminal status answers
-// 204 No Content, which tells an EventSource to stop reconnecting.
+// 204 No Content, which tells an EventSource to stop reconnecting. A
+// revision the hub's status bucket has not reached (what browsers send
+// after the hub was restored from a backup or recreated) starts a fresh
+// stream: the current values, then each change. An event id that is not a
+// revision (a whole number below 2^64) gets 400.
 package httpapi
 
 import (

@@ -57,6 +57,13 @@ func (a *api) watchInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	// A revision the hub has not reached (a browser's from before the hub
+	// was restored or recreated) resumes as a fresh stream.
+	after, err := a.c.ResumeRevision(r.Context(), after)
+	if err != nil {
+		a.writeClientError(w, r, err)
+		return
+	}
 	cur, err := a.c.GetStatusWithRevision(r.Context(), id)
 	if err != nil {
 		a.writeClientError(w, r, err)

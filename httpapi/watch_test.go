@@ -291,6 +291,49 @@ func TestWatchInstance(t *testing.T) {
 	})
 }
 
+// TestWatchResumeBeyondLastRevision resumes streams after revisions the
+// hub's status bucket has not reached (what every reconnecting browser
+// sends once a hub is restored from a backup or recreated): they answer as
+// fresh streams, the current values then each change, never with silence.
+// Event ids that are no revision get 400.
+func TestWatchResumeBeyondLastRevision(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.start(t, "E1_HelloSequence", "beyond-1", "")
+	b.waitFinished(t, id)
+	s, _ := b.watch(t, watchPath(id), nil, http.StatusOK)
+	final := s.rest(t)
+	require.Len(t, final, 1)
+	require.Equal(t, jetflow.StatusCompleted, final[0].status(t).RuntimeStatus)
+
+	for _, rev := range []string{"1000000", "18446744073709551615"} {
+		s, _ := b.watch(t, watchPath(id), map[string]string{"Last-Event-ID": rev}, http.StatusOK)
+		require.Equal(t, final, s.rest(t), "Last-Event-ID %s: the terminal status, then the end", rev)
+		s, _ = b.watch(t, base+"/watch?instanceIdPrefix=beyond-&lastEventId="+rev, nil, http.StatusOK)
+		require.Equal(t, final[0], s.must(t), "lastEventId %s: the current values", rev)
+		s.quiet(t, 300*time.Millisecond)
+	}
+	// The changes that follow come on the same stream.
+	fh, _ := b.watch(t, base+"/watch?instanceIdPrefix=beyond-", map[string]string{"Last-Event-ID": "1000000"}, http.StatusOK)
+	require.Equal(t, final[0], fh.must(t))
+	b.start(t, "E1_HelloSequence", "beyond-2", "")
+	for {
+		st := fh.must(t).status(t)
+		require.Equal(t, "beyond-2", st.InstanceID)
+		if st.Finished() {
+			break
+		}
+	}
+
+	for _, bad := range []string{"18446744073709551616", "99999999999999999999999", "abc", "-1", "1.5"} {
+		_, r := b.watch(t, watchPath(id), map[string]string{"Last-Event-ID": bad}, http.StatusBadRequest)
+		requireJSONError(t, r, http.StatusBadRequest, "Last-Event-ID", bad)
+		require.NotContains(t, strings.TrimSpace(string(r.body)), "\n")
+		_, r = b.watch(t, base+"/watch?lastEventId="+bad, nil, http.StatusBadRequest)
+		requireJSONError(t, r, http.StatusBadRequest, "lastEventId", bad)
+	}
+}
+
 func TestWatchResumeWhileRunning(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

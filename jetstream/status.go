@@ -179,7 +179,8 @@ func (s *Store) WatchAllStatuses(ctx context.Context, fromRev uint64) (<-chan St
 // only the last one; but no instance changed at or after fromRev is
 // missed, and none is sent twice for one revision. As a terminal status
 // is an instance's last value, it is never missed. A watcher that saw
-// revision r resumes with fromRev r+1.
+// revision r resumes with fromRev r+1. A fromRev beyond the bucket's next
+// revision counts as 0 (see [Store.ResumeStatusRevision]).
 //
 // The prefix is matched on the instance ids (on their encoded keys, which
 // is the same: [EncodeToken] maps each byte on its own, so an encoded
@@ -202,6 +203,10 @@ const watchDrainTimeout = 5 * time.Second
 // watchStatus watches the status keys matching the subject filter keys,
 // keeping those that start with keyPrefix.
 func (s *Store) watchStatus(ctx context.Context, keys, keyPrefix string, fromRev uint64) (<-chan StatusUpdate, error) {
+	fromRev, err := s.ResumeStatusRevision(ctx, fromRev)
+	if err != nil {
+		return nil, err
+	}
 	opts := []natsjs.WatchOpt{}
 	if fromRev > 0 {
 		// Delivery by start sequence: every message of the stream from

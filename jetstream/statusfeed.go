@@ -151,3 +151,27 @@ func (s *Store) NextStatusRevision(ctx context.Context, rev uint64) (uint64, boo
 	}
 	return m.Sequence, true, nil
 }
+
+// ResumeStatusRevision returns the revision at which a status watch asked
+// to start at fromRev (inclusive, as [Store.WatchStatuses] takes it)
+// starts: fromRev itself while the bucket has reached it or writes it next
+// (fromRev <= last revision + 1), else 0. A revision beyond that is not one
+// of this bucket's: a client kept it from before the hub was restored from
+// a backup or recreated, and a watch from it would be silent until the
+// bucket caught up (for ever, from the largest revisions). 0 makes it a
+// fresh watch instead: every current value, then each change. The status
+// watches call it themselves; a caller that decides something from the
+// revision before watching calls it too.
+func (s *Store) ResumeStatusRevision(ctx context.Context, fromRev uint64) (uint64, error) {
+	if fromRev <= 1 {
+		return fromRev, nil // from the current values, or from the first revision
+	}
+	last, err := s.LastStatusRevision(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if fromRev-1 > last {
+		return 0, nil
+	}
+	return fromRev, nil
+}

@@ -225,7 +225,9 @@ Ctrl-C. A purged instance prints {"revision":N,"instanceId":"…","deleted":true
 seen): every instance changed since is printed once, at its latest value, and
 nothing is missed (the bucket keeps one value per instance, so values
 overwritten meanwhile are skipped; a terminal status never is). Watching one
-instance that had finished by revision N prints nothing and exits.
+instance that had finished by revision N prints nothing and exits. A revision
+the hub has not reached yet (one kept from before the hub was restored from a
+backup or recreated) watches afresh: the current values, then each change.
 
 Changes are pushed by a watch on the status bucket, never polled.`,
 		Example: `  jetflow watch hello-1
@@ -263,15 +265,22 @@ Changes are pushed by a watch on the status bucket, never polled.`,
 			}
 			id := args[0]
 			getCtx, cancelGet := context.WithTimeout(ctx, requestTimeout)
-			cur, err := c.GetStatusWithRevision(getCtx, id)
-			cancelGet()
+			defer cancelGet()
+			// A revision the hub has not reached (from before it was
+			// restored or recreated) resumes as a fresh watch.
+			after, err := c.ResumeRevision(getCtx, fromRevision)
 			if err != nil {
 				return err
 			}
-			if fromRevision > 0 && cur.Finished() && cur.Revision <= fromRevision {
+			cur, err := c.GetStatusWithRevision(getCtx, id)
+			if err != nil {
+				return err
+			}
+			cancelGet()
+			if after > 0 && cur.Finished() && cur.Revision <= after {
 				return nil // it had finished by then: nothing follows
 			}
-			updates, err := c.WatchStatus(ctx, id, fromRevision)
+			updates, err := c.WatchStatus(ctx, id, after)
 			if err != nil {
 				return err
 			}

@@ -152,9 +152,33 @@ func TestWatchVerb(t *testing.T) {
 		require.Equal(t, []watchLine{final}, parseWatch(t, r.stdout))
 	})
 
+	t.Run("ResumeBeyondLastRevision", func(t *testing.T) {
+		t.Parallel()
+		// A revision the hub's status bucket has not reached (one kept from
+		// before the hub was restored or recreated) resumes as a fresh
+		// watch: the current values, then each change.
+		start(t, "E1_HelloSequence", "beyond-1")
+		r := cli(t, ctx, "watch", "beyond-1", "--nats", url)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		lines := parseWatch(t, r.stdout)
+		final := lines[len(lines)-1]
+		require.Equal(t, jetflow.StatusCompleted, final.RuntimeStatus)
+		for _, from := range []string{"999999", "18446744073709551615"} {
+			r = cli(t, ctx, "watch", "beyond-1", "--from-revision", from, "--nats", url)
+			require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+			require.Equal(t, []watchLine{final}, parseWatch(t, r.stdout), "from %s: the terminal status", from)
+
+			w := runBackground(t, "watch", "--prefix", "beyond-", "--from-revision", from, "--nats", url)
+			require.Equal(t, []watchLine{final}, w.waitLines(t, 1), "from %s: the current values", from)
+			require.Equal(t, 130, w.stop(t), "stderr: %s", w.stderr)
+		}
+	})
+
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
 		requireOneLineError(t, cli(t, ctx, "watch", "x", "--prefix", "y", "--nats", url), "not both")
+		requireOneLineError(t, cli(t, ctx, "watch", "x", "--from-revision", "18446744073709551616", "--nats", url), "--from-revision")
+		requireOneLineError(t, cli(t, ctx, "watch", "--prefix", "", "--from-revision", "12x", "--nats", url), "--from-revision")
 		requireOneLineError(t, cli(t, ctx, "watch", "--nats", url), "give an instance ID or --prefix")
 		requireOneLineError(t, cli(t, ctx, "watch", "--prefix", "a/b", "--nats", url), "invalid instance id")
 		requireOneLineError(t, cli(t, ctx, "watch", "x", "--from-revision", "-3", "--nats", url), "--from-revision")
