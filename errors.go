@@ -40,6 +40,13 @@ var (
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrDuplicateName: a name was registered twice.
 	ErrDuplicateName = errors.New("name already registered")
+	// ErrOutcomeUnknown: a write was sent but its answer was lost (a
+	// timeout, a broken connection), so it may or may not have taken
+	// effect. Calls that return it are safe to retry with the same
+	// arguments: the retry does what the first call meant to, or finds it
+	// done (a start retried after an unknown outcome fails with
+	// ErrInstanceExists when the first one created the instance).
+	ErrOutcomeUnknown = errors.New("outcome unknown; retrying is safe")
 )
 
 // MaxPayload is the largest JSON value an instance carries, in bytes: an

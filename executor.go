@@ -184,6 +184,8 @@ func (r *replay) process(e *history.Event) {
 		}
 	case history.ExecutionSuspended, history.ExecutionResumed:
 		// The worker holds messages back while suspended.
+	case history.OrchestratorYielded:
+		// The turn ended early; the next one runs the execution.
 	default:
 		r.ignored("jetflow: ignoring unexpected history event", slog.String("event", e.Describe()))
 	}

@@ -11,10 +11,12 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"time"
@@ -63,6 +65,14 @@ func NewExecutionID() string { return nuid.Next() }
 // Pending, Running or Suspended, and then sends it the ExecutionStarted
 // message. A finished instance with the same id is replaced by the new one.
 // The caller validates the id, name and input.
+//
+// The Pending status is the durable record of the start: the start
+// message is derived from it (its execution id from the status
+// revision), so anyone can send it again (ResendStart). When a write's
+// answer is lost, the error wraps jetflow.ErrOutcomeUnknown and the
+// instance stays Pending; the same call again (same id, name and input)
+// either starts it or, when the first call did, sends the start again
+// and fails with ErrInstanceExists. Either way exactly one run runs.
 func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage) (*jetflow.Status, error) {
 	registered, err := d.store.IsRegistered(ctx, jetstream.KindOrchestrator, name)
 	if err != nil {
@@ -77,6 +87,13 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	case errors.Is(err, jetstream.ErrNotFound):
 	case err != nil:
 		return nil, err
+	case prev.Status.RuntimeStatus == jetflow.StatusPending && prev.Status.Name == name && sameJSON(prev.Status.Input, input):
+		// Maybe a retry of a start whose outcome was unknown: make sure
+		// its start message is sent, and answer that the instance exists.
+		if err := d.ResendStart(ctx, prev); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q is Pending", jetflow.ErrInstanceExists, id)
 	case !prev.Status.Finished():
 		return nil, fmt.Errorf("%w: %q is %s", jetflow.ErrInstanceExists, id, prev.Status.RuntimeStatus)
 	default:
@@ -92,26 +109,62 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 		LastUpdatedTime: jetflow.Time{Time: now},
 	}
 	newRev, err := d.store.PutStatus(ctx, id, st, rev)
-	if errors.Is(err, jetstream.ErrConflict) {
+	switch {
+	case errors.Is(err, jetstream.ErrConflict):
 		return nil, fmt.Errorf("%w: %q was started at the same time by another request", jetflow.ErrInstanceExists, id)
+	case errors.Is(err, jetstream.ErrTooLarge):
+		return nil, fmt.Errorf("%w: the instance's status: %w", jetflow.ErrPayloadTooLarge, err)
+	case err != nil:
+		return nil, fmt.Errorf("starting %q: %w (%w)", id, jetflow.ErrOutcomeUnknown, err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	exec := NewExecutionID()
-	msg := &jetstream.OrchMessage{InstanceID: id, Orchestrator: name, ExecutionID: exec, StatusRevision: newRev, Event: history.Event{
-		Type: history.ExecutionStarted, Time: now, Name: name, Input: input, Rules: history.CurrentRules,
-		ExecutionID: exec, MsgID: exec + ":start",
-	}}
-	if err := d.send(ctx, msg); err != nil {
-		// Without its start message the Pending status would block the id:
-		// take it back, so that the caller can simply try again.
-		if derr := d.store.DeleteStatus(context.WithoutCancel(ctx), id, newRev); derr != nil {
-			d.logger.Error("undoing status of a failed start", slog.String("instance_id", id), slog.Any("error", derr))
-		}
-		return nil, err
+	if err := d.send(ctx, startMessage(id, st, newRev)); err != nil {
+		// The start message may have been stored (a timeout says nothing
+		// else): the Pending status stays, and a retry, or a worker that
+		// meets the Pending status, sends the same start again.
+		return nil, fmt.Errorf("starting %q: %w (%w)", id, jetflow.ErrOutcomeUnknown, err)
 	}
 	return st, nil
+}
+
+// ResendStart sends again the start message of an instance whose status
+// is Pending: the same message as the first (derived from the status and
+// its revision), so a duplicate is dropped by message id or by history.
+// It heals a start whose message was never stored.
+func (d *Dispatcher) ResendStart(ctx context.Context, pending *jetstream.StatusEntry) error {
+	if pending.Status.RuntimeStatus != jetflow.StatusPending {
+		return nil
+	}
+	return d.send(ctx, startMessage(pending.Status.InstanceID, &pending.Status, pending.Revision))
+}
+
+// startMessage is the start message of the run whose Pending status st
+// was written at revision rev. Its execution id is derived from the
+// instance id and rev, which no other run of the id shares.
+func startMessage(id string, st *jetflow.Status, rev uint64) *jetstream.OrchMessage {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	exec := "s" + strconv.FormatUint(h.Sum64(), 36) + "-" + strconv.FormatUint(rev, 36)
+	at := st.CreatedTime.UTC()
+	return &jetstream.OrchMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
+		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
+		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules,
+	}}
+}
+
+// sameJSON reports whether two JSON values are the same text but for
+// insignificant space (empty and null are the same).
+func sameJSON(a, b json.RawMessage) bool {
+	compact := func(v json.RawMessage) string {
+		if len(v) == 0 {
+			return "null"
+		}
+		var buf bytes.Buffer
+		if json.Compact(&buf, v) != nil {
+			return string(v)
+		}
+		return buf.String()
+	}
+	return compact(a) == compact(b)
 }
 
 // RaiseEvent sends an external event to an instance. It fails with
@@ -285,6 +338,11 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
 			MsgID:  exec + ":start",
 			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
+		}})
+		return out, true, err
+	case history.OrchestratorYielded:
+		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+			Type: history.OrchestratorStarted, Time: e.Time, MsgID: ex.ExecutionID + ":yield",
 		}})
 		return out, true, err
 	case history.ExecutionCompleted:

@@ -114,6 +114,13 @@ func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint6
 	return ack.Sequence, nil
 }
 
+// ChunkSize is the encoded size of a history chunk holding events, as
+// AppendChunk stores it.
+func ChunkSize(events []history.Event) (int, error) {
+	data, err := encode(&Chunk{Events: events})
+	return len(data), err
+}
+
 // ChunkExists reports whether chunk n of an instance is stored (asking the
 // bucket's leader on a replicated hub).
 func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, error) {

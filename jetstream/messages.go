@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -222,7 +223,8 @@ type Consumer interface {
 	// redelivered after the ack wait.
 	Stop()
 	// Drain stops fetching and hands the messages already fetched to the
-	// handler; Closed is closed once it is done.
+	// handler (which can hand them back at once); Closed is closed once it
+	// is done.
 	Drain()
 	// Closed is closed when the consumer has stopped.
 	Closed() <-chan struct{}
@@ -237,12 +239,79 @@ func (s *Store) ConsumeOrch(ctx context.Context, orchestrator string, cfg Consum
 
 // ConsumeActivity delivers the tasks of one activity to handle until
 // stopped. Every worker of that activity shares one durable consumer.
-func (s *Store) ConsumeActivity(ctx context.Context, activity string, cfg ConsumeConfig, handle func(*ActivityTask, Delivery)) (Consumer, error) {
-	return consume(ctx, s, s.act, s.names.ActConsumer(activity), s.names.ActSubject(activity), cfg, handle)
+// Tasks are fetched only while slots has room (a task's handler holds
+// a slot until the task ends), so a worker never takes more tasks than it
+// can start: waiting ones would age toward their ack wait on a busy
+// worker while others are idle.
+func (s *Store) ConsumeActivity(ctx context.Context, activity string, cfg ConsumeConfig, slots chan struct{}, handle func(*ActivityTask, Delivery)) (Consumer, error) {
+	cfg = cfg.withDefaults()
+	c, err := s.consumer(ctx, s.act, s.names.ActConsumer(activity), s.names.ActSubject(activity), cfg)
+	if err != nil {
+		return nil, err
+	}
+	f := &fetcher{stop: make(chan struct{}), closed: make(chan struct{})}
+	go f.run(c, cfg, slots, func(m natsjs.Msg) { deliver(m, cfg, handle) })
+	return f, nil
 }
 
-func consume[T any](ctx context.Context, s *Store, st natsjs.Stream, name, filter string, cfg ConsumeConfig, handle func(*T, Delivery)) (Consumer, error) {
-	cfg = cfg.withDefaults()
+// fetchWait is how long one fetch of a fetcher waits for messages; a stop
+// takes effect within it (messages it brings meanwhile go to the handler,
+// which hands them back).
+const fetchWait = 500 * time.Millisecond
+
+// HandBackDelay is how long a stopping worker's hand-back (a nak) holds a
+// message from redelivery: longer than the stopping consumer's last pull
+// request lives, so that the message goes to another worker instead of
+// straight back into that request.
+const HandBackDelay = 2 * fetchWait
+
+// fetcher is a Consumer that pulls as many messages as there are free
+// slots.
+type fetcher struct {
+	stop, closed chan struct{}
+	once         sync.Once
+}
+
+func (f *fetcher) run(c natsjs.Consumer, cfg ConsumeConfig, slots chan struct{}, handle func(natsjs.Msg)) {
+	defer close(f.closed)
+	for {
+		select { // wait for a free slot, without taking it
+		case slots <- struct{}{}:
+			<-slots
+		case <-f.stop:
+			return
+		}
+		n := min(max(cap(slots)-len(slots), 1), cfg.Buffer)
+		batch, err := c.Fetch(n, natsjs.FetchMaxWait(fetchWait))
+		if err != nil {
+			cfg.Logger.Debug("fetching", slog.String("consumer", c.CachedInfo().Name), slog.Any("error", err))
+			select {
+			case <-time.After(fetchWait):
+			case <-f.stop:
+				return
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			handle(m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			cfg.Logger.Debug("fetching", slog.String("consumer", c.CachedInfo().Name), slog.Any("error", err))
+		}
+	}
+}
+
+// Stop stops fetching; the fetch in progress ends within fetchWait.
+func (f *fetcher) Stop() { f.once.Do(func() { close(f.stop) }) }
+
+// Drain is Stop: a fetcher holds no buffer.
+func (f *fetcher) Drain() { f.Stop() }
+
+// Closed is closed once the last fetch has ended.
+func (f *fetcher) Closed() <-chan struct{} { return f.closed }
+
+// consumer creates or updates a durable consumer.
+func (s *Store) consumer(ctx context.Context, st natsjs.Stream, name, filter string, cfg ConsumeConfig) (natsjs.Consumer, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	c, err := st.CreateOrUpdateConsumer(ctx, natsjs.ConsumerConfig{
@@ -256,19 +325,32 @@ func consume[T any](ctx context.Context, s *Store, st natsjs.Stream, name, filte
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
 	}
-	cc, err := c.Consume(func(m natsjs.Msg) {
-		v := new(T)
-		if err := decode(m.Data(), v); err != nil {
-			cfg.Logger.Error("dropping undecodable message", slog.String("subject", m.Subject()), slog.Any("error", err))
-			_ = m.Term()
-			return
-		}
-		handle(v, Delivery{m})
-	}, natsjs.PullMaxMessages(cfg.Buffer), natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
-		if !errors.Is(err, natsjs.ErrNoHeartbeat) {
-			cfg.Logger.Debug("consumer", slog.String("consumer", name), slog.Any("error", err))
-		}
-	}))
+	return c, nil
+}
+
+// deliver decodes a message for handle; an undecodable one is dropped.
+func deliver[T any](m natsjs.Msg, cfg ConsumeConfig, handle func(*T, Delivery)) {
+	v := new(T)
+	if err := decode(m.Data(), v); err != nil {
+		cfg.Logger.Error("dropping undecodable message", slog.String("subject", m.Subject()), slog.Any("error", err))
+		_ = m.Term()
+		return
+	}
+	handle(v, Delivery{m})
+}
+
+func consume[T any](ctx context.Context, s *Store, st natsjs.Stream, name, filter string, cfg ConsumeConfig, handle func(*T, Delivery)) (Consumer, error) {
+	cfg = cfg.withDefaults()
+	c, err := s.consumer(ctx, st, name, filter, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := c.Consume(func(m natsjs.Msg) { deliver(m, cfg, handle) },
+		natsjs.PullMaxMessages(cfg.Buffer), natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
+			if !errors.Is(err, natsjs.ErrNoHeartbeat) {
+				cfg.Logger.Debug("consumer", slog.String("consumer", name), slog.Any("error", err))
+			}
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("consuming %s: %w", name, err)
 	}

@@ -18,6 +18,9 @@ var (
 	ErrConflict = errors.New("conflicting write")
 	// ErrNotFound: no such key.
 	ErrNotFound = errors.New("not found")
+	// ErrTooLarge: the message is larger than the server takes (its
+	// max_payload). Retrying never helps.
+	ErrTooLarge = errors.New("message larger than the server's maximum payload")
 )
 
 // Config describes a hub's storage.
@@ -261,6 +264,8 @@ func mapErr(op string, err error) error {
 		return nil
 	case isConflict(err):
 		return fmt.Errorf("%s: %w", op, ErrConflict)
+	case errors.Is(err, nats.ErrMaxPayload):
+		return fmt.Errorf("%s: %w", op, ErrTooLarge)
 	case errors.Is(err, natsjs.ErrKeyNotFound), errors.Is(err, natsjs.ErrKeyDeleted), errors.Is(err, natsjs.ErrMsgNotFound):
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
 	}

@@ -876,7 +876,7 @@ func TestPurgeAcked(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Stop)
 	actSeen := make(chan string, 10)
-	ac, err := b.store.ConsumeActivity(ctx, act, jetstream.ConsumeConfig{}, func(task *jetstream.ActivityTask, d jetstream.Delivery) {
+	ac, err := b.store.ConsumeActivity(ctx, act, jetstream.ConsumeConfig{}, make(chan struct{}, 4), func(task *jetstream.ActivityTask, d jetstream.Delivery) {
 		d.Ack()
 		actSeen <- task.Name
 	})

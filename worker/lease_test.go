@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,14 +14,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestStuckWorkerLosesLease stalls a worker in the middle of a turn: its
-// messages come back to another worker after the ack wait, that worker
-// finishes the instance, and the stalled worker's late commit is refused by
-// the history fence.
-func TestStuckWorkerLosesLease(t *testing.T) {
+// TestBlockedTurnIsGivenUp blocks an orchestrator in the middle of a turn
+// (as code that waits on a channel, or a stalled process, would): the
+// watchdog gives the turn up, its slot is freed and its message retried,
+// the instance finishes, nothing of the blocked turn is ever committed,
+// and Stop returns within its context although the blocked code never
+// returns.
+func TestBlockedTurnIsGivenUp(t *testing.T) {
 	t.Parallel()
 	var stalls atomic.Int32
 	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
 	e := testengine.New(t, testengine.Options{Workers: -1, Register: func(r *jetflow.Registry) error {
 		r.AddActivity("Step", func(ctx *jetflow.ActivityContext) (any, error) { return "done", nil })
 		return r.AddOrchestrator("Stalls", func(ctx *jetflow.OrchestrationContext) (any, error) {
@@ -28,38 +32,60 @@ func TestStuckWorkerLosesLease(t *testing.T) {
 			if err := ctx.CallActivity("Step", nil).Await(&s); err != nil {
 				return nil, err
 			}
-			// The first worker to get past the activity hangs here (a stuck
-			// process: a long GC pause, a frozen VM) until released.
+			// The first turn to get past the activity blocks here until
+			// the test ends.
 			if !ctx.IsReplaying() && stalls.Add(1) == 1 {
 				<-release
 			}
 			return s, nil
 		})
 	}})
-	cfg := worker.Config{AckWait: time.Second, CacheSize: -1}
-	stuck := e.StartWorkerWith(cfg)
+	w := e.StartWorkerWith(worker.Config{TurnTimeout: time.Second, OrchestrationConcurrency: 1})
 	ctx := e.Context(60 * time.Second)
 	id, err := e.Client.StartOrchestration(ctx, "Stalls", client.WithInstanceID("stuck-1"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return stalls.Load() == 1 }, 20*time.Second, 10*time.Millisecond)
 
-	// Another worker gets the stuck worker's message once its lease ends,
-	// and finishes the instance.
-	other := e.StartWorkerWith(cfg)
+	// With one slot, the instance can only finish if the blocked turn gave
+	// its slot back.
 	st := wait(t, e, id)
 	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
 	require.JSONEq(t, `"done"`, string(st.Output))
-
-	// The stuck worker wakes up and tries to commit the same turn: the
-	// fence refuses it; it reloads, finds its message applied, and drops it.
-	before := stuck.Stats().Conflicts
-	close(release)
-	require.Eventually(t, func() bool { return stuck.Stats().Conflicts > before }, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, int64(1), w.Stats().Blocked)
 	all := checkHistory(t, e, id)
-	require.Equal(t, 2, count(all, history.OrchestratorStarted), "one turn to start, one to finish: the stuck turn left no trace")
+	require.Equal(t, 2, count(all, history.OrchestratorStarted), "one turn to start, one to finish: the blocked turn left no trace")
 	require.Equal(t, 1, count(all, history.ExecutionCompleted))
-	require.Positive(t, other.Stats().Turns)
-	st, err = e.Client.GetStatus(ctx, id)
+
+	// The blocked orchestrator code still runs: Stop does not wait for it.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, w.Stop(stopCtx))
+}
+
+// TestStopHonoursItsContext: an activity that ignores its context keeps
+// running, and Stop still returns when its context ends.
+func TestStopHonoursItsContext(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	e := testengine.New(t, testengine.Options{Workers: -1, Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Hang", func(ctx *jetflow.ActivityContext) (any, error) {
+			close(started)
+			<-release // ignores ctx
+			return nil, nil
+		})
+		return r.AddOrchestrator("CallsHang", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			return nil, ctx.CallActivity("Hang", nil).Await(nil)
+		})
+	}})
+	w := e.StartWorker()
+	ctx := e.Context(30 * time.Second)
+	_, err := e.Client.StartOrchestration(ctx, "CallsHang")
 	require.NoError(t, err)
-	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "the late commit did not touch the status")
+	<-started
+	stopCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	begun := time.Now()
+	require.ErrorIs(t, w.Stop(stopCtx), context.DeadlineExceeded)
+	require.Less(t, time.Since(begun), 3*time.Second, "Stop returned once its context ended")
 }

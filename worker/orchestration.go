@@ -6,11 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"slices"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jetflow/jetflow"
@@ -23,6 +19,14 @@ import (
 // the history fence to another worker before it is handed back.
 const maxConflictRetries = 8
 
+// resendStartAfter is how long an instance may stay Pending, while
+// messages for it wait, before a worker sends its start message again.
+const resendStartAfter = 5 * time.Second
+
+// holdBackDelay is how long a message that overtook its instance's start
+// waits before the worker tries it again.
+const holdBackDelay = time.Second
+
 // instance is one orchestration instance known to this worker: the
 // messages waiting for its next turn, and its cached state.
 type instance struct {
@@ -31,36 +35,26 @@ type instance struct {
 	running bool          // a goroutine owns the instance and runs its turns
 	state   *state        // nil until loaded; dropped after a conflict
 	elem    *list.Element // position in Worker.idle, when idle with state
+	// held are messages that overtook the instance's start (it is
+	// Pending): kept, with their leases, and queued again after
+	// holdBackDelay by the timer retry.
+	held  []pending
+	retry *time.Timer
 }
 
+// pending is an inbox message the worker holds.
 type pending struct {
 	msg *jetstream.OrchMessage
-	d   jetstream.Delivery
-}
-
-// state is what a worker knows of an instance's history.
-type state struct {
-	chunks    uint32              // number of the last stored chunk; 0 for none
-	chunkRev  uint64              // its revision (the history fence); 0 for none
-	events    []history.Event     // the current execution, from its first event
-	applied   map[string]struct{} // message ids already in history
-	started   *history.Event      // the current execution's ExecutionStarted; nil for none
-	done      *history.Event      // its ExecutionCompleted, once finished
-	suspended bool                // the execution is suspended
-
-	status    *jetflow.Status // the last status written (or read); nil for none
-	statusRev uint64          // its revision; 0 for none
-	fresh     bool            // loaded from storage; the last chunk's actions not yet re-published
-	lastChunk []history.Event // the events of the last chunk loaded; nil after a turn
-	before    *history.Event  // the ExecutionStarted in force before lastChunk
+	le  *lease
 }
 
 // onMessage queues an inbox message for its instance and starts a turn
 // runner for the instance unless one is running.
 func (w *Worker) onMessage(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	le := w.leases.hold(d)
 	select {
-	case <-w.quit: // draining: hand it back to another worker
-		d.Nak(0)
+	case <-w.quit: // stopping: hand it back to another worker at once
+		w.leases.nak(le, jetstream.HandBackDelay)
 		return
 	default:
 	}
@@ -70,20 +64,24 @@ func (w *Worker) onMessage(m *jetstream.OrchMessage, d jetstream.Delivery) {
 		inst = &instance{id: m.InstanceID}
 		w.instances[m.InstanceID] = inst
 	}
-	inst.queue = append(inst.queue, pending{m, d})
+	inst.queue = append(inst.queue, pending{m, le})
+	w.wake(inst)
+	w.mu.Unlock()
+}
+
+// wake starts a turn runner for inst unless one runs. Called with w.mu
+// held.
+func (w *Worker) wake(inst *instance) {
 	if inst.elem != nil {
 		w.idle.Remove(inst.elem)
 		inst.elem = nil
 	}
-	start := !inst.running
+	if inst.running {
+		return
+	}
 	inst.running = true
-	if start {
-		w.running.Add(1)
-	}
-	w.mu.Unlock()
-	if start {
-		go w.runInstance(inst)
-	}
+	w.running.Add(1)
+	go w.runInstance(inst)
 }
 
 // runInstance runs turns for inst until its queue is empty. One goroutine
@@ -92,7 +90,7 @@ func (w *Worker) runInstance(inst *instance) {
 	defer w.running.Done()
 	select {
 	case w.orchSem <- struct{}{}:
-	case <-w.ctx.Done():
+	case <-w.quit:
 		w.release(inst)
 		return
 	}
@@ -105,7 +103,7 @@ func (w *Worker) runInstance(inst *instance) {
 			w.mu.Unlock()
 			return
 		}
-		if w.ctx.Err() != nil {
+		if w.stopping() {
 			w.mu.Unlock()
 			w.release(inst)
 			return
@@ -116,12 +114,23 @@ func (w *Worker) runInstance(inst *instance) {
 	}
 }
 
+// stopping reports whether Stop was called.
+func (w *Worker) stopping() bool {
+	select {
+	case <-w.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // takeBatch takes the messages of the next turn from an instance's queue:
 // all of them, unless their payloads would not fit in one history chunk
 // (half the server's largest message, leaving room for what the
-// orchestrator adds). Called with w.mu held.
+// orchestrator adds; a chunk that still grows too large fails its
+// execution, see plan.fit). Called with w.mu held.
 func (w *Worker) takeBatch(inst *instance) []pending {
-	budget := int(w.store.Conn().MaxPayload() / 2)
+	budget := w.maxChunk() / 2
 	n, size := 0, 0
 	for n < len(inst.queue) {
 		ev := &inst.queue[n].msg.Event
@@ -139,22 +148,33 @@ func (w *Worker) takeBatch(inst *instance) []pending {
 	return batch
 }
 
-// release hands an instance's queued messages back undone (on shutdown),
-// for another worker to take at once.
+// maxChunk is the largest history chunk the server stores, in encoded
+// bytes: its largest message, less room for the headers and subject.
+func (w *Worker) maxChunk() int { return int(w.store.Conn().MaxPayload()) - 4096 }
+
+// release hands an instance's queued and held messages back undone (on
+// shutdown), for another worker to take at once.
 func (w *Worker) release(inst *instance) {
 	w.mu.Lock()
-	queue := inst.queue
-	inst.queue, inst.running = nil, false
+	back := append(inst.queue, inst.held...)
+	inst.queue, inst.held, inst.running = nil, nil, false
+	if inst.retry != nil {
+		inst.retry.Stop()
+		inst.retry = nil
+	}
 	delete(w.instances, inst.id)
 	w.mu.Unlock()
-	for _, p := range queue {
-		p.d.Nak(0)
+	for _, p := range back {
+		w.leases.nak(p.le, jetstream.HandBackDelay)
 	}
 }
 
 // park files an instance without work as idle, evicting the least recently
 // used idle instances beyond the cache size. Called with w.mu held.
 func (w *Worker) park(inst *instance) {
+	if len(inst.held) > 0 {
+		return // its retry timer brings it back
+	}
 	if inst.state == nil || w.cfg.CacheSize < 0 {
 		delete(w.instances, inst.id)
 		return
@@ -167,20 +187,55 @@ func (w *Worker) park(inst *instance) {
 	}
 }
 
-// process runs one turn over a batch of messages and acknowledges them
-// once the turn is committed.
+// holdBack keeps messages that overtook their instance's start, and
+// queues them again after holdBackDelay. Their leases are kept alive
+// meanwhile: holding back is not a delivery, so it never makes a message
+// poison.
+func (w *Worker) holdBack(inst *instance, ps []pending) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	inst.held = append(inst.held, ps...)
+	if inst.retry != nil {
+		return
+	}
+	inst.retry = time.AfterFunc(holdBackDelay, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		inst.retry = nil
+		if w.stopping() || len(inst.held) == 0 {
+			return // release hands them back
+		}
+		inst.queue = append(inst.queue, inst.held...)
+		inst.held = nil
+		w.wake(inst)
+	})
+}
+
+// process runs one turn over a batch of messages and then acknowledges,
+// keeps or hands back each message as the turn decided.
 func (w *Worker) process(inst *instance, batch []pending) {
 	log := w.log.With(slog.String("instance_id", inst.id))
 	for attempt := 0; ; attempt++ {
-		deferred, err := w.turn(inst, batch, attempt == 0)
+		p, pendingStart, err := w.turn(inst, batch, attempt == 0)
 		if err == nil {
-			for i, p := range batch {
-				if len(deferred) > 0 && deferred[0] == i {
-					deferred = deferred[1:]
-					p.d.Nak(time.Second)
-					continue
+			var held, carried []pending
+			for i, b := range batch {
+				switch {
+				case p.fates[i] == carry:
+					carried = append(carried, b)
+				case p.fates[i] == orphan && pendingStart:
+					held = append(held, b)
+				default:
+					w.leases.ack(b.le)
 				}
-				p.d.Ack()
+			}
+			if len(carried) > 0 {
+				w.mu.Lock()
+				inst.queue = append(carried, inst.queue...)
+				w.mu.Unlock()
+			}
+			if len(held) > 0 {
+				w.holdBack(inst, held)
 			}
 			return
 		}
@@ -195,41 +250,38 @@ func (w *Worker) process(inst *instance, batch []pending) {
 		if w.ctx.Err() == nil {
 			log.Warn("turn failed; its messages will be redelivered", slog.Any("error", err))
 		}
-		for _, p := range batch {
-			p.d.Nak(retryDelay(p.d.NumDelivered()))
+		for _, b := range batch {
+			w.leases.nak(b.le, retryDelay(b.le.d.NumDelivered()))
 		}
 		return
 	}
 }
 
 // turn applies a batch to an instance: it loads the instance if needed,
-// runs the orchestrator, and commits. deferred lists the messages (indexes
-// into batch) to hand back for later instead of acknowledging.
+// lets decide plan the turn, and carries the plan out (re-publishes what
+// may not have been published, commits, publishes, tells refused
+// parents). pendingStart reports, when the plan has orphans, whether the
+// instance is Pending, so that they are held back instead of dropped.
 //
 // guess allows the start of a new instance to skip loading (see load); a
 // retry after a conflict loads.
-func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []int, err error) {
+func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pendingStart bool, err error) {
 	ctx := w.ctx
-	if inst.state == nil {
+	fresh := inst.state == nil
+	if fresh {
 		st, err := w.load(ctx, inst.id, batch, guess)
 		if err != nil {
-			return nil, err
+			return p, false, err
 		}
 		inst.state = st
 	}
 	st := inst.state
-	justLoaded := st.fresh
-	if st.fresh {
-		// The worker that wrote the last chunk may have died before
-		// publishing its actions: publish them again (duplicates are dropped).
-		if err := jetstream.FirstError(w.disp.Commit(ctx, st.executionBefore(inst.id), st.lastChunk)); err != nil {
-			return nil, err
-		}
-		st.fresh, st.lastChunk, st.before = false, nil, nil
+	in := turnInput{id: inst.id, st: st, now: w.cfg.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk()}
+	for _, b := range batch {
+		in.batch = append(in.batch, b.msg)
+		in.delivered = append(in.delivered, b.le.d.NumDelivered())
 	}
-	now := w.cfg.Now().UTC()
-
-	if !justLoaded && surprising(st, batch) {
+	if !fresh && surprising(st, in.batch) {
 		// Decide nothing on the word of a cache: another worker may have
 		// run this id since (finished it, or started a new run). The
 		// status moves with every run and turn; if it moved, reload and
@@ -238,130 +290,86 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (deferred []i
 			if err == nil {
 				err = fmt.Errorf("cached state of %s is stale: %w", inst.id, jetstream.ErrConflict)
 			}
-			return nil, err
+			return p, false, err
 		}
 	}
-	// A rewind of a failed execution is a turn of its own; the batch's
-	// other messages are handed back for the next one (the execution runs
-	// again then).
-	for i := range batch {
-		ev := &batch[i].msg.Event
-		if ev.Type != history.ExecutionRewound || st.isApplied(ev.MsgID) || !st.failed() {
-			continue
-		}
-		for j := range batch {
-			if j != i && !st.isApplied(batch[j].msg.Event.MsgID) {
-				deferred = append(deferred, j)
-			}
-		}
-		return deferred, w.rewind(ctx, inst.id, st, ev, now)
+	if p, err = decide(w.execute, in); err != nil {
+		return p, false, err
 	}
-	// The start of a new execution, if the batch holds one: the batch's
-	// other messages apply to it, whatever their order.
-	var start *history.Event
-	for i := range batch {
-		ev := &batch[i].msg.Event
-		if ev.Type != history.ExecutionStarted || st.isApplied(ev.MsgID) {
-			continue
+	for _, n := range p.republish {
+		if err := w.republish(ctx, inst.id, st, n); err != nil {
+			return p, false, err
 		}
-		if start != nil || (st.started != nil && st.done == nil) {
-			w.refuseStart(ctx, inst.id, st, start, ev)
-			continue
-		}
-		start = ev
 	}
-	var events []history.Event
-	startPending := sync.OnceValue(func() bool { return w.startPending(ctx, inst.id) })
-	// A message can be in a batch twice: its ack wait ran out while it
-	// waited in this worker's queue, and the server delivered it again.
-	inBatch := make(map[string]struct{}, len(batch))
-	for i := range batch {
-		m := batch[i].msg
-		ev := m.Event
-		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || st.isApplied(ev.MsgID) {
-			continue // a rewind of an execution that has not failed is dropped
+	switch {
+	case p.chunk != nil:
+		if err := w.commit(ctx, inst.id, st, p.chunk, p.custom); err != nil {
+			return p, false, err
 		}
-		if ev.MsgID != "" {
-			if _, twice := inBatch[ev.MsgID]; twice {
-				continue
-			}
-			inBatch[ev.MsgID] = struct{}{}
+	case fresh || len(p.republish) > 0:
+		if err := w.settle(ctx, inst.id, st); err != nil {
+			return p, false, err
 		}
-		current := st.started
-		if start != nil {
-			current = start
-		} else if st.done != nil {
-			current = nil
+	}
+	for _, ev := range p.refused {
+		w.refuseStart(ctx, inst.id, ev)
+	}
+	for _, f := range p.fates {
+		if f == orphan {
+			return p, w.startPending(ctx, inst.id), nil
 		}
-		if current == nil {
-			// Nothing runs. An event or command raised just after a start can
-			// overtake the start message (a redelivery): keep it for the
-			// execution about to begin. Otherwise drop it: the instance is
-			// unknown or finished.
-			if m.ExecutionID == "" && startPending() {
-				deferred = append(deferred, i)
-			}
-			continue
-		}
-		if m.ExecutionID != "" && m.ExecutionID != current.ExecutionID {
-			continue // for an earlier execution
-		}
-		events = append(events, ev)
 	}
-	if start == nil && len(events) == 0 {
-		if justLoaded {
-			return deferred, w.settle(ctx, inst.id, st)
-		}
-		return deferred, nil
-	}
-
-	turn := []history.Event{{Type: history.OrchestratorStarted, Time: now}}
-	past := st.events
-	if start != nil {
-		past = nil
-		turn = append(turn, *start)
-	}
-	turn = append(turn, events...)
-	if poison := w.poison(batch); poison != "" && start == nil && st.started != nil && st.done == nil {
-		// Running this batch has failed every time: end the instance
-		// without running the orchestrator again.
-		turn = append(turn, history.Event{Type: history.ExecutionCompleted, Time: now, Status: history.StatusFailed,
-			Failure: &history.Failure{Type: "PoisonMessage", Message: poison}})
-		return deferred, w.commit(ctx, inst.id, st, turn, st.customStatus())
-	}
-	if start == nil && holds(st.suspended, events) {
-		// Suspended: record what arrived, run nothing until resumed.
-		return deferred, w.commit(ctx, inst.id, st, turn, st.customStatus())
-	}
-	res := w.exec.Execute(inst.id, past, turn)
-	chunk := append(turn, res.Events...)
-	// Continue-as-new starts the next execution in the same commit.
-	for i := 0; res.Done && last(res.Events).Status == history.StatusContinuedAsNew && i < 100; i++ {
-		begun := started(past, turn)
-		next := []history.Event{{Type: history.OrchestratorStarted, Time: now}, {
-			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: last(res.Events).Result,
-			ExecutionID: nextExecutionID(begun.ExecutionID), Parent: begun.Parent,
-		}}
-		next = append(next, res.CarryOver...)
-		past, turn = nil, next
-		res = w.exec.Execute(inst.id, nil, next)
-		chunk = append(chunk, next...)
-		chunk = append(chunk, res.Events...)
-	}
-
-	return deferred, w.commit(ctx, inst.id, st, chunk, res.CustomStatus)
+	return p, false, nil
 }
 
-// rewind commits the turn that rewinds a failed execution: the failures
-// leave the history (see history.Rewound), the execution takes a new id,
-// and what failed or was still running when it failed is sent again.
-func (w *Worker) rewind(ctx context.Context, id string, st *state, ev *history.Event, now time.Time) error {
-	marker := *ev
-	marker.ExecutionID = nextExecutionID(st.started.ExecutionID + "/" + ev.MsgID)
-	turn := []history.Event{{Type: history.OrchestratorStarted, Time: now}, marker}
-	turn = append(turn, history.Pending(history.Rewound(append(slices.Clip(st.events), marker)))...)
-	res := w.exec.Execute(id, st.events, turn)
-	return w.commit(ctx, id, st, append(turn, res.Events...), res.CustomStatus)
+// execute runs the executor with a watchdog: a turn whose orchestrator
+// does not give control back within Config.TurnTimeout (it blocks on
+// something other than a task, or the process stalls) is given up, as a
+// stalled process loses its lease: its slot is freed, its messages are
+// handed back for a later try, and should the blocked code ever return,
+// nothing of that turn is committed.
+func (w *Worker) execute(id string, past, turn []history.Event) (*jetflow.TurnResult, error) {
+	if w.cfg.TurnTimeout < 0 {
+		return w.exec.Execute(id, past, turn), nil
+	}
+	done := make(chan *jetflow.TurnResult, 1)
+	go func() { done <- w.exec.Execute(id, past, turn) }()
+	t := time.NewTimer(w.cfg.TurnTimeout)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-t.C:
+		w.blocked.Add(1)
+		return nil, fmt.Errorf("the orchestrator did not give control back within %s (orchestrator code must not block "+
+			"except by awaiting tasks: no I/O, channels, locks or time.Sleep); the turn is given up", w.cfg.TurnTimeout)
+	}
+}
+
+// republish publishes again the actions of chunk n, one of whose messages
+// came back: the message is acknowledged only after the chunk's actions
+// are published, so its return means that they may not have been. This
+// is decided from what is stored, not from the streams' duplicate window:
+// actions whose messages were acknowledged are never sent again.
+func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) error {
+	before, events := st.before, st.lastChunk
+	if n != st.chunks {
+		// An older chunk (later turns went on while its message waited):
+		// read the history to find it and the execution in force before it.
+		chunks, err := w.store.LoadHistory(ctx, id)
+		if err != nil {
+			return err
+		}
+		old := newState()
+		for _, c := range chunks {
+			if c.Number == n {
+				before, events = old.started, c.Events
+				break
+			}
+			old.addChunk(c.Number, c.Revision, c.Events)
+		}
+	}
+	return jetstream.FirstError(w.disp.Commit(ctx, execution(id, before), events))
 }
 
 // commit stores the next history chunk (the fence), then publishes its
@@ -372,28 +380,10 @@ func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []histo
 	if err != nil {
 		return err
 	}
-	ex := st.executionBefore(id)
+	ex := execution(id, st.started)
 	w.turns.Add(1)
-	st.chunks, st.chunkRev = n, rev
-	st.add(chunk)
+	st.addChunk(n, rev, chunk)
 	return w.publish(ctx, id, st, ex, chunk, custom)
-}
-
-// holds reports whether a turn with these events leaves the orchestrator
-// suspended: it was suspended, or is suspended now, and is neither resumed
-// nor terminated by them.
-func holds(suspended bool, events []history.Event) bool {
-	for _, e := range events {
-		switch e.Type {
-		case history.ExecutionSuspended:
-			suspended = true
-		case history.ExecutionResumed:
-			suspended = false
-		case history.ExecutionTerminated:
-			return false
-		}
-	}
-	return suspended
 }
 
 // retryDelay is how long a message whose turn failed on its n-th delivery
@@ -404,39 +394,6 @@ func retryDelay(n uint64) time.Duration {
 		return time.Minute
 	}
 	return min(time.Second<<(max(n, 1)-1), time.Minute)
-}
-
-// poison describes the first message of the batch delivered more than
-// MaxDeliveries times, or returns "".
-func (w *Worker) poison(batch []pending) string {
-	for _, p := range batch {
-		if n := p.d.NumDelivered(); w.poisoned(n) {
-			return fmt.Sprintf("message %s (%s) was delivered %d times without being handled (its worker crashed or hung each time); giving up",
-				p.msg.Event.MsgID, p.msg.Event.Type, n)
-		}
-	}
-	return ""
-}
-
-// surprising reports whether a batch holds a message that the cached
-// state would refuse or drop, or that starts another execution: the cases
-// where a stale cache would lose a message.
-func surprising(st *state, batch []pending) bool {
-	for _, p := range batch {
-		m := p.msg
-		if st.isApplied(m.Event.MsgID) {
-			continue
-		}
-		switch {
-		case st.started == nil || st.done != nil:
-			return true // nothing runs, as far as the cache knows
-		case m.Event.Type == history.ExecutionStarted && m.Event.ExecutionID != st.started.ExecutionID:
-			return true // a new run while one runs
-		case m.ExecutionID != "" && m.ExecutionID != st.started.ExecutionID:
-			return true // for another run
-		}
-	}
-	return false
 }
 
 // stale reports whether the instance's stored status has moved past the
@@ -456,35 +413,29 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 // message is on its way), or may be: when the status cannot be read (its
 // stream is electing a leader, say), the message is kept for later rather
 // than dropped.
+//
+// A start whose outcome was unknown to its caller may have left a Pending
+// status without a start message: once the status is older than
+// resendStartAfter, the worker sends the start again (the same message,
+// derived from the status, so a duplicate is dropped).
 func (w *Worker) startPending(ctx context.Context, id string) bool {
 	se, err := w.store.GetStatus(ctx, id)
 	if err != nil {
 		return !errors.Is(err, jetstream.ErrNotFound)
 	}
-	return se.Status.RuntimeStatus == jetflow.StatusPending
-}
-
-// customStatus is the custom status last written or read, if any.
-func (st *state) customStatus() json.RawMessage {
-	if st.status == nil {
-		return nil
+	if se.Status.RuntimeStatus != jetflow.StatusPending {
+		return false
 	}
-	return st.status.CustomStatus
+	if w.cfg.Now().Sub(se.Status.CreatedTime.Time) > resendStartAfter {
+		if err := w.disp.ResendStart(ctx, se); err != nil {
+			w.log.Warn("sending the start of a Pending instance again", slog.String("instance_id", id), slog.Any("error", err))
+		}
+	}
+	return true
 }
 
-// failed reports whether the current execution ended by failing.
-func (st *state) failed() bool {
-	return st.done != nil && st.done.Status == history.StatusFailed
-}
-
-// isApplied reports whether the message with this id is in history.
-func (st *state) isApplied(msgID string) bool {
-	_, ok := st.applied[msgID]
-	return ok && msgID != ""
-}
-
-// settle writes the status of a freshly loaded instance if it lags its
-// history (the last writer died between its commit and its status write).
+// settle writes the instance's status if it lags its history (the last
+// writer died between its commit and its status write).
 func (w *Worker) settle(ctx context.Context, id string, st *state) error {
 	if st.started == nil {
 		return nil
@@ -496,12 +447,10 @@ func (w *Worker) settle(ctx context.Context, id string, st *state) error {
 	return w.publish(ctx, id, st, dispatcher.Execution{}, nil, custom)
 }
 
-// refuseStart drops a start message for an instance that is running; a
-// sub-orchestration's parent is told its child could not start.
-func (w *Worker) refuseStart(ctx context.Context, id string, st *state, batchStart, ev *history.Event) {
-	if st.started != nil && ev.ExecutionID == st.started.ExecutionID || batchStart != nil && ev.ExecutionID == batchStart.ExecutionID {
-		return // a redelivery
-	}
+// refuseStart drops a start message of another run that arrived while
+// the instance runs; a sub-orchestration's parent is told its child could
+// not start.
+func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) {
 	w.log.Warn("dropping start of an instance that is running", slog.String("instance_id", id))
 	if ev.Parent == nil {
 		return
@@ -594,7 +543,7 @@ func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status 
 // instance skips the read: creating chunk 1 fails if the instance has
 // history, and then the turn is retried with a full load.
 func (w *Worker) load(ctx context.Context, id string, batch []pending, guess bool) (*state, error) {
-	st := &state{applied: map[string]struct{}{}}
+	st := newState()
 	if first := batch[0].msg; guess && first.Event.Type == history.ExecutionStarted {
 		st.statusRev = first.StatusRevision // 0: none written yet
 		return st, nil
@@ -615,137 +564,8 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	if err != nil {
 		return nil, err
 	}
-	st.fresh = len(chunks) > 0
-	for i, c := range chunks {
-		if i == len(chunks)-1 {
-			st.before = st.started
-			st.lastChunk = c.Events
-		}
-		st.chunks, st.chunkRev = c.Number, c.Revision
-		st.add(c.Events)
+	for _, c := range chunks {
+		st.addChunk(c.Number, c.Revision, c.Events)
 	}
 	return st, nil
-}
-
-// executionBefore is the execution in progress before the last chunk was
-// added (before a turn: the current one). A chunk's actions belong to it
-// until the chunk starts another execution.
-func (st *state) executionBefore(id string) dispatcher.Execution {
-	b := st.started
-	if st.fresh {
-		b = st.before
-	}
-	if b == nil {
-		return dispatcher.Execution{InstanceID: id}
-	}
-	return dispatcher.Execution{InstanceID: id, ExecutionID: b.ExecutionID, Name: b.Name, Parent: b.Parent}
-}
-
-// add appends committed events to the state. An ExecutionStarted begins
-// a new execution, from the OrchestratorStarted before it.
-func (st *state) add(events []history.Event) {
-	for i := range events {
-		e := &events[i]
-		if e.MsgID != "" {
-			st.applied[e.MsgID] = struct{}{}
-		}
-		if e.Type == history.ExecutionStarted {
-			var carry []history.Event
-			if n := len(st.events); n > 0 && st.events[n-1].Type == history.OrchestratorStarted {
-				carry = st.events[n-1:]
-			}
-			st.events = append([]history.Event(nil), carry...)
-		}
-		st.events = append(st.events, *e)
-	}
-	st.events = history.Rewound(st.events)
-	st.started, st.done, st.suspended = nil, nil, false
-	for i := range st.events {
-		switch st.events[i].Type {
-		case history.ExecutionStarted:
-			st.started = &st.events[i]
-		case history.ExecutionCompleted:
-			st.done = &st.events[i]
-		case history.ExecutionSuspended:
-			st.suspended = true
-		case history.ExecutionResumed:
-			st.suspended = false
-		}
-	}
-}
-
-// statusOf is the status of the instance in state st.
-func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jetflow.Status {
-	s := &jetflow.Status{
-		Name:            st.started.Name,
-		InstanceID:      id,
-		RuntimeStatus:   jetflow.StatusRunning,
-		Input:           st.started.Input,
-		CustomStatus:    custom,
-		CreatedTime:     jetflow.Time{Time: st.started.Time.UTC().Truncate(time.Second)},
-		LastUpdatedTime: jetflow.Time{Time: now.UTC().Truncate(time.Second)},
-	}
-	if st.suspended {
-		s.RuntimeStatus = jetflow.StatusSuspended
-	}
-	if d := st.done; d != nil {
-		switch d.Status {
-		case history.StatusCompleted:
-			s.RuntimeStatus, s.Output = jetflow.StatusCompleted, d.Result
-		case history.StatusFailed:
-			s.RuntimeStatus = jetflow.StatusFailed
-			msg := "failed"
-			if d.Failure != nil {
-				msg = d.Failure.Message
-			}
-			s.Output, _ = json.Marshal(fmt.Sprintf("Orchestrator function '%s' failed: %s", st.started.Name, msg))
-		case history.StatusTerminated:
-			s.RuntimeStatus, s.Output = jetflow.StatusTerminated, d.Result
-		case history.StatusContinuedAsNew:
-			s.RuntimeStatus = jetflow.StatusContinuedAsNew
-		}
-	}
-	return s
-}
-
-// sameStatus reports whether writing b over a would change what a reader
-// sees, other than lastUpdatedTime. Empty JSON values and null are the same
-// (a status read back from storage holds null where one computed from
-// history holds nothing).
-func sameStatus(a, b *jetflow.Status) bool {
-	return a != nil && a.Name == b.Name && a.RuntimeStatus == b.RuntimeStatus &&
-		sameJSON(a.Input, b.Input) && sameJSON(a.CustomStatus, b.CustomStatus) &&
-		sameJSON(a.Output, b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time)
-}
-
-func sameJSON(a, b json.RawMessage) bool {
-	if len(a) == 0 {
-		a = json.RawMessage("null")
-	}
-	if len(b) == 0 {
-		b = json.RawMessage("null")
-	}
-	return string(a) == string(b)
-}
-
-func last(events []history.Event) *history.Event { return &events[len(events)-1] }
-
-// started returns the last ExecutionStarted among past and turn.
-func started(past, turn []history.Event) *history.Event {
-	for _, evs := range [][]history.Event{turn, past} {
-		for i := len(evs) - 1; i >= 0; i-- {
-			if evs[i].Type == history.ExecutionStarted {
-				return &evs[i]
-			}
-		}
-	}
-	return nil
-}
-
-// nextExecutionID derives the id of the execution after a continue-as-new,
-// deterministically, so a retried turn names it the same.
-func nextExecutionID(prev string) string {
-	h := fnv.New64a()
-	h.Write([]byte(prev))
-	return strconv.FormatUint(h.Sum64(), 36)
 }

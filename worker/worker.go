@@ -81,6 +81,13 @@ type Config struct {
 	NoOrchestrations bool
 	// NoActivities, when set, runs no activities (orchestrations only).
 	NoActivities bool
+	// TurnTimeout is how long an orchestrator may run in one turn without
+	// giving control back (by awaiting a task). A turn that blocks on
+	// anything else (I/O, a channel, a lock, time.Sleep) is given up as a
+	// failed turn: its slot is freed, its messages are handed back and
+	// retried later (counting toward MaxDeliveries), and nothing of it is
+	// committed. Defaults to 10 seconds; -1 disables.
+	TurnTimeout time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -114,6 +121,9 @@ func (c Config) withDefaults() Config {
 	if c.PurgeInterval == 0 {
 		c.PurgeInterval = 5 * time.Second
 	}
+	if c.TurnTimeout == 0 {
+		c.TurnTimeout = 10 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -132,6 +142,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("MaxDeliveries %d: want -1 or more", c.MaxDeliveries)
 	case c.AckWait < time.Second:
 		return fmt.Errorf("AckWait %s: want at least 1s", c.AckWait)
+	case c.TurnTimeout < 0 && c.TurnTimeout != -1:
+		return fmt.Errorf("TurnTimeout %s: want -1 or a positive duration", c.TurnTimeout)
 	}
 	return nil
 }
@@ -159,8 +171,9 @@ type Worker struct {
 
 	orchSem chan struct{}
 	actSem  chan struct{}
+	leases  *leases
 
-	turns, conflicts, loads, activities atomic.Int64
+	turns, conflicts, loads, activities, blocked atomic.Int64
 }
 
 // New returns a worker for the orchestrators and activities of reg. Call
@@ -182,6 +195,7 @@ func New(store *jetstream.Store, disp *dispatcher.Dispatcher, reg *jetflow.Regis
 		orchSem:   make(chan struct{}, cfg.OrchestrationConcurrency),
 		actSem:    make(chan struct{}, cfg.ActivityConcurrency),
 		quit:      make(chan struct{}),
+		leases:    newLeases(cfg.AckWait),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w, nil
@@ -227,7 +241,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	for _, name := range acts {
 		acfg := ccfg
 		acfg.Buffer = min(1000, 2*w.cfg.ActivityConcurrency)
-		c, err := w.store.ConsumeActivity(ctx, name, acfg, w.onTask)
+		c, err := w.store.ConsumeActivity(ctx, name, acfg, w.actSem, w.onTask)
 		if err != nil {
 			w.stopConsumers()
 			return err
@@ -235,6 +249,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.consumers = append(w.consumers, c)
 	}
 	w.started = true
+	go w.leases.keep(w.ctx.Done())
 	if w.cfg.PurgeInterval > 0 {
 		w.running.Add(1)
 		go w.janitor()
@@ -268,16 +283,27 @@ func (w *Worker) stopConsumers() {
 	w.consumers = nil
 }
 
-// Stop stops taking messages and waits for the turns and activities in
-// progress to finish, or for ctx to end (then it cancels them: their
-// messages are redelivered to another worker).
+// Stop stops taking messages, hands back at once what the worker fetched
+// and has not begun, and waits for the turns and activities in progress
+// to finish, or for ctx to end: then it cancels them and returns
+// ctx.Err() without waiting further (what they held is redelivered to
+// another worker once its lease runs out).
 func (w *Worker) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	w.stopConsumers()
-	w.mu.Unlock()
-	done := make(chan struct{})
 	w.stopOnce.Do(func() { close(w.quit) })
+	w.mu.Lock()
+	consumers := w.consumers
+	w.consumers = nil
+	w.mu.Unlock()
+	// Draining hands every buffered message to the handlers, which hand
+	// them back (Consumer.Stop would drop them until their ack wait).
+	for _, c := range consumers {
+		c.Drain()
+	}
+	done := make(chan struct{})
 	go func() {
+		for _, c := range consumers {
+			<-c.Closed()
+		}
 		w.running.Wait()
 		close(done)
 	}()
@@ -287,7 +313,6 @@ func (w *Worker) Stop(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		w.cancel()
-		<-done
 		return ctx.Err()
 	}
 }
@@ -314,41 +339,37 @@ func (w *Worker) janitor() {
 	}
 }
 
-// onTask runs one activity task. It blocks the delivery of further tasks
-// while ActivityConcurrency activities run.
+// onTask runs one activity task once a slot is free. It never blocks the
+// consumer: a task waits for its slot with its lease kept alive.
 func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
-	select {
-	case w.actSem <- struct{}{}:
-	case <-w.quit:
-		d.Nak(0)
-		return
-	}
+	le := w.leases.hold(d)
 	w.running.Add(1)
 	go func() {
-		defer func() { <-w.actSem; w.running.Done() }()
-		w.runActivity(t, d)
+		defer w.running.Done()
+		// Whatever way the activity ends (even runtime.Goexit), its lease
+		// is not kept beyond it.
+		defer w.leases.release(le)
+		select {
+		case w.actSem <- struct{}{}:
+		case <-w.quit:
+			w.leases.nak(le, jetstream.HandBackDelay)
+			return
+		}
+		defer func() { <-w.actSem }()
+		if w.stopping() {
+			w.leases.nak(le, jetstream.HandBackDelay)
+			return
+		}
+		w.runActivity(t, le)
 	}()
 }
 
-func (w *Worker) runActivity(t *jetstream.ActivityTask, d jetstream.Delivery) {
+func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
-	// Keep the lease while the activity runs.
-	go func() {
-		tick := time.NewTicker(w.cfg.AckWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				d.InProgress()
-			}
-		}
-	}()
 	var result json.RawMessage
 	var failure *history.Failure
-	if n := d.NumDelivered(); w.poisoned(n) {
+	if n := le.d.NumDelivered(); poisoned(w.cfg.MaxDeliveries, n) {
 		failure = &history.Failure{Type: "PoisonMessage", Message: fmt.Sprintf(
 			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
 	} else {
@@ -358,20 +379,16 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, d jetstream.Delivery) {
 	}
 	w.activities.Add(1)
 	if w.ctx.Err() != nil {
+		w.leases.release(le)
 		return // canceled by StopAndCancel: let another worker run it
 	}
 	if err := w.disp.ActivityResult(ctx, t, result, failure); err != nil {
 		w.log.Warn("sending activity result; the task will run again", slog.String("instance_id", t.InstanceID),
 			slog.String("activity", t.Name), slog.Any("error", err))
-		d.Nak(time.Second)
+		w.leases.nak(le, time.Second)
 		return
 	}
-	d.Ack()
-}
-
-// poisoned reports whether a message delivered n times is to be given up.
-func (w *Worker) poisoned(n uint64) bool {
-	return w.cfg.MaxDeliveries > 0 && n > uint64(w.cfg.MaxDeliveries)
+	w.leases.ack(le)
 }
 
 // Stats are a worker's counters since it was created.
@@ -386,6 +403,9 @@ type Stats struct {
 	Loads int64
 	// Activities is the number of activity executions finished.
 	Activities int64
+	// Blocked is the number of turns given up because the orchestrator
+	// did not give control back within Config.TurnTimeout.
+	Blocked int64
 }
 
 // Stats returns the worker's counters.
@@ -395,5 +415,6 @@ func (w *Worker) Stats() Stats {
 		Conflicts:  w.conflicts.Load(),
 		Loads:      w.loads.Load(),
 		Activities: w.activities.Load(),
+		Blocked:    w.blocked.Load(),
 	}
 }

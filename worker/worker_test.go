@@ -419,7 +419,7 @@ func TestTerminate(t *testing.T) {
 func TestStopHandsBackWork(t *testing.T) {
 	t.Parallel()
 	e := testengine.New(t, testengine.Options{
-		Worker: worker.Config{OrchestrationConcurrency: 2, AckWait: 5 * time.Second},
+		Worker: worker.Config{OrchestrationConcurrency: 2}, // the default 30 s ack wait
 		Register: func(r *jetflow.Registry) error {
 			return samples.Register(r, samples.Options{})
 		},
@@ -435,11 +435,16 @@ func TestStopHandsBackWork(t *testing.T) {
 	defer cancel()
 	require.NoError(t, e.StopWorker(stopCtx, 0))
 	e.StartWorker()
+	// Well within the ack wait: what the stopped worker held was handed
+	// back at once, not left to time out.
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	for _, id := range ids {
-		waitCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		st, err := e.Client.WaitForCompletion(waitCtx, id)
-		cancel()
 		require.NoError(t, err, "instance %s did not finish soon after the stop", id)
+		if st.RuntimeStatus != jetflow.StatusCompleted {
+			logInstance(t, e, id)
+		}
 		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
 		checkHistory(t, e, id)
 	}

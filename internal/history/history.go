@@ -61,6 +61,12 @@ const (
 	// [Rewound]): Input holds the reason, ExecutionID the execution's new
 	// id. The scheduling events it sends again follow it in its chunk.
 	ExecutionRewound Type = 16
+	// OrchestratorYielded ends a turn that began an execution without
+	// running it (an orchestrator continued as new many times in one
+	// turn): the dispatcher sends the instance a message (an
+	// OrchestratorStarted with MsgID "<execution>:yield") whose turn runs
+	// the execution. Replay ignores it.
+	OrchestratorYielded Type = 17
 )
 
 var typeNames = map[Type]string{
@@ -80,6 +86,7 @@ var typeNames = map[Type]string{
 	ExecutionSuspended:        "ExecutionSuspended",
 	ExecutionResumed:          "ExecutionResumed",
 	ExecutionRewound:          "ExecutionRewound",
+	OrchestratorYielded:       "OrchestratorYielded",
 }
 
 // String returns the Durable Task name of the event type, as shown in the

@@ -125,11 +125,6 @@ func (e *Engine) StartWorkerWith(cfg worker.Config) *worker.Worker {
 		cfg.Logger = e.Logger()
 	}
 	cfg.Name = "w" + strconv.Itoa(len(e.Workers))
-	if cfg.AckWait == 0 {
-		// Tests stop workers on purpose: a message in flight to a stopped
-		// one comes back after the ack wait, so keep it short.
-		cfg.AckWait = 5 * time.Second
-	}
 	nc, st, disp := e.open()
 	w, err := worker.New(st, disp, e.Registry, cfg)
 	require.NoError(e.t, err)

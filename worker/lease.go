@@ -1,0 +1,96 @@
+package worker
+
+import (
+	"sync"
+	"time"
+
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// lease is one delivery the worker holds: an inbox message queued, held
+// back or in a turn, or an activity task waiting for a slot or running.
+// Until it is acknowledged or handed back, the worker keeps it alive with
+// in-progress acks, so the server does not deliver it again (and count
+// the delivery) while it merely waits.
+type lease struct {
+	d        jetstream.Delivery
+	extended time.Time // when the server last heard of it (received, or in-progress ack)
+}
+
+// leases are the deliveries a worker holds.
+type leases struct {
+	mu    sync.Mutex
+	held  map[*lease]struct{}
+	every time.Duration // how often to extend a lease: a third of the ack wait
+}
+
+func newLeases(ackWait time.Duration) *leases {
+	return &leases{held: map[*lease]struct{}{}, every: ackWait / 3}
+}
+
+// hold starts keeping d alive.
+func (l *leases) hold(d jetstream.Delivery) *lease {
+	le := &lease{d: d, extended: time.Now()}
+	l.mu.Lock()
+	l.held[le] = struct{}{}
+	l.mu.Unlock()
+	return le
+}
+
+// release stops keeping le alive (it was handled, handed back, or is
+// given up on purpose).
+func (l *leases) release(le *lease) {
+	l.mu.Lock()
+	delete(l.held, le)
+	l.mu.Unlock()
+}
+
+// ack acknowledges le and releases it.
+func (l *leases) ack(le *lease) {
+	l.release(le)
+	le.d.Ack()
+}
+
+// nak hands le back for redelivery after delay and releases it.
+func (l *leases) nak(le *lease, delay time.Duration) {
+	l.release(le)
+	le.d.Nak(delay)
+}
+
+// extend sends an in-progress ack for every lease not extended for a
+// third of the ack wait.
+func (l *leases) extend(now time.Time) {
+	var due []*lease
+	l.mu.Lock()
+	for le := range l.held {
+		if now.Sub(le.extended) >= l.every {
+			le.extended = now
+			due = append(due, le)
+		}
+	}
+	l.mu.Unlock()
+	for _, le := range due {
+		le.d.InProgress()
+	}
+}
+
+// keep extends the leases until quit is closed.
+func (l *leases) keep(quit <-chan struct{}) {
+	t := time.NewTicker(max(l.every/2, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case now := <-t.C:
+			l.extend(now)
+		}
+	}
+}
+
+// count is the number of leases held.
+func (l *leases) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.held)
+}

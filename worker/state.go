@@ -1,0 +1,185 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/internal/history"
+)
+
+// state is what a worker knows of an instance's history.
+type state struct {
+	chunks    uint32            // number of the last stored chunk; 0 for none
+	chunkRev  uint64            // its revision (the history fence); 0 for none
+	events    []history.Event   // the current execution, from its first event
+	applied   map[string]uint32 // message ids in history -> the chunk that consumed them
+	started   *history.Event    // the current execution's ExecutionStarted; nil for none
+	done      *history.Event    // its ExecutionCompleted, once finished
+	suspended bool              // the execution is suspended
+
+	status    *jetflow.Status // the last status written (or read); nil for none
+	statusRev uint64          // its revision; 0 for none
+	lastChunk []history.Event // the events of the last chunk
+	before    *history.Event  // the ExecutionStarted in force before the last chunk; nil for none
+}
+
+func newState() *state { return &state{applied: map[string]uint32{}} }
+
+// customStatus is the custom status last written or read, if any.
+func (st *state) customStatus() json.RawMessage {
+	if st.status == nil {
+		return nil
+	}
+	return st.status.CustomStatus
+}
+
+// running reports whether an execution has begun and not finished.
+func (st *state) running() bool { return st.started != nil && st.done == nil }
+
+// failed reports whether the current execution ended by failing.
+func (st *state) failed() bool {
+	return st.done != nil && st.done.Status == history.StatusFailed
+}
+
+// isExecution reports whether executionID is the current execution's.
+func (st *state) isExecution(executionID string) bool {
+	return st.started != nil && st.started.ExecutionID == executionID
+}
+
+// isApplied reports whether the message with this id is in history.
+func (st *state) isApplied(msgID string) bool {
+	_, ok := st.appliedIn(msgID)
+	return ok
+}
+
+// appliedIn returns the chunk that consumed the message with this id.
+func (st *state) appliedIn(msgID string) (uint32, bool) {
+	if msgID == "" {
+		return 0, false
+	}
+	n, ok := st.applied[msgID]
+	return n, ok
+}
+
+// execution is the dispatcher's view of the execution begun by e.
+func execution(id string, e *history.Event) dispatcher.Execution {
+	if e == nil {
+		return dispatcher.Execution{InstanceID: id}
+	}
+	return dispatcher.Execution{InstanceID: id, ExecutionID: e.ExecutionID, Name: e.Name, Parent: e.Parent}
+}
+
+// addChunk appends committed chunk n (at revision rev) to the state.
+func (st *state) addChunk(n uint32, rev uint64, events []history.Event) {
+	st.before, st.lastChunk = st.started, events
+	st.chunks, st.chunkRev = n, rev
+	for i := range events {
+		e := &events[i]
+		if e.MsgID != "" {
+			st.applied[e.MsgID] = n
+		}
+		if e.Type == history.ExecutionStarted {
+			var carry []history.Event
+			if k := len(st.events); k > 0 && st.events[k-1].Type == history.OrchestratorStarted {
+				carry = st.events[k-1:]
+			}
+			st.events = append([]history.Event(nil), carry...)
+		}
+		st.events = append(st.events, *e)
+	}
+	st.events = history.Rewound(st.events)
+	st.started, st.done, st.suspended = nil, nil, false
+	for i := range st.events {
+		switch st.events[i].Type {
+		case history.ExecutionStarted:
+			st.started = &st.events[i]
+		case history.ExecutionCompleted:
+			st.done = &st.events[i]
+		case history.ExecutionSuspended:
+			st.suspended = true
+		case history.ExecutionResumed:
+			st.suspended = false
+		}
+	}
+}
+
+// statusOf is the status of the instance in state st.
+func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jetflow.Status {
+	s := &jetflow.Status{
+		Name:            st.started.Name,
+		InstanceID:      id,
+		RuntimeStatus:   jetflow.StatusRunning,
+		Input:           st.started.Input,
+		CustomStatus:    custom,
+		CreatedTime:     jetflow.Time{Time: st.started.Time.UTC().Truncate(time.Second)},
+		LastUpdatedTime: jetflow.Time{Time: now.UTC().Truncate(time.Second)},
+	}
+	if st.suspended {
+		s.RuntimeStatus = jetflow.StatusSuspended
+	}
+	if d := st.done; d != nil {
+		switch d.Status {
+		case history.StatusCompleted:
+			s.RuntimeStatus, s.Output = jetflow.StatusCompleted, d.Result
+		case history.StatusFailed:
+			s.RuntimeStatus = jetflow.StatusFailed
+			msg := "failed"
+			if d.Failure != nil {
+				msg = d.Failure.Message
+			}
+			s.Output, _ = json.Marshal(fmt.Sprintf("Orchestrator function '%s' failed: %s", st.started.Name, msg))
+		case history.StatusTerminated:
+			s.RuntimeStatus, s.Output = jetflow.StatusTerminated, d.Result
+		case history.StatusContinuedAsNew:
+			s.RuntimeStatus = jetflow.StatusContinuedAsNew
+		}
+	}
+	return s
+}
+
+// sameStatus reports whether writing b over a would change what a reader
+// sees, other than lastUpdatedTime. Empty JSON values and null are the same
+// (a status read back from storage holds null where one computed from
+// history holds nothing).
+func sameStatus(a, b *jetflow.Status) bool {
+	return a != nil && a.Name == b.Name && a.RuntimeStatus == b.RuntimeStatus &&
+		sameJSON(a.Input, b.Input) && sameJSON(a.CustomStatus, b.CustomStatus) &&
+		sameJSON(a.Output, b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if len(a) == 0 {
+		a = json.RawMessage("null")
+	}
+	if len(b) == 0 {
+		b = json.RawMessage("null")
+	}
+	return string(a) == string(b)
+}
+
+func last(events []history.Event) *history.Event { return &events[len(events)-1] }
+
+// started returns the last ExecutionStarted among past and turn.
+func started(past, turn []history.Event) *history.Event {
+	for _, evs := range [][]history.Event{turn, past} {
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Type == history.ExecutionStarted {
+				return &evs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// nextExecutionID derives the id of the execution after a continue-as-new,
+// deterministically, so a retried turn names it the same.
+func nextExecutionID(prev string) string {
+	h := fnv.New64a()
+	h.Write([]byte(prev))
+	return strconv.FormatUint(h.Sum64(), 36)
+}

@@ -1,0 +1,330 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// maxContinuesPerTurn bounds how many executions one turn runs when an
+// orchestrator continues as new without waiting for anything; the next
+// turn carries on (see history.OrchestratorYielded).
+const maxContinuesPerTurn = 100
+
+// executeFunc runs the replay executor (jetflow.Executor.Execute); an
+// error gives the turn up (the worker's watchdog, see Worker.execute).
+type executeFunc func(id string, past, turn []history.Event) (*jetflow.TurnResult, error)
+
+// turnInput is what the pure step of a turn decides from: what the worker
+// knows of the instance, and the batch of inbox messages to apply.
+type turnInput struct {
+	id    string
+	st    *state
+	batch []*jetstream.OrchMessage
+	// delivered is how many times each message of batch was delivered.
+	delivered []uint64
+	now       time.Time
+	// maxDeliveries is Config.MaxDeliveries.
+	maxDeliveries int
+	// maxChunk is the largest history chunk, in encoded bytes, that the
+	// server stores.
+	maxChunk int
+}
+
+// fate is what becomes of one message of a batch after the turn.
+type fate uint8
+
+const (
+	// ack: the chunk applies it, or it is dropped (already applied, for an
+	// earlier execution, for a finished or unknown instance); acknowledge.
+	ack fate = iota
+	// orphan: nothing runs for it, and it is for whatever execution is
+	// current. It may have overtaken its start: keep it (and try again
+	// soon) while the instance is Pending, otherwise drop it.
+	orphan
+	// carry: keep it for the next turn of this instance (the turn was a
+	// rewind, which takes nothing else).
+	carry
+)
+
+// plan is the outcome of the pure step: what the turn writes and what
+// becomes of each message. The worker carries it out: commit the chunk
+// (the history fence), publish its actions and the status, then ack,
+// keep or drop each message by its fate.
+type plan struct {
+	// chunk is the next history chunk; nil when the turn commits nothing.
+	chunk []history.Event
+	// custom is the instance's custom status after the chunk.
+	custom json.RawMessage
+	// fates holds one fate per message of the batch.
+	fates []fate
+	// republish lists the chunks (by number) that consumed a message of
+	// this batch: it came back, so its ack is missing and the writer of
+	// the chunk may have died before publishing the chunk's actions.
+	republish []uint32
+	// refused are start messages of other runs that arrived while the
+	// instance runs; a sub-orchestration's parent is told.
+	refused []*history.Event
+}
+
+// decide is the pure step of a turn: it has no I/O and no clock. Given
+// the instance's state and a batch, it returns the chunk to commit (if
+// any) and the fate of every message. Each rule of a turn has its home
+// here: duplicates, redeliveries, rewind, start, messages that overtake
+// their start, poison, suspension, termination, continue-as-new and the
+// size of a chunk.
+func decide(x executeFunc, in turnInput) (plan, error) {
+	st := in.st
+	p := plan{fates: make([]fate, len(in.batch))}
+	for _, m := range in.batch {
+		if n, ok := st.appliedIn(m.Event.MsgID); ok && !slices.Contains(p.republish, n) {
+			p.republish = append(p.republish, n)
+		}
+	}
+	// A rewind of a failed execution is a turn of its own; the batch's
+	// other messages wait for the next one (the execution runs again then).
+	for i, m := range in.batch {
+		ev := &m.Event
+		if ev.Type != history.ExecutionRewound || st.isApplied(ev.MsgID) || !st.failed() {
+			continue
+		}
+		for j, o := range in.batch {
+			if j != i && !st.isApplied(o.Event.MsgID) {
+				p.fates[j] = carry
+			}
+		}
+		var err error
+		p.chunk, p.custom, err = rewindChunk(x, in, ev)
+		return p.fit(in), err
+	}
+	// The start of a new execution, if the batch holds one: the batch's
+	// other messages apply to it, whatever their order.
+	var start *history.Event
+	for _, m := range in.batch {
+		ev := &m.Event
+		if ev.Type != history.ExecutionStarted || st.isApplied(ev.MsgID) {
+			continue
+		}
+		if start != nil || st.running() {
+			if !st.isExecution(ev.ExecutionID) && (start == nil || ev.ExecutionID != start.ExecutionID) {
+				p.refused = append(p.refused, ev)
+			}
+			continue
+		}
+		start = ev
+	}
+	current := st.started
+	if start != nil {
+		current = start
+	} else if st.done != nil {
+		current = nil
+	}
+	var events, terminations []history.Event
+	seen := make(map[string]struct{}, len(in.batch))
+	for i, m := range in.batch {
+		ev := m.Event
+		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || st.isApplied(ev.MsgID) {
+			continue // a rewind of an execution that has not failed is dropped
+		}
+		// A message can be in a batch twice: delivered again while it
+		// waited (a server restart can do that), or published twice.
+		if ev.MsgID != "" {
+			if _, twice := seen[ev.MsgID]; twice {
+				continue
+			}
+			seen[ev.MsgID] = struct{}{}
+		}
+		switch {
+		case current == nil:
+			if m.ExecutionID == "" {
+				p.fates[i] = orphan
+			}
+		case m.ExecutionID != "" && m.ExecutionID != current.ExecutionID:
+			// for an earlier execution: dropped
+		case ev.Type == history.ExecutionTerminated:
+			terminations = append(terminations, ev)
+		default:
+			events = append(events, ev)
+		}
+	}
+	if start == nil && len(events)+len(terminations) == 0 {
+		return p, nil
+	}
+	turn := []history.Event{{Type: history.OrchestratorStarted, Time: in.now}}
+	past := st.events
+	if start != nil {
+		past = nil
+		turn = append(turn, *start)
+	}
+	// A termination wins over whatever else the batch holds: it goes
+	// first, so the execution ends before an event could make it continue
+	// as new (or complete) and the termination be lost with the old run.
+	turn = append(turn, terminations...)
+	turn = append(turn, events...)
+	if poison := poisonOf(in); poison != "" && start == nil && st.running() && len(terminations) == 0 {
+		// Running this batch has failed every time: end the instance
+		// without running the orchestrator again.
+		p.chunk = append(turn, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusFailed,
+			Failure: &history.Failure{Type: "PoisonMessage", Message: poison}})
+		p.custom = st.customStatus()
+		return p.fit(in), nil
+	}
+	if start == nil && len(terminations) == 0 && holds(st.suspended, events) {
+		// Suspended: record what arrived, run nothing until resumed.
+		p.chunk, p.custom = turn, st.customStatus()
+		return p.fit(in), nil
+	}
+	var err error
+	p.chunk, p.custom, err = runTurn(x, in.id, past, turn, in.now)
+	return p.fit(in), err
+}
+
+// runTurn runs the orchestrator over past and the turn's events and
+// returns the chunk. An execution that continues as new starts the next
+// one in the same chunk, up to maxContinuesPerTurn times; then the chunk
+// ends with the next execution begun but not run, and an
+// OrchestratorYielded event whose message runs it in the next turn.
+func runTurn(x executeFunc, id string, past, turn []history.Event, now time.Time) ([]history.Event, json.RawMessage, error) {
+	res, err := x(id, past, turn)
+	if err != nil {
+		return nil, nil, err
+	}
+	chunk := append(turn, res.Events...)
+	for i := 0; res.Done && last(res.Events).Status == history.StatusContinuedAsNew; i++ {
+		begun := started(past, turn)
+		next := []history.Event{{Type: history.OrchestratorStarted, Time: now}, {
+			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: last(res.Events).Result,
+			ExecutionID: nextExecutionID(begun.ExecutionID), Parent: begun.Parent, Rules: history.CurrentRules,
+		}}
+		next = append(next, res.CarryOver...)
+		chunk = append(chunk, next...)
+		if i == maxContinuesPerTurn {
+			return append(chunk, history.Event{Type: history.OrchestratorYielded, Time: now}), nil, nil
+		}
+		past, turn = nil, next
+		if res, err = x(id, nil, next); err != nil {
+			return nil, nil, err
+		}
+		chunk = append(chunk, res.Events...)
+	}
+	return chunk, res.CustomStatus, nil
+}
+
+// rewindChunk is the turn that rewinds a failed execution: the failures
+// leave the history (see history.Rewound), the execution takes a new id,
+// and what failed or was still running when it failed is scheduled again.
+func rewindChunk(x executeFunc, in turnInput, ev *history.Event) ([]history.Event, json.RawMessage, error) {
+	st := in.st
+	marker := *ev
+	marker.ExecutionID = nextExecutionID(st.started.ExecutionID + "/" + ev.MsgID)
+	turn := []history.Event{{Type: history.OrchestratorStarted, Time: in.now}, marker}
+	turn = append(turn, history.Pending(history.Rewound(append(slices.Clip(st.events), marker)))...)
+	res, err := x(in.id, st.events, turn)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(turn, res.Events...), res.CustomStatus, nil
+}
+
+// fit makes sure the plan's chunk can be stored: a chunk over the
+// server's largest message would fail on every try and wedge the
+// instance. Such a turn instead fails the execution, keeping the events
+// the batch brought (their messages fit the batch budget) and dropping
+// what the orchestrator added, with a message that names both sizes.
+func (p plan) fit(in turnInput) plan {
+	size := chunkSize(p.chunk)
+	if size <= in.maxChunk {
+		return p
+	}
+	var keep []history.Event
+	for _, e := range p.chunk {
+		if e.Type == history.ExecutionStarted && e.MsgID == "" {
+			break // continue-as-new began another execution: the failure ends the first
+		}
+		if e.MsgID != "" || e.Type == history.OrchestratorStarted {
+			keep = append(keep, e)
+		}
+	}
+	p.chunk = append(keep, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusFailed,
+		Failure: &history.Failure{Type: "HistoryTooLarge", Message: fmt.Sprintf(
+			"the turn's history chunk is %d bytes, over the %d bytes the NATS server stores in one message (its max_payload); "+
+				"pass smaller inputs and outputs to activities and sub-orchestrations, or schedule fewer of them at once",
+			size, in.maxChunk)}})
+	if chunkSize(p.chunk) > in.maxChunk {
+		// Even the failure does not fit (the batch's own events are too
+		// large together): keep the start and the failure alone.
+		p.chunk = slices.DeleteFunc(p.chunk, func(e history.Event) bool {
+			return e.Type != history.OrchestratorStarted && e.Type != history.ExecutionStarted && e.Type != history.ExecutionCompleted
+		})
+	}
+	return p
+}
+
+// chunkSize is the encoded size of a history chunk.
+func chunkSize(chunk []history.Event) int {
+	if chunk == nil {
+		return 0
+	}
+	n, err := jetstream.ChunkSize(chunk)
+	if err != nil {
+		return int(^uint(0) >> 1)
+	}
+	return n
+}
+
+// poisonOf describes the first message of the batch delivered more than
+// MaxDeliveries times, or returns "".
+func poisonOf(in turnInput) string {
+	for i, m := range in.batch {
+		if n := in.delivered[i]; poisoned(in.maxDeliveries, n) {
+			return fmt.Sprintf("message %s (%s) was delivered %d times without being handled (its turn failed or its worker crashed each time); giving up",
+				m.Event.MsgID, m.Event.Type, n)
+		}
+	}
+	return ""
+}
+
+// poisoned reports whether a message delivered n times is to be given up.
+func poisoned(maxDeliveries int, n uint64) bool {
+	return maxDeliveries > 0 && n > uint64(maxDeliveries)
+}
+
+// holds reports whether a turn with these events leaves the orchestrator
+// suspended: it was suspended, or is suspended now, and is not resumed by
+// them.
+func holds(suspended bool, events []history.Event) bool {
+	for _, e := range events {
+		switch e.Type {
+		case history.ExecutionSuspended:
+			suspended = true
+		case history.ExecutionResumed:
+			suspended = false
+		}
+	}
+	return suspended
+}
+
+// surprising reports whether a batch holds a message that the cached
+// state would refuse or drop, or that starts another execution: the cases
+// where a stale cache would lose a message.
+func surprising(st *state, batch []*jetstream.OrchMessage) bool {
+	for _, m := range batch {
+		if st.isApplied(m.Event.MsgID) {
+			continue
+		}
+		switch {
+		case !st.running():
+			return true // nothing runs, as far as the cache knows
+		case m.Event.Type == history.ExecutionStarted && m.Event.ExecutionID != st.started.ExecutionID:
+			return true // a new run while one runs
+		case m.ExecutionID != "" && m.ExecutionID != st.started.ExecutionID:
+			return true // for another run
+		}
+	}
+	return false
+}
