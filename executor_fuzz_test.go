@@ -152,9 +152,18 @@ func checkTurn(t *testing.T, res *TurnResult, jsonIn bool) {
 }
 
 // workerShaped reports whether a worker could hand Execute these events:
-// one ExecutionStarted, first in its execution, and no ExecutionCompleted
-// (a finished execution is not run again).
+// one ExecutionStarted, first in its execution; no ExecutionCompleted (a
+// finished execution is not run again); and scheduling events among the
+// new events only after an ExecutionRewound there (the rewind's turn sends
+// again what the failure left pending).
 func workerShaped(past, newEvents []history.Event) bool {
+	rewind := false
+	for _, e := range newEvents {
+		rewind = rewind || e.Type == history.ExecutionRewound
+		if e.IsScheduling() && !rewind {
+			return false
+		}
+	}
 	all := append(append([]history.Event(nil), past...), newEvents...)
 	starts := 0
 	for i, e := range all {
@@ -183,6 +192,7 @@ func fuzzRegistry(t testing.TB) *Registry {
 		if err := ctx.GetInput(&in); err != nil {
 			return nil, err
 		}
+		ctx.Logger().Info("mixing", "now", ctx.Now(), "replaying", ctx.IsReplaying(), "name", ctx.Name())
 		act := ctx.CallActivity("Double", 1, WithRetry(RetryPolicy{
 			MaxAttempts: 3, FirstRetryInterval: time.Second,
 			Handle: func(e *TaskFailedError) bool { return e.Message != "stop" },
@@ -353,20 +363,49 @@ func fuzzEncode(h []history.Event, split int) []byte {
 	return out
 }
 
+// mixScenarios drive the Mix orchestrator through its retries, timeouts
+// and failures; their histories seed FuzzExecute.
+var mixScenarios = map[string]func(s *sim){
+	"retried": func(s *sim) {
+		s.turn(history.Event{Type: history.TaskFailed, TaskID: 0, Failure: &history.Failure{Message: "boom", Type: "ActivityError"}})
+		s.turn(s.fire(3))          // the retry's timer
+		s.turn(s.completions()...) // the second attempt and the sub-orchestration
+		s.turn(raised(s.t, "E", 5))
+	},
+	"not-retried": func(s *sim) {
+		s.turn(history.Event{Type: history.TaskFailed, TaskID: 0, Failure: &history.Failure{Message: "stop"}})
+		s.turn(raised(s.t, "e", "x"), history.Event{Type: history.SubOrchestrationFailed, TaskID: 2})
+	},
+	"timed-out": func(s *sim) {
+		s.turn(s.fire(1))
+		s.turn(s.completions()...) // continues as new
+	},
+}
+
 // TestFuzzExecuteSeeds checks that the compact form keeps the shape of
-// the golden histories, and with -update writes them, in both forms, as
-// the seed corpus of FuzzExecute.
+// the golden histories and of mixScenarios, and with -update writes them,
+// in both forms, as the seed corpus of FuzzExecute.
 func TestFuzzExecuteSeeds(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
-	dir := filepath.Join("testdata", "fuzz", "FuzzExecute")
+	histories := map[string][]history.Event{}
 	for _, file := range files {
+		histories["golden-"+strings.TrimSuffix(filepath.Base(file), ".json")] = readGolden(t, filepath.Base(file)).History
+	}
+	for name, run := range mixScenarios {
+		for _, in := range []any{"in", "x"} {
+			s := newSim(t, fuzzRegistry(t), "fuzz")
+			startUnder(s, history.CurrentRules, "Mix", in)
+			run(s)
+			histories[fmt.Sprintf("mix-%s-%s", name, in)] = s.hist
+		}
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzExecute")
+	for name, h := range histories {
 		// The history before its last turn added its events: the last
 		// turn for Execute to run again.
-		g := readGolden(t, filepath.Base(file))
-		h := g.History
 		for len(h) > 0 && (h[len(h)-1].IsScheduling() || h[len(h)-1].Type == history.ExecutionCompleted) {
 			h = h[:len(h)-1]
 		}
@@ -382,7 +421,7 @@ func TestFuzzExecuteSeeds(t *testing.T) {
 		got := append(past, newEvents...)
 		require.Len(t, got, len(h))
 		for i := range got {
-			require.Equal(t, h[i].Type, got[i].Type, "%s: event %d", file, i)
+			require.Equal(t, h[i].Type, got[i].Type, "%s: event %d", name, i)
 		}
 		require.Len(t, past, split)
 		if !*update {
@@ -390,11 +429,10 @@ func TestFuzzExecuteSeeds(t *testing.T) {
 		}
 		js, err := json.Marshal(h)
 		require.NoError(t, err)
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 		for suffix, data := range map[string][]byte{"-json": js, "-compact": compact} {
 			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "golden-"+name+suffix), []byte(body), 0o644))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name+suffix), []byte(body), 0o644))
 		}
 	}
 }
