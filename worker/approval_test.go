@@ -80,18 +80,13 @@ func TestApprovalAfterReminder(t *testing.T) {
 		name         string
 		orchestrator string
 		waiter       func(id string) string // the instance that waits for Approval
-		skip         string
 	}{
 		{name: "Started", orchestrator: "ApprovalWithReminders", waiter: func(id string) string { return id }},
 		{name: "SubOrchestration", orchestrator: "ApprovalParent", waiter: func(id string) string { return id + "-child" }},
-		{name: "ContinuedAsNew", orchestrator: "ApprovalContinued", waiter: func(id string) string { return id },
-			skip: "worker/orchestration.go does not set history.Event.Rules = history.CurrentRules on continue-as-new yet"},
+		{name: "ContinuedAsNew", orchestrator: "ApprovalContinued", waiter: func(id string) string { return id }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if tt.skip != "" {
-				t.Skip(tt.skip)
-			}
 			ctx := e.Context(60 * time.Second)
 			id, err := e.Client.StartOrchestration(ctx, tt.orchestrator, client.WithInstanceID("approval-"+tt.name))
 			require.NoError(t, err)

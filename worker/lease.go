@@ -21,11 +21,11 @@ type lease struct {
 type leases struct {
 	mu    sync.Mutex
 	held  map[*lease]struct{}
-	every time.Duration // how often to extend a lease: a third of the ack wait
+	every time.Duration // how often to extend a lease: a quarter of the ack wait
 }
 
 func newLeases(ackWait time.Duration) *leases {
-	return &leases{held: map[*lease]struct{}{}, every: ackWait / 3}
+	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4}
 }
 
 // hold starts keeping d alive.
@@ -58,7 +58,7 @@ func (l *leases) nak(le *lease, delay time.Duration) {
 }
 
 // extend sends an in-progress ack for every lease not extended for a
-// third of the ack wait.
+// quarter of the ack wait.
 func (l *leases) extend(now time.Time) {
 	var due []*lease
 	l.mu.Lock()
@@ -76,7 +76,7 @@ func (l *leases) extend(now time.Time) {
 
 // keep extends the leases until quit is closed.
 func (l *leases) keep(quit <-chan struct{}) {
-	t := time.NewTicker(max(l.every/2, 100*time.Millisecond))
+	t := time.NewTicker(max(l.every/2, 50*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {

@@ -465,6 +465,7 @@ func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) 
 // publish sends a committed chunk's actions and the new status.
 func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatcher.Execution, chunk []history.Event, custom json.RawMessage) error {
 	status := st.statusOf(id, custom, w.cfg.Now())
+	fitStatus(status, w.maxChunk())
 	var extra []jetstream.Outgoing
 	if !sameStatus(st.status, status) {
 		out, err := w.store.StatusWrite(id, status, st.statusRev)

@@ -142,6 +142,24 @@ func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jet
 	return s
 }
 
+// fitStatus makes a status small enough for one message of limit bytes:
+// an instance whose input and output are both near jetflow.MaxPayload
+// would otherwise have a status no server stores (its write would fail
+// for ever). The larger of input and output is replaced by a note; the
+// value itself stays in history (showHistory gives it).
+func fitStatus(s *jetflow.Status, limit int) {
+	for range 2 {
+		if len(s.Input)+len(s.Output)+len(s.CustomStatus)+2048 <= limit {
+			return
+		}
+		v, what := &s.Output, "output"
+		if len(s.Input) > len(s.Output) {
+			v, what = &s.Input, "input"
+		}
+		*v, _ = json.Marshal(fmt.Sprintf("(the %s, %d bytes of JSON, is left out of the status so that it fits in one NATS message; it is in the history)", what, len(*v)))
+	}
+}
+
 // sameStatus reports whether writing b over a would change what a reader
 // sees, other than lastUpdatedTime. Empty JSON values and null are the same
 // (a status read back from storage holds null where one computed from

@@ -161,12 +161,22 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		past = nil
 		turn = append(turn, *start)
 	}
-	// A termination wins over whatever else the batch holds: it goes
-	// first, so the execution ends before an event could make it continue
-	// as new (or complete) and the termination be lost with the old run.
 	turn = append(turn, terminations...)
 	turn = append(turn, events...)
-	if poison := poisonOf(in); poison != "" && start == nil && st.running() && len(terminations) == 0 {
+	if len(terminations) > 0 {
+		// A termination wins over whatever else the batch holds: the
+		// execution ends here, without running the orchestrator, so that
+		// nothing (an event that makes it continue as new, or an execution
+		// begun and not yet run) can carry it past the termination.
+		reason := terminations[0].Input
+		if len(reason) == 0 {
+			reason = json.RawMessage("null")
+		}
+		p.chunk = append(turn, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusTerminated, Result: reason})
+		p.custom = st.customStatus()
+		return p.fit(in), nil
+	}
+	if poison := poisonOf(in); poison != "" && start == nil && st.running() {
 		// Running this batch has failed every time: end the instance
 		// without running the orchestrator again.
 		p.chunk = append(turn, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusFailed,
@@ -174,7 +184,7 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		p.custom = st.customStatus()
 		return p.fit(in), nil
 	}
-	if start == nil && len(terminations) == 0 && holds(st.suspended, events) {
+	if start == nil && holds(st.suspended, events) {
 		// Suspended: record what arrived, run nothing until resumed.
 		p.chunk, p.custom = turn, st.customStatus()
 		return p.fit(in), nil

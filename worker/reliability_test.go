@@ -1,0 +1,338 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of this file reproduce the defects of issue 9, each under the
+// production defaults (30 s ack wait, 10 deliveries, a 1 MiB server).
+
+// waitsForGo waits for the event "go" and returns its data.
+func waitsForGo(ctx *jetflow.OrchestrationContext) (any, error) {
+	var v string
+	err := ctx.WaitForExternalEvent("go").Await(&v)
+	return v, err
+}
+
+// TestEventOvertakesItsStart: a worker takes a start message and dies
+// before acknowledging it, so the start comes back only after the 30 s ack
+// wait; an event raised meanwhile waits for it (it is held back, not
+// counted as a delivery each second) and the instance completes instead of
+// failing as poison.
+func TestEventOvertakesItsStart(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Workers: -1, Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("WaitsForGo", waitsForGo)
+	}})
+	ctx := e.Context(120 * time.Second)
+	require.NoError(t, e.Store.Register(ctx, jetstream.KindOrchestrator, []string{"WaitsForGo"}, "test"))
+	// A process that takes the start message and dies holding it.
+	taken := make(chan struct{}, 1)
+	dead, err := e.Store.ConsumeOrch(ctx, "WaitsForGo", jetstream.ConsumeConfig{}, func(*jetstream.OrchMessage, jetstream.Delivery) {
+		taken <- struct{}{}
+	})
+	require.NoError(t, err)
+	id, err := e.Client.StartOrchestration(ctx, "WaitsForGo", client.WithInstanceID("overtaken-1"))
+	require.NoError(t, err)
+	<-taken
+	dead.Stop()
+
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", "went"))
+	e.StartWorker()
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "output %s", st.Output)
+	require.JSONEq(t, `"went"`, string(st.Output))
+	require.Equal(t, 1, count(checkHistory(t, e, id), history.EventRaised))
+}
+
+// TestQueuedMessagesKeepTheirLeases: messages that wait in a worker's
+// queue (behind the concurrency limit) longer than the ack wait are kept
+// alive, not redelivered and counted; no healthy instance fails as poison.
+func TestQueuedMessagesKeepTheirLeases(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{OrchestrationConcurrency: 1, AckWait: time.Second, MaxDeliveries: 3},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Echo", func(ctx *jetflow.ActivityContext) (any, error) { return "ok", nil })
+			return r.AddOrchestrator("SlowTurns", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				if !ctx.IsReplaying() {
+					time.Sleep(300 * time.Millisecond) // a turn that takes its time (well under TurnTimeout)
+				}
+				var s string
+				err := ctx.CallActivity("Echo", nil).Await(&s)
+				return s, err
+			})
+		},
+	})
+	ctx := e.Context(120 * time.Second)
+	var ids []string
+	for range 12 {
+		id, err := e.Client.StartOrchestration(ctx, "SlowTurns")
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		st := wait(t, e, id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "%s: %s", id, st.Output)
+		checkHistory(t, e, id)
+	}
+}
+
+// TestActivitiesWaitingForASlotRunOnce: a worker fetches only the tasks it
+// can start, and keeps the leases of those that wait: with one slot and a
+// 1 s ack wait, eight 0.7 s activities each run once.
+func TestActivitiesWaitingForASlotRunOnce(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	runs := map[int]int{}
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{ActivityConcurrency: 1, AckWait: time.Second},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Slow", func(ctx *jetflow.ActivityContext) (any, error) {
+				var n int
+				if err := ctx.GetInput(&n); err != nil {
+					return nil, err
+				}
+				mu.Lock()
+				runs[n]++
+				mu.Unlock()
+				time.Sleep(700 * time.Millisecond)
+				return n, nil
+			})
+			return r.AddOrchestrator("EightSlow", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				var tasks []jetflow.Task
+				for i := range 8 {
+					tasks = append(tasks, ctx.CallActivity("Slow", i))
+				}
+				return nil, ctx.WhenAll(tasks...).Await(nil)
+			})
+		},
+	})
+	id, err := e.Client.StartOrchestration(e.Context(60*time.Second), "EightSlow")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, wait(t, e, id).RuntimeStatus)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[int]int{0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1}, runs)
+}
+
+// TestOversizeTurnFails: on a stock 1 MiB server, an orchestrator that
+// passes its 524,280-byte input (within the value limit) to an activity
+// makes a first chunk too large for one message. The instance fails with a
+// message naming both sizes, instead of staying Pending for ever.
+func TestOversizeTurnFails(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Len", func(ctx *jetflow.ActivityContext) (any, error) {
+			var s string
+			err := ctx.GetInput(&s)
+			return len(s), err
+		})
+		return r.AddOrchestrator("PassesItOn", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			var s string
+			if err := ctx.GetInput(&s); err != nil {
+				return nil, err
+			}
+			var n int
+			err := ctx.CallActivity("Len", s).Await(&n)
+			return n, err
+		})
+	}})
+	require.Equal(t, int64(1<<20), e.Conn.MaxPayload(), "a stock server's limit")
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "PassesItOn", client.WithInput(strings.Repeat("x", 524278)))
+	require.NoError(t, err)
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	var msg string
+	require.NoError(t, json.Unmarshal(st.Output, &msg))
+	require.Contains(t, msg, "history chunk is ")
+	require.Contains(t, msg, "max_payload")
+	// The instance is finished: it can be purged.
+	require.NoError(t, e.Client.PurgeInstance(ctx, id))
+}
+
+// TestOpenChecksMaxPayload: a server whose messages are too small for the
+// engine's values is refused at Open with what to configure.
+func TestOpenChecksMaxPayload(t *testing.T) {
+	t.Parallel()
+	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", MaxPayload: 256 << 10})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc := connectTo(t, srv.ClientURL())
+	_, err = jetstream.Open(t.Context(), nc, jetstream.Config{})
+	require.ErrorContains(t, err, "max_payload")
+	require.ErrorContains(t, err, "262144")
+}
+
+// TestPendingWithoutStartMessage: a start whose Pending status was written
+// but whose start message never was (the answer to the status write was
+// lost, the caller gave up) is healed: a retry of the same start answers
+// "exists" and sends the start, and so does a worker that holds an event
+// for the instance; a terminate of such an instance works.
+func TestPendingWithoutStartMessage(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("WaitsForGo", waitsForGo)
+	}})
+	ctx := e.Context(90 * time.Second)
+	pending := func(id string) {
+		t.Helper()
+		now := jetflow.Time{Time: time.Now().UTC().Truncate(time.Second)}
+		_, err := e.Store.PutStatus(ctx, id, &jetflow.Status{Name: "WaitsForGo", InstanceID: id, RuntimeStatus: jetflow.StatusPending,
+			Input: json.RawMessage(`"in"`), CreatedTime: now, LastUpdatedTime: now}, 0)
+		require.NoError(t, err)
+	}
+
+	t.Run("retry", func(t *testing.T) {
+		pending("lost-1")
+		_, err := e.Client.StartOrchestration(ctx, "WaitsForGo", client.WithInstanceID("lost-1"), client.WithInput("in"))
+		require.ErrorIs(t, err, jetflow.ErrInstanceExists)
+		_, err = e.Client.StartOrchestration(ctx, "WaitsForGo", client.WithInstanceID("lost-1"), client.WithInput("other"))
+		require.ErrorIs(t, err, jetflow.ErrInstanceExists, "a start with other input is refused")
+		require.NoError(t, e.Client.RaiseEvent(ctx, "lost-1", "go", "went"))
+		st := wait(t, e, "lost-1")
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		require.JSONEq(t, `"in"`, string(st.Input))
+		require.Equal(t, 1, count(checkHistory(t, e, "lost-1"), history.ExecutionStarted))
+	})
+	t.Run("event", func(t *testing.T) {
+		pending("lost-2")
+		require.NoError(t, e.Client.RaiseEvent(ctx, "lost-2", "go", "went"))
+		st := wait(t, e, "lost-2")
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		require.JSONEq(t, `"went"`, string(st.Output))
+	})
+	t.Run("terminate", func(t *testing.T) {
+		pending("lost-3")
+		require.NoError(t, e.Client.Terminate(ctx, "lost-3", "no longer wanted"))
+		st := wait(t, e, "lost-3")
+		require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+		require.NoError(t, e.Client.PurgeInstance(ctx, "lost-3"))
+	})
+}
+
+// TestManyContinueAsNewInOneTurn: an orchestrator that continues as new
+// without waiting for anything goes on past the per-turn bound in later
+// turns, and an endless one can be terminated.
+func TestManyContinueAsNewInOneTurn(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddOrchestrator("Count", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			var n int
+			if err := ctx.GetInput(&n); err != nil {
+				return nil, err
+			}
+			if n < 250 {
+				ctx.ContinueAsNew(n + 1)
+			}
+			return n, nil
+		})
+		return r.AddOrchestrator("Forever", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			ctx.ContinueAsNew(nil)
+			return nil, nil
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Count", client.WithInput(0))
+	require.NoError(t, err)
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.JSONEq(t, `250`, string(st.Output))
+
+	id, err = e.Client.StartOrchestration(ctx, "Forever")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		chunks, err := e.Store.LoadHistory(ctx, id)
+		return err == nil && len(chunks) >= 3
+	}, 30*time.Second, 10*time.Millisecond, "it goes on turn after turn")
+	require.NoError(t, e.Client.Terminate(ctx, id, "enough"))
+	require.Equal(t, jetflow.StatusTerminated, wait(t, e, id).RuntimeStatus)
+}
+
+// TestActivityLongerThanTheDuplicateWindowRunsOnce: an activity that runs
+// longer than the streams' duplicate window, whose result reaches a worker
+// without the instance cached, is not sent again: re-publication is decided
+// from history, not from the window.
+func TestActivityLongerThanTheDuplicateWindowRunsOnce(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int32
+	e := testengine.New(t, testengine.Options{
+		Workers: 2,
+		Store:   jetstream.Config{DuplicateWindow: time.Second},
+		Worker:  worker.Config{CacheSize: -1},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Long", func(ctx *jetflow.ActivityContext) (any, error) {
+				runs.Add(1)
+				time.Sleep(3 * time.Second)
+				return "done", nil
+			})
+			return r.AddOrchestrator("CallsLong", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				var s string
+				err := ctx.CallActivity("Long", nil).Await(&s)
+				return s, err
+			})
+		},
+	})
+	ctx := e.Context(60 * time.Second)
+	var ids []string
+	for range 10 {
+		id, err := e.Client.StartOrchestration(ctx, "CallsLong")
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		require.Equal(t, jetflow.StatusCompleted, wait(t, e, id).RuntimeStatus)
+	}
+	require.Equal(t, int32(10), runs.Load(), "each activity ran once")
+}
+
+// TestTerminateWinsOverContinueAsNew: a terminate that shares a turn with
+// the event that makes an eternal orchestrator continue as new ends it.
+func TestTerminateWinsOverContinueAsNew(t *testing.T) {
+	t.Parallel()
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("Eternal", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			if err := ctx.WaitForExternalEvent("next").Await(nil); err != nil {
+				return nil, err
+			}
+			ctx.ContinueAsNew(nil)
+			return nil, nil
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Eternal")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := e.Client.GetStatus(ctx, id)
+		return err == nil && st.RuntimeStatus == jetflow.StatusRunning
+	}, 30*time.Second, 10*time.Millisecond)
+	e.StopWorkers()
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "next", nil))
+	require.NoError(t, e.Client.Terminate(ctx, id, "stop"))
+	e.StartWorker()
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+}
+
+func connectTo(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
