@@ -23,7 +23,9 @@ type ServerConfig struct {
 	// interval is faster and can lose the writes of the last interval on
 	// power loss.
 	SyncInterval time.Duration
-	// MaxPayload is the largest message, in bytes. Defaults to 8 MiB.
+	// MaxPayload is the largest message, in bytes. Defaults to 1 MiB, a
+	// stock nats-server's max_payload, so that what runs here runs on any
+	// NATS.
 	MaxPayload int32
 	// Logger, when set, receives the server's log at Info level and above.
 	Logger *slog.Logger
@@ -59,7 +61,7 @@ func RunServer(cfg ServerConfig) (*server.Server, error) {
 		l.Close()
 	}
 	if cfg.MaxPayload == 0 {
-		cfg.MaxPayload = 8 << 20
+		cfg.MaxPayload = 1 << 20
 	}
 	opts := &server.Options{
 		ServerName:         "jetflow-dev",

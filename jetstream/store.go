@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetflow/jetflow"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -22,6 +23,11 @@ var (
 	// max_payload). Retrying never helps.
 	ErrTooLarge = errors.New("message larger than the server's maximum payload")
 )
+
+// MinServerPayload is the smallest max_payload of a NATS server that
+// jetflow runs on: one value of jetflow.MaxPayload bytes and the record
+// around it must fit in a message. A stock server's 1 MB is enough.
+const MinServerPayload = jetflow.MaxPayload + 64*1024
 
 // Config describes a hub's storage.
 type Config struct {
@@ -135,6 +141,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if max := nc.MaxPayload(); max < MinServerPayload {
+		return nil, fmt.Errorf("the NATS server takes messages of at most %d bytes; jetflow needs at least %d "+
+			"(values of up to %d bytes, and their history records): set max_payload to at least 1MB in the server's configuration",
+			max, MinServerPayload, jetflow.MaxPayload)
 	}
 	s := &Store{cfg: cfg, names: NewNames(cfg.Hub, cfg.Shards), nc: nc, js: js}
 	ctx, cancel := s.timeout(ctx)

@@ -1001,7 +1001,7 @@ func TestRunServer(t *testing.T) {
 			})
 			require.True(t, srv.JetStreamEnabled())
 			nc, _ := connect(t, srv)
-			want := int64(8 << 20)
+			want := int64(1 << 20)
 			if tc.cfg.MaxPayload != 0 {
 				want = int64(tc.cfg.MaxPayload)
 			}
