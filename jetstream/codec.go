@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -63,8 +64,44 @@ func encode(v any) ([]byte, error) {
 }
 
 func decode(b []byte, v any) error {
+	if _, ok := v.(*Chunk); ok {
+		if err := checkEventCount(b); err != nil {
+			return fmt.Errorf("decoding %T: %w", v, err)
+		}
+	}
 	if err := msgpack.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decoding %T: %w", v, err)
+	}
+	return nil
+}
+
+// checkEventCount refuses a chunk whose events array declares more
+// elements than it has bytes: msgpack v5.4.1 allocates a slice's declared
+// length up front (vmihailenco/msgpack#401), so nine bytes could ask for
+// hundreds of gigabytes and kill the process.
+func checkEventCount(b []byte) error {
+	r := bytes.NewReader(b)
+	d := msgpack.NewDecoder(r)
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return nil // not a map: Unmarshal says what is wrong
+	}
+	for range n {
+		key, err := d.DecodeString()
+		if err != nil {
+			return nil
+		}
+		if key != "ev" {
+			if err := d.Skip(); err != nil {
+				return nil
+			}
+			continue
+		}
+		count, err := d.DecodeArrayLen()
+		if err == nil && count > r.Len() {
+			return fmt.Errorf("the events array declares %d elements in %d bytes", count, r.Len())
+		}
+		return nil
 	}
 	return nil
 }
