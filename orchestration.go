@@ -155,7 +155,7 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 		}
 	}
 	if o.retry != nil {
-		return c.callWithRetry(name, input, *o.retry)
+		return c.callWithRetry(name, input, *o.retry, o.timeout)
 	}
 	t := c.newTask(kindActivity, name)
 	if c.aborting {
@@ -170,7 +170,7 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 		t.fail(fmt.Errorf("calling activity %q: %w", name, err))
 		return t
 	}
-	c.schedule(t, history.Event{Type: history.TaskScheduled, Name: name, Input: in})
+	c.schedule(t, history.Event{Type: history.TaskScheduled, Name: name, Input: in, Timeout: o.timeout})
 	return t
 }
 

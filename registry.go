@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jetflow/jetflow/internal/history"
 )
@@ -24,6 +25,21 @@ type Registry struct {
 	mu            sync.RWMutex
 	orchestrators map[string]Orchestrator
 	activities    map[string]Activity
+	timeouts      map[string]time.Duration
+}
+
+// ActivityOption configures an activity at registration.
+type ActivityOption func(*activityOptions)
+
+type activityOptions struct{ timeout time.Duration }
+
+// WithActivityTimeout gives the activity a start-to-close timeout: an attempt
+// still running d after it started is abandoned by its worker and fails
+// with a [*TaskFailedError] of Type "Timeout" (see
+// [WithStartToCloseTimeout], which overrides it per call). Without one an
+// activity may run as long as it likes; its worker keeps its lease alive.
+func WithActivityTimeout(d time.Duration) ActivityOption {
+	return func(o *activityOptions) { o.timeout = d }
 }
 
 // NewRegistry returns an empty registry.
@@ -31,6 +47,7 @@ func NewRegistry() *Registry {
 	return &Registry{
 		orchestrators: make(map[string]Orchestrator),
 		activities:    make(map[string]Activity),
+		timeouts:      make(map[string]time.Duration),
 	}
 }
 
@@ -56,7 +73,13 @@ func (r *Registry) AddOrchestrator(name string, o Orchestrator) error {
 // AddActivity registers a under name. The error wraps [ErrInvalidName] when
 // the name breaks the rules of [ValidateName], and [ErrDuplicateName] when an
 // activity of that name is already registered.
-func (r *Registry) AddActivity(name string, a Activity) error {
+func (r *Registry) AddActivity(name string, a Activity, opts ...ActivityOption) error {
+	var o activityOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
 	if err := ValidateName(name); err != nil {
 		return fmt.Errorf("adding activity %q: %w", name, err)
 	}
@@ -69,7 +92,18 @@ func (r *Registry) AddActivity(name string, a Activity) error {
 		return fmt.Errorf("adding activity %q: %w", name, ErrDuplicateName)
 	}
 	r.activities[name] = a
+	if o.timeout > 0 {
+		r.timeouts[name] = o.timeout
+	}
 	return nil
+}
+
+// ActivityTimeout returns the start-to-close timeout the activity was
+// registered with (see [WithActivityTimeout]); 0 for none.
+func (r *Registry) ActivityTimeout(name string) time.Duration {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.timeouts[name]
 }
 
 // Orchestrator returns the orchestrator registered under name.

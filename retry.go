@@ -13,7 +13,22 @@ import (
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	retry *RetryPolicy
+	retry   *RetryPolicy
+	timeout time.Duration
+}
+
+// WithStartToCloseTimeout bounds each attempt of the call: an activity
+// still running d after it started is abandoned by its worker (its
+// context is canceled, and its lease given up) and the attempt fails with
+// a [*TaskFailedError] of Type "Timeout", which a retry policy may retry.
+// It overrides the timeout the activity was registered with
+// ([WithActivityTimeout] of AddActivity); d <= 0 keeps that one.
+func WithStartToCloseTimeout(d time.Duration) CallOption {
+	return func(o *callOptions) {
+		if d > 0 {
+			o.timeout = d
+		}
+	}
 }
 
 // RetryPolicy says how often, and how long apart, a failed activity is
@@ -86,7 +101,7 @@ func (p *RetryPolicy) delay(attempt int) time.Duration {
 // The chain advances in the executor as completions arrive (not only when
 // the orchestrator awaits this task), so it composes with WhenAll and
 // WhenAny, and replays to the same steps.
-func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPolicy) Task {
+func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPolicy, timeout time.Duration) Task {
 	r := c.newTask(kindActivity, name)
 	if c.aborting {
 		return r
@@ -98,7 +113,7 @@ func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPoli
 	first := c.now
 	var attempt func(n int)
 	attempt = func(n int) {
-		a := c.CallActivity(name, input).(*task)
+		a := c.CallActivity(name, input, WithStartToCloseTimeout(timeout)).(*task)
 		a.whenDone(func() {
 			var tf *TaskFailedError
 			if a.err == nil || !errors.As(a.err, &tf) {

@@ -325,6 +325,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		}
 		out, err := d.store.TaskWrite(&jetstream.ActivityTask{
 			InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Orchestrator: ex.Name, TaskID: e.ID, Name: e.Name, Input: e.Input,
+			Timeout: e.Timeout,
 		}, ex.ExecutionID+":task:"+id)
 		return out, true, err
 	case history.TimerCreated:

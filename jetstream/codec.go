@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/vmihailenco/msgpack/v5"
@@ -38,6 +39,9 @@ type ActivityTask struct {
 	TaskID       int32           `msgpack:"t"`
 	Name         string          `msgpack:"n"`
 	Input        json.RawMessage `msgpack:"in,omitempty"`
+	// Timeout is the call's start-to-close timeout; 0: the activity's
+	// registered one, if any.
+	Timeout time.Duration `msgpack:"to,omitempty"`
 }
 
 // Chunk is one commit of an instance's history.

@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,4 +337,61 @@ func connectTo(t *testing.T, url string) *nats.Conn {
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// TestActivityTimeouts: an activity past its start-to-close timeout (the
+// registered one, or the call's) fails its attempt with a "Timeout", even
+// when it ignores its context: the worker abandons it and frees its slot.
+func TestActivityTimeouts(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var sleeps atomic.Int32
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{ActivityConcurrency: 1},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Hangs", func(ctx *jetflow.ActivityContext) (any, error) {
+				<-release // ignores its context
+				return nil, nil
+			}, jetflow.WithActivityTimeout(time.Second))
+			r.AddActivity("Sleeps", func(ctx *jetflow.ActivityContext) (any, error) {
+				sleeps.Add(1)
+				select {
+				case <-ctx.Context().Done():
+					return nil, ctx.Context().Err()
+				case <-time.After(30 * time.Second):
+					return "slept", nil
+				}
+			})
+			r.AddActivity("Quick", func(ctx *jetflow.ActivityContext) (any, error) { return "quick", nil })
+			return r.AddOrchestrator("Timeouts", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				var out []string
+				err := ctx.CallActivity("Hangs", nil).Await(nil)
+				out = append(out, err.Error())
+				err = ctx.CallActivity("Sleeps", nil, jetflow.WithStartToCloseTimeout(500*time.Millisecond),
+					jetflow.WithRetry(jetflow.RetryPolicy{MaxAttempts: 2, FirstRetryInterval: time.Second})).Await(nil)
+				var tf *jetflow.TaskFailedError
+				if !errors.As(err, &tf) || tf.Type != "Timeout" {
+					return nil, fmt.Errorf("want a Timeout failure, got %v", err)
+				}
+				out = append(out, err.Error())
+				var q string
+				if err := ctx.CallActivity("Quick", nil).Await(&q); err != nil { // the one slot is free again
+					return nil, err
+				}
+				return append(out, q), nil
+			})
+		},
+	})
+	id, err := e.Client.StartOrchestration(e.Context(60*time.Second), "Timeouts")
+	require.NoError(t, err)
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "%s", st.Output)
+	var out []string
+	require.NoError(t, json.Unmarshal(st.Output, &out))
+	require.Len(t, out, 3)
+	require.Contains(t, out[0], `activity "Hangs" did not finish within its start-to-close timeout of 1s`)
+	require.Contains(t, out[1], `start-to-close timeout of 500ms`)
+	require.Equal(t, "quick", out[2])
+	require.Equal(t, int32(2), sleeps.Load(), "the timed-out attempt was retried once")
 }

@@ -373,9 +373,7 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 		failure = &history.Failure{Type: "PoisonMessage", Message: fmt.Sprintf(
 			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
 	} else {
-		progress := &progressWriter{w: w, id: t.InstanceID}
-		result, failure = w.reg.RunActivity(jetflow.WithProgressReporter(ctx, progress.report), t.Name, t.InstanceID, t.TaskID, t.Input)
-		progress.stop()
+		result, failure = w.callActivity(ctx, t)
 	}
 	w.activities.Add(1)
 	if w.ctx.Err() != nil {
@@ -389,6 +387,58 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 		return
 	}
 	w.leases.ack(le)
+}
+
+// timeoutGrace is how long an activity past its start-to-close timeout
+// may take to return once its context is canceled, before the worker
+// abandons it.
+const timeoutGrace = time.Second
+
+// callActivity runs an activity within its start-to-close timeout (the
+// call's, else the registered one), if it has one: past it the
+// activity's context is canceled, and an activity that does not return
+// within timeoutGrace is abandoned (it keeps running, but its slot and
+// lease are given up). Either way the attempt fails with a "Timeout".
+func (w *Worker) callActivity(ctx context.Context, t *jetstream.ActivityTask) (json.RawMessage, *history.Failure) {
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = w.reg.ActivityTimeout(t.Name)
+	}
+	run := func(ctx context.Context) (json.RawMessage, *history.Failure) {
+		progress := &progressWriter{w: w, id: t.InstanceID}
+		defer progress.stop()
+		return w.reg.RunActivity(jetflow.WithProgressReporter(ctx, progress.report), t.Name, t.InstanceID, t.TaskID, t.Input)
+	}
+	if timeout <= 0 {
+		return run(ctx)
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type outcome struct {
+		result  json.RawMessage
+		failure *history.Failure
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		r, f := run(tctx)
+		done <- outcome{r, f}
+	}()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-tctx.Done():
+		select {
+		case o = <-done:
+		case <-time.After(timeoutGrace):
+			w.log.Error("activity ignores its context past its timeout; abandoning it", slog.String("instance_id", t.InstanceID),
+				slog.String("activity", t.Name), slog.Duration("timeout", timeout))
+		}
+	}
+	if !errors.Is(tctx.Err(), context.DeadlineExceeded) || ctx.Err() != nil {
+		return o.result, o.failure
+	}
+	return nil, &history.Failure{Type: "Timeout", Message: fmt.Sprintf(
+		"activity %q did not finish within its start-to-close timeout of %s", t.Name, timeout)}
 }
 
 // Stats are a worker's counters since it was created.

@@ -244,6 +244,9 @@ type Event struct {
 	Rules Rules `msgpack:"r,omitempty" json:"rules,omitempty"`
 	// Status is set on ExecutionCompleted.
 	Status Status `msgpack:"st,omitempty" json:"status,omitempty"`
+	// Timeout is, on TaskScheduled, the call's start-to-close timeout (0:
+	// the activity's registered one). Replay does not compare it.
+	Timeout time.Duration `msgpack:"to,omitempty" json:"timeout,omitempty"`
 	// MsgID is the id of the message that delivered this event, for
 	// exactly-once application; empty for events the orchestrator made.
 	MsgID string `msgpack:"mid,omitempty" json:"msgId,omitempty"`
