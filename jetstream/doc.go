@@ -20,7 +20,9 @@
 //
 // The inbox and task streams use limits retention: an ack there costs no
 // fsync (on a work-queue stream every ack is a delete, and so a write).
-// [Store.PurgeAcked] removes what every consumer has acknowledged.
+// [Store.PurgeAcked] removes what every consumer has acknowledged: below
+// each consumer's ack floor in one purge, and above a floor pinned by an
+// outstanding message one by one, so the streams hold what is outstanding.
 //
 // This package is a seam for jetflow's own packages; its API may change
 // between releases.

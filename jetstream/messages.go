@@ -359,14 +359,21 @@ func consume[T any](ctx context.Context, s *Store, st natsjs.Stream, name, filte
 
 // PurgeAcked removes from the inbox and task streams the messages that
 // their consumers have acknowledged (limits retention keeps them until
-// then). It is idempotent; any worker may call it.
-func (s *Store) PurgeAcked(ctx context.Context) error {
+// then): everything below each consumer's ack floor, and then the
+// messages of acked (acknowledged above a floor that a message still
+// outstanding pins, such as a long activity's task) whose consumer's floor
+// stayed below them, one by one. It is idempotent; any worker may call it.
+// It returns the acknowledged messages it left (their floor passed them,
+// or they could not be removed now).
+func (s *Store) PurgeAcked(ctx context.Context, acked []Acked) ([]Acked, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var errs []error
+	floors := map[string]uint64{} // consumer -> ack floor
 	for _, st := range []natsjs.Stream{s.orch, s.act} {
 		lister := st.ListConsumers(ctx)
 		for ci := range lister.Info() {
+			floors[ci.Name] = ci.AckFloor.Stream
 			f := ci.Config.FilterSubject
 			if f == "" || ci.AckFloor.Stream == 0 {
 				continue
@@ -377,7 +384,39 @@ func (s *Store) PurgeAcked(ctx context.Context) error {
 		}
 		if err := lister.Err(); err != nil {
 			errs = append(errs, err)
+			return acked, errors.Join(errs...) // floors unknown: keep everything for the next round
 		}
 	}
-	return errors.Join(errs...)
+	var left []Acked
+	for _, a := range acked {
+		floor, ok := floors[a.consumer]
+		switch {
+		case !ok || a.seq <= floor:
+			continue // purged with its floor, or its consumer is gone
+		}
+		st := s.orch
+		if a.stream == s.names.ActStream() {
+			st = s.act
+		}
+		if err := st.DeleteMsg(ctx, a.seq); err != nil && !errors.Is(err, natsjs.ErrMsgNotFound) {
+			errs = append(errs, fmt.Errorf("removing acknowledged message %d of %s: %w", a.seq, a.stream, err))
+			left = append(left, a)
+		}
+	}
+	return left, errors.Join(errs...)
+}
+
+// Acked is an acknowledged message, for PurgeAcked.
+type Acked struct {
+	stream, consumer string
+	seq              uint64
+}
+
+// Acked returns what PurgeAcked needs of an acknowledged delivery.
+func (d Delivery) Acked() (Acked, bool) {
+	md, err := d.m.Metadata()
+	if err != nil {
+		return Acked{}, false
+	}
+	return Acked{stream: md.Stream, consumer: md.Consumer, seq: md.Sequence.Stream}, true
 }

@@ -844,7 +844,8 @@ func TestPurgeAcked(t *testing.T) {
 	ctx := t.Context()
 
 	// Nothing to do yet.
-	require.NoError(t, b.store.PurgeAcked(ctx))
+	_, err := b.store.PurgeAcked(ctx, nil)
+	require.NoError(t, err)
 
 	var outs []jetstream.Outgoing
 	for i := range 5 {
@@ -915,7 +916,8 @@ func TestPurgeAcked(t *testing.T) {
 	require.Len(t, subjects(acts), 2)
 
 	for range 2 { // idempotent
-		require.NoError(t, b.store.PurgeAcked(ctx))
+		_, err = b.store.PurgeAcked(ctx, nil)
+		require.NoError(t, err)
 		n := b.store.Names()
 		require.Equal(t, map[string]uint64{
 			n.OrchSubject("O", "m3"):          1,

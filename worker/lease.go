@@ -17,15 +17,18 @@ type lease struct {
 	extended time.Time // when the server last heard of it (received, or in-progress ack)
 }
 
-// leases are the deliveries a worker holds.
+// leases are the deliveries a worker holds, and those it acknowledged
+// since the janitor last asked (see Worker.janitor).
 type leases struct {
-	mu    sync.Mutex
-	held  map[*lease]struct{}
-	every time.Duration // how often to extend a lease: a quarter of the ack wait
+	mu     sync.Mutex
+	held   map[*lease]struct{}
+	every  time.Duration // how often to extend a lease: a quarter of the ack wait
+	record bool          // keep acked for the janitor
+	acked  []jetstream.Acked
 }
 
-func newLeases(ackWait time.Duration) *leases {
-	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4}
+func newLeases(ackWait time.Duration, record bool) *leases {
+	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4, record: record}
 }
 
 // hold starts keeping d alive.
@@ -49,6 +52,23 @@ func (l *leases) release(le *lease) {
 func (l *leases) ack(le *lease) {
 	l.release(le)
 	le.d.Ack()
+	if !l.record {
+		return
+	}
+	if a, ok := le.d.Acked(); ok {
+		l.mu.Lock()
+		l.acked = append(l.acked, a)
+		l.mu.Unlock()
+	}
+}
+
+// takeAcked returns the messages acknowledged since the last call.
+func (l *leases) takeAcked() []jetstream.Acked {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.acked
+	l.acked = nil
+	return a
 }
 
 // nak hands le back for redelivery after delay and releases it.

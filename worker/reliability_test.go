@@ -17,6 +17,7 @@ import (
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -394,4 +395,60 @@ func TestActivityTimeouts(t *testing.T) {
 	require.Contains(t, out[1], `start-to-close timeout of 500ms`)
 	require.Equal(t, "quick", out[2])
 	require.Equal(t, int32(2), sleeps.Load(), "the timed-out attempt was retried once")
+}
+
+// TestStreamsStayBounded: one long activity pins its consumer's ack floor;
+// the janitor still removes every other acknowledged task and inbox
+// message, so the streams hold what is outstanding, not everything since.
+func TestStreamsStayBounded(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{PurgeInterval: 500 * time.Millisecond},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Work", func(ctx *jetflow.ActivityContext) (any, error) {
+				var long bool
+				if err := ctx.GetInput(&long); err != nil {
+					return nil, err
+				}
+				if long {
+					<-release
+				}
+				return "done", nil
+			})
+			return r.AddOrchestrator("Works", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				var long bool
+				if err := ctx.GetInput(&long); err != nil {
+					return nil, err
+				}
+				return nil, ctx.CallActivity("Work", long).Await(nil)
+			})
+		},
+	})
+	ctx := e.Context(60 * time.Second)
+	_, err := e.Client.StartOrchestration(ctx, "Works", client.WithInput(true))
+	require.NoError(t, err)
+	var ids []string
+	for range 50 {
+		id, err := e.Client.StartOrchestration(ctx, "Works", client.WithInput(false))
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		require.Equal(t, jetflow.StatusCompleted, wait(t, e, id).RuntimeStatus)
+	}
+	js, err := natsjs.New(e.Conn)
+	require.NoError(t, err)
+	msgs := func(stream string) uint64 {
+		st, err := js.Stream(ctx, stream)
+		require.NoError(t, err)
+		info, err := st.Info(ctx)
+		require.NoError(t, err)
+		return info.State.Msgs
+	}
+	require.Eventually(t, func() bool {
+		return msgs("jetflow-act") <= 1 && msgs("jetflow-orch") == 0
+	}, 20*time.Second, 100*time.Millisecond, "the streams keep only the long activity's task (act %d, orch %d)",
+		msgs("jetflow-act"), msgs("jetflow-orch"))
 }

@@ -195,7 +195,7 @@ func New(store *jetstream.Store, disp *dispatcher.Dispatcher, reg *jetflow.Regis
 		orchSem:   make(chan struct{}, cfg.OrchestrationConcurrency),
 		actSem:    make(chan struct{}, cfg.ActivityConcurrency),
 		quit:      make(chan struct{}),
-		leases:    newLeases(cfg.AckWait),
+		leases:    newLeases(cfg.AckWait, cfg.PurgeInterval > 0),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w, nil
@@ -323,18 +323,28 @@ func (w *Worker) StopAndCancel(ctx context.Context) error {
 	return w.Stop(ctx)
 }
 
+// janitor removes acknowledged messages from the inbox and task
+// streams every PurgeInterval: below every consumer's ack floor, and,
+// one by one, the messages this worker acknowledged at least an interval
+// ago that a floor pinned by an outstanding message (a long activity, a
+// message held back) has not passed. The streams so hold about what is
+// outstanding, however long one message stays.
 func (w *Worker) janitor() {
 	defer w.running.Done()
 	t := time.NewTicker(w.cfg.PurgeInterval)
 	defer t.Stop()
+	var ripe []jetstream.Acked // acknowledged at least one interval ago
 	for {
 		select {
 		case <-w.quit:
 			return
 		case <-t.C:
-			if err := w.store.PurgeAcked(w.ctx); err != nil && w.ctx.Err() == nil {
+			fresh := w.leases.takeAcked()
+			left, err := w.store.PurgeAcked(w.ctx, ripe)
+			if err != nil && w.ctx.Err() == nil {
 				w.log.Warn("purging acknowledged messages", slog.Any("error", err))
 			}
+			ripe = append(left, fresh...)
 		}
 	}
 }
