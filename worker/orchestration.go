@@ -462,7 +462,9 @@ func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) 
 	}
 }
 
-// publish sends a committed chunk's actions and the new status.
+// publish sends a committed chunk's actions and the new status, together
+// (their fsyncs overlap), or the status after the actions when it is a
+// finished one.
 func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatcher.Execution, chunk []history.Event, custom json.RawMessage) error {
 	status := st.statusOf(id, custom, w.cfg.Now())
 	fitStatus(status, w.maxChunk())
@@ -473,6 +475,16 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 			return err
 		}
 		extra = append(extra, out)
+	}
+	if len(extra) > 0 && status.Finished() {
+		// A finished status lets the instance be purged: it goes out only
+		// once the chunk's actions (a child's result to its parent, say)
+		// are stored, or a purge could take the history that would
+		// publish them again.
+		if err := jetstream.FirstError(w.disp.Commit(ctx, ex, chunk)); err != nil {
+			return err
+		}
+		chunk = nil
 	}
 	res := w.disp.Commit(ctx, ex, chunk, extra...)
 	if len(extra) == 0 {
