@@ -240,22 +240,7 @@ func TestWatchOutlivesReadTimeout(t *testing.T) {
 	b.waitRunning(t, id)
 	s, _ := b.watch(t, watchPath(id), nil, http.StatusOK)
 	s.must(t)
-	comments := 0
-	deadline := time.After(4 * readTimeout)
-	for waiting := true; waiting; {
-		select {
-		case ev, ok := <-s.events:
-			require.True(t, ok, "the stream ended")
-			require.Equal(t, "keep-alive", ev.comment, "unexpected event %+v", ev)
-			comments++
-		case <-deadline:
-			waiting = false
-		}
-	}
-	require.Greater(t, comments, 5)
-	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/Done", "").code)
-	evs := s.rest(t)
-	require.Equal(t, jetflow.StatusCompleted, evs[len(evs)-1].status(t).RuntimeStatus)
+	keepAlivesThenDone(t, b.testBundle, s, id, 4*readTimeout)
 }
 
 // TestStartWaitOutlivesReadTimeout checks that a start with ?timeout=

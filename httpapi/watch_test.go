@@ -447,8 +447,16 @@ func TestWatchLongStream(t *testing.T) {
 	b.waitRunning(t, id)
 	s, _ := b.watch(t, watchPath(id), nil, http.StatusOK)
 	s.must(t)
+	keepAlivesThenDone(t, b, s, id, time.Second) // over three times the WriteTimeout
+}
+
+// keepAlivesThenDone checks that an open watch of instance id gets only
+// keep-alive comments (more than five) for d, then raises the event that
+// ends the instance and checks that its last status arrives.
+func keepAlivesThenDone(t *testing.T, b *testBundle, s *sseStream, id string, d time.Duration) {
+	t.Helper()
 	comments := 0
-	deadline := time.After(time.Second) // over three times the WriteTimeout
+	deadline := time.After(d)
 	for waiting := true; waiting; {
 		select {
 		case ev, ok := <-s.events:

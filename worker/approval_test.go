@@ -91,7 +91,7 @@ func TestApprovalAfterReminder(t *testing.T) {
 			id, err := e.Client.StartOrchestration(ctx, tt.orchestrator, client.WithInstanceID("approval-"+tt.name))
 			require.NoError(t, err)
 			waiter := tt.waiter(id)
-			awaitCustomStatus(t, e, waiter, `"reminded 1 times"`)
+			waitCustom(t, e, waiter, `"reminded 1 times"`)
 			require.NoError(t, e.Client.RaiseEvent(ctx, waiter, "Approval", true))
 
 			st, err := e.Client.WaitForCompletion(ctx, id)
@@ -109,21 +109,6 @@ func TestApprovalAfterReminder(t *testing.T) {
 			require.Equal(t, history.CurrentRules, started.Rules, "the waiting execution runs under the current rules")
 		})
 	}
-}
-
-// awaitCustomStatus waits until an instance's custom status is want (JSON).
-func awaitCustomStatus(t *testing.T, e *testengine.Engine, id, want string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ch, err := e.Client.WatchStatus(ctx, id, 0)
-	require.NoError(t, err)
-	for u := range ch {
-		if string(u.CustomStatus) == want {
-			return
-		}
-	}
-	t.Fatalf("custom status of %s never became %s", id, want)
 }
 
 // lastStart returns the ExecutionStarted of an instance's current
