@@ -169,6 +169,22 @@ func (w *Worker) release(inst *instance) {
 	}
 }
 
+// releaseHeld hands back the held-back messages of the instances that no
+// runner owns (on shutdown, once the runners are done).
+func (w *Worker) releaseHeld() {
+	w.mu.Lock()
+	var held []*instance
+	for _, inst := range w.instances {
+		if !inst.running && len(inst.held) > 0 {
+			held = append(held, inst)
+		}
+	}
+	w.mu.Unlock()
+	for _, inst := range held {
+		w.release(inst)
+	}
+}
+
 // park files an instance without work as idle, evicting the least recently
 // used idle instances beyond the cache size. Called with w.mu held.
 func (w *Worker) park(inst *instance) {

@@ -305,6 +305,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 			<-c.Closed()
 		}
 		w.running.Wait()
+		w.releaseHeld()
 		close(done)
 	}()
 	select {
