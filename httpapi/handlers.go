@@ -339,9 +339,10 @@ func (a *api) errorCode(w http.ResponseWriter, r *http.Request, err error) int {
 }
 
 // unavailable reports whether err means that NATS could not be reached or
-// did not answer in time: worth retrying later.
+// did not answer in time (so a write's outcome is unknown): worth retrying
+// later, and safe to.
 func unavailable(err error) bool {
-	for _, target := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+	for _, target := range []error{jetflow.ErrOutcomeUnknown, context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
 		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrDisconnected, nats.ErrNoServers} {
 		if errors.Is(err, target) {
 			return true
