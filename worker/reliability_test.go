@@ -452,3 +452,35 @@ func TestStreamsStayBounded(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond, "the streams keep only the long activity's task (act %d, orch %d)",
 		msgs("jetflow-act"), msgs("jetflow-orch"))
 }
+
+// TestPoisonInboxMessage: a message whose turn fails every time (here the
+// orchestrator blocks on every try, and the watchdog gives the turn up)
+// ends, after MaxDeliveries, as a failed instance that names the message,
+// instead of being retried for ever.
+func TestPoisonInboxMessage(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{MaxDeliveries: 2, TurnTimeout: 500 * time.Millisecond},
+		Register: func(r *jetflow.Registry) error {
+			return r.AddOrchestrator("AlwaysBlocks", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				if err := ctx.WaitForExternalEvent("go").Await(nil); err != nil {
+					return nil, err
+				}
+				<-release // blocks on every try, replays included
+				return nil, nil
+			})
+		},
+	})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "AlwaysBlocks")
+	require.NoError(t, err)
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", nil))
+	st := wait(t, e, id)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	var msg string
+	require.NoError(t, json.Unmarshal(st.Output, &msg))
+	require.Contains(t, msg, "(EventRaised) was delivered 3 times without being handled")
+	require.Equal(t, int64(2), e.Workers[0].Stats().Blocked)
+}
