@@ -26,6 +26,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// stockMaxPayload is a stock nats-server's max_payload (1 MB).
+const stockMaxPayload = 1 << 20
+
 // hub is the test process's own view of the engine, as an application
 // would have it: a connection, the store, a dispatcher and a client.
 type hub struct {
@@ -40,6 +43,9 @@ func openHub(t *testing.T, urls string, replicas int) *hub {
 	t.Helper()
 	nc, err := nats.Connect(urls, nats.Name("chaos-test"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	require.NoError(t, err)
+	// The servers run with a stock nats-server's message limit, as
+	// production does: a larger one hides oversize writes.
+	require.EqualValues(t, stockMaxPayload, nc.MaxPayload(), "the nats-server's max_payload is not the stock 1 MB")
 	var store *jetstream.Store
 	// Right after a cluster forms, stream creation may fail until the
 	// JetStream meta group has settled.
@@ -555,8 +561,10 @@ func (h *hub) streamLeader(t *testing.T, stream string) string {
 
 // starter starts instances one after the other, every interval, until
 // stopped: the load that runs through a fault. A start that returned
-// success is followed by the tracker (it must complete); one that failed
-// is ambiguous (it may or may not have been stored) and is only reported.
+// success is followed by the tracker (it must complete). One that failed
+// has an unknown outcome (it may have been stored): it is kept, and
+// retried once the fault is over (retryStarts), as the client's
+// ErrOutcomeUnknown asks.
 type starter struct {
 	h        *hub
 	tr       *tracker
@@ -565,10 +573,10 @@ type starter struct {
 	stopOnce sync.Once
 	done     chan struct{}
 
-	mu        sync.Mutex
-	acked     int
-	ambiguous []string
-	lastErr   error
+	mu      sync.Mutex
+	acked   int
+	failed  []spec
+	lastErr error
 }
 
 // startContinuously starts mk(0), mk(1)… every interval until halted (at
@@ -598,7 +606,7 @@ func startContinuously(t *testing.T, h *hub, tr *tracker, interval time.Duration
 				s.acked++
 				tr.add(sp)
 			} else {
-				s.ambiguous = append(s.ambiguous, sp.ID)
+				s.failed = append(s.failed, sp)
 				s.lastErr = err
 			}
 			s.mu.Unlock()
@@ -614,39 +622,52 @@ func (s *starter) count() int {
 	return s.acked
 }
 
-// halt stops the starter and returns how many starts succeeded and the ids
-// of those that failed.
-func (s *starter) halt(t *testing.T) (acked int, ambiguous []string) {
+// halt stops the starter and returns how many starts succeeded and the
+// instances whose start failed.
+func (s *starter) halt(t *testing.T) (acked int, failed []spec) {
 	t.Helper()
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.ambiguous) > 0 {
-		t.Logf("%d starts failed during the fault (last error: %v)", len(s.ambiguous), s.lastErr)
+	if len(s.failed) > 0 {
+		t.Logf("%d starts failed during the fault (last error: %v)", len(s.failed), s.lastErr)
 	}
-	return s.acked, s.ambiguous
+	return s.acked, s.failed
 }
 
-// reportAmbiguous logs what became of instances whose start failed.
-func (h *hub) reportAmbiguous(t *testing.T, ids []string) {
+// retryStarts starts again, with the same id and input, each instance
+// whose start failed, until the call succeeds or answers that the
+// instance exists (the failed call had stored it: a retry of a Pending
+// start sends its start message again), and makes the tracker follow it:
+// every one of them must then complete, as if the first call had
+// succeeded.
+func (h *hub) retryStarts(t *testing.T, tr *tracker, failed []spec) {
 	t.Helper()
-	counts := map[string]int{}
-	for _, id := range ids {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err := h.client.GetStatus(ctx, id)
-		cancel()
-		switch {
-		case errors.Is(err, jetflow.ErrInstanceNotFound):
-			counts["not found"]++
-		case err != nil:
-			counts["error reading"]++
-		default:
-			counts[string(st.RuntimeStatus)]++
+	outcomes := map[string]int{}
+	for _, sp := range failed {
+		var err error
+		for attempt := 0; attempt < 60; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = h.client.StartOrchestration(ctx, sp.Name, client.WithInstanceID(sp.ID), client.WithInput(sp.Input))
+			cancel()
+			if err == nil || errors.Is(err, jetflow.ErrInstanceExists) {
+				break
+			}
+			time.Sleep(time.Second)
 		}
+		switch {
+		case err == nil:
+			outcomes["not stored, started by the retry"]++
+		case errors.Is(err, jetflow.ErrInstanceExists):
+			outcomes["stored by the failed call"]++
+		default:
+			t.Fatalf("starting %s again after a failed start: %v", sp.ID, err)
+		}
+		tr.add(sp)
 	}
-	if len(ids) > 0 {
-		t.Logf("instances whose start call failed, by what became of them: %v", counts)
+	if len(failed) > 0 {
+		t.Logf("instances whose start call failed, retried: %v", outcomes)
 	}
 }
 

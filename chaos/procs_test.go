@@ -203,8 +203,8 @@ type natsCluster struct {
 
 // startNATS starts n nats-server processes (n > 1: one cluster with routes
 // between all of them) with JetStream, fsync on every write
-// (sync_interval: always, as the embedded server runs), and waits until
-// they are healthy.
+// (sync_interval: always, as the embedded server runs), the default
+// max_payload (1 MB), and waits until they are healthy.
 func startNATS(t *testing.T, logs *logDir, n int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{t: t, logs: logs}
@@ -218,6 +218,8 @@ func startNATS(t *testing.T, logs *logDir, n int) *natsCluster {
 		store := filepath.Join(base, nd.name)
 		var conf strings.Builder
 		fmt.Fprintf(&conf, "server_name: %q\nlisten: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\n", nd.name, nd.port, nd.httpPort)
+		// No max_payload: the stock 1 MB limit, as production runs
+		// (openHub checks it on the connection).
 		fmt.Fprintf(&conf, "jetstream {\n  store_dir: %q\n  sync_interval: always\n}\n", store)
 		if n > 1 {
 			var routes []string
@@ -313,17 +315,19 @@ type worker struct {
 	*proc
 }
 
-// ackWait is the ack wait of every worker the tests start (`jetflow worker
-// --ack-wait`; the default is 30 s): how long a message in flight to a dead
-// or stalled worker waits before another worker gets it. The workers of a
-// hub share their consumers, so they must all use the same.
-const ackWait = 5 * time.Second
+// ackWait is the ack wait of every worker the tests start: the default of
+// `jetflow worker` (and of worker.Config), which the tests do not change,
+// so that they run as production does. It is how long a message in flight
+// to a killed or frozen worker waits before another worker gets it, and
+// so the floor of every bound below that waits for such a message. A
+// worker that is alive keeps what it holds alive with in-progress acks.
+const ackWait = 30 * time.Second
 
-// startWorker starts `jetflow worker` against urls and waits until it
-// takes work.
+// startWorker starts `jetflow worker` against urls, with the default ack
+// wait, and waits until it takes work.
 func startWorker(t *testing.T, logs *logDir, name, urls string, extra ...string) *worker {
 	t.Helper()
-	args := append([]string{"worker", "--nats", urls, "--log-level", "info", "--ack-wait", ackWait.String()}, extra...)
+	args := append([]string{"worker", "--nats", urls, "--log-level", "info"}, extra...)
 	w := &worker{startProc(t, logs, name, bin.jetflow, args...)}
 	waitFor(t, 30*time.Second, "worker "+name+" to start", func() bool {
 		if !w.running() {
