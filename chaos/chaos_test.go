@@ -13,10 +13,36 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestChaosKillWorker kills one of three workers with SIGKILL while 1,000
+// TestChaos is the suite: each fault is a subtest, so that
+//
+//	go test -tags chaos -run Chaos ./chaos/             runs them all,
+//	go test -tags chaos -run Chaos/KillWorker ./chaos/  one by name.
+//
+// The subtests run in parallel, -parallel at a time (GOMAXPROCS by
+// default: 2 on a 2-core machine): most of their time is spent waiting
+// for ack waits to run out, which overlaps well. The longest come first.
+func TestChaos(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"StalledWorker", testStalledWorker},
+		{"KillWorker", testKillWorker},
+		{"ClusterLeaderKill", testClusterLeaderKill},
+		{"ServerRestart", testServerRestart},
+		{"TimersAfterDowntime", testTimersAfterDowntime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t)
+		})
+	}
+}
+
+// testKillWorker kills one of three workers with SIGKILL while 1,000
 // instances run, starts a replacement, and checks that every instance
 // completes with the right output and a sound history.
-func TestChaosKillWorker(t *testing.T) {
+func testKillWorker(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
@@ -52,13 +78,13 @@ func TestChaosKillWorker(t *testing.T) {
 	tr.verifyAll(t)
 }
 
-// TestChaosServerRestart kills the only nats-server with SIGKILL while
+// testServerRestart kills the only nats-server with SIGKILL while
 // instances run and new ones are being started, restarts it on the same
 // store directory, and checks that every instance whose start returned
 // success completes with the right output and a sound history; a start
 // that failed during the fault (its outcome unknown) is retried after it,
 // and must then complete too.
-func TestChaosServerRestart(t *testing.T) {
+func testServerRestart(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
@@ -104,13 +130,13 @@ func TestChaosServerRestart(t *testing.T) {
 	tr.verifyAll(t)
 }
 
-// TestChaosClusterLeaderKill runs the hub with 3 replicas on a cluster of
+// testClusterLeaderKill runs the hub with 3 replicas on a cluster of
 // three nats-servers, kills the leader of the inbox stream with SIGKILL
 // while instances run, new ones are started and external events are
 // raised, restarts it later, and checks that every start and event that
 // returned success took effect exactly once (starts that failed are
 // retried after the fault and must complete).
-func TestChaosClusterLeaderKill(t *testing.T) {
+func testClusterLeaderKill(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 3)
@@ -171,12 +197,12 @@ func TestChaosClusterLeaderKill(t *testing.T) {
 	tr.verifyAll(t)
 }
 
-// TestChaosTimersAfterDowntime starts instances that wait on a durable
+// testTimersAfterDowntime starts instances that wait on a durable
 // timer, kills every worker with SIGKILL, kills and restarts the
 // nats-server while the timers are still pending, lets the timers come
 // due while no worker runs, then starts a worker: every timer fires once
 // and every instance completes.
-func TestChaosTimersAfterDowntime(t *testing.T) {
+func testTimersAfterDowntime(t *testing.T) {
 	const (
 		n     = 20
 		delay = 8 // seconds
@@ -239,13 +265,13 @@ func TestChaosTimersAfterDowntime(t *testing.T) {
 	tr.verifyAll(t)
 }
 
-// TestChaosStalledWorker freezes one of three workers with SIGSTOP while
+// testStalledWorker freezes one of three workers with SIGSTOP while
 // 1,000 instances run. Its leases expire and the other two must finish
 // every instance while it stays frozen. Then SIGCONT lets it go on with
 // its stale cache, its turns and activities in progress: its late writes
 // must lose the history fence, and once it has handled what it held, every
 // instance is still Completed with the right output and a sound history.
-func TestChaosStalledWorker(t *testing.T) {
+func testStalledWorker(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
