@@ -16,6 +16,7 @@ import (
 // TestChaos is the suite: each fault is a subtest, so that
 //
 //	go test -tags chaos -run Chaos ./chaos/             runs them all,
+//	go test -tags chaos -run Chaos/Random ./chaos/      the randomized one,
 //	go test -tags chaos -run Chaos/KillWorker ./chaos/  one by name.
 //
 // The subtests run in parallel, -parallel at a time (GOMAXPROCS by
@@ -26,6 +27,7 @@ func TestChaos(t *testing.T) {
 		name string
 		run  func(*testing.T)
 	}{
+		{"Random", testRandom},
 		{"StalledWorker", testStalledWorker},
 		{"KillWorker", testKillWorker},
 		{"ClusterLeaderKill", testClusterLeaderKill},

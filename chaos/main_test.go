@@ -13,13 +13,14 @@ import (
 
 // bin holds the paths of the binaries TestMain builds.
 var bin struct {
-	natsServer string
-	jetflow    string
+	natsServer  string
+	jetflow     string
+	chaosWorker string
 }
 
 // TestMain builds nats-server (from the module's own nats-server/v2
-// dependency) and jetflow once for the whole run, into a temporary
-// directory.
+// dependency), jetflow and the randomized test's chaosworker once for the
+// whole run, into a temporary directory.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -33,9 +34,11 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	bin.natsServer = filepath.Join(dir, "nats-server")
 	bin.jetflow = filepath.Join(dir, "jetflow")
+	bin.chaosWorker = filepath.Join(dir, "chaosworker")
 	for _, b := range []struct{ out, pkg string }{
 		{bin.natsServer, "github.com/nats-io/nats-server/v2"},
 		{bin.jetflow, "./cmd/jetflow"},
+		{bin.chaosWorker, "./chaos/chaosworker"},
 	} {
 		if err := build(b.out, b.pkg); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err)

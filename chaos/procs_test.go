@@ -46,14 +46,24 @@ func startProc(t *testing.T, logs *logDir, name, path string, args ...string) *p
 
 func (p *proc) start(t *testing.T, path string, args ...string) {
 	t.Helper()
+	require.NoError(t, p.startErr(path, args...))
+}
+
+// startErr starts the process again (or for the first time); it does not
+// fail the test, so it may be called from any goroutine.
+func (p *proc) startErr(path string, args ...string) error {
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer f.Close()
 	fmt.Fprintf(f, "=== %s %s %s\n", time.Now().Format("15:04:05.000"), path, strings.Join(args, " "))
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start(), "starting %s", p.name)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", p.name, err)
+	}
 	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
@@ -62,6 +72,23 @@ func (p *proc) start(t *testing.T, path string, args ...string) {
 	p.mu.Lock()
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
+	return nil
+}
+
+// pid is the process id of the current process (0 before it started).
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// logCount counts the occurrences of s in the process's log.
+func (p *proc) logCount(s string) int {
+	b, _ := os.ReadFile(p.log)
+	return bytes.Count(b, []byte(s))
 }
 
 // kill sends SIGKILL to the process's group and waits until it has exited.
@@ -88,6 +115,13 @@ func (p *proc) running() bool {
 	default:
 		return true
 	}
+}
+
+// exited is closed when the current process has exited.
+func (p *proc) exited() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
 }
 
 // logContains reports whether the process's log holds s.
@@ -274,10 +308,20 @@ func (c *natsCluster) kill(nd *natsNode) {
 // ports, and waits until it is healthy.
 func (c *natsCluster) restart(nd *natsNode) {
 	c.t.Helper()
-	require.False(c.t, nd.p.running(), "nats-server %s is still running", nd.name)
-	nd.p.start(c.t, bin.natsServer, "-c", nd.conf)
-	c.waitHealthy(nd, 60*time.Second)
+	require.NoError(c.t, c.restartErr(nd))
 	c.t.Logf("restarted nats-server %s", nd.name)
+}
+
+// restartErr is restart for any goroutine: it returns what went wrong
+// instead of failing the test.
+func (c *natsCluster) restartErr(nd *natsNode) error {
+	if nd.p.running() {
+		return fmt.Errorf("nats-server %s is still running", nd.name)
+	}
+	if err := nd.p.startErr(bin.natsServer, "-c", nd.conf); err != nil {
+		return err
+	}
+	return c.healthy(nd, 60*time.Second)
 }
 
 // waitHealthy waits until the node's /healthz answers 200: it takes
@@ -285,13 +329,20 @@ func (c *natsCluster) restart(nd *natsNode) {
 // are current.
 func (c *natsCluster) waitHealthy(nd *natsNode, timeout time.Duration) {
 	c.t.Helper()
+	if err := c.healthy(nd, timeout); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// healthy is waitHealthy for any goroutine.
+func (c *natsCluster) healthy(nd *natsNode, timeout time.Duration) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", nd.httpPort)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
 		if !nd.p.running() {
-			c.t.Fatalf("nats-server %s exited (see its log)", nd.name)
+			return fmt.Errorf("nats-server %s exited (see its log)", nd.name)
 		}
 		resp, err := hc.Get(url)
 		if err == nil {
@@ -299,7 +350,7 @@ func (c *natsCluster) waitHealthy(nd *natsNode, timeout time.Duration) {
 			_, _ = b.ReadFrom(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(b.String()))
 		} else {
@@ -307,7 +358,7 @@ func (c *natsCluster) waitHealthy(nd *natsNode, timeout time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.t.Fatalf("nats-server %s not healthy after %s: %s", nd.name, timeout, last)
+	return fmt.Errorf("nats-server %s not healthy after %s: %s", nd.name, timeout, last)
 }
 
 // worker is a `jetflow worker` process.
@@ -358,8 +409,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // signal sends sig to the process's group.
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
+	require.NoError(t, p.signalErr(sig), "sending %s to %s", sig, p.name)
+}
+
+// signalErr is signal for any goroutine.
+func (p *proc) signalErr(sig syscall.Signal) error {
 	p.mu.Lock()
 	cmd := p.cmd
 	p.mu.Unlock()
-	require.NoError(t, syscall.Kill(-cmd.Process.Pid, sig), "sending %s to %s", sig, p.name)
+	return syscall.Kill(-cmd.Process.Pid, sig)
 }

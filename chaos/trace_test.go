@@ -3,8 +3,10 @@
 package chaos_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +29,40 @@ type tracer struct {
 	mu      sync.Mutex
 	recs    []traceRec
 	replyTo map[string]string // publish reply inbox -> message id
+	owners  map[string]string // subscription subject -> connection ("name#cid")
+}
+
+// pollOwners records which client connection subscribes to which inbox,
+// from the server's /connz, so that a delivery can be told apart by the
+// worker it went to.
+func (tr *tracer) pollOwners(httpPort int) {
+	hc := &http.Client{Timeout: time.Second}
+	resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/connz?subs=detail&limit=4096", httpPort))
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var connz struct {
+		Connections []struct {
+			CID  uint64 `json:"cid"`
+			Name string `json:"name"`
+			Subs []struct {
+				Subject string `json:"subject"`
+			} `json:"subscriptions_list_details"`
+		} `json:"connections"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&connz) != nil {
+		return
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, c := range connz.Connections {
+		for _, sub := range c.Subs {
+			if strings.HasPrefix(sub.Subject, "_INBOX.") {
+				tr.owners[sub.Subject] = fmt.Sprintf("%s#%d", c.Name, c.CID)
+			}
+		}
+	}
 }
 
 type traceRec struct {
@@ -46,7 +82,22 @@ func startTracer(t *testing.T, ns *natsCluster, hubName string) *tracer {
 	if os.Getenv("JETFLOW_CHAOS_TRACE") == "" {
 		return nil
 	}
-	tr := &tracer{replyTo: map[string]string{}}
+	tr := &tracer{replyTo: map[string]string{}, owners: map[string]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-polled })
+	go func() {
+		defer close(polled)
+		for ctx.Err() == nil {
+			for _, nd := range ns.nodes {
+				tr.pollOwners(nd.httpPort)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
 	for _, nd := range ns.nodes {
 		nc, err := nats.Connect(nd.url(), nats.Name("chaos-trace-"+nd.name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 		if err != nil {
@@ -159,6 +210,9 @@ func (tr *tracer) dump(t *testing.T, exec, encodedID string) {
 	for _, r := range tr.recs {
 		if ids[r.msgID] || (r.kind == "ack" || r.kind == "deliver") && seqs[key{r.strm, r.seq}] {
 			fmt.Fprintf(&b, "\n  %s %s %-7s %s %s seq %d %s %s", r.at.Format("15:04:05.000"), r.node, r.kind, r.msgID, r.strm, r.seq, r.subj, r.info)
+			if owner := tr.owners[r.subj]; r.kind == "deliver" && owner != "" {
+				fmt.Fprintf(&b, " to %s", owner)
+			}
 		}
 	}
 	t.Logf("trace of %s (execution %s; %d records in all):%s", encodedID, exec, len(tr.recs), b.String())
