@@ -21,6 +21,7 @@ type state struct {
 	started   *history.Event    // the current execution's ExecutionStarted; nil for none
 	done      *history.Event    // its ExecutionCompleted, once finished
 	suspended bool              // the execution is suspended
+	toggled   time.Time         // when the suspend or resume in force was sent
 
 	status    *jetflow.Status // the last status written (or read); nil for none
 	statusRev uint64          // its revision; 0 for none
@@ -66,6 +67,20 @@ func (st *state) appliedIn(msgID string) (uint32, bool) {
 	return n, ok
 }
 
+// suspension applies the suspends and resumes among events to a state
+// that is suspended or not since toggled: the one sent last wins, whatever
+// order they arrived in (a suspend held by a worker that died comes back
+// after the resume sent after it, and must not suspend the instance again).
+func suspension(suspended bool, toggled time.Time, events []history.Event) (bool, time.Time) {
+	for _, e := range events {
+		if e.Type != history.ExecutionSuspended && e.Type != history.ExecutionResumed || e.Time.Before(toggled) {
+			continue
+		}
+		suspended, toggled = e.Type == history.ExecutionSuspended, e.Time
+	}
+	return suspended, toggled
+}
+
 // execution is the dispatcher's view of the execution begun by e.
 func execution(id string, e *history.Event) dispatcher.Execution {
 	if e == nil {
@@ -93,19 +108,16 @@ func (st *state) addChunk(n uint32, rev uint64, events []history.Event) {
 		st.events = append(st.events, *e)
 	}
 	st.events = history.Rewound(st.events)
-	st.started, st.done, st.suspended = nil, nil, false
+	st.started, st.done = nil, nil
 	for i := range st.events {
 		switch st.events[i].Type {
 		case history.ExecutionStarted:
 			st.started = &st.events[i]
 		case history.ExecutionCompleted:
 			st.done = &st.events[i]
-		case history.ExecutionSuspended:
-			st.suspended = true
-		case history.ExecutionResumed:
-			st.suspended = false
 		}
 	}
+	st.suspended, st.toggled = suspension(false, time.Time{}, st.events)
 }
 
 // statusOf is the status of the instance in state st.

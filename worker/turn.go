@@ -184,7 +184,7 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		p.custom = st.customStatus()
 		return p.fit(in), nil
 	}
-	if start == nil && holds(st.suspended, events) {
+	if suspended, _ := suspension(st.suspended, st.toggled, events); start == nil && suspended {
 		// Suspended: record what arrived, run nothing until resumed.
 		p.chunk, p.custom = turn, st.customStatus()
 		return p.fit(in), nil
@@ -302,21 +302,6 @@ func poisonOf(in turnInput) string {
 // poisoned reports whether a message delivered n times is to be given up.
 func poisoned(maxDeliveries int, n uint64) bool {
 	return maxDeliveries > 0 && n > uint64(maxDeliveries)
-}
-
-// holds reports whether a turn with these events leaves the orchestrator
-// suspended: it was suspended, or is suspended now, and is not resumed by
-// them.
-func holds(suspended bool, events []history.Event) bool {
-	for _, e := range events {
-		switch e.Type {
-		case history.ExecutionSuspended:
-			suspended = true
-		case history.ExecutionResumed:
-			suspended = false
-		}
-	}
-	return suspended
 }
 
 // surprising reports whether a batch holds a message that the cached

@@ -156,6 +156,16 @@ func TestDecide(t *testing.T) {
 		want:  []string{"OrchestratorStarted", "EventRaised"},
 		fates: []fate{ack},
 	}, {
+		name: "a suspend that arrives after the resume sent after it does not suspend",
+		state: func() *state {
+			st := running(t, x, startEvent("Waits", "x1", `null`))
+			st.addChunk(2, 11, []history.Event{{Type: history.OrchestratorStarted, Time: t0}, {Type: history.ExecutionResumed, Time: t0.Add(2 * time.Second), MsgID: "r1"}})
+			return st
+		},
+		batch: []history.Event{{Type: history.ExecutionSuspended, Time: t0.Add(time.Second), MsgID: "s1"}, raised("go", "e1")},
+		want:  []string{"OrchestratorStarted", "ExecutionSuspended", "EventRaised", "ExecutionCompleted:Completed"},
+		fates: []fate{ack, ack},
+	}, {
 		name:     "a chunk over the server's largest message fails the execution instead",
 		state:    newState,
 		batch:    []history.Event{startEvent("Calls", "x1", `"`+strings.Repeat("x", 600_000)+`"`)},
