@@ -15,20 +15,22 @@ import (
 type lease struct {
 	d        jetstream.Delivery
 	extended time.Time // when the server last heard of it (received, or in-progress ack)
+	lost     bool      // its ack wait ran out before it was extended (the process stalled)
 }
 
 // leases are the deliveries a worker holds, and those it acknowledged
 // since the janitor last asked (see Worker.janitor).
 type leases struct {
-	mu     sync.Mutex
-	held   map[*lease]struct{}
-	every  time.Duration // how often to extend a lease: a quarter of the ack wait
-	record bool          // keep acked for the janitor
-	acked  []jetstream.Acked
+	mu      sync.Mutex
+	held    map[*lease]struct{}
+	every   time.Duration // how often to extend a lease: a quarter of the ack wait
+	ackWait time.Duration
+	record  bool // keep acked for the janitor
+	acked   []jetstream.Acked
 }
 
 func newLeases(ackWait time.Duration, record bool) *leases {
-	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4, record: record}
+	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4, ackWait: ackWait, record: record}
 }
 
 // hold starts keeping d alive.
@@ -83,7 +85,13 @@ func (l *leases) extend(now time.Time) {
 	var due []*lease
 	l.mu.Lock()
 	for le := range l.held {
-		if now.Sub(le.extended) >= l.every {
+		switch age := now.Sub(le.extended); {
+		case le.lost:
+		case age >= l.ackWait:
+			// The process stalled past the ack wait (a freeze, a long
+			// pause): the server has given the message to another worker.
+			le.lost = true
+		case age >= l.every:
 			le.extended = now
 			due = append(due, le)
 		}
@@ -108,9 +116,14 @@ func (l *leases) keep(quit <-chan struct{}) {
 	}
 }
 
-// count is the number of leases held.
-func (l *leases) count() int {
+// alive reports whether le is still this worker's: its ack wait has not
+// run out (a worker that stalled past it must not run an activity that
+// another worker may be running by now).
+func (l *leases) alive(le *lease) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.held)
+	if !le.lost && time.Since(le.extended) >= l.ackWait {
+		le.lost = true
+	}
+	return !le.lost
 }

@@ -65,10 +65,14 @@ func TestEventOvertakesItsStart(t *testing.T) {
 // TestQueuedMessagesKeepTheirLeases: messages that wait in a worker's
 // queue (behind the concurrency limit) longer than the ack wait are kept
 // alive, not redelivered and counted; no healthy instance fails as poison.
+// (Before leases, the same test failed 4 of 12 instances with a 1 s ack
+// wait.)
 func TestQueuedMessagesKeepTheirLeases(t *testing.T) {
 	t.Parallel()
 	e := testengine.New(t, testengine.Options{
-		Worker: worker.Config{OrchestrationConcurrency: 1, AckWait: time.Second, MaxDeliveries: 3},
+		// A 2 s ack wait: the queue holds messages for several times that
+		// (12 instances of two 300 ms turns behind one slot).
+		Worker: worker.Config{OrchestrationConcurrency: 1, AckWait: 2 * time.Second, MaxDeliveries: 3},
 		Register: func(r *jetflow.Registry) error {
 			r.AddActivity("Echo", func(ctx *jetflow.ActivityContext) (any, error) { return "ok", nil })
 			return r.AddOrchestrator("SlowTurns", func(ctx *jetflow.OrchestrationContext) (any, error) {
@@ -97,13 +101,14 @@ func TestQueuedMessagesKeepTheirLeases(t *testing.T) {
 
 // TestActivitiesWaitingForASlotRunOnce: a worker fetches only the tasks it
 // can start, and keeps the leases of those that wait: with one slot and a
-// 1 s ack wait, eight 0.7 s activities each run once.
+// 2 s ack wait, eight 0.7 s activities each run once.
 func TestActivitiesWaitingForASlotRunOnce(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	runs := map[int]int{}
 	e := testengine.New(t, testengine.Options{
-		Worker: worker.Config{ActivityConcurrency: 1, AckWait: time.Second},
+		// A 2 s ack wait: the last tasks wait for their slot 5 s.
+		Worker: worker.Config{ActivityConcurrency: 1, AckWait: 2 * time.Second},
 		Register: func(r *jetflow.Registry) error {
 			r.AddActivity("Slow", func(ctx *jetflow.ActivityContext) (any, error) {
 				var n int

@@ -371,6 +371,9 @@ func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
 			w.leases.nak(le, jetstream.HandBackDelay)
 			return
 		}
+		if !w.leases.alive(le) {
+			return // stalled past its ack wait: it is another worker's now
+		}
 		w.runActivity(t, le)
 	}()
 }
