@@ -416,14 +416,20 @@ func (fs *faults) log(t *testing.T) {
 	t.Logf("faults (from the start of the load at %s):%s", fs.began.Format("15:04:05.000"), b.String())
 }
 
-// explains reports whether a fault between from and to explains that an
-// activity which began in process pid at from ran again at to: that
-// process was killed, or frozen long enough for its lease to run out (a
-// lease is extended every third of the ack wait, so half of it is
-// enough), or the server restarted (an ack or a result lost with it). A
-// graceful stop explains nothing: it lets running activities finish and
+// explains reports whether a fault explains that an activity which began
+// in process first at from ran again in process second at to:
+//   - the server restarted in between (an ack or a result was lost with
+//     it);
+//   - first was killed in between, or frozen long enough for its lease to
+//     run out (a lease is extended every third of the ack wait, so half of
+//     it is enough): the task went to another worker;
+//   - second was frozen that long and woke up in between, or up to an ack
+//     wait before from: it held a delivery of the task whose lease ran out
+//     meanwhile (the task went to first), and ran it on waking.
+//
+// A graceful stop explains nothing: it lets running activities finish and
 // hands back only what has not begun.
-func (fs *faults) explains(pid int, from, to time.Time) string {
+func (fs *faults) explains(first, second int, from, to time.Time) string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for _, ev := range fs.events {
@@ -431,17 +437,18 @@ func (fs *faults) explains(pid int, from, to time.Time) string {
 		if end.IsZero() {
 			end = time.Now()
 		}
-		if ev.start.After(to) || end.Before(from) {
-			continue
-		}
 		at := ev.start.Sub(fs.began).Round(time.Millisecond)
+		long := ev.Kind == faultStop && end.Sub(ev.start) >= ackWait/2
+		overlaps := !ev.start.After(to) && !end.Before(from)
 		switch {
-		case ev.Kind == faultServer:
+		case ev.Kind == faultServer && overlaps:
 			return fmt.Sprintf("server restart at %s", at)
-		case ev.pid == pid && ev.Kind == faultKill:
-			return fmt.Sprintf("kill of its worker at %s", at)
-		case ev.pid == pid && ev.Kind == faultStop && end.Sub(ev.start) >= ackWait/2:
-			return fmt.Sprintf("freeze of its worker at %s for %s", at, end.Sub(ev.start).Round(time.Millisecond))
+		case ev.pid == first && ev.Kind == faultKill && overlaps:
+			return fmt.Sprintf("kill of its first worker at %s", at)
+		case ev.pid == first && long && overlaps:
+			return fmt.Sprintf("freeze of its first worker at %s for %s", at, end.Sub(ev.start).Round(time.Millisecond))
+		case ev.pid == second && long && !end.After(to) && !end.Before(from.Add(-ackWait)):
+			return fmt.Sprintf("freeze of its second worker at %s for %s", at, end.Sub(ev.start).Round(time.Millisecond))
 		}
 	}
 	return ""
@@ -1394,13 +1401,14 @@ func checkRuns(t *testing.T, path string, ld *randomLoad, fs *faults, fail func(
 		for i := 1; i < len(rs); i++ {
 			reruns++
 			from, to := time.Unix(0, rs[i-1].At), time.Unix(0, rs[i].At)
-			why := fs.explains(rs[i-1].PID, from, to)
+			why := fs.explains(rs[i-1].PID, rs[i].PID, from, to)
 			if why == "" {
 				fail("activity %s of %s (task %d, input %s) ran again at %s in pid %d, %s after its run in pid %d, with no crash, freeze or server restart in between",
 					rs[i].Name, rs[i].Instance, rs[i].Task, rs[i].Input, to.Sub(fs.began).Round(time.Millisecond), rs[i].PID, to.Sub(from).Round(time.Millisecond), rs[i-1].PID)
 				continue
 			}
-			explained[strings.Fields(why)[0]]++
+			cause, _, _ := strings.Cut(why, " at ")
+			explained[cause]++
 		}
 	}
 	t.Logf("%d activity runs of %d calls; %d ran again, explained by: %v", n, len(runs), reruns, explained)
