@@ -141,9 +141,11 @@ func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, err
 	return true, nil
 }
 
-// TrimHistory removes an instance's chunks stored before revision keep
-// (those of executions that ended by continue-as-new). Chunk numbers only
-// grow, so the removed keys are never created again.
+// TrimHistory removes an instance's chunks stored before revision keep:
+// those of executions that ended by continue-as-new (chunk numbers only
+// grow, so the removed keys are never created again), or all of them when
+// the instance was purged while a worker committed to it (keep is then
+// one past that worker's last chunk).
 func (s *Store) TrimHistory(ctx context.Context, id string, keep uint64) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jetflow/jetflow"
@@ -110,7 +111,18 @@ func (w *Worker) runInstance(inst *instance) {
 		}
 		batch := w.takeBatch(inst)
 		w.mu.Unlock()
-		w.process(inst, batch)
+		// A message whose lease ran out while the process stalled is
+		// another worker's now (or gone with a purge): not applied here.
+		batch = slices.DeleteFunc(batch, func(p pending) bool {
+			if w.leases.alive(p.le) {
+				return false
+			}
+			w.leases.release(p.le)
+			return true
+		})
+		if len(batch) > 0 {
+			w.process(inst, batch)
+		}
 	}
 }
 
@@ -539,9 +551,11 @@ func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status 
 			return err
 		case st.statusRev != 0:
 			// There was a status and it is gone: the instance was purged
-			// (only finished instances are). Writing one would bring back
-			// an instance without history.
-			return nil
+			// (only finished instances are) while this turn ran. Writing a
+			// status would bring back an instance without history, and the
+			// chunks this worker knows of are the purged run's: remove
+			// them, or a later run of the id would find them.
+			return w.store.TrimHistory(ctx, id, st.chunkRev+1)
 		}
 		if cur != nil && sameStatus(&cur.Status, status) {
 			// Another worker wrote this very status (it replayed the same
