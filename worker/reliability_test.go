@@ -486,6 +486,8 @@ func TestPoisonInboxMessage(t *testing.T) {
 	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
 	var msg string
 	require.NoError(t, json.Unmarshal(st.Output, &msg))
-	require.Contains(t, msg, "(EventRaised) was delivered 3 times without being handled")
+	// The event may come in the start's turn or in the next: either
+	// message is the one given up.
+	require.Contains(t, msg, "was delivered 3 times without being handled")
 	require.Equal(t, int64(2), e.Workers[0].Stats().Blocked)
 }

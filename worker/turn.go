@@ -176,9 +176,9 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		p.custom = st.customStatus()
 		return p.fit(in), nil
 	}
-	if poison := poisonOf(in); poison != "" && start == nil && st.running() {
-		// Running this batch has failed every time: end the instance
-		// without running the orchestrator again.
+	if poison := poisonOf(in); poison != "" && (start != nil || st.running()) {
+		// Running this batch has failed every time (a start included):
+		// end the execution without running the orchestrator again.
 		p.chunk = append(turn, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusFailed,
 			Failure: &history.Failure{Type: "PoisonMessage", Message: poison}})
 		p.custom = st.customStatus()

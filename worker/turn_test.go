@@ -146,6 +146,13 @@ func TestDecide(t *testing.T) {
 		want:      []string{"OrchestratorStarted", "EventRaised", "ExecutionCompleted:Failed"},
 		fates:     []fate{ack},
 	}, {
+		name:      "a start delivered too often fails the instance it starts",
+		state:     newState,
+		batch:     []history.Event{startEvent("Waits", "x1", `null`)},
+		delivered: []uint64{11},
+		want:      []string{"OrchestratorStarted", "ExecutionStarted", "ExecutionCompleted:Failed"},
+		fates:     []fate{ack},
+	}, {
 		name: "a suspended instance records what arrives and runs nothing",
 		state: func() *state {
 			st := running(t, x, startEvent("Waits", "x1", `null`))
