@@ -344,7 +344,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 	}
 	for _, f := range p.fates {
 		if f == orphan {
-			return p, w.startPending(ctx, inst.id), nil
+			return p, w.startPending(ctx, inst.id, st), nil
 		}
 	}
 	return p, false, nil
@@ -424,35 +424,46 @@ func retryDelay(n uint64) time.Duration {
 	return min(time.Second<<(max(n, 1)-1), time.Minute)
 }
 
-// stale reports whether the instance's stored status has moved past the
-// one st knows, so that st may miss a newer run.
+// stale reports whether st may miss what is stored: the status moved past
+// the one st knows (a newer run, or a purge), or a chunk after st's last
+// exists. The second is needed because a status is written after its
+// chunk: a worker that just committed (a start, a continue-as-new) may not
+// have written its status yet.
 func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) {
 	se, err := w.store.GetStatus(ctx, id)
-	if errors.Is(err, jetstream.ErrNotFound) {
-		return st.status != nil, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, jetstream.ErrNotFound):
+		if st.status != nil {
+			return true, nil
+		}
+	case err != nil:
 		return false, err
+	case se.Revision != st.statusRev:
+		return true, nil
 	}
-	return se.Revision != st.statusRev, nil
+	return w.store.ChunkExists(ctx, id, st.chunks+1)
 }
 
 // startPending reports whether the instance's status is Pending (its start
 // message is on its way), or may be: when the status cannot be read (its
-// stream is electing a leader, say), the message is kept for later rather
-// than dropped.
+// stream is electing a leader, say), or a chunk st does not know of exists
+// (the start was just committed), the message is kept for later rather
+// than dropped; the next try reloads.
 //
 // A start whose outcome was unknown to its caller may have left a Pending
 // status without a start message: once the status is older than
 // resendStartAfter, the worker sends the start again (the same message,
 // derived from the status, so a duplicate is dropped).
-func (w *Worker) startPending(ctx context.Context, id string) bool {
+func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 	se, err := w.store.GetStatus(ctx, id)
-	if err != nil {
-		return !errors.Is(err, jetstream.ErrNotFound)
+	if err != nil && !errors.Is(err, jetstream.ErrNotFound) {
+		return true
 	}
-	if se.Status.RuntimeStatus != jetflow.StatusPending {
-		return false
+	if err != nil || se.Status.RuntimeStatus != jetflow.StatusPending {
+		// Not Pending (any more): unless the start was committed since st
+		// was read (its status not written yet), nothing will run them.
+		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
+		return err != nil || later
 	}
 	if w.cfg.Now().Sub(se.Status.CreatedTime.Time) > resendStartAfter {
 		if err := w.disp.ResendStart(ctx, se); err != nil {
