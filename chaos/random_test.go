@@ -176,6 +176,7 @@ func testRandom(t *testing.T) {
 		}
 		t.Fatalf("%d checks failed (seed %d)", len(failed), seed)
 	}
+	fs.log(t)
 	t.Logf("checked %d instances (%d purged), %d status updates, %d activity runs; passed at %s",
 		ld.count(), ld.purgedCount(), obs.updates(), ld.runs, time.Since(began).Round(time.Millisecond))
 }
