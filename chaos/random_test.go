@@ -208,6 +208,9 @@ type poolWorker struct {
 	*proc
 	path string
 	args []string
+	// inTrouble is held by the fault that has the worker down or frozen,
+	// until it is back: one fault at a time per process.
+	inTrouble sync.Mutex
 }
 
 func startPoolWorker(t *testing.T, logs *logDir, name, path string, args ...string) *poolWorker {
@@ -319,6 +322,7 @@ type faultEvent struct {
 	pid        int // the worker's process, or 0 for the server
 	start, end time.Time
 	err        error
+	skipped    bool // its process was still in trouble from the fault before
 }
 
 // faults carries out a schedule.
@@ -327,6 +331,8 @@ type faults struct {
 	ns    *natsCluster
 	pool  []*poolWorker
 	began time.Time
+	// serverInTrouble is inTrouble for the nats-server.
+	serverInTrouble sync.Mutex
 
 	mu     sync.Mutex
 	events []*faultEvent
@@ -370,6 +376,21 @@ func (fs *faults) do(ctx context.Context, ev *faultEvent) error {
 		case <-time.After(ev.For):
 		}
 	}
+	// The plan keeps faults on one process apart by the time each should
+	// take, but a restart can take longer (the server is down, say): a
+	// fault that comes while its process is still in trouble from the one
+	// before is skipped (it would signal a process that is gone, or start
+	// a second one).
+	trouble := &fs.serverInTrouble
+	if ev.Kind != faultServer {
+		trouble = &fs.pool[ev.Worker].inTrouble
+	}
+	if !trouble.TryLock() {
+		ev.skipped = true
+		fs.t.Logf("fault %s of worker %d at %s skipped: its process is still down or frozen from the one before", ev.Kind, ev.Worker, ev.At)
+		return nil
+	}
+	defer trouble.Unlock()
 	if ev.Kind == faultServer {
 		nd := fs.ns.nodes[0]
 		ev.target = "nats-" + nd.name
@@ -379,21 +400,12 @@ func (fs *faults) do(ctx context.Context, ev *faultEvent) error {
 	}
 	w := fs.pool[ev.Worker]
 	ev.target, ev.pid = w.name, w.pid()
-	// Faults on one worker may overlap (a freeze planned while a kill
-	// keeps it down): a signal to a process that is gone changes nothing.
-	gone := func(err error) error {
-		if errors.Is(err, syscall.ESRCH) {
-			fs.t.Logf("fault %s of %s at %s: the process is down already", ev.Kind, ev.target, ev.At)
-			return nil
-		}
-		return err
-	}
 	switch ev.Kind {
 	case faultKill:
 		w.kill()
 	case faultTerm:
 		if err := w.signalErr(syscall.SIGTERM); err != nil {
-			return gone(err)
+			return err
 		}
 		select { // a graceful stop finishes within the worker's 30 s
 		case <-w.exited():
@@ -402,10 +414,10 @@ func (fs *faults) do(ctx context.Context, ev *faultEvent) error {
 		}
 	case faultStop:
 		if err := w.signalErr(syscall.SIGSTOP); err != nil {
-			return gone(err)
+			return err
 		}
 		wait()
-		return gone(w.signalErr(syscall.SIGCONT))
+		return w.signalErr(syscall.SIGCONT)
 	}
 	wait()
 	return w.restart(2 * time.Minute)
@@ -416,8 +428,16 @@ func (fs *faults) summary() string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var plan []plannedFault
+	skipped := 0
 	for _, ev := range fs.events {
+		if ev.skipped {
+			skipped++
+			continue
+		}
 		plan = append(plan, ev.plannedFault)
+	}
+	if skipped > 0 {
+		return fmt.Sprintf("%s (%d skipped)", summarize(plan), skipped)
 	}
 	return summarize(plan)
 }
@@ -428,6 +448,10 @@ func (fs *faults) log(t *testing.T) {
 	defer fs.mu.Unlock()
 	var b strings.Builder
 	for _, ev := range fs.events {
+		if ev.skipped {
+			fmt.Fprintf(&b, "\n  %7.3fs          %-6s worker %d: skipped", ev.start.Sub(fs.began).Seconds(), ev.Kind, ev.Worker)
+			continue
+		}
 		fmt.Fprintf(&b, "\n  %7.3fs–%7.3fs %-6s %s", ev.start.Sub(fs.began).Seconds(), ev.end.Sub(fs.began).Seconds(), ev.Kind, ev.target)
 		if ev.pid != 0 {
 			fmt.Fprintf(&b, " (pid %d)", ev.pid)
@@ -453,6 +477,9 @@ func (fs *faults) explains(first, second int, from, to time.Time) string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for _, ev := range fs.events {
+		if ev.skipped {
+			continue
+		}
 		end := ev.end
 		if end.IsZero() {
 			end = time.Now()
