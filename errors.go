@@ -44,8 +44,9 @@ var (
 	// timeout, a broken connection), so it may or may not have taken
 	// effect. Calls that return it are safe to retry with the same
 	// arguments: the retry does what the first call meant to, or finds it
-	// done (a start retried after an unknown outcome fails with
-	// ErrInstanceExists when the first one created the instance).
+	// done. A start is the same request again only with the same request
+	// id (client.WithRequestID; its error names the id it used): then the
+	// retry answers with the run the first call made, even a finished one.
 	ErrOutcomeUnknown = errors.New("outcome unknown; retrying is safe")
 )
 

@@ -129,6 +129,10 @@ type Status struct {
 	// orchestrator writes clears it, and the activity's next report sets it
 	// again.
 	ActivityProgress *ActivityProgress `json:"activityProgress"`
+	// RequestID is the key of the start request that created this run
+	// (client.WithRequestID), or empty: a start repeated with the same
+	// key finds the run it made instead of making another.
+	RequestID string `json:"requestId"`
 }
 
 // Finished reports whether the instance has reached a terminal state.
@@ -140,7 +144,7 @@ func (s *Status) Finished() bool { return s.RuntimeStatus.IsTerminal() }
 // encoding/json re-validates every json.RawMessage, and a status is encoded
 // on every commit.
 func (s Status) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 160+len(s.Name)+len(s.InstanceID)+len(s.Input)+len(s.CustomStatus)+len(s.Output))
+	b := make([]byte, 0, 180+len(s.Name)+len(s.RequestID)+len(s.InstanceID)+len(s.Input)+len(s.CustomStatus)+len(s.Output))
 	b = append(b, `{"name":`...)
 	b = appendString(b, s.Name)
 	b = append(b, `,"instanceId":`...)
@@ -166,6 +170,12 @@ func (s Status) MarshalJSON() ([]byte, error) {
 			return nil, err
 		}
 		b = append(b, p...)
+	}
+	b = append(b, `,"requestId":`...)
+	if s.RequestID == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, s.RequestID)
 	}
 	return append(b, '}'), nil
 }

@@ -723,18 +723,19 @@ func call(ctx context.Context, f func(context.Context) error, done func(error) b
 
 func never(error) bool { return false }
 
-// start starts the instance, retrying failed calls: after a failed one,
-// "exists" means that call had stored it.
+// start starts the instance, retrying failed calls under one request id
+// (the instance's), so that a retry of a call that was stored answers
+// with its run; "exists" is an answer, and a wrong one.
 func (ld *randomLoad) start(ctx context.Context, in *rinst) error {
 	fails, err := call(ctx, func(ctx context.Context) error {
-		_, err := ld.h.client.StartOrchestration(ctx, in.name, client.WithInstanceID(in.id), client.WithInput(in.input))
+		_, err := ld.h.client.StartOrchestration(ctx, in.name, client.WithInstanceID(in.id), client.WithInput(in.input), client.WithRequestID(in.id))
 		return err
 	}, func(err error) bool { return errors.Is(err, jetflow.ErrInstanceExists) })
 	in.mu.Lock()
 	in.startFails, in.startedAt = fails, time.Now()
 	in.mu.Unlock()
 	switch {
-	case err == nil, errors.Is(err, jetflow.ErrInstanceExists) && fails > 0:
+	case err == nil:
 		in.mu.Lock()
 		in.acked = true
 		in.mu.Unlock()

@@ -11,6 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nuid"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
@@ -41,9 +45,10 @@ func New(disp *dispatcher.Dispatcher) *Client {
 func (c *Client) Close() { c.list.close() }
 
 type startOptions struct {
-	id    string
-	input json.RawMessage
-	err   error
+	id        string
+	input     json.RawMessage
+	requestID string
+	err       error
 }
 
 // StartOption configures StartOrchestration.
@@ -61,6 +66,29 @@ func WithInput(v any) StartOption {
 func WithRawInput(b json.RawMessage) StartOption {
 	return func(o *startOptions) { o.input, o.err = b, nil }
 }
+
+// MaxRequestIDLength is the longest request id WithRequestID takes, in bytes.
+const MaxRequestIDLength = 128
+
+// WithRequestID names the start request with key, an idempotency key: a
+// StartOrchestration with the same instance id, orchestrator and key as an
+// earlier one that was stored returns the run that one made, in whatever
+// state it is (even finished), instead of starting another. Give one when
+// a start that failed with jetflow.ErrOutcomeUnknown is retried by a later
+// call (the key of a start that gave up is in its error). Without one,
+// each call is its own request.
+func WithRequestID(key string) StartOption {
+	return func(o *startOptions) {
+		o.requestID = key
+		if key == "" || len(key) > MaxRequestIDLength || !utf8.ValidString(key) {
+			o.err = fmt.Errorf("%w: a request id must be 1 to %d bytes of UTF-8", jetflow.ErrInvalidOption, MaxRequestIDLength)
+		}
+	}
+}
+
+// startRetryFor is how long StartOrchestration goes on retrying a start
+// whose outcome is unknown, at most (less when its context ends first).
+const startRetryFor = 30 * time.Second
 
 func marshal(v any) (json.RawMessage, error) {
 	if raw, ok := v.(json.RawMessage); ok {
@@ -100,6 +128,12 @@ func NewInstanceID() string {
 // jetflow.ErrInvalidInstanceID, jetflow.ErrInvalidInput,
 // jetflow.ErrPayloadTooLarge, or jetflow.ErrInstanceExists when an instance
 // with that id is Pending or Running; nothing is changed then.
+//
+// A write whose answer is lost (a server failing over) is retried under
+// the request's id (WithRequestID, or one made for the call), so that
+// the start takes effect once; when ctx ends first, or after 30 s, the
+// error wraps jetflow.ErrOutcomeUnknown and names the request id to call
+// again with.
 func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...StartOption) (string, error) {
 	var o startOptions
 	for _, opt := range opts {
@@ -120,10 +154,53 @@ func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...St
 	if err := CheckPayload("input", o.input); err != nil {
 		return "", err
 	}
-	if _, err := c.disp.StartInstance(ctx, o.id, name, o.input); err != nil {
-		return "", err
+	key := o.requestID
+	if key == "" {
+		key = nuid.Next()
 	}
-	return o.id, nil
+	deadline := time.Now().Add(startRetryFor)
+	var unknown error // the first attempt whose outcome is unknown
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, err := c.disp.StartInstance(ctx, o.id, name, o.input, key)
+		switch {
+		case err == nil:
+			return o.id, nil
+		case errors.Is(err, jetflow.ErrOutcomeUnknown):
+			if unknown == nil {
+				unknown = err
+			}
+		case unknown == nil || definite(err):
+			// Nothing was stored, or the hub has answered for good.
+			return "", err
+		}
+		// An attempt may have been stored: retry until the hub answers.
+		if time.Now().Add(wait).After(deadline) || sleep(ctx, wait) != nil {
+			return "", fmt.Errorf("%w (last try: %v); to retry, start it again with client.WithRequestID(%q)", unknown, err, key)
+		}
+	}
+}
+
+// definite reports whether a start's error is the hub's answer rather
+// than a failure to reach it.
+func definite(err error) bool {
+	for _, target := range []error{jetflow.ErrInstanceExists, jetflow.ErrUnknownOrchestrator, jetflow.ErrPayloadTooLarge} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// sleep waits for d or until ctx ends, and returns ctx's error then.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Restart starts a new run of a finished instance's orchestrator with the

@@ -70,10 +70,15 @@ func NewExecutionID() string { return nuid.Next() }
 // message is derived from it (its execution id from the status
 // revision), so anyone can send it again (ResendStart). When a write's
 // answer is lost, the error wraps jetflow.ErrOutcomeUnknown and the
-// instance stays Pending; the same call again (same id, name and input)
-// either starts it or, when the first call did, sends the start again
-// and fails with ErrInstanceExists. Either way exactly one run runs.
-func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage) (*jetflow.Status, error) {
+// instance may be Pending. requestID, when not empty, names the request:
+// the same call again (same id, name and requestID) finds the run the
+// first one made, in whatever state, sends its start again while it is
+// Pending, and returns its status; so exactly one run runs, even when it
+// finished before the retry. Without a requestID, a retry that finds the
+// instance Pending with the same name and input sends the start again
+// and fails with ErrInstanceExists; one that finds it finished starts a
+// second run.
+func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage, requestID string) (*jetflow.Status, error) {
 	registered, err := d.store.IsRegistered(ctx, jetstream.KindOrchestrator, name)
 	if err != nil {
 		return nil, err
@@ -87,6 +92,13 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	case errors.Is(err, jetstream.ErrNotFound):
 	case err != nil:
 		return nil, err
+	case requestID != "" && prev.Status.RequestID == requestID && prev.Status.Name == name:
+		// A retry of a start that was stored: the run it made is the
+		// answer, whatever its state.
+		if err := d.ResendStart(ctx, prev); err != nil {
+			return nil, fmt.Errorf("starting %q: %w (%w)", id, jetflow.ErrOutcomeUnknown, err)
+		}
+		return &prev.Status, nil
 	case prev.Status.RuntimeStatus == jetflow.StatusPending && prev.Status.Name == name && sameJSON(prev.Status.Input, input):
 		// Maybe a retry of a start whose outcome was unknown: make sure
 		// its start message is sent, and answer that the instance exists.
@@ -107,6 +119,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 		Input:           input,
 		CreatedTime:     jetflow.Time{Time: now},
 		LastUpdatedTime: jetflow.Time{Time: now},
+		RequestID:       requestID,
 	}
 	newRev, err := d.store.PutStatus(ctx, id, st, rev)
 	switch {
@@ -147,7 +160,7 @@ func startMessage(id string, st *jetflow.Status, rev uint64) *jetstream.OrchMess
 	at := st.CreatedTime.UTC()
 	return &jetstream.OrchMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
-		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules,
+		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
 	}}
 }
 

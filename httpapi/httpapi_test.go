@@ -288,7 +288,7 @@ func TestStatus(t *testing.T) {
 			keys = append(keys, k)
 		}
 		require.ElementsMatch(t, []string{"name", "instanceId", "runtimeStatus", "input", "customStatus",
-			"output", "createdTime", "lastUpdatedTime", "activityProgress"}, keys)
+			"output", "createdTime", "lastUpdatedTime", "activityProgress", "requestId"}, keys)
 		require.Equal(t, `"SetStatusTest"`, string(raw["name"]))
 		require.Equal(t, `"keys-1"`, string(raw["instanceId"]))
 		require.Equal(t, `"Running"`, string(raw["runtimeStatus"]))

@@ -532,7 +532,7 @@ func TestGetStatus(t *testing.T) {
 	require.Equal(t, rev, e.Revision())
 	require.JSONEq(t, `{"name":"E1_HelloSequence","instanceId":"tenant:7 order.é","runtimeStatus":"Running",
 		"input":{"city":"Tokyo"},"customStatus":{"step":2},"output":null,
-		"createdTime":"2025-01-02T03:04:05Z","lastUpdatedTime":"2025-01-02T03:04:05Z","activityProgress":null}`, string(e.Value()))
+		"createdTime":"2025-01-02T03:04:05Z","lastUpdatedTime":"2025-01-02T03:04:05Z","activityProgress":null,"requestId":null}`, string(e.Value()))
 
 	got, err := b.store.GetStatus(ctx, id)
 	require.NoError(t, err)

@@ -130,6 +130,7 @@ func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jet
 		CustomStatus:    custom,
 		CreatedTime:     jetflow.Time{Time: st.started.Time.UTC().Truncate(time.Second)},
 		LastUpdatedTime: jetflow.Time{Time: now.UTC().Truncate(time.Second)},
+		RequestID:       st.started.RequestID,
 	}
 	if st.suspended {
 		s.RuntimeStatus = jetflow.StatusSuspended

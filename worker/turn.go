@@ -210,6 +210,7 @@ func runTurn(x executeFunc, id string, past, turn []history.Event, now time.Time
 		next := []history.Event{{Type: history.OrchestratorStarted, Time: now}, {
 			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: last(res.Events).Result,
 			ExecutionID: nextExecutionID(begun.ExecutionID), Parent: begun.Parent, Rules: history.CurrentRules,
+			RequestID: begun.RequestID,
 		}}
 		next = append(next, res.CarryOver...)
 		chunk = append(chunk, next...)

@@ -242,6 +242,10 @@ type Event struct {
 	// (zero, RulesOldestWaiter, for executions started before rules were
 	// recorded; CurrentRules for new ones).
 	Rules Rules `msgpack:"r,omitempty" json:"rules,omitempty"`
+	// RequestID is set on ExecutionStarted: the key of the start request
+	// that created the instance, carried to the executions it continues
+	// as; empty for none.
+	RequestID string `msgpack:"rq,omitempty" json:"requestId,omitempty"`
 	// Status is set on ExecutionCompleted.
 	Status Status `msgpack:"st,omitempty" json:"status,omitempty"`
 	// Timeout is, on TaskScheduled, the call's start-to-close timeout (0:
