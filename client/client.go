@@ -131,9 +131,11 @@ func NewInstanceID() string {
 //
 // A write whose answer is lost (a server failing over) is retried under
 // the request's id (WithRequestID, or one made for the call), so that
-// the start takes effect once; when ctx ends first, or after 30 s, the
-// error wraps jetflow.ErrOutcomeUnknown and names the request id to call
-// again with.
+// the start takes effect once; after 30 s of that, or when ctx ends
+// first, the error wraps jetflow.ErrOutcomeUnknown and names the request
+// id to call again with. A start that ctx cut off goes on in the
+// background to its end (30 s at most), so that it never leaves an
+// instance half started.
 func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...StartOption) (string, error) {
 	var o startOptions
 	for _, opt := range opts {
@@ -158,25 +160,50 @@ func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...St
 	if key == "" {
 		key = nuid.Next()
 	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	// The start runs to its end even when ctx ends first: one cut off
+	// between its status and its start message would leave the instance
+	// Pending with nothing to run it.
+	done := make(chan error, 1)
+	go func() { done <- c.start(context.WithoutCancel(ctx), o.id, name, o.input, key) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return "", err
+		}
+		return o.id, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("starting %q: %w (%w: it goes on in the background); to retry, start it again with client.WithRequestID(%q)",
+			o.id, jetflow.ErrOutcomeUnknown, ctx.Err(), key)
+	}
+}
+
+// start makes the start request key, retrying it for up to startRetryFor
+// while its outcome is unknown. ctx has no deadline: each storage request
+// is bounded by the store's timeout.
+func (c *Client) start(ctx context.Context, id, name string, input json.RawMessage, key string) error {
 	deadline := time.Now().Add(startRetryFor)
 	var unknown error // the first attempt whose outcome is unknown
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		_, err := c.disp.StartInstance(ctx, o.id, name, o.input, key)
+		_, err := c.disp.StartInstance(ctx, id, name, input, key)
 		switch {
 		case err == nil:
-			return o.id, nil
+			return nil
 		case errors.Is(err, jetflow.ErrOutcomeUnknown):
 			if unknown == nil {
 				unknown = err
 			}
 		case unknown == nil || definite(err):
 			// Nothing was stored, or the hub has answered for good.
-			return "", err
+			return err
 		}
 		// An attempt may have been stored: retry until the hub answers.
-		if time.Now().Add(wait).After(deadline) || sleep(ctx, wait) != nil {
-			return "", fmt.Errorf("%w (last try: %v); to retry, start it again with client.WithRequestID(%q)", unknown, err, key)
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w (last try: %v); to retry, start it again with client.WithRequestID(%q)", unknown, err, key)
 		}
+		time.Sleep(wait)
 	}
 }
 
@@ -189,18 +216,6 @@ func definite(err error) bool {
 		}
 	}
 	return false
-}
-
-// sleep waits for d or until ctx ends, and returns ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Restart starts a new run of a finished instance's orchestrator with the

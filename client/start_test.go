@@ -206,6 +206,28 @@ func TestStartAnswerLost(t *testing.T) {
 		require.Equal(t, 1, executions(t, e, id))
 	})
 
+	t.Run("cut off by its caller", func(t *testing.T) {
+		t.Parallel()
+		// The caller gives up (an HTTP client gone) while the status
+		// write is on its way: the start still ends with its message.
+		p := newAnswerHolder(t, e.Listen, statusPub, "")
+		c := proxiedClient(t, e, p)
+		cctx, cancel := context.WithCancel(ctx)
+		go func() { <-p.heldNow; cancel() }()
+		_, err := c.StartOrchestration(cctx, "E1_HelloSequence", client.WithInstanceID("lost-cut"))
+		require.ErrorIs(t, err, jetflow.ErrOutcomeUnknown)
+		require.ErrorIs(t, err, context.Canceled)
+		p.release()
+		require.Eventually(t, func() bool { // the write the proxy saw is stored
+			_, err := e.Client.GetStatus(ctx, "lost-cut")
+			return err == nil
+		}, 10*time.Second, 5*time.Millisecond)
+		st, err := e.Client.WaitForCompletion(ctx, "lost-cut")
+		require.NoError(t, err)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+		require.Equal(t, 1, executions(t, e, "lost-cut"))
+	})
+
 	t.Run("retried after the run finished", func(t *testing.T) {
 		t.Parallel()
 		// Hold the answer to the start message: it is stored and runs.

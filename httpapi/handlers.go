@@ -40,6 +40,9 @@ const maxStartTimeout = 3600
 // start handles POST /orchestrators/{name}[/{instanceId}][?timeout=SECONDS].
 // With a timeout it waits (a status watch, not polling) up to that long
 // for the instance to finish, and then answers 200 with its final status.
+// An Idempotency-Key header names the request (client.WithRequestID): the
+// same start again, with the same id and key, answers with the run the
+// first made instead of starting another, even once it has finished.
 func (a *api) start(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	id := r.PathValue("instanceId")
@@ -59,6 +62,9 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 	opts := []client.StartOption{client.WithRawInput(body)}
 	if id != "" {
 		opts = append(opts, client.WithInstanceID(id))
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		opts = append(opts, client.WithRequestID(key))
 	}
 	id, err := a.c.StartOrchestration(r.Context(), name, opts...)
 	if err != nil {

@@ -426,6 +426,48 @@ func TestStartWithTimeout(t *testing.T) {
 	}
 }
 
+// TestStartIdempotencyKey: a start repeated with the same Idempotency-Key
+// (a client retrying after a 503) answers with the run the first made,
+// even a finished one, and writes nothing; another key is another run.
+func TestStartIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	path := base + "/orchestrators/E1_HelloSequence/idem-1"
+	post := func(key string) response {
+		req, err := http.NewRequest(http.MethodPost, b.srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := b.srv.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return response{code: resp.StatusCode, header: resp.Header, body: data}
+	}
+	first := post("req-1")
+	require.Equal(t, http.StatusAccepted, first.code, "body: %s", first.body)
+	_, st := b.waitFinished(t, "idem-1")
+	require.Equal(t, "req-1", st.RequestID)
+	ctx := b.e.Context(30 * time.Second)
+	before, err := b.e.Client.GetStatusWithRevision(ctx, "idem-1")
+	require.NoError(t, err)
+
+	again := post("req-1")
+	require.Equal(t, http.StatusAccepted, again.code, "body: %s", again.body)
+	require.JSONEq(t, string(first.body), string(again.body))
+	after, err := b.e.Client.GetStatusWithRevision(ctx, "idem-1")
+	require.NoError(t, err)
+	require.Equal(t, before.Revision, after.Revision, "the retry wrote nothing")
+
+	require.Equal(t, http.StatusAccepted, post("req-2").code)
+	require.Eventually(t, func() bool {
+		st, err := b.e.Client.GetStatus(ctx, "idem-1")
+		return err == nil && st.RequestID == "req-2"
+	}, 10*time.Second, 10*time.Millisecond, "another key starts another run")
+
+	requireJSONError(t, post(strings.Repeat("k", 129)), http.StatusBadRequest, "request id")
+}
+
 func TestAPIKey(t *testing.T) {
 	t.Parallel()
 	b := setupWith(t, httpapi.Config{APIKey: "s3cret"})
