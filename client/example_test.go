@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats.go"
 )
@@ -27,7 +28,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: dir, Listen: "127.0.0.1:0"})
+	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -32,7 +33,7 @@ type testBundle struct {
 // test ends.
 func runServer(t *testing.T, dir, listen string) *server.Server {
 	t.Helper()
-	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: dir, Listen: listen})
+	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: listen})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		srv.Shutdown()
@@ -782,7 +783,7 @@ type received struct {
 func TestTimer(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: dir, Listen: "127.0.0.1:0"})
+	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: "127.0.0.1:0"})
 	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown) // if the test stops before the restart
 	listen := srv.Addr().(*net.TCPAddr).String()
@@ -966,50 +967,4 @@ func TestRegistry(t *testing.T) {
 	keys, err := kv.Keys(ctx)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"orchestrator.E1_HelloSequence", "orchestrator.a=2Eb=20c", "orchestrator.=C3=A9"}, keys)
-}
-
-func TestRunServer(t *testing.T) {
-	t.Parallel()
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { busy.Close() })
-
-	for _, tc := range []struct {
-		name      string
-		cfg       jetstream.ServerConfig
-		withError string
-	}{
-		{name: "busy port", cfg: jetstream.ServerConfig{Dir: t.TempDir(), Listen: busy.Addr().String()}, withError: "address already in use"},
-		{name: "no store directory", cfg: jetstream.ServerConfig{Listen: "127.0.0.1:0"}, withError: "no store directory"},
-		{name: "no port", cfg: jetstream.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1"}, withError: "listen address"},
-		{name: "bad port", cfg: jetstream.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:70000"}, withError: "bad port"},
-		{name: "free port", cfg: jetstream.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0"}},
-		{name: "port -1", cfg: jetstream.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1", MaxPayload: 1 << 20}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			start := time.Now()
-			srv, err := jetstream.RunServer(tc.cfg)
-			if tc.withError != "" {
-				require.ErrorContains(t, err, tc.withError)
-				require.Nil(t, srv)
-				require.Less(t, time.Since(start), 5*time.Second, "fails at once")
-				return
-			}
-			require.NoError(t, err)
-			t.Cleanup(func() {
-				srv.Shutdown()
-				srv.WaitForShutdown()
-			})
-			require.True(t, srv.JetStreamEnabled())
-			nc, _ := connect(t, srv)
-			want := int64(1 << 20)
-			if tc.cfg.MaxPayload != 0 {
-				want = int64(tc.cfg.MaxPayload)
-			}
-			require.Equal(t, want, nc.MaxPayload())
-			_, err = jetstream.Open(t.Context(), nc, jetstream.Config{})
-			require.NoError(t, err)
-		})
-	}
 }

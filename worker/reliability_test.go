@@ -15,6 +15,7 @@ import (
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -178,7 +179,7 @@ func TestOversizeTurnFails(t *testing.T) {
 // engine's values is refused at Open with what to configure.
 func TestOpenChecksMaxPayload(t *testing.T) {
 	t.Parallel()
-	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", MaxPayload: 256 << 10})
+	srv, err := embedded.Run(embedded.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", MaxPayload: 256 << 10})
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	nc := connectTo(t, srv.ClientURL())

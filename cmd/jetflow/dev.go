@@ -18,6 +18,7 @@ import (
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats.go"
@@ -97,7 +98,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return listenError("--nats-listen", o.natsListen, err)
 	}
 
-	srv, err := jetstream.RunServer(jetstream.ServerConfig{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger})
+	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -82,7 +83,7 @@ func freePort(t testing.TB) int {
 }
 
 func (e *Engine) startServer() {
-	s, err := jetstream.RunServer(jetstream.ServerConfig{Dir: e.Dir, Listen: e.Listen, SyncInterval: e.opts.SyncInterval})
+	s, err := embedded.Run(embedded.Config{Dir: e.Dir, Listen: e.Listen, SyncInterval: e.opts.SyncInterval})
 	require.NoError(e.t, err)
 	e.Server = s
 }

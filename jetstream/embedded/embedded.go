@@ -1,4 +1,7 @@
-package jetstream
+// Package embedded runs a nats-server with JetStream inside the process,
+// for `jetflow dev`, tests and examples. It is apart from the storage
+// package so that programs that only talk to a hub do not link the server.
+package embedded
 
 import (
 	"fmt"
@@ -10,8 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// ServerConfig configures an embedded nats-server.
-type ServerConfig struct {
+// Config configures an embedded nats-server.
+type Config struct {
 	// Dir is the JetStream store directory. Required.
 	Dir string
 	// Listen is the host:port of the NATS client port. Defaults to
@@ -31,9 +34,9 @@ type ServerConfig struct {
 	Logger *slog.Logger
 }
 
-// RunServer starts an embedded nats-server with JetStream and waits until
+// Run starts an embedded nats-server with JetStream and waits until
 // it takes connections. Shut it down with Shutdown and WaitForShutdown.
-func RunServer(cfg ServerConfig) (*server.Server, error) {
+func Run(cfg Config) (*server.Server, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("embedded server: no store directory")
 	}
