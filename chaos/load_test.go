@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
@@ -58,28 +56,12 @@ func openHub(t *testing.T, urls string, replicas int) *hub {
 		}
 		return err == nil
 	})
-	w := &testWriter{t: t}
-	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelError}))
-	h := &hub{nc: nc, store: store, client: client.New(dispatcher.New(store, dispatcher.Config{Logger: logger}))}
+	h := &hub{nc: nc, store: store, client: client.New(store)}
 	t.Cleanup(func() {
-		w.done.Store(true)
 		h.client.Close()
 		nc.Close()
 	})
 	return h
-}
-
-// testWriter logs through t.Log until the test ends.
-type testWriter struct {
-	t    *testing.T
-	done atomic.Bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimSpace(string(b)))
-	}
-	return len(b), nil
 }
 
 // waitRegistered waits until a worker has registered orchestrator name

@@ -33,9 +33,9 @@ type Client struct {
 	list  lister // the instance index of ListInstances, started by the first list
 }
 
-// New returns a client of the hub behind disp.
-func New(disp *dispatcher.Dispatcher) *Client {
-	return &Client{store: disp.Store(), disp: disp}
+// New returns a client of the hub behind store.
+func New(store *jetstream.Store) *Client {
+	return &Client{store: store, disp: dispatcher.New(store)}
 }
 
 // Close stops what the client runs in the background: the instance index

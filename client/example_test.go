@@ -9,7 +9,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
@@ -35,7 +34,7 @@ func Example() {
 	defer srv.WaitForShutdown()
 	defer srv.Shutdown()
 
-	// The hub's streams and buckets, and the dispatcher that publishes to them.
+	// The hub's streams and buckets.
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		log.Fatal(err)
@@ -45,7 +44,6 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	disp := dispatcher.New(store, dispatcher.Config{})
 
 	// A worker with one activity and one orchestrator.
 	reg := jetflow.NewRegistry()
@@ -70,7 +68,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := worker.New(store, disp, reg, worker.Config{})
+	w, err := worker.New(store, reg, worker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -80,7 +78,7 @@ func Example() {
 	defer w.Stop(ctx)
 
 	// Start an instance and wait for its result.
-	c := client.New(disp)
+	c := client.New(store)
 	id, err := c.StartOrchestration(ctx, "Greeter", client.WithInstanceID("greeting-1"), client.WithInput("Gopher"))
 	if err != nil {
 		log.Fatal(err)

@@ -67,7 +67,7 @@ func BenchmarkListPage(b *testing.B) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := client.New(e.Disp)
+	c := client.New(e.Store)
 	b.Cleanup(c.Close)
 	start := time.Now()
 	_, err := c.ListInstances(b.Context(), client.Query{})

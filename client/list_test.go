@@ -296,7 +296,7 @@ func TestListReadYourWrites(t *testing.T) {
 	require.Len(t, list(client.Query{InstanceIDPrefix: "ryw-"}), 19)
 
 	// A client of its own (as another process) sees the same.
-	other := client.New(e.Disp)
+	other := client.New(e.Store)
 	t.Cleanup(other.Close)
 	p, err := other.ListInstances(ctx, client.Query{InstanceIDPrefix: "ryw-", Top: client.MaxPageSize})
 	require.NoError(t, err)
@@ -376,7 +376,7 @@ func TestListAfterPurgeMarkerExpired(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, last, now, "the bucket's last revision is a message that is gone")
 
-	c := client.New(e.Disp)
+	c := client.New(e.Store)
 	t.Cleanup(c.Close)
 	for range 3 {
 		start := time.Now()
@@ -423,12 +423,12 @@ func TestListTenThousand(t *testing.T) {
 func TestListClose(t *testing.T) {
 	t.Parallel()
 	e := testengine.New(t, testengine.Options{Workers: -1})
-	c := client.New(e.Disp)
+	c := client.New(e.Store)
 	c.Close() // before any list: nothing to stop
 	_, err := c.ListInstances(t.Context(), client.Query{})
 	require.ErrorIs(t, err, client.ErrClientClosed)
 
-	c = client.New(e.Disp)
+	c = client.New(e.Store)
 	_, err = c.ListInstances(t.Context(), client.Query{})
 	require.NoError(t, err)
 	c.Close()

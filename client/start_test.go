@@ -14,7 +14,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/jetstream"
@@ -156,7 +155,7 @@ func proxiedClient(t *testing.T, e *testengine.Engine, p *answerHolder) *client.
 	t.Cleanup(nc.Close)
 	st, err := jetstream.Open(context.Background(), nc, jetstream.Config{Timeout: 2 * time.Second})
 	require.NoError(t, err)
-	return client.New(dispatcher.New(st, dispatcher.Config{}))
+	return client.New(st)
 }
 
 // executions counts the ExecutionStarted events in id's stored history:

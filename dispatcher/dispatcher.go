@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -28,34 +27,16 @@ import (
 )
 
 // Dispatcher publishes messages through a store. It is safe for concurrent
-// use.
+// use. Workers and clients make their own; users never need one.
 type Dispatcher struct {
-	store  *jetstream.Store
-	logger *slog.Logger
-	now    func() time.Time
+	store *jetstream.Store
+	now   func() time.Time
 }
 
-// Config configures a Dispatcher.
-type Config struct {
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
-	// Now is the clock. Defaults to time.Now.
-	Now func() time.Time
+// New returns a dispatcher publishing through store, on its clock.
+func New(store *jetstream.Store) *Dispatcher {
+	return &Dispatcher{store: store, now: store.Now}
 }
-
-// New returns a dispatcher publishing through store.
-func New(store *jetstream.Store, cfg Config) *Dispatcher {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	return &Dispatcher{store: store, logger: cfg.Logger, now: cfg.Now}
-}
-
-// Store returns the store the dispatcher publishes through.
-func (d *Dispatcher) Store() *jetstream.Store { return d.store }
 
 // NewExecutionID returns a fresh, unique execution id.
 func NewExecutionID() string { return nuid.Next() }

@@ -53,6 +53,9 @@ type Config struct {
 	// second. Applies to status buckets created with it (older ones keep
 	// their markers).
 	PurgeMarkerTTL time.Duration
+	// Now is the clock of everything built on the store: the dispatcher,
+	// workers and clients. Defaults to time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) withDefaults() Config {
@@ -74,6 +77,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.PurgeMarkerTTL == 0 {
 		out.PurgeMarkerTTL = time.Hour
+	}
+	if out.Now == nil {
+		out.Now = time.Now
 	}
 	return out
 }
@@ -243,6 +249,9 @@ func (s *Store) Names() Names { return s.names }
 
 // Config returns the configuration with defaults applied.
 func (s *Store) Config() Config { return s.cfg }
+
+// Now reads the store's clock (Config.Now).
+func (s *Store) Now() time.Time { return s.cfg.Now() }
 
 // Conn returns the NATS connection.
 func (s *Store) Conn() *nats.Conn { return s.nc }

@@ -5,10 +5,8 @@ import (
 	"log"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats.go"
@@ -35,15 +33,12 @@ func Example_customWorker() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := worker.New(store, dispatcher.New(store, dispatcher.Config{}), r, worker.Config{})
+	w, err := worker.New(store, r, worker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := w.Start(ctx); err != nil {
+	// Until SIGTERM; then finish what runs and hand back the rest.
+	if err := w.Run(ctx); err != nil {
 		log.Fatal(err)
 	}
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = w.Stop(sctx) // finish what runs, hand back the rest
 }

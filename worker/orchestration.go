@@ -304,7 +304,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 		inst.state = st
 	}
 	st := inst.state
-	in := turnInput{id: inst.id, st: st, now: w.cfg.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk()}
+	in := turnInput{id: inst.id, st: st, now: w.store.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk()}
 	for _, b := range batch {
 		in.batch = append(in.batch, b.msg)
 		in.delivered = append(in.delivered, b.le.d.NumDelivered())
@@ -465,7 +465,7 @@ func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
 		return err != nil || later
 	}
-	if w.cfg.Now().Sub(se.Status.CreatedTime.Time) > resendStartAfter {
+	if w.store.Now().Sub(se.Status.CreatedTime.Time) > resendStartAfter {
 		if err := w.disp.ResendStart(ctx, se); err != nil {
 			w.log.Warn("sending the start of a Pending instance again", slog.String("instance_id", id), slog.Any("error", err))
 		}
@@ -494,7 +494,7 @@ func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) 
 	if ev.Parent == nil {
 		return
 	}
-	done := &history.Event{Type: history.ExecutionCompleted, Time: w.cfg.Now().UTC(), Status: history.StatusFailed,
+	done := &history.Event{Type: history.ExecutionCompleted, Time: w.store.Now().UTC(), Status: history.StatusFailed,
 		Failure: &history.Failure{Type: "InstanceExists", Message: fmt.Sprintf("instance %q is already running", id)}}
 	if err := w.disp.SendParentResult(ctx, ev.Parent, ev.Name, ev.ExecutionID, done); err != nil {
 		w.log.Warn("telling a parent its sub-orchestration did not start", slog.String("instance_id", id), slog.Any("error", err))
@@ -505,7 +505,7 @@ func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) 
 // (their fsyncs overlap), or the status after the actions when it is a
 // finished one.
 func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatcher.Execution, chunk []history.Event, custom json.RawMessage) error {
-	status := st.statusOf(id, custom, w.cfg.Now())
+	status := st.statusOf(id, custom, w.store.Now())
 	fitStatus(status, w.maxChunk())
 	var extra []jetstream.Outgoing
 	if !sameStatus(st.status, status) {

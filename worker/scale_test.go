@@ -52,9 +52,9 @@ func TestSpecialisedWorkers(t *testing.T) {
 	require.Equal(t, jetflow.StatusCompleted, wait(t, e, city).RuntimeStatus)
 	require.Positive(t, w.Stats().Turns)
 
-	_, err = worker.New(e.Store, e.Disp, e.Registry, worker.Config{Orchestrators: []string{"Nope"}})
+	_, err = worker.New(e.Store, e.Registry, worker.Config{Orchestrators: []string{"Nope"}})
 	require.NoError(t, err)
-	bad, err := worker.New(e.Store, e.Disp, e.Registry, worker.Config{Orchestrators: []string{"Nope"}, Activities: []string{"E1_SayHello", "Nada"}})
+	bad, err := worker.New(e.Store, e.Registry, worker.Config{Orchestrators: []string{"Nope"}, Activities: []string{"E1_SayHello", "Nada"}})
 	require.NoError(t, err)
 	err = bad.Start(ctx)
 	require.ErrorContains(t, err, `orchestrator "Nope" not registered`)

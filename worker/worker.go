@@ -88,8 +88,6 @@ type Config struct {
 	// retried later (counting toward MaxDeliveries), and nothing of it is
 	// committed. Defaults to 10 seconds; -1 disables.
 	TurnTimeout time.Duration
-	// Now is the clock. Defaults to time.Now.
-	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -123,9 +121,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TurnTimeout == 0 {
 		c.TurnTimeout = 10 * time.Second
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	return c
 }
@@ -176,9 +171,9 @@ type Worker struct {
 	turns, conflicts, loads, activities, blocked atomic.Int64
 }
 
-// New returns a worker for the orchestrators and activities of reg. Call
-// Start to run it.
-func New(store *jetstream.Store, disp *dispatcher.Dispatcher, reg *jetflow.Registry, cfg Config) (*Worker, error) {
+// New returns a worker of the hub behind store for the orchestrators and
+// activities of reg, on the store's clock. Call Start to run it.
+func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
@@ -186,7 +181,7 @@ func New(store *jetstream.Store, disp *dispatcher.Dispatcher, reg *jetflow.Regis
 	w := &Worker{
 		cfg:       cfg,
 		store:     store,
-		disp:      disp,
+		disp:      dispatcher.New(store),
 		reg:       reg,
 		exec:      jetflow.NewExecutor(reg, cfg.Logger),
 		log:       cfg.Logger.With(slog.String("worker", cfg.Name)),
@@ -316,6 +311,22 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.cancel()
 		return ctx.Err()
 	}
+}
+
+// StopTimeout is how long Run gives the work in progress to finish once
+// its context ends.
+const StopTimeout = 30 * time.Second
+
+// Run starts the worker, runs it until ctx ends (a signal, say), and then
+// stops it gracefully, giving what runs up to StopTimeout to finish.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+	defer cancel()
+	return w.Stop(sctx)
 }
 
 // StopAndCancel stops taking messages and cancels the work in progress.

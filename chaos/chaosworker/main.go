@@ -21,7 +21,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/chaos"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats.go"
@@ -67,8 +66,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("opening the hub: %w", err)
 	}
-	disp := dispatcher.New(store, dispatcher.Config{Logger: logger})
-	w, err := worker.New(store, disp, reg, worker.Config{Logger: logger})
+	w, err := worker.New(store, reg, worker.Config{Logger: logger})
 	if err != nil {
 		return err
 	}

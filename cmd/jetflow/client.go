@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -105,7 +103,7 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, func(), er
 		nc.Close()
 		return nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
 	}
-	c := client.New(dispatcher.New(store, dispatcher.Config{Logger: slog.New(slog.DiscardHandler)}))
+	c := client.New(store)
 	return c, func() { c.Close(); nc.Close() }, nil
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
@@ -115,12 +114,11 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("opening hub %q: %w", o.hub, err)
 	}
-	disp := dispatcher.New(store, dispatcher.Config{Logger: logger})
 	reg := jetflow.NewRegistry()
 	if err := samples.Register(reg, samples.Options{}); err != nil {
 		return fmt.Errorf("registering the samples: %w", err)
 	}
-	w, err := worker.New(store, disp, reg, worker.Config{Logger: logger})
+	w, err := worker.New(store, reg, worker.Config{Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -135,7 +133,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	c := client.New(disp)
+	c := client.New(store)
 	defer c.Close() // before the connection closes
 	stopAPI, served := startAPI(httpLn, c, nc, o.apiKey, logger)
 	printBanner(stdout, banner{

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
@@ -36,7 +35,7 @@ func addProcessFlags(cmd *cobra.Command, g *globalOptions) *processOptions {
 
 // open connects (reconnecting without end), opens the hub and returns its
 // dispatcher, with a logger on stderr.
-func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer) (*nats.Conn, *dispatcher.Dispatcher, *slog.Logger, error) {
+func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer) (*nats.Conn, *jetstream.Store, *slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
@@ -51,7 +50,7 @@ func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
 	}
-	return nc, dispatcher.New(store, dispatcher.Config{Logger: logger}), logger, nil
+	return nc, store, logger, nil
 }
 
 func newWorkerCmd(g *globalOptions) *cobra.Command {
@@ -80,7 +79,7 @@ worker.New(...).Start (see the README).`,
 	f.BoolVar(&cfg.NoActivities, "no-activities", false, "run orchestrations only")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		nc, disp, logger, err := o.open(ctx, "jetflow-worker", cmd.ErrOrStderr())
+		nc, store, logger, err := o.open(ctx, "jetflow-worker", cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
@@ -90,7 +89,7 @@ worker.New(...).Start (see the README).`,
 			return fmt.Errorf("registering the samples: %w", err)
 		}
 		cfg.Logger = logger
-		w, err := worker.New(disp.Store(), disp, reg, cfg)
+		w, err := worker.New(store, reg, cfg)
 		if err != nil {
 			return err
 		}
@@ -126,12 +125,12 @@ NATS (--nats). It runs no orchestrations or activities: start workers with
 		}
 		defer ln.Close()
 		ctx := cmd.Context()
-		nc, disp, logger, err := o.open(ctx, "jetflow-server", cmd.ErrOrStderr())
+		nc, store, logger, err := o.open(ctx, "jetflow-server", cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
-		c := client.New(disp)
+		c := client.New(store)
 		defer c.Close() // before the connection closes
 		stop, served := startAPI(ln, c, nc, apiKey, logger)
 		fmt.Fprintf(cmd.OutOrStdout(), "jetflow server: HTTP API on http://%s (hub %s on %s)\n", dialable(ln.Addr().String()), o.hub, o.natsURL)

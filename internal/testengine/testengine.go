@@ -15,7 +15,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
@@ -32,7 +31,6 @@ type Engine struct {
 	Server   *server.Server
 	Conn     *nats.Conn
 	Store    *jetstream.Store
-	Disp     *dispatcher.Dispatcher
 	Client   *client.Client
 	Registry *jetflow.Registry
 	Workers  []*worker.Worker
@@ -89,18 +87,17 @@ func (e *Engine) startServer() {
 }
 
 func (e *Engine) connect() {
-	e.Conn, e.Store, e.Disp = e.open()
-	e.Client = client.New(e.Disp)
+	e.Conn, e.Store = e.open()
+	e.Client = client.New(e.Store)
 }
 
-// open makes a connection with its store and dispatcher, as a process of
-// its own would.
-func (e *Engine) open() (*nats.Conn, *jetstream.Store, *dispatcher.Dispatcher) {
+// open makes a connection with its store, as a process of its own would.
+func (e *Engine) open() (*nats.Conn, *jetstream.Store) {
 	nc, err := nats.Connect(e.Server.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(e.t, err)
 	st, err := jetstream.Open(context.Background(), nc, e.opts.Store)
 	require.NoError(e.t, err)
-	return nc, st, dispatcher.New(st, dispatcher.Config{Logger: e.Logger()})
+	return nc, st
 }
 
 // Logger logs through t.Log at Warn level and above.
@@ -126,8 +123,8 @@ func (e *Engine) StartWorkerWith(cfg worker.Config) *worker.Worker {
 		cfg.Logger = e.Logger()
 	}
 	cfg.Name = "w" + strconv.Itoa(len(e.Workers))
-	nc, st, disp := e.open()
-	w, err := worker.New(st, disp, e.Registry, cfg)
+	nc, st := e.open()
+	w, err := worker.New(st, e.Registry, cfg)
 	require.NoError(e.t, err)
 	require.NoError(e.t, w.Start(context.Background()))
 	e.Workers = append(e.Workers, w)
