@@ -2,9 +2,11 @@
 // Functions, running on NATS JetStream.
 //
 // This root package is what application code uses to write orchestrations
-// and activities, and the pure replay [Executor] the worker runs them with.
-// It does no I/O: storage, queues and timers live in the sibling packages
-// (jetstream, dispatcher, worker).
+// and activities: the [Registry], the orchestration and activity contexts,
+// tasks and their options, [Status], and the errors and failure types to
+// branch on. It does no I/O: storage, queues and timers live in the sibling
+// packages (jetstream, dispatcher, worker), and the worker runs what is
+// registered here through its executor.
 //
 // # Authoring
 //
@@ -84,8 +86,9 @@
 //
 // # Replay
 //
-// The worker calls [Executor.Execute] with an instance's history and the new
-// messages, and gets back the events to append ([TurnResult]). Execute is
-// pure: it does no I/O and reads no wall clock; the orchestrator's current
-// time comes from the OrchestratorStarted events in history.
+// For each turn the worker replays an instance's history and then the new
+// messages through the orchestrator, and appends the events the
+// orchestrator adds. Replay is pure: it does no I/O and reads no wall
+// clock; the orchestrator's current time comes from the OrchestratorStarted
+// events in history.
 package jetflow

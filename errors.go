@@ -15,6 +15,10 @@ var (
 	// ErrInvalidInput: an input, event payload or output is not valid JSON,
 	// or cannot be encoded as JSON.
 	ErrInvalidInput = errors.New("invalid JSON")
+	// ErrInvalidArgument: a call got an argument it cannot use (WhenAny of
+	// no tasks or of a task another orchestration made; Await of WhenAll
+	// or WhenAny into a value of the wrong type).
+	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrPayloadTooLarge: an input or event payload is over the size limit.
 	ErrPayloadTooLarge = errors.New("payload too large")
 	// ErrUnknownOrchestrator: no orchestrator of that name is registered.
@@ -40,6 +44,10 @@ var (
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrDuplicateName: a name was registered twice.
 	ErrDuplicateName = errors.New("name already registered")
+	// ErrUnavailable: the NATS server could not be reached, or did not
+	// answer in time. Worth retrying later. A write that may have been
+	// stored meanwhile says ErrOutcomeUnknown as well.
+	ErrUnavailable = errors.New("hub unavailable")
 	// ErrOutcomeUnknown: a write was sent but its answer was lost (a
 	// timeout, a broken connection), so it may or may not have taken
 	// effect. Calls that return it are safe to retry with the same

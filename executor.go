@@ -10,62 +10,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 )
 
-// Failure types of a failed execution (history.Failure.Type on its
-// ExecutionCompleted event).
-const (
-	failureNonDeterminism            = "NonDeterminism"
-	failureOrchestratorError         = "OrchestratorError"
-	failureOrchestratorNotRegistered = "OrchestratorNotRegistered"
-	failureInvalidHistory            = "InvalidHistory"
-	failureInvalidInput              = "InvalidInput"
-	failureExecutorError             = "ExecutorError"
-)
-
-// Executor replays orchestrators from history. It is pure (no I/O, no wall
-// clock) and safe for concurrent use.
-type Executor struct {
+// replayer replays orchestrators from history: the Go executor's turns.
+// It is pure (no I/O, no wall clock) and safe for concurrent use.
+type replayer struct {
 	registry *Registry
 	logger   *slog.Logger
 }
 
-// NewExecutor returns an executor that runs the orchestrators registered in
-// r. logger receives engine messages (such as ignored events), and is the
+// newReplayer returns a replayer of the orchestrators registered in r.
+// logger receives engine messages (such as ignored events), and is the
 // base of each orchestrator's [OrchestrationContext.Logger]; nil discards.
-func NewExecutor(r *Registry, logger *slog.Logger) *Executor {
+func newReplayer(r *Registry, logger *slog.Logger) *replayer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if r == nil {
 		r = NewRegistry()
 	}
-	return &Executor{registry: r, logger: logger}
-}
-
-// TurnResult is the outcome of one [Executor.Execute].
-type TurnResult struct {
-	// Events are the events this turn adds after newEvents: scheduling
-	// events (TaskScheduled, TimerCreated, SubOrchestrationCreated) with
-	// their IDs, in the order asked for, each with Time = turn time; and,
-	// when the execution ended, a final ExecutionCompleted (Status
-	// Completed with Result = output JSON; Failed with Failure; Terminated
-	// with Result = reason JSON; ContinuedAsNew with Result = next input
-	// JSON). Scheduling events are kept only when the execution is still
-	// running or Completed: after a failure, termination or continue-as-new
-	// nobody would read their results.
-	Events []history.Event
-	// CustomStatus is the JSON last set by SetCustomStatus during this
-	// replay (nil if never set).
-	CustomStatus json.RawMessage
-	// Done reports whether Events ends with ExecutionCompleted (or past
-	// already did).
-	Done bool
-	// CarryOver, when the execution continued as new, holds the EventRaised
-	// events that arrived but were not consumed by a WaitForExternalEvent,
-	// oldest first; the worker delivers them to the next execution.
-	CarryOver []history.Event
+	return &replayer{registry: r, logger: logger}
 }
 
 // Execute replays past (the current execution's events, starting with
@@ -75,7 +41,7 @@ type TurnResult struct {
 // past is empty, or an ExecutionRewound) and returns the turn. It never panics and has no side
 // effects. If past already holds an ExecutionCompleted, the result is Done
 // with no events.
-func (x *Executor) Execute(instanceID string, past, newEvents []history.Event) (res *TurnResult) {
+func (x *replayer) Execute(instanceID string, past, newEvents []history.Event) (res *executor.TurnResult) {
 	// A rewind takes failures out of the history: replay what is left, and
 	// the orchestrator waits again for what failed.
 	if slices.ContainsFunc(newEvents, func(e history.Event) bool { return e.Type == history.ExecutionRewound }) {
@@ -85,7 +51,7 @@ func (x *Executor) Execute(instanceID string, past, newEvents []history.Event) (
 	}
 	for i := range past {
 		if past[i].Type == history.ExecutionCompleted {
-			return &TurnResult{Done: true}
+			return &executor.TurnResult{Done: true}
 		}
 	}
 	r := &replay{
@@ -104,11 +70,11 @@ func (x *Executor) Execute(instanceID string, past, newEvents []history.Event) (
 		if p := recover(); p != nil { // a bug in the executor: fail, don't crash the worker
 			r.c.xlog.Error("jetflow: executor panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 			r.stop()
-			res = &TurnResult{Done: true, Events: []history.Event{{
+			res = &executor.TurnResult{Done: true, Events: []history.Event{{
 				Type:    history.ExecutionCompleted,
 				Time:    turnTime(past, newEvents),
 				Status:  history.StatusFailed,
-				Failure: &history.Failure{Type: failureExecutorError, Message: fmt.Sprintf("executor panicked: %v", p)},
+				Failure: &history.Failure{Type: FailureExecutorError, Message: fmt.Sprintf("executor panicked: %v", p)},
 			}}}
 		}
 	}()
@@ -156,7 +122,7 @@ func turnTime(past, newEvents []history.Event) time.Time {
 
 // replay is the executor's side of one Execute.
 type replay struct {
-	x *Executor
+	x *replayer
 	c *OrchestrationContext
 	// final, once set, is the ExecutionCompleted that ends the execution
 	// regardless of the orchestrator (failure to start, non-determinism,
@@ -214,7 +180,7 @@ func (r *replay) start(e *history.Event) {
 		// Recorded by a newer jetflow: replaying it under rules this one
 		// does not know could silently diverge.
 		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{
-			Type: failureInvalidHistory,
+			Type: FailureInvalidHistory,
 			Message: fmt.Sprintf("execution started under replay rules %d; this jetflow knows rules up to %d: upgrade the workers",
 				e.Rules, history.CurrentRules),
 		}})
@@ -224,7 +190,7 @@ func (r *replay) start(e *history.Event) {
 	o, ok := r.x.registry.Orchestrator(e.Name)
 	if !ok {
 		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{
-			Type:    failureOrchestratorNotRegistered,
+			Type:    FailureOrchestratorNotRegistered,
 			Message: fmt.Sprintf("orchestrator %q is not registered", e.Name),
 		}})
 		return
@@ -301,7 +267,7 @@ func (r *replay) match(e *history.Event) {
 		msg := fmt.Sprintf("nondeterministic orchestrator %q: at step #%d history has %s but the orchestrator asked for %s",
 			c.name, step, describeAction(e), asked)
 		c.xlog.Error("jetflow: "+msg, slog.Int("step", int(step)))
-		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{Type: failureNonDeterminism, Message: msg}})
+		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{Type: FailureNonDeterminism, Message: msg}})
 		return
 	}
 	c.recorded++
@@ -376,12 +342,12 @@ func (r *replay) raise(e *history.Event) {
 }
 
 // result builds the turn's result once the orchestrator has stopped.
-func (r *replay) result() *TurnResult {
+func (r *replay) result() *executor.TurnResult {
 	c := r.c
-	res := &TurnResult{CustomStatus: c.customStatus}
+	res := &executor.TurnResult{CustomStatus: c.customStatus}
 	if r.final == nil && !c.started {
 		r.end(history.Event{Status: history.StatusFailed, Failure: &history.Failure{
-			Type:    failureInvalidHistory,
+			Type:    FailureInvalidHistory,
 			Message: "history has no ExecutionStarted event",
 		}})
 	}
@@ -419,16 +385,16 @@ func (r *replay) completion() history.Event {
 	switch {
 	case c.panicked != nil:
 		c.xlog.Warn("jetflow: orchestrator panicked", slog.Any("panic", c.panicked.value), slog.String("stack", string(c.panicked.stack)))
-		return failed(failurePanic, fmt.Sprintf("orchestrator panicked: %v", c.panicked.value))
+		return failed(FailurePanic, fmt.Sprintf("orchestrator panicked: %v", c.panicked.value))
 	case c.err != nil:
 		msg := c.err.Error()
 		if errors.Is(c.err, ErrCustomStatusTooLarge) && !strings.Contains(msg, ErrCustomStatusTooLarge.Error()) {
 			msg += " (" + ErrCustomStatusTooLarge.Error() + ")"
 		}
-		return failed(failureOrchestratorError, msg)
+		return failed(FailureOrchestratorError, msg)
 	case c.continueAsNew:
 		if c.nextInputErr != nil {
-			return failed(failureInvalidInput, "continue as new: "+c.nextInputErr.Error())
+			return failed(FailureInvalidInput, "continue as new: "+c.nextInputErr.Error())
 		}
 		e.Status, e.Result = history.StatusContinuedAsNew, c.nextInput
 		return e
@@ -438,7 +404,7 @@ func (r *replay) completion() history.Event {
 		err = checkPayload("the output", out)
 	}
 	if err != nil {
-		return failed(failureInvalidOutput, fmt.Sprintf("encoding the output of orchestrator %q: %v", c.name, err))
+		return failed(FailureInvalidOutput, fmt.Sprintf("encoding the output of orchestrator %q: %v", c.name, err))
 	}
 	e.Status, e.Result = history.StatusCompleted, out
 	return e

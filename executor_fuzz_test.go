@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 )
 
@@ -28,7 +29,7 @@ import (
 // testdata/fuzz/FuzzExecute are the golden histories in both forms; write
 // them again with go test -run TestFuzzExecuteSeeds -update.
 func FuzzExecute(f *testing.F) {
-	x := NewExecutor(fuzzRegistry(f), nil)
+	x := newReplayer(fuzzRegistry(f), nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		past, newEvents, ok := fuzzHistory(data)
 		if !ok {
@@ -60,9 +61,9 @@ func FuzzExecute(f *testing.F) {
 // executeWithin runs Execute, failing the test if it does not return
 // within a few seconds (a fuzz input that hangs would otherwise only stop
 // at the test binary's timeout).
-func executeWithin(t *testing.T, x *Executor, past, newEvents []history.Event) *TurnResult {
+func executeWithin(t *testing.T, x *replayer, past, newEvents []history.Event) *executor.TurnResult {
 	t.Helper()
-	done := make(chan *TurnResult, 1)
+	done := make(chan *executor.TurnResult, 1)
 	go func() { done <- x.Execute("fuzz", past, newEvents) }()
 	select {
 	case res := <-done:
@@ -91,8 +92,8 @@ func dump(evs []history.Event) string {
 
 // knownFailures are the failure types an execution can end with.
 var knownFailures = []string{
-	failureNonDeterminism, failureOrchestratorError, failureOrchestratorNotRegistered, failureInvalidHistory,
-	failureInvalidInput, failurePanic, failureInvalidOutput,
+	FailureNonDeterminism, FailureOrchestratorError, FailureOrchestratorNotRegistered, FailureInvalidHistory,
+	FailureInvalidInput, FailurePanic, FailureInvalidOutput,
 }
 
 // payloadsValid reports whether every input and result in the events is
@@ -113,7 +114,7 @@ func payloadsValid(lists ...[]history.Event) bool {
 // checkTurn checks the shape of a turn's result. With jsonIn, the
 // history's payloads were JSON, and so must the execution's result be (a
 // termination reason is passed on as it is).
-func checkTurn(t *testing.T, res *TurnResult, jsonIn bool) {
+func checkTurn(t *testing.T, res *executor.TurnResult, jsonIn bool) {
 	t.Helper()
 	for i, e := range res.Events {
 		last := i == len(res.Events)-1
@@ -137,7 +138,7 @@ func checkTurn(t *testing.T, res *TurnResult, jsonIn bool) {
 		require.True(t, !jsonIn || json.Valid(end.Result), "the result is JSON: %q", end.Result)
 	case history.StatusFailed:
 		require.NotNil(t, end.Failure)
-		require.NotEqual(t, failureExecutorError, end.Failure.Type, "the executor panicked: %s", end.Failure.Message)
+		require.NotEqual(t, FailureExecutorError, end.Failure.Type, "the executor panicked: %s", end.Failure.Message)
 		require.Contains(t, knownFailures, end.Failure.Type, end.Failure.Message)
 		require.NotEmpty(t, strings.TrimSpace(end.Failure.Message))
 	default:

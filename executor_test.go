@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 )
 
@@ -162,7 +163,7 @@ func TestWhenAllErrors(t *testing.T) {
 	s.start("TwoFail", nil)
 	s.turn(history.Event{Type: history.TaskFailed, TaskID: 1, Failure: &history.Failure{Message: "second", Type: "X"}})
 	s.turn(history.Event{Type: history.TaskFailed, TaskID: 0, Failure: &history.Failure{Message: "first", Type: "X"}})
-	requireFailed(t, s.final(), failureOrchestratorError, `task "Fail" failed: first`)
+	requireFailed(t, s.final(), FailureOrchestratorError, `task "Fail" failed: first`)
 }
 
 func TestWhenAny(t *testing.T) {
@@ -216,7 +217,7 @@ func TestWhenAny(t *testing.T) {
 		})
 		s := newSim(t, r, "any3")
 		s.start("Empty", nil)
-		requireFailed(t, s.final(), failureOrchestratorError, "WhenAny needs at least one task")
+		requireFailed(t, s.final(), FailureOrchestratorError, "WhenAny needs at least one task")
 	})
 }
 
@@ -394,7 +395,7 @@ func TestSubOrchestration(t *testing.T) {
 	})
 	s = newSim(t, r, "badid")
 	s.start("BadChildID", nil)
-	requireFailed(t, s.final(), failureOrchestratorError, "invalid instance id")
+	requireFailed(t, s.final(), FailureOrchestratorError, "invalid instance id")
 }
 
 func TestActivityFailure(t *testing.T) {
@@ -414,7 +415,7 @@ func TestActivityFailure(t *testing.T) {
 	})
 	s := newSim(t, r, "actfail")
 	s.start("CallFail", nil)
-	requireFailed(t, s.run(), failureOrchestratorError, `task "Fail" failed: boom`)
+	requireFailed(t, s.run(), FailureOrchestratorError, `task "Fail" failed: boom`)
 }
 
 func TestInvalidInput(t *testing.T) {
@@ -463,7 +464,7 @@ func TestContinueAsNew(t *testing.T) {
 		return "ignored", nil
 	})
 
-	x := NewExecutor(r, nil)
+	x := newReplayer(r, nil)
 	input, carry := json.RawMessage(`0`), []history.Event(nil)
 	var ends []history.Event
 	for gen := 1; ; gen++ {
@@ -507,10 +508,10 @@ func TestContinueAsNew(t *testing.T) {
 	})
 	s0 := newSim(t, r, "badnext")
 	s0.start("BadNext", nil)
-	requireFailed(t, s0.final(), failureInvalidInput, "continue as new: invalid JSON")
+	requireFailed(t, s0.final(), FailureInvalidInput, "continue as new: invalid JSON")
 	s0 = newSim(t, r, "nextfails")
 	s0.start("NextButFails", nil)
-	requireFailed(t, s0.final(), failureOrchestratorError, "failed after all in NextButFails")
+	requireFailed(t, s0.final(), FailureOrchestratorError, "failed after all in NextButFails")
 
 	// Carry-over is only for continue-as-new.
 	s := newSim(t, r, "counter2")
@@ -589,10 +590,10 @@ func TestPanics(t *testing.T) {
 
 	s := newSim(t, r, "p1")
 	s.start("Panic", nil)
-	requireFailed(t, s.run(), failurePanic, "orchestrator panicked: assignment to entry in nil map")
+	requireFailed(t, s.run(), FailurePanic, "orchestrator panicked: assignment to entry in nil map")
 	s = newSim(t, r, "p2")
 	s.start("PanicValue", nil)
-	requireFailed(t, s.final(), failurePanic, "orchestrator panicked: custom 42")
+	requireFailed(t, s.final(), FailurePanic, "orchestrator panicked: custom 42")
 	s = newSim(t, r, "p3")
 	res := s.start("Recovers", nil)
 	require.False(t, res.Done)
@@ -603,7 +604,7 @@ func TestPanics(t *testing.T) {
 	require.Len(t, res.Events, 1, "nothing asked for while the turn ends is kept")
 	s = newSim(t, r, "p5")
 	s.start("BadOutput", nil)
-	requireFailed(t, s.final(), failureInvalidOutput, `orchestrator "BadOutput"`)
+	requireFailed(t, s.final(), FailureInvalidOutput, `orchestrator "BadOutput"`)
 }
 
 func TestUnknownOrchestrator(t *testing.T) {
@@ -611,24 +612,24 @@ func TestUnknownOrchestrator(t *testing.T) {
 	s := newSim(t, NewRegistry(), "unknown")
 	res := s.start("Nope", nil)
 	require.True(t, res.Done)
-	requireFailed(t, s.final(), failureOrchestratorNotRegistered, `orchestrator "Nope" is not registered`)
+	requireFailed(t, s.final(), FailureOrchestratorNotRegistered, `orchestrator "Nope" is not registered`)
 
-	x := NewExecutor(NewRegistry(), nil)
+	x := newReplayer(NewRegistry(), nil)
 	res = x.Execute("none", nil, []history.Event{{Type: history.OrchestratorStarted, Time: t0}})
 	require.True(t, res.Done)
-	requireFailed(t, res.Events[0], failureInvalidHistory, "no ExecutionStarted")
+	requireFailed(t, res.Events[0], FailureInvalidHistory, "no ExecutionStarted")
 }
 
 func TestAlreadyCompleted(t *testing.T) {
 	t.Parallel()
-	x := NewExecutor(NewRegistry(), nil)
+	x := newReplayer(NewRegistry(), nil)
 	past := []history.Event{
 		{Type: history.OrchestratorStarted, Time: t0},
 		{Type: history.ExecutionStarted, Name: "Whatever", Time: t0},
 		{Type: history.ExecutionCompleted, Status: history.StatusCompleted, Time: t0},
 	}
 	res := x.Execute("done", past, []history.Event{{Type: history.OrchestratorStarted, Time: t0}, raised(t, "Late", 1)})
-	require.Equal(t, &TurnResult{Done: true}, res)
+	require.Equal(t, &executor.TurnResult{Done: true}, res)
 }
 
 func TestUnknownCompletionIgnored(t *testing.T) {
@@ -705,7 +706,7 @@ func TestCustomStatus(t *testing.T) {
 	s = newSim(t, r, "status2")
 	res = s.start("Unhandled", nil)
 	require.JSONEq(t, `"small"`, string(res.CustomStatus), "the status is unchanged")
-	requireFailed(t, s.final(), failureOrchestratorError, "publishing progress: "+tooLarge)
+	requireFailed(t, s.final(), FailureOrchestratorError, "publishing progress: "+tooLarge)
 
 	s = newSim(t, r, "status3")
 	res = s.start("Null", nil)
@@ -737,7 +738,7 @@ func TestReplayingAndLogger(t *testing.T) {
 	})
 	h := &recordingHandler{}
 	s := newSim(t, r, "logs")
-	s.x = NewExecutor(r, slog.New(h))
+	s.x = newReplayer(r, slog.New(h))
 	s.start("Logs", nil)
 	s.turn(s.completions()...)
 	s.turn(s.completions()...)
@@ -787,7 +788,7 @@ func TestAwaitMisuse(t *testing.T) {
 	})
 	s = newSim(t, r, "foreign")
 	s.start("Foreign", nil)
-	requireFailed(t, s.final(), failureOrchestratorError, "not made by this orchestration")
+	requireFailed(t, s.final(), FailureOrchestratorError, "not made by this orchestration")
 }
 
 func TestNonDeterminism(t *testing.T) {
@@ -796,7 +797,7 @@ func TestNonDeterminism(t *testing.T) {
 	addOrchestrator(t, r, "Sub", func(ctx *OrchestrationContext) (any, error) {
 		return nil, ctx.CallSubOrchestrator("Child", nil, WithSubInstanceID("new-id")).Await(nil)
 	})
-	x := NewExecutor(r, nil)
+	x := newReplayer(r, nil)
 	past := []history.Event{
 		{Type: history.OrchestratorStarted, Time: t0},
 		{Type: history.ExecutionStarted, Name: "Sub", Time: t0},
@@ -805,7 +806,7 @@ func TestNonDeterminism(t *testing.T) {
 	res := x.Execute("nd", past, []history.Event{{Type: history.OrchestratorStarted, Time: t0.Add(time.Minute)}})
 	require.True(t, res.Done)
 	require.Len(t, res.Events, 1)
-	requireFailed(t, res.Events[0], failureNonDeterminism,
+	requireFailed(t, res.Events[0], FailureNonDeterminism,
 		`nondeterministic orchestrator "Sub": at step #0 history has SubOrchestrationInstanceCreated #0 "Child" (instance "old-id") `+
 			`but the orchestrator asked for SubOrchestrationInstanceCreated #0 "Child" (instance "new-id")`)
 	require.Equal(t, t0.Add(time.Minute), res.Events[0].Time)
@@ -820,7 +821,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		b := ctx.WaitForExternalEvent("go", WithTimeout(time.Hour))
 		return nil, ctx.WhenAll(a, b).Await(nil)
 	})
-	x := NewExecutor(r, nil)
+	x := newReplayer(r, nil)
 	past := []history.Event{
 		{Type: history.OrchestratorStarted, Time: t0},
 		{Type: history.ExecutionStarted, Name: "Blocks", Time: t0},

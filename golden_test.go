@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 )
 
@@ -25,7 +26,7 @@ type golden struct {
 	InstanceID   string `json:"instanceId"`
 	// CustomStatus is the custom status at the end of the history.
 	CustomStatus json.RawMessage `json:"customStatus"`
-	// CarryOver is TurnResult.CarryOver of the last turn.
+	// CarryOver is executor.TurnResult.CarryOver of the last turn.
 	CarryOver []history.Event `json:"carryOver,omitempty"`
 	// History is the execution's history, turn after turn.
 	History []history.Event `json:"history"`
@@ -268,7 +269,7 @@ var goldenScenarios = []struct {
 }
 
 // startUnder begins the execution under the given replay rules.
-func startUnder(s *sim, rules history.Rules, name string, input any) *TurnResult {
+func startUnder(s *sim, rules history.Rules, name string, input any) *executor.TurnResult {
 	s.t.Helper()
 	return s.turn(history.Event{
 		Type: history.ExecutionStarted, Name: name, Input: mustJSON(s.t, input), ExecutionID: s.id + "#1", Rules: rules,
@@ -316,7 +317,7 @@ func TestGoldenReplay(t *testing.T) {
 		}
 	}
 
-	x := NewExecutor(goldenRegistry(t, false), nil)
+	x := newReplayer(goldenRegistry(t, false), nil)
 	for _, file := range []string{
 		"hello_sequence.json", "fan_out_fan_in.json", "approval.json", "continue_as_new.json",
 		"approval_reminders_v0.json", "approval_reminders.json",
@@ -327,7 +328,7 @@ func TestGoldenReplay(t *testing.T) {
 			turns := splitTurns(g.History)
 			require.NotEmpty(t, turns)
 			var past []history.Event
-			var res *TurnResult
+			var res *executor.TurnResult
 			for i, turn := range turns {
 				res = x.Execute(g.InstanceID, past, turn.newEvents)
 				require.Equal(t, eventsJSON(t, turn.added), eventsJSON(t, res.Events), "turn %d adds what history recorded", i)
@@ -370,7 +371,7 @@ func TestGoldenReplay(t *testing.T) {
 			res := x.Execute(g.InstanceID, g.History[:n-1], []history.Event{{Type: history.OrchestratorStarted, Time: later}})
 			require.True(t, res.Done)
 			require.Len(t, res.Events, 1)
-			requireFailed(t, res.Events[0], failureNonDeterminism, tt.want...)
+			requireFailed(t, res.Events[0], FailureNonDeterminism, tt.want...)
 			require.Equal(t, later, res.Events[0].Time)
 		})
 	}
@@ -480,7 +481,7 @@ func TestEventDeliveryRules(t *testing.T) {
 		s := newSim(t, reg, "future")
 		res := startUnder(s, history.CurrentRules+1, "ApprovalReminders", nil)
 		require.True(t, res.Done)
-		requireFailed(t, s.final(), failureInvalidHistory,
+		requireFailed(t, s.final(), FailureInvalidHistory,
 			fmt.Sprintf("replay rules %d", history.CurrentRules+1), "upgrade")
 	})
 }
@@ -494,9 +495,9 @@ func TestGoldenRulesMatter(t *testing.T) {
 	require.Equal(t, history.RulesOldestWaiter, g.History[1].Rules)
 	g.History[1].Rules = history.CurrentRules
 	n := len(g.History)
-	x := NewExecutor(goldenRegistry(t, false), nil)
+	x := newReplayer(goldenRegistry(t, false), nil)
 	res := x.Execute(g.InstanceID, g.History[:n-1], nil)
 	require.True(t, res.Done)
-	requireFailed(t, res.Events[0], failureNonDeterminism,
+	requireFailed(t, res.Events[0], FailureNonDeterminism,
 		`history has TaskScheduled #3 "Notify" but the orchestrator asked for nothing`)
 }

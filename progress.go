@@ -1,7 +1,6 @@
 package jetflow
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 )
@@ -17,18 +16,11 @@ type ActivityProgress struct {
 	Progress json.RawMessage `json:"progress"`
 }
 
-// ProgressReporter receives an activity's progress reports; a worker
-// installs one in the activity's context with WithProgressReporter.
-type ProgressReporter func(p ActivityProgress) error
+// progressReporter receives an activity's progress reports; the Go
+// executor installs one in the activity's context.
+type progressReporter func(progress json.RawMessage) error
 
 type progressKey struct{}
-
-// WithProgressReporter returns a context under which activities' calls to
-// SetProgress go to report. It is how a worker wires SetProgress to the
-// instance's status; applications do not need it.
-func WithProgressReporter(ctx context.Context, report ProgressReporter) context.Context {
-	return context.WithValue(ctx, progressKey{}, report)
-}
 
 // SetProgress publishes v (any JSON value, e.g. {"done":42,"of":100}) as
 // the instance status's activityProgress while the activity runs, for
@@ -44,9 +36,9 @@ func (a *ActivityContext) SetProgress(v any) error {
 	if n := utf16Len(b); n > MaxCustomStatusLength {
 		return fmt.Errorf("%w: activity progress is %d UTF-16 code units, over the limit of %d", ErrCustomStatusTooLarge, n, MaxCustomStatusLength)
 	}
-	report, _ := a.ctx.Value(progressKey{}).(ProgressReporter)
+	report, _ := a.ctx.Value(progressKey{}).(progressReporter)
 	if report == nil {
 		return nil
 	}
-	return report(ActivityProgress{Name: a.name, TaskID: a.taskID, Progress: b})
+	return report(b)
 }

@@ -11,14 +11,6 @@ import (
 	"github.com/jetflow/jetflow/internal/history"
 )
 
-// Failure types set by [Registry.RunActivity].
-const (
-	failureActivityError         = "ActivityError"
-	failurePanic                 = "Panic"
-	failureActivityNotRegistered = "ActivityNotRegistered"
-	failureInvalidOutput         = "InvalidOutput"
-)
-
 // Registry maps names to orchestrators and activities. Fill it before
 // starting workers; after that it is safe for concurrent use.
 type Registry struct {
@@ -145,18 +137,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// RunActivity runs the activity registered under name once with the given
+// runActivity runs the activity registered under name once with the given
 // JSON input, recovering panics. On success result is the JSON of the
 // returned value (json.Marshal; a nil value gives null) and failure is nil.
 // Otherwise result is nil and failure says what went wrong, with Type
-// "ActivityError" (the activity returned an error), "Panic" (the message
-// includes the panic value), "ActivityNotRegistered" or "InvalidOutput" (the
-// result cannot be encoded as JSON, or is over MaxPayload).
-func (r *Registry) RunActivity(ctx context.Context, name, instanceID string, taskID int32, input json.RawMessage) (result json.RawMessage, failure *history.Failure) {
+// FailureActivityError (the activity returned an error), FailurePanic (the
+// message includes the panic value), FailureActivityNotRegistered or
+// FailureInvalidOutput (the result cannot be encoded as JSON, or is over
+// MaxPayload).
+func (r *Registry) runActivity(ctx context.Context, name, instanceID string, taskID int32, input json.RawMessage) (result json.RawMessage, failure *history.Failure) {
 	a, ok := r.Activity(name)
 	if !ok {
 		return nil, &history.Failure{
-			Type:    failureActivityNotRegistered,
+			Type:    FailureActivityNotRegistered,
 			Message: fmt.Sprintf("activity %q is not registered", name),
 		}
 	}
@@ -167,22 +160,22 @@ func (r *Registry) RunActivity(ctx context.Context, name, instanceID string, tas
 	v, panicked, err := callActivity(a, actx)
 	if panicked != nil {
 		return nil, &history.Failure{
-			Type:    failurePanic,
+			Type:    FailurePanic,
 			Message: fmt.Sprintf("activity %q panicked: %v", name, panicked.value),
 		}
 	}
 	if err != nil {
-		return nil, &history.Failure{Type: failureActivityError, Message: err.Error()}
+		return nil, &history.Failure{Type: FailureActivityError, Message: err.Error()}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, &history.Failure{
-			Type:    failureInvalidOutput,
+			Type:    FailureInvalidOutput,
 			Message: fmt.Sprintf("encoding the result of activity %q: %v", name, err),
 		}
 	}
 	if err := checkPayload(fmt.Sprintf("the result of activity %q", name), b); err != nil {
-		return nil, &history.Failure{Type: failureInvalidOutput, Message: err.Error()}
+		return nil, &history.Failure{Type: FailureInvalidOutput, Message: err.Error()}
 	}
 	return b, nil
 }

@@ -97,7 +97,7 @@ func TestRunActivity(t *testing.T) {
 			if tt.input != "" {
 				in = json.RawMessage(tt.input)
 			}
-			result, failure := r.RunActivity(ctx, tt.activity, "i1", 3, in)
+			result, failure := r.runActivity(ctx, tt.activity, "i1", 3, in)
 			if tt.wantType != "" {
 				require.Nil(t, result)
 				require.NotNil(t, failure)

@@ -34,7 +34,7 @@ func TestRetryHandlePanics(t *testing.T) {
 
 	s := newSim(t, r, "unhandled")
 	s.start("Unhandled", nil)
-	requireFailed(t, s.run(), failureOrchestratorError,
+	requireFailed(t, s.run(), FailureOrchestratorError,
 		`calling activity "Flaky": the retry policy's Handle panicked: handle blew up on try again`)
 	require.NotContains(t, s.final().Failure.Message, "executor")
 	require.Equal(t, int32(1), runs.Load(), "no retry after the panic")

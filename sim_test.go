@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 )
 
@@ -23,27 +24,27 @@ var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 type sim struct {
 	t    testing.TB
 	reg  *Registry
-	x    *Executor
+	x    *replayer
 	id   string
 	now  time.Time
 	hist []history.Event
 	open map[int32]history.Event // scheduled, not completed yet
-	last *TurnResult
+	last *executor.TurnResult
 }
 
 func newSim(t testing.TB, reg *Registry, id string) *sim {
-	return &sim{t: t, reg: reg, x: NewExecutor(reg, nil), id: id, now: t0, open: map[int32]history.Event{}}
+	return &sim{t: t, reg: reg, x: newReplayer(reg, nil), id: id, now: t0, open: map[int32]history.Event{}}
 }
 
 // start begins the execution.
-func (s *sim) start(name string, input any) *TurnResult {
+func (s *sim) start(name string, input any) *executor.TurnResult {
 	s.t.Helper()
 	return s.turn(history.Event{Type: history.ExecutionStarted, Name: name, Input: mustJSON(s.t, input), ExecutionID: s.id + "#1"})
 }
 
 // turn runs one turn one second after the last, with msgs after its
 // OrchestratorStarted.
-func (s *sim) turn(msgs ...history.Event) *TurnResult {
+func (s *sim) turn(msgs ...history.Event) *executor.TurnResult {
 	s.t.Helper()
 	s.now = s.now.Add(time.Second)
 	newEvents := []history.Event{{Type: history.OrchestratorStarted, Time: s.now}}
@@ -74,10 +75,10 @@ func (s *sim) turn(msgs ...history.Event) *TurnResult {
 
 // checkReplay replays the whole history in one go and requires the same
 // outcome as the turn-by-turn run.
-func (s *sim) checkReplay(res *TurnResult) {
+func (s *sim) checkReplay(res *executor.TurnResult) {
 	s.t.Helper()
 	n := len(s.hist)
-	var again *TurnResult
+	var again *executor.TurnResult
 	if res.Done {
 		again = s.x.Execute(s.id, s.hist[:n-1], nil)
 		require.Equal(s.t, s.hist[n-1:], again.Events, "replaying the history must end it the same way")
@@ -100,7 +101,7 @@ func (s *sim) completions() []history.Event {
 		e := s.open[id]
 		switch e.Type {
 		case history.TaskScheduled:
-			result, failure := s.reg.RunActivity(context.Background(), e.Name, s.id, e.ID, e.Input)
+			result, failure := s.reg.runActivity(context.Background(), e.Name, s.id, e.ID, e.Input)
 			if failure != nil {
 				out = append(out, history.Event{Type: history.TaskFailed, TaskID: e.ID, Failure: failure})
 			} else {

@@ -161,7 +161,7 @@ func (c *OrchestrationContext) WhenAny(tasks ...Task) Task {
 	t := c.newTask(kindAny, "")
 	children, err := c.ownTasks("WhenAny", tasks)
 	if err == nil && len(children) == 0 {
-		err = fmt.Errorf("%w: WhenAny needs at least one task", ErrInvalidInput)
+		err = fmt.Errorf("%w: WhenAny needs at least one task", ErrInvalidArgument)
 	}
 	if err != nil {
 		t.fail(err)
@@ -192,7 +192,7 @@ func (c *OrchestrationContext) ownTasks(op string, tasks []Task) ([]*task, error
 	for i, tt := range tasks {
 		t, ok := tt.(*task)
 		if !ok || t == nil || t.c != c {
-			return nil, fmt.Errorf("%w: %s: task %d was not made by this orchestration", ErrInvalidInput, op, i)
+			return nil, fmt.Errorf("%w: %s: task %d was not made by this orchestration", ErrInvalidArgument, op, i)
 		}
 		out[i] = t
 	}
@@ -212,7 +212,7 @@ func (t *task) awaitAll(v any) error {
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Slice {
-		return errors.Join(firstErr, fmt.Errorf("%w: WhenAll: Await wants nil or a pointer to a slice, not %T", ErrInvalidInput, v))
+		return errors.Join(firstErr, fmt.Errorf("%w: WhenAll: Await wants nil or a pointer to a slice, not %T", ErrInvalidArgument, v))
 	}
 	s := reflect.MakeSlice(rv.Elem().Type(), len(t.children), len(t.children))
 	var decodeErr error
@@ -239,7 +239,7 @@ func (t *task) awaitAny(v any) error {
 	case *Task:
 		*p = t.children[t.winner]
 	default:
-		return fmt.Errorf("%w: WhenAny: Await wants nil, *int or *Task, not %T", ErrInvalidInput, v)
+		return fmt.Errorf("%w: WhenAny: Await wants nil, *int or *Task, not %T", ErrInvalidArgument, v)
 	}
 	return nil
 }

@@ -244,9 +244,6 @@ func (c *Client) GetStatus(ctx context.Context, id string) (*jetflow.Status, err
 		return nil, err
 	}
 	e, err := c.store.GetStatus(ctx, id)
-	if errors.Is(err, jetstream.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
 )
 
 // GetHistory returns the history of an instance's current execution in
@@ -33,8 +31,8 @@ func (c *Client) GetHistory(ctx context.Context, id string, outputs bool) ([]His
 		}
 	}
 	if len(events) == 0 {
-		if _, err := c.store.GetStatus(ctx, id); errors.Is(err, jetstream.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
+		if _, err := c.store.GetStatus(ctx, id); errors.Is(err, jetflow.ErrInstanceNotFound) {
+			return nil, err
 		}
 	}
 	return historyView(events, outputs), nil

@@ -19,9 +19,6 @@ func (c *Client) PurgeInstance(ctx context.Context, id string) error {
 	}
 	for attempt := 0; ; attempt++ {
 		e, err := c.store.GetStatus(ctx, id)
-		if errors.Is(err, jetstream.ErrNotFound) {
-			return fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
-		}
 		if err != nil {
 			return err
 		}

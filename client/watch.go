@@ -30,9 +30,6 @@ func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*Update,
 		return nil, err
 	}
 	e, err := c.store.GetStatus(ctx, id)
-	if errors.Is(err, jetstream.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -199,9 +199,6 @@ func (d *Dispatcher) Resume(ctx context.Context, id string, reason json.RawMessa
 // instance is Failed.
 func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessage) error {
 	st, err := d.store.GetStatus(ctx, id)
-	if errors.Is(err, jetstream.ErrNotFound) {
-		return fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
-	}
 	if err != nil {
 		return err
 	}
@@ -226,9 +223,6 @@ func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, r
 // active returns the orchestrator of an instance that has not finished.
 func (d *Dispatcher) active(ctx context.Context, id string) (string, error) {
 	st, err := d.store.GetStatus(ctx, id)
-	if errors.Is(err, jetstream.ErrNotFound) {
-		return "", fmt.Errorf("%w: %q", jetflow.ErrInstanceNotFound, id)
-	}
 	if err != nil {
 		return "", err
 	}
@@ -312,7 +306,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		if !ok {
 			out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 				Type: history.TaskFailed, Time: e.Time, TaskID: e.ID, MsgID: ex.ExecutionID + ":result:" + id,
-				Failure: &history.Failure{Type: "ActivityNotRegistered",
+				Failure: &history.Failure{Type: jetflow.FailureActivityNotRegistered,
 					Message: fmt.Sprintf("activity %q is not registered with any worker", e.Name)},
 			}})
 			return out, true, err
@@ -361,7 +355,7 @@ func ParentResult(p *history.Parent, name, childExec string, done *history.Event
 		ev.Type, ev.Result, ev.Failure = history.SubOrchestrationFailed, nil, done.Failure
 	case history.StatusTerminated:
 		ev.Type, ev.Result = history.SubOrchestrationFailed, nil
-		ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", name, string(done.Result))}
+		ev.Failure = &history.Failure{Type: jetflow.FailureTerminated, Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", name, string(done.Result))}
 	}
 	return &jetstream.OrchMessage{InstanceID: p.InstanceID, Orchestrator: p.Name, ExecutionID: p.ExecutionID, Event: ev}
 }

@@ -52,6 +52,11 @@ type Chunk struct {
 	Revision uint64 `msgpack:"-"`
 	// Events are the events the commit added.
 	Events []history.Event `msgpack:"ev"`
+	// CustomStatus, when set, is the custom status the commit's turn left
+	// (null when it cleared it); unset when the turn did not change it.
+	// It lets a worker write the status of a commit whose writer died
+	// without running the orchestrator again.
+	CustomStatus json.RawMessage `msgpack:"cs,omitempty"`
 }
 
 // RegistryEntry is the value of a registry key.

@@ -1,9 +1,11 @@
 // Package jetstream is jetflow's storage layout on NATS JetStream: the
 // streams and KV buckets of a hub, every subject and key name, the msgpack
-// records carried in them, and the typed operations the dispatcher and
-// workers use. It is the one package that talks to nats.go's jetstream API
-// (imported as natsjs, since the names clash), so every name is built in
-// one place (names.go).
+// records carried in them, and the typed operations the dispatcher, workers
+// and clients use. It is the one package that talks to nats.go's jetstream
+// API (imported as natsjs, since the names clash), and every name is built
+// in one place (names.go). Errors are the engine's: ErrNotFound,
+// ErrConflict, ErrTooLarge, jetflow.ErrInstanceNotFound for a missing
+// status, and jetflow.ErrUnavailable when the server cannot be reached.
 //
 // # Layout (hub "jetflow")
 //
@@ -11,8 +13,9 @@
 //	KV   jetflow-history    <id>.<chunk %08d>      msgpack: the events of one commit
 //	KV   jetflow-registry   orchestrator.<name>    registered orchestrator and activity
 //	                        activity.<name>        names (for "nobody registered X" errors)
-//	     jetflow-orch       jetflow.orch.<shard>.<id>         orchestration inbox
-//	                        jetflow.timer.<shard>.<id>.<...>  durable timers (message schedules)
+//	                        hub.shards             the hub's shard count (its layout)
+//	     jetflow-orch       jetflow.orch.<orchestrator>.<shard>.<id>      orchestration inbox
+//	                        jetflow.timer.<shard>.<id>.<execution>.<n>    durable timers (message schedules)
 //	     jetflow-act        jetflow.act.<activity name>       activity tasks
 //
 // Instance ids and names are encoded for keys and subjects with [EncodeToken]:

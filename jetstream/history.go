@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,7 +32,7 @@ func (s *Store) LoadHistory(ctx context.Context, id string) ([]Chunk, error) {
 		if len(chunks) > 0 {
 			have = chunks[len(chunks)-1].Revision
 		}
-		last, err := s.leaderLast(ctx, "KV_"+s.names.HistoryBucket(), s.kvSubject(s.names.HistoryBucket(), s.names.HistoryFilter(id)))
+		last, err := s.leaderLast(ctx, s.names.HistoryStream(), s.names.HistorySubjects(id))
 		switch {
 		case errors.Is(err, ErrNotFound):
 			return chunks, nil // purged meanwhile, or never written
@@ -97,27 +98,27 @@ func decodeChunk(key string, value []byte) (Chunk, error) {
 // lets one writer extend a history: ErrConflict when another got there
 // first. It covers every chunk key of the instance at once, so a writer
 // holding an old view loses even after the history was purged and begun
-// again with fewer chunks. It returns the new chunk's revision.
-func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint64, events []history.Event) (uint64, error) {
-	data, err := encode(&Chunk{Events: events})
+// again with fewer chunks. custom, when set, is the custom status the
+// turn left (Chunk.CustomStatus). It returns the new chunk's revision.
+func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint64, events []history.Event, custom json.RawMessage) (uint64, error) {
+	data, err := encode(&Chunk{Events: events, CustomStatus: custom})
 	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	bucket := s.names.HistoryBucket()
-	msg := &nats.Msg{Subject: s.kvSubject(bucket, s.names.HistoryKey(id, n)), Data: data}
-	ack, err := s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequenceForSubject(prev, s.kvSubject(bucket, s.names.HistoryFilter(id))))
+	msg := &nats.Msg{Subject: s.names.HistorySubject(id, n), Data: data}
+	ack, err := s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequenceForSubject(prev, s.names.HistorySubjects(id)))
 	if err != nil {
 		return 0, mapErr(fmt.Sprintf("writing history chunk %d of %s", n, id), err)
 	}
 	return ack.Sequence, nil
 }
 
-// ChunkSize is the encoded size of a history chunk holding events, as
-// AppendChunk stores it.
-func ChunkSize(events []history.Event) (int, error) {
-	data, err := encode(&Chunk{Events: events})
+// ChunkSize is the encoded size of a history chunk holding events and
+// custom, as AppendChunk stores it.
+func ChunkSize(events []history.Event, custom json.RawMessage) (int, error) {
+	data, err := encode(&Chunk{Events: events, CustomStatus: custom})
 	return len(data), err
 }
 
@@ -128,7 +129,7 @@ func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, err
 	defer cancel()
 	var err error
 	if s.leaderReads {
-		_, err = s.leaderLast(ctx, "KV_"+s.names.HistoryBucket(), s.kvSubject(s.names.HistoryBucket(), s.names.HistoryKey(id, n)))
+		_, err = s.leaderLast(ctx, s.names.HistoryStream(), s.names.HistorySubject(id, n))
 	} else {
 		_, err = s.history.Get(ctx, s.names.HistoryKey(id, n))
 	}
@@ -149,12 +150,10 @@ func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, err
 func (s *Store) TrimHistory(ctx context.Context, id string, keep uint64) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	st, err := s.js.Stream(ctx, "KV_"+s.names.HistoryBucket())
+	st, err := s.js.Stream(ctx, s.names.HistoryStream())
 	if err != nil {
 		return mapErr("trimming history", err)
 	}
-	err = st.Purge(ctx, natsjs.WithPurgeSubject(s.kvSubject(s.names.HistoryBucket(), s.names.HistoryFilter(id))), natsjs.WithPurgeSequence(keep))
+	err = st.Purge(ctx, natsjs.WithPurgeSubject(s.names.HistorySubjects(id)), natsjs.WithPurgeSequence(keep))
 	return mapErr("trimming history of "+id, err)
 }
-
-func (s *Store) kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }

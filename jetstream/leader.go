@@ -43,7 +43,7 @@ func (s *Store) leaderLast(ctx context.Context, stream, subject string) (*leader
 	if err != nil {
 		return nil, err
 	}
-	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	msg, err := s.nc.RequestWithContext(ctx, msgGetSubject(stream), req)
 	if err != nil {
 		return nil, fmt.Errorf("reading the last message of %s: %w", subject, err)
 	}

@@ -21,7 +21,7 @@ func TestLeaderReads(t *testing.T) {
 	require.NoError(t, err)
 	var prev uint64
 	for c := uint32(1); c <= 3; c++ {
-		prev, err = s.AppendChunk(ctx, st.InstanceID, c, prev, events(int(c), 2))
+		prev, err = s.AppendChunk(ctx, st.InstanceID, c, prev, events(int(c), 2), nil)
 		require.NoError(t, err)
 	}
 	_, err = s.PutStatus(ctx, "gone", st, 0)

@@ -175,9 +175,6 @@ func (d Delivery) Nak(delay time.Duration) { _ = d.m.NakWithDelay(delay) }
 // InProgress extends the acknowledgement deadline.
 func (d Delivery) InProgress() { _ = d.m.InProgress() }
 
-// Term stops redelivery of a message that can never be handled.
-func (d Delivery) Term() { _ = d.m.Term() }
-
 // NumDelivered is how many times the message was delivered, from 1.
 func (d Delivery) NumDelivered() uint64 {
 	md, err := d.m.Metadata()

@@ -12,7 +12,8 @@ import (
 // DefaultHub is the hub used when none is configured.
 const DefaultHub = "jetflow"
 
-// Names builds every stream, bucket, subject and key name of one hub.
+// Names builds every stream, bucket, subject and key name of one hub: no
+// other file of the package spells one.
 type Names struct {
 	hub    string
 	shards int
@@ -147,6 +148,51 @@ func (n Names) HistoryFilter(id string) string { return EncodeToken(id) + ".*" }
 // RegistryKey is the key recording that a worker registered a name; kind is
 // "orchestrator" or "activity".
 func (n Names) RegistryKey(kind, name string) string { return kind + "." + EncodeToken(name) }
+
+// ShardsKey is the registry key recording the hub's shard count (see
+// Config.Shards).
+func (n Names) ShardsKey() string { return "hub.shards" }
+
+// StatusStream is the stream behind the status bucket.
+func (n Names) StatusStream() string { return kvStream(n.StatusBucket()) }
+
+// HistoryStream is the stream behind the history bucket.
+func (n Names) HistoryStream() string { return kvStream(n.HistoryBucket()) }
+
+// RegistryStream is the stream behind the registry bucket.
+func (n Names) RegistryStream() string { return kvStream(n.RegistryBucket()) }
+
+// StatusSubject is the subject of an instance's status key.
+func (n Names) StatusSubject(id string) string { return kvSubject(n.StatusBucket(), n.StatusKey(id)) }
+
+// StatusSubjects matches every status subject.
+func (n Names) StatusSubjects() string { return kvSubject(n.StatusBucket(), ">") }
+
+// HistorySubject is the subject of one history chunk's key.
+func (n Names) HistorySubject(id string, chunk uint32) string {
+	return kvSubject(n.HistoryBucket(), n.HistoryKey(id, chunk))
+}
+
+// HistorySubjects matches the subjects of every chunk key of an instance.
+func (n Names) HistorySubjects(id string) string {
+	return kvSubject(n.HistoryBucket(), n.HistoryFilter(id))
+}
+
+// TimersFilter matches every timer subject.
+func (n Names) TimersFilter() string { return n.hub + ".timer.>" }
+
+// ActFilter matches every task subject.
+func (n Names) ActFilter() string { return n.hub + ".act.>" }
+
+// kvStream is the stream behind a KV bucket.
+func kvStream(bucket string) string { return "KV_" + bucket }
+
+// kvSubject is the subject of a key of a KV bucket.
+func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// msgGetSubject is the JetStream API subject that asks a stream's leader
+// for one of its messages.
+func msgGetSubject(stream string) string { return "$JS.API.STREAM.MSG.GET." + stream }
 
 func isPlain(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'

@@ -21,7 +21,7 @@ import (
 func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	hist, err := s.js.Stream(ctx, "KV_"+s.names.HistoryBucket())
+	hist, err := s.js.Stream(ctx, s.names.HistoryStream())
 	if err != nil {
 		return mapErr("purging "+id, err)
 	}
@@ -51,7 +51,7 @@ func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) 
 			errs = append(errs, fmt.Errorf("purging %s: %w", subject, err))
 		}
 	}
-	purge(hist, s.kvSubject(s.names.HistoryBucket(), s.names.HistoryFilter(id)), histLast)
+	purge(hist, s.names.HistorySubjects(id), histLast)
 	purge(s.orch, s.names.InboxFilter(id), orchLast)
 	purge(s.orch, s.names.TimerFilter(id), orchLast)
 	return mapErr("purging "+id, errors.Join(errs...))

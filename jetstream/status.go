@@ -18,10 +18,19 @@ type StatusEntry struct {
 	Revision uint64
 }
 
-// GetStatus reads an instance's status (ErrNotFound if none). On a
-// replicated hub it reads through the bucket's leader, so that it never
-// misses a write acknowledged before.
+// GetStatus reads an instance's status; none is an error that is both
+// ErrNotFound and jetflow.ErrInstanceNotFound. On a replicated hub it
+// reads through the bucket's leader, so that it never misses a write
+// acknowledged before.
 func (s *Store) GetStatus(ctx context.Context, id string) (*StatusEntry, error) {
+	e, err := s.getStatus(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, instanceNotFound(id)
+	}
+	return e, err
+}
+
+func (s *Store) getStatus(ctx context.Context, id string) (*StatusEntry, error) {
 	if s.leaderReads {
 		return s.leaderStatus(ctx, id)
 	}
@@ -36,7 +45,7 @@ func (s *Store) GetStatus(ctx context.Context, id string) (*StatusEntry, error) 
 
 func (s *Store) leaderStatus(ctx context.Context, id string) (*StatusEntry, error) {
 	key := s.names.StatusKey(id)
-	m, err := s.leaderLast(ctx, "KV_"+s.names.StatusBucket(), s.kvSubject(s.names.StatusBucket(), key))
+	m, err := s.leaderLast(ctx, s.names.StatusStream(), s.names.StatusSubject(id))
 	if err != nil {
 		return nil, mapErr("reading status of "+id, err)
 	}
@@ -134,7 +143,7 @@ func (s *Store) StatusWrite(id string, st *jetflow.Status, rev uint64) (Outgoing
 		return Outgoing{}, fmt.Errorf("encoding status of %s: %w", id, err)
 	}
 	return Outgoing{
-		subject:   s.kvSubject(s.names.StatusBucket(), s.names.StatusKey(id)),
+		subject:   s.names.StatusSubject(id),
 		data:      data,
 		expectRev: &rev,
 		what:      "writing status of " + id,

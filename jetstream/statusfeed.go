@@ -138,11 +138,11 @@ func (s *Store) LastStatusRevision(ctx context.Context) (uint64, error) {
 func (s *Store) NextStatusRevision(ctx context.Context, rev uint64) (uint64, bool, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	st, err := s.js.Stream(ctx, "KV_"+s.names.StatusBucket())
+	st, err := s.js.Stream(ctx, s.names.StatusStream())
 	if err != nil {
 		return 0, false, mapErr("reading the status bucket", err)
 	}
-	m, err := st.GetMsg(ctx, max(rev, 1), natsjs.WithGetMsgSubject(s.kvSubject(s.names.StatusBucket(), ">")))
+	m, err := st.GetMsg(ctx, max(rev, 1), natsjs.WithGetMsgSubject(s.names.StatusSubjects()))
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
 		return 0, false, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,8 +35,11 @@ type Config struct {
 	// Hub namespaces every stream and bucket, like a Durable Functions task
 	// hub. Defaults to "jetflow".
 	Hub string
-	// Shards is the number of inbox shards (subject tokens that workers can
-	// claim). It is not a cap on the number of workers. Defaults to 64.
+	// Shards is the number of inbox shards of a new hub (a token of every
+	// inbox and timer subject). It is part of the hub's layout: the hub
+	// records it when it is created, and every process uses the recorded
+	// value; opening an existing hub with another (non-zero) value fails.
+	// It is not a cap on the number of workers. Defaults to 64.
 	Shards int
 	// Replicas of every stream and bucket. Defaults to 1; use 3 on a cluster.
 	Replicas int
@@ -56,10 +60,14 @@ type Config struct {
 	// Now is the clock of everything built on the store: the dispatcher,
 	// workers and clients. Defaults to time.Now.
 	Now func() time.Time
+
+	shardsSet bool // Shards was given, not defaulted
+
 }
 
 func (c *Config) withDefaults() Config {
 	out := *c
+	out.shardsSet = c.Shards != 0
 	if out.Hub == "" {
 		out.Hub = DefaultHub
 	}
@@ -209,9 +217,13 @@ func (s *Store) setup(ctx context.Context) error {
 	if s.history, err = kv(n.HistoryBucket(), "jetflow history chunks (msgpack), <id>.<chunk>", 0); err != nil {
 		return err
 	}
-	if s.registry, err = kv(n.RegistryBucket(), "jetflow registered orchestrator and activity names", 0); err != nil {
+	if s.registry, err = kv(n.RegistryBucket(), "jetflow registered orchestrator and activity names, and the hub's layout", 0); err != nil {
 		return err
 	}
+	if err := s.layout(ctx); err != nil {
+		return err
+	}
+	n = s.names
 	stream := func(name, desc string, subjects []string, schedules bool) (natsjs.Stream, error) {
 		st, err := s.js.Stream(ctx, name)
 		if errors.Is(err, natsjs.ErrStreamNotFound) {
@@ -235,12 +247,41 @@ func (s *Store) setup(ctx context.Context) error {
 		return st, nil
 	}
 	if s.orch, err = stream(n.OrchStream(), "jetflow orchestration inbox and timers",
-		[]string{n.OrchFilter(), n.hub + ".timer.>"}, true); err != nil {
+		[]string{n.OrchFilter(), n.TimersFilter()}, true); err != nil {
 		return err
 	}
-	if s.act, err = stream(n.ActStream(), "jetflow activity tasks", []string{n.hub + ".act.>"}, false); err != nil {
+	if s.act, err = stream(n.ActStream(), "jetflow activity tasks", []string{n.ActFilter()}, false); err != nil {
 		return err
 	}
+	return nil
+}
+
+// layout reads the hub's recorded layout (its shard count), recording the
+// configured one if the hub has none yet, so that every process of a hub
+// builds the same subjects.
+func (s *Store) layout(ctx context.Context) error {
+	key := s.names.ShardsKey()
+	want := strconv.Itoa(s.cfg.Shards)
+	_, err := s.registry.Create(ctx, key, []byte(want))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, natsjs.ErrKeyExists) {
+		return fmt.Errorf("recording the hub's layout: %w", err)
+	}
+	e, err := s.registry.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading the hub's layout: %w", err)
+	}
+	n, err := strconv.Atoi(string(e.Value()))
+	if err != nil || n < 1 {
+		return fmt.Errorf("the hub's layout: %s is %q, not a shard count", key, e.Value())
+	}
+	if s.cfg.shardsSet && n != s.cfg.Shards {
+		return fmt.Errorf("%w: hub %q was created with %d shards, not %d", jetflow.ErrInvalidOption, s.cfg.Hub, n, s.cfg.Shards)
+	}
+	s.cfg.Shards = n
+	s.names = NewNames(s.cfg.Hub, n)
 	return nil
 }
 
@@ -288,9 +329,36 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrTooLarge)
 	case errors.Is(err, natsjs.ErrKeyNotFound), errors.Is(err, natsjs.ErrKeyDeleted), errors.Is(err, natsjs.ErrMsgNotFound):
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	case unreachable(err):
+		return fmt.Errorf("%s: %w (%w)", op, jetflow.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// unreachable reports whether err means that the server could not be
+// reached or did not answer in time.
+func unreachable(err error) bool {
+	for _, target := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrConnectionClosed,
+		nats.ErrConnectionDraining, nats.ErrDisconnected, nats.ErrNoServers, natsjs.ErrNoHeartbeat} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// instanceNotFound is the error of a status that does not exist: both
+// ErrNotFound and jetflow.ErrInstanceNotFound, so that no caller needs to
+// translate it.
+func instanceNotFound(id string) error {
+	return fmt.Errorf("%w: %q", notFound{jetflow.ErrInstanceNotFound}, id)
+}
+
+// notFound is an engine error that is also ErrNotFound.
+type notFound struct{ error }
+
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
+func (e notFound) Unwrap() error        { return e.error }
 
 // StoredMessages returns how many messages the hub's streams and buckets
 // have stored since they were created (the sum of their last sequences):
@@ -300,7 +368,7 @@ func (s *Store) StoredMessages(ctx context.Context) (uint64, error) {
 	defer cancel()
 	var total uint64
 	for _, name := range []string{s.names.OrchStream(), s.names.ActStream(),
-		"KV_" + s.names.StatusBucket(), "KV_" + s.names.HistoryBucket(), "KV_" + s.names.RegistryBucket()} {
+		s.names.StatusStream(), s.names.HistoryStream(), s.names.RegistryStream()} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return 0, mapErr("reading stream "+name, err)

@@ -272,12 +272,12 @@ func TestHistory(t *testing.T) {
 		revs := map[uint32]uint64{}
 		var prev, other uint64
 		for c := uint32(1); c <= n; c++ {
-			rev, err := b.store.AppendChunk(ctx, id, c, prev, events(int(c), int(c)%3+1))
+			rev, err := b.store.AppendChunk(ctx, id, c, prev, events(int(c), int(c)%3+1), nil)
 			require.NoError(t, err)
 			revs[c], prev = rev, rev
 			// Another instance whose encoded id shares a prefix writes
 			// between them: its chunks are not ours, and do not move our fence.
-			other, err = b.store.AppendChunk(ctx, "order 1", c, other, events(99, 1))
+			other, err = b.store.AppendChunk(ctx, "order 1", c, other, events(99, 1), nil)
 			require.NoError(t, err)
 		}
 
@@ -302,15 +302,15 @@ func TestHistory(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ctx := t.Context()
-		rev1, err := b.store.AppendChunk(ctx, "x", 1, 0, events(1, 2))
+		rev1, err := b.store.AppendChunk(ctx, "x", 1, 0, events(1, 2), nil)
 		require.NoError(t, err)
-		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(2, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(2, 1), nil)
 		require.ErrorIs(t, err, jetstream.ErrConflict, "chunk 1 exists")
-		rev2, err := b.store.AppendChunk(ctx, "x", 2, rev1, events(2, 1))
+		rev2, err := b.store.AppendChunk(ctx, "x", 2, rev1, events(2, 1), nil)
 		require.NoError(t, err)
-		_, err = b.store.AppendChunk(ctx, "x", 3, rev1, events(3, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 3, rev1, events(3, 1), nil)
 		require.ErrorIs(t, err, jetstream.ErrConflict, "a writer that missed chunk 2")
-		_, err = b.store.AppendChunk(ctx, "x", 3, rev2, events(3, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 3, rev2, events(3, 1), nil)
 		require.NoError(t, err)
 
 		chunks, err := b.store.LoadHistory(ctx, "x")
@@ -325,7 +325,7 @@ func TestHistory(t *testing.T) {
 		ctx := t.Context()
 		var prev uint64
 		for c := uint32(1); c <= 3; c++ {
-			rev, err := b.store.AppendChunk(ctx, "x", c, prev, events(int(c), 1))
+			rev, err := b.store.AppendChunk(ctx, "x", c, prev, events(int(c), 1), nil)
 			require.NoError(t, err)
 			prev = rev
 		}
@@ -342,11 +342,11 @@ func TestHistory(t *testing.T) {
 
 		// A writer that knew chunk 3 must not add chunk 4 to the history of
 		// a new run of the id.
-		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1), nil)
 		require.ErrorIs(t, err, jetstream.ErrConflict)
-		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(5, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(5, 1), nil)
 		require.NoError(t, err)
-		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1))
+		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1), nil)
 		require.ErrorIs(t, err, jetstream.ErrConflict)
 	})
 
@@ -356,7 +356,7 @@ func TestHistory(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, 8)
 		for i := range errs {
-			wg.Go(func() { _, errs[i] = b.store.AppendChunk(t.Context(), "race", 1, 0, events(i, 1)) })
+			wg.Go(func() { _, errs[i] = b.store.AppendChunk(t.Context(), "race", 1, 0, events(i, 1), nil) })
 		}
 		wg.Wait()
 		wins := 0
@@ -387,11 +387,11 @@ func TestHistory(t *testing.T) {
 		ctx := t.Context()
 		var keep uint64
 		for c := uint32(1); c <= 3; c++ {
-			rev, err := b.store.AppendChunk(ctx, "x", c, keep, events(int(c), 1))
+			rev, err := b.store.AppendChunk(ctx, "x", c, keep, events(int(c), 1), nil)
 			require.NoError(t, err)
 			keep = rev
 		}
-		_, err := b.store.AppendChunk(ctx, "y", 1, 0, events(7, 1))
+		_, err := b.store.AppendChunk(ctx, "y", 1, 0, events(7, 1), nil)
 		require.NoError(t, err)
 
 		require.NoError(t, b.store.TrimHistory(ctx, "x", keep))
@@ -966,5 +966,5 @@ func TestRegistry(t *testing.T) {
 	require.NoError(t, err)
 	keys, err := kv.Keys(ctx)
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"orchestrator.E1_HelloSequence", "orchestrator.a=2Eb=20c", "orchestrator.=C3=A9"}, keys)
+	require.ElementsMatch(t, []string{"hub.shards", "orchestrator.E1_HelloSequence", "orchestrator.a=2Eb=20c", "orchestrator.=C3=A9"}, keys)
 }

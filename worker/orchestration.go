@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
 )
@@ -356,11 +357,11 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 // stalled process loses its lease: its slot is freed, its messages are
 // handed back for a later try, and should the blocked code ever return,
 // nothing of that turn is committed.
-func (w *Worker) execute(id string, past, turn []history.Event) (*jetflow.TurnResult, error) {
+func (w *Worker) execute(id string, past, turn []history.Event) (*executor.TurnResult, error) {
 	if w.cfg.TurnTimeout < 0 {
 		return w.exec.Execute(id, past, turn), nil
 	}
-	done := make(chan *jetflow.TurnResult, 1)
+	done := make(chan *executor.TurnResult, 1)
 	go func() { done <- w.exec.Execute(id, past, turn) }()
 	t := time.NewTimer(w.cfg.TurnTimeout)
 	defer t.Stop()
@@ -394,7 +395,7 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 				before, events = old.started, c.Events
 				break
 			}
-			old.addChunk(c.Number, c.Revision, c.Events)
+			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 		}
 	}
 	return jetstream.FirstError(w.disp.Commit(ctx, execution(id, before), events))
@@ -404,13 +405,14 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 // actions and the status.
 func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []history.Event, custom json.RawMessage) error {
 	n := st.chunks + 1
-	rev, err := w.store.AppendChunk(ctx, id, n, st.chunkRev, chunk)
+	recorded := st.chunkCustom(custom)
+	rev, err := w.store.AppendChunk(ctx, id, n, st.chunkRev, chunk, recorded)
 	if err != nil {
 		return err
 	}
 	ex := execution(id, st.started)
 	w.turns.Add(1)
-	st.addChunk(n, rev, chunk)
+	st.addChunk(n, rev, chunk, recorded)
 	return w.publish(ctx, id, st, ex, chunk, custom)
 }
 
@@ -474,16 +476,13 @@ func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 }
 
 // settle writes the instance's status if it lags its history (the last
-// writer died between its commit and its status write).
+// writer died between its commit and its status write), with the custom
+// status the last commit recorded: the orchestrator is not run again.
 func (w *Worker) settle(ctx context.Context, id string, st *state) error {
 	if st.started == nil {
 		return nil
 	}
-	custom := st.customStatus()
-	if st.done == nil {
-		custom = w.exec.Execute(id, st.events, nil).CustomStatus
-	}
-	return w.publish(ctx, id, st, dispatcher.Execution{}, nil, custom)
+	return w.publish(ctx, id, st, dispatcher.Execution{}, nil, st.lastCustom())
 }
 
 // refuseStart drops a start message of another run that arrived while
@@ -495,7 +494,7 @@ func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) 
 		return
 	}
 	done := &history.Event{Type: history.ExecutionCompleted, Time: w.store.Now().UTC(), Status: history.StatusFailed,
-		Failure: &history.Failure{Type: "InstanceExists", Message: fmt.Sprintf("instance %q is already running", id)}}
+		Failure: &history.Failure{Type: jetflow.FailureInstanceExists, Message: fmt.Sprintf("instance %q is already running", id)}}
 	if err := w.disp.SendParentResult(ctx, ev.Parent, ev.Name, ev.ExecutionID, done); err != nil {
 		w.log.Warn("telling a parent its sub-orchestration did not start", slog.String("instance_id", id), slog.Any("error", err))
 	}
@@ -619,7 +618,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 		return nil, err
 	}
 	for _, c := range chunks {
-		st.addChunk(c.Number, c.Revision, c.Events)
+		st.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 	}
 	return st, nil
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -16,16 +17,19 @@ const progressInterval = time.Second
 // progressWriter turns an activity's SetProgress calls into status writes,
 // at most one per progressInterval.
 type progressWriter struct {
-	w    *Worker
-	id   string
-	mu   sync.Mutex
-	last time.Time
-	next *jetflow.ActivityProgress // the report waiting for its turn
-	tmr  *time.Timer
-	done bool
+	w      *Worker
+	id     string
+	name   string // the activity's
+	taskID int32
+	mu     sync.Mutex
+	last   time.Time
+	next   *jetflow.ActivityProgress // the report waiting for its turn
+	tmr    *time.Timer
+	done   bool
 }
 
-func (p *progressWriter) report(r jetflow.ActivityProgress) error {
+func (p *progressWriter) report(progress json.RawMessage) error {
+	r := jetflow.ActivityProgress{Name: p.name, TaskID: p.taskID, Progress: progress}
 	p.mu.Lock()
 	if p.done {
 		p.mu.Unlock()

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -27,6 +28,8 @@ type state struct {
 	statusRev uint64          // its revision; 0 for none
 	lastChunk []history.Event // the events of the last chunk
 	before    *history.Event  // the ExecutionStarted in force before the last chunk; nil for none
+	custom    json.RawMessage // the custom status the last chunk that recorded one left
+	customSet bool            // a chunk recorded a custom status
 }
 
 func newState() *state { return &state{applied: map[string]uint32{}} }
@@ -37,6 +40,29 @@ func (st *state) customStatus() json.RawMessage {
 		return nil
 	}
 	return st.status.CustomStatus
+}
+
+// chunkCustom is what a chunk whose turn leaves custom records of it:
+// nothing when history already holds that value, else the value (null
+// for none).
+func (st *state) chunkCustom(custom json.RawMessage) json.RawMessage {
+	if len(custom) == 0 {
+		custom = json.RawMessage("null")
+	}
+	if st.customSet && bytes.Equal(custom, st.custom) {
+		return nil
+	}
+	return custom
+}
+
+// lastCustom is the custom status of the last commit, as history records
+// it, or as the stored status has it for histories written before chunks
+// recorded it.
+func (st *state) lastCustom() json.RawMessage {
+	if st.customSet {
+		return st.custom
+	}
+	return st.customStatus()
 }
 
 // running reports whether an execution has begun and not finished.
@@ -89,10 +115,14 @@ func execution(id string, e *history.Event) dispatcher.Execution {
 	return dispatcher.Execution{InstanceID: id, ExecutionID: e.ExecutionID, Name: e.Name, Parent: e.Parent}
 }
 
-// addChunk appends committed chunk n (at revision rev) to the state.
-func (st *state) addChunk(n uint32, rev uint64, events []history.Event) {
+// addChunk appends committed chunk n (at revision rev) to the state;
+// custom is the custom status it recorded, if any.
+func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom json.RawMessage) {
 	st.before, st.lastChunk = st.started, events
 	st.chunks, st.chunkRev = n, rev
+	if custom != nil {
+		st.custom, st.customSet = custom, true
+	}
 	for i := range events {
 		e := &events[i]
 		if e.MsgID != "" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
 )
@@ -16,9 +17,10 @@ import (
 // turn carries on (see history.OrchestratorYielded).
 const maxContinuesPerTurn = 100
 
-// executeFunc runs the replay executor (jetflow.Executor.Execute); an
-// error gives the turn up (the worker's watchdog, see Worker.execute).
-type executeFunc func(id string, past, turn []history.Event) (*jetflow.TurnResult, error)
+// executeFunc runs a turn through the worker's executor
+// (executor.Executor.Execute); an error gives the turn up (the worker's
+// watchdog, see Worker.execute).
+type executeFunc func(id string, past, turn []history.Event) (*executor.TurnResult, error)
 
 // turnInput is what the pure step of a turn decides from: what the worker
 // knows of the instance, and the batch of inbox messages to apply.
@@ -180,7 +182,7 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		// Running this batch has failed every time (a start included):
 		// end the execution without running the orchestrator again.
 		p.chunk = append(turn, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusFailed,
-			Failure: &history.Failure{Type: "PoisonMessage", Message: poison}})
+			Failure: &history.Failure{Type: jetflow.FailurePoisonMessage, Message: poison}})
 		p.custom = st.customStatus()
 		return p.fit(in), nil
 	}
@@ -248,7 +250,7 @@ func rewindChunk(x executeFunc, in turnInput, ev *history.Event) ([]history.Even
 // the batch brought (their messages fit the batch budget) and dropping
 // what the orchestrator added, with a message that names both sizes.
 func (p plan) fit(in turnInput) plan {
-	size := chunkSize(p.chunk)
+	size := chunkSize(p.chunk, p.custom)
 	if size <= in.maxChunk {
 		return p
 	}
@@ -262,11 +264,11 @@ func (p plan) fit(in turnInput) plan {
 		}
 	}
 	p.chunk = append(keep, history.Event{Type: history.ExecutionCompleted, Time: in.now, Status: history.StatusFailed,
-		Failure: &history.Failure{Type: "HistoryTooLarge", Message: fmt.Sprintf(
+		Failure: &history.Failure{Type: jetflow.FailureHistoryTooLarge, Message: fmt.Sprintf(
 			"the turn's history chunk is %d bytes, over the %d bytes the NATS server stores in one message (its max_payload); "+
 				"pass smaller inputs and outputs to activities and sub-orchestrations, or schedule fewer of them at once",
 			size, in.maxChunk)}})
-	if chunkSize(p.chunk) > in.maxChunk {
+	if chunkSize(p.chunk, p.custom) > in.maxChunk {
 		// Even the failure does not fit (the batch's own events are too
 		// large together): keep the start and the failure alone.
 		p.chunk = slices.DeleteFunc(p.chunk, func(e history.Event) bool {
@@ -276,12 +278,13 @@ func (p plan) fit(in turnInput) plan {
 	return p
 }
 
-// chunkSize is the encoded size of a history chunk.
-func chunkSize(chunk []history.Event) int {
+// chunkSize is the encoded size of a history chunk, at most: custom is
+// recorded in it when the turn changed it.
+func chunkSize(chunk []history.Event, custom json.RawMessage) int {
 	if chunk == nil {
 		return 0
 	}
-	n, err := jetstream.ChunkSize(chunk)
+	n, err := jetstream.ChunkSize(chunk, custom)
 	if err != nil {
 		return int(^uint(0) >> 1)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
@@ -43,8 +44,8 @@ func testExecutor(t *testing.T) executeFunc {
 		ctx.ContinueAsNew(nil)
 		return nil, nil
 	}))
-	x := jetflow.NewExecutor(r, nil)
-	return func(id string, past, turn []history.Event) (*jetflow.TurnResult, error) {
+	x := executor.Go(r, nil)
+	return func(id string, past, turn []history.Event) (*executor.TurnResult, error) {
 		return x.Execute(id, past, turn), nil
 	}
 }
@@ -68,7 +69,7 @@ func running(t *testing.T, x executeFunc, start history.Event) *state {
 	st := newState()
 	p, err := decide(x, turnInput{id: "i", st: st, batch: []*jetstream.OrchMessage{msg(start)}, delivered: []uint64{1}, now: t0, maxChunk: 1 << 20})
 	require.NoError(t, err)
-	st.addChunk(1, 10, p.chunk)
+	st.addChunk(1, 10, p.chunk, nil)
 	return st
 }
 
@@ -132,7 +133,7 @@ func TestDecide(t *testing.T) {
 			st := running(t, x, startEvent("Calls", "x1", `"in"`))
 			st.addChunk(2, 11, []history.Event{{Type: history.OrchestratorStarted, Time: t0},
 				{Type: history.TaskFailed, Time: t0, TaskID: 0, MsgID: "x1:result:0", Failure: &history.Failure{Message: "boom"}},
-				{Type: history.ExecutionCompleted, Time: t0, Status: history.StatusFailed, Failure: &history.Failure{Message: "boom"}}})
+				{Type: history.ExecutionCompleted, Time: t0, Status: history.StatusFailed, Failure: &history.Failure{Message: "boom"}}}, nil)
 			return st
 		},
 		batch: []history.Event{raised("go", "e1"), {Type: history.ExecutionRewound, Time: t0, MsgID: "r1"}},
@@ -156,7 +157,7 @@ func TestDecide(t *testing.T) {
 		name: "a suspended instance records what arrives and runs nothing",
 		state: func() *state {
 			st := running(t, x, startEvent("Waits", "x1", `null`))
-			st.addChunk(2, 11, []history.Event{{Type: history.OrchestratorStarted, Time: t0}, {Type: history.ExecutionSuspended, Time: t0, MsgID: "s1"}})
+			st.addChunk(2, 11, []history.Event{{Type: history.OrchestratorStarted, Time: t0}, {Type: history.ExecutionSuspended, Time: t0, MsgID: "s1"}}, nil)
 			return st
 		},
 		batch: []history.Event{raised("go", "e1")},
@@ -166,7 +167,7 @@ func TestDecide(t *testing.T) {
 		name: "a suspend that arrives after the resume sent after it does not suspend",
 		state: func() *state {
 			st := running(t, x, startEvent("Waits", "x1", `null`))
-			st.addChunk(2, 11, []history.Event{{Type: history.OrchestratorStarted, Time: t0}, {Type: history.ExecutionResumed, Time: t0.Add(2 * time.Second), MsgID: "r1"}})
+			st.addChunk(2, 11, []history.Event{{Type: history.OrchestratorStarted, Time: t0}, {Type: history.ExecutionResumed, Time: t0.Add(2 * time.Second), MsgID: "r1"}}, nil)
 			return st
 		},
 		batch: []history.Event{{Type: history.ExecutionSuspended, Time: t0.Add(time.Second), MsgID: "s1"}, raised("go", "e1")},
@@ -240,7 +241,7 @@ func TestDecideYields(t *testing.T) {
 
 	// The yield's message runs the execution begun: another round.
 	st := newState()
-	st.addChunk(1, 10, p.chunk)
+	st.addChunk(1, 10, p.chunk, nil)
 	require.True(t, st.running())
 	yield := msg(history.Event{Type: history.OrchestratorStarted, Time: t0, MsgID: st.started.ExecutionID + ":yield"})
 	yield.ExecutionID = st.started.ExecutionID

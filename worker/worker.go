@@ -6,15 +6,19 @@
 //
 // # The commit protocol
 //
-// For one instance, a turn (1) takes every pending inbox message of the
-// instance and drops those already in its history; (2) replays the
-// orchestrator over history plus the new events; (3) creates the next
-// history chunk key, which fails if another worker extended the history
-// first (the loser reloads and tries again); (4) publishes the chunk's
-// actions and the new status together; (5) acknowledges the messages. A
-// crash at any point is repaired by redelivery: applied messages are
-// skipped, and a freshly loaded instance re-publishes its last chunk's
-// actions (they carry message ids, so duplicates are dropped).
+// For one instance, a turn (1) takes the instance's pending inbox messages
+// and decides, in a pure step (turn.go), what each is for: applied now,
+// already in history, held back, or given up; (2) runs the orchestrator
+// through the worker's executor over the history and the new events;
+// (3) appends the next history chunk only if the instance's last stored
+// chunk is still the one the worker read (a compare-and-set on the
+// instance's chunk keys: the fence; the loser reloads and tries again);
+// (4) publishes the chunk's actions (tasks, timers, messages to other
+// instances, each with a message id) and then writes the status, also by
+// compare-and-set; (5) acknowledges the messages. A crash at any point is
+// repaired by redelivery: a message already in history is not applied
+// again, and the actions of the chunk that consumed it are published
+// again (duplicates are dropped by message id).
 package worker
 
 import (
@@ -34,6 +38,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
 )
@@ -149,7 +154,7 @@ type Worker struct {
 	store *jetstream.Store
 	disp  *dispatcher.Dispatcher
 	reg   *jetflow.Registry
-	exec  *jetflow.Executor
+	exec  executor.Executor
 	log   *slog.Logger
 
 	ctx    context.Context // ends on StopAndCancel
@@ -183,7 +188,7 @@ func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, er
 		store:     store,
 		disp:      dispatcher.New(store),
 		reg:       reg,
-		exec:      jetflow.NewExecutor(reg, cfg.Logger),
+		exec:      executor.Go(reg, cfg.Logger),
 		log:       cfg.Logger.With(slog.String("worker", cfg.Name)),
 		instances: map[string]*instance{},
 		idle:      list.New(),
@@ -395,7 +400,7 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 	var result json.RawMessage
 	var failure *history.Failure
 	if n := le.d.NumDelivered(); poisoned(w.cfg.MaxDeliveries, n) {
-		failure = &history.Failure{Type: "PoisonMessage", Message: fmt.Sprintf(
+		failure = &history.Failure{Type: jetflow.FailurePoisonMessage, Message: fmt.Sprintf(
 			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
 	} else {
 		result, failure = w.callActivity(ctx, t)
@@ -430,9 +435,9 @@ func (w *Worker) callActivity(ctx context.Context, t *jetstream.ActivityTask) (j
 		timeout = w.reg.ActivityTimeout(t.Name)
 	}
 	run := func(ctx context.Context) (json.RawMessage, *history.Failure) {
-		progress := &progressWriter{w: w, id: t.InstanceID}
+		progress := &progressWriter{w: w, id: t.InstanceID, name: t.Name, taskID: t.TaskID}
 		defer progress.stop()
-		return w.reg.RunActivity(jetflow.WithProgressReporter(ctx, progress.report), t.Name, t.InstanceID, t.TaskID, t.Input)
+		return w.exec.RunActivity(ctx, executor.Task{Name: t.Name, InstanceID: t.InstanceID, TaskID: t.TaskID, Input: t.Input}, progress.report)
 	}
 	if timeout <= 0 {
 		return run(ctx)
@@ -462,7 +467,7 @@ func (w *Worker) callActivity(ctx context.Context, t *jetstream.ActivityTask) (j
 	if !errors.Is(tctx.Err(), context.DeadlineExceeded) || ctx.Err() != nil {
 		return o.result, o.failure
 	}
-	return nil, &history.Failure{Type: "Timeout", Message: fmt.Sprintf(
+	return nil, &history.Failure{Type: jetflow.FailureTimeout, Message: fmt.Sprintf(
 		"activity %q did not finish within its start-to-close timeout of %s", t.Name, timeout)}
 }
 

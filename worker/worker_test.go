@@ -261,7 +261,7 @@ func TestHistoryFence(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
-				rev, err := e.Store.AppendChunk(ctx, "fence", n, prev, []history.Event{{Type: history.OrchestratorStarted}})
+				rev, err := e.Store.AppendChunk(ctx, "fence", n, prev, []history.Event{{Type: history.OrchestratorStarted}}, nil)
 				if err == nil {
 					wins.Add(1)
 					won.Store(rev)
