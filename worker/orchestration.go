@@ -310,7 +310,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 		in.batch = append(in.batch, b.msg)
 		in.delivered = append(in.delivered, b.le.d.NumDelivered())
 	}
-	if !fresh && surprising(st, in.batch) {
+	if !fresh && needsFreshState(st, in.batch) {
 		// Decide nothing on the word of a cache: another worker may have
 		// run this id since (finished it, or started a new run). The
 		// status moves with every run and turn; if it moved, reload and
@@ -336,7 +336,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 			return p, false, err
 		}
 	case fresh || len(p.republish) > 0:
-		if err := w.settle(ctx, inst.id, st); err != nil {
+		if err := w.catchUpStatus(ctx, inst.id, st); err != nil {
 			return p, false, err
 		}
 	}
@@ -475,10 +475,10 @@ func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 	return true
 }
 
-// settle writes the instance's status if it lags its history (the last
+// catchUpStatus writes the instance's status if it lags its history (the last
 // writer died between its commit and its status write), with the custom
 // status the last commit recorded: the orchestrator is not run again.
-func (w *Worker) settle(ctx context.Context, id string, st *state) error {
+func (w *Worker) catchUpStatus(ctx context.Context, id string, st *state) error {
 	if st.started == nil {
 		return nil
 	}
@@ -537,16 +537,16 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 		st.status, st.statusRev = status, sr.Seq
 		return nil
 	case errors.Is(sr.Err, jetstream.ErrConflict):
-		return w.settleStatus(ctx, id, st, status)
+		return w.retryStatusWrite(ctx, id, st, status)
 	}
 	return sr.Err
 }
 
-// settleStatus writes status after a compare-and-set conflict: another
+// retryStatusWrite writes status after a compare-and-set conflict: another
 // worker wrote the status meanwhile. Ours still goes in unless a later
 // chunk exists (its writer has a newer status), so status never goes
 // backwards.
-func (w *Worker) settleStatus(ctx context.Context, id string, st *state, status *jetflow.Status) error {
+func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, status *jetflow.Status) error {
 	for range maxConflictRetries {
 		// Read the revision first, then look for a later chunk: a newer
 		// status can only have been written after its chunk, so if there is
@@ -605,7 +605,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	// The status is read before the history: its revision then belongs to
 	// a commit no newer than the history read, so a status computed from
 	// this history can never overwrite a newer one (the compare-and-set
-	// fails, and settleStatus finds the later chunk).
+	// fails, and retryStatusWrite finds the later chunk).
 	se, err := w.store.GetStatus(ctx, id)
 	switch {
 	case err == nil:

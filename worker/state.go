@@ -225,8 +225,8 @@ func sameJSON(a, b json.RawMessage) bool {
 
 func last(events []history.Event) *history.Event { return &events[len(events)-1] }
 
-// started returns the last ExecutionStarted among past and turn.
-func started(past, turn []history.Event) *history.Event {
+// currentStart returns the last ExecutionStarted among past and turn.
+func currentStart(past, turn []history.Event) *history.Event {
 	for _, evs := range [][]history.Event{turn, past} {
 		for i := len(evs) - 1; i >= 0; i-- {
 			if evs[i].Type == history.ExecutionStarted {

@@ -208,7 +208,7 @@ func runTurn(x executeFunc, id string, past, turn []history.Event, now time.Time
 	}
 	chunk := append(turn, res.Events...)
 	for i := 0; res.Done && last(res.Events).Status == history.StatusContinuedAsNew; i++ {
-		begun := started(past, turn)
+		begun := currentStart(past, turn)
 		next := []history.Event{{Type: history.OrchestratorStarted, Time: now}, {
 			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: last(res.Events).Result,
 			ExecutionID: nextExecutionID(begun.ExecutionID), Parent: begun.Parent, Rules: history.CurrentRules,
@@ -308,10 +308,10 @@ func poisoned(maxDeliveries int, n uint64) bool {
 	return maxDeliveries > 0 && n > uint64(maxDeliveries)
 }
 
-// surprising reports whether a batch holds a message that the cached
+// needsFreshState reports whether a batch holds a message that the cached
 // state would refuse or drop, or that starts another execution: the cases
 // where a stale cache would lose a message.
-func surprising(st *state, batch []*jetstream.OrchMessage) bool {
+func needsFreshState(st *state, batch []*jetstream.OrchMessage) bool {
 	for _, m := range batch {
 		if st.isApplied(m.Event.MsgID) {
 			continue

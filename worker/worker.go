@@ -209,11 +209,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return errors.New("worker already started")
 	}
-	orchs, err := only("orchestrator", w.reg.OrchestratorNames(), w.cfg.Orchestrators)
+	orchs, err := selectNames("orchestrator", w.reg.OrchestratorNames(), w.cfg.Orchestrators)
 	if err != nil {
 		return err
 	}
-	acts, err := only("activity", w.reg.ActivityNames(), w.cfg.Activities)
+	acts, err := selectNames("activity", w.reg.ActivityNames(), w.cfg.Activities)
 	if err != nil {
 		return err
 	}
@@ -258,9 +258,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-// only returns the names of want (all of registered when want is empty),
+// selectNames returns the names of want (all of registered when want is empty),
 // or an error naming those that are not registered.
-func only(kind string, registered, want []string) ([]string, error) {
+func selectNames(kind string, registered, want []string) ([]string, error) {
 	if len(want) == 0 {
 		return registered, nil
 	}
