@@ -261,13 +261,13 @@ type Execution struct {
 	Parent *history.Parent
 }
 
-// Commit publishes the actions of a committed history chunk (activity
+// PublishActions publishes the actions of a committed history chunk (activity
 // tasks, timers, sub-orchestration starts, the result to a parent, the
 // start of the next execution after continue-as-new) together with extra
 // writes prepared by the caller (the instance's status), and waits for all
 // of them. The chunk must already be durable: these messages are its
 // outbox, and re-publishing them after a crash is harmless.
-func (d *Dispatcher) Commit(ctx context.Context, ex Execution, events []history.Event, extra ...jetstream.Outgoing) []jetstream.Result {
+func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []history.Event, extra ...jetstream.Outgoing) []jetstream.Result {
 	outs := make([]jetstream.Outgoing, 0, len(events)+len(extra))
 	for i := range events {
 		out, ok, err := d.action(ctx, &ex, &events[i])

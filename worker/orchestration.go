@@ -398,7 +398,7 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 		}
 	}
-	return jetstream.FirstError(w.disp.Commit(ctx, execution(id, before), events))
+	return jetstream.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
 }
 
 // commit stores the next history chunk (the fence), then publishes its
@@ -519,12 +519,12 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 		// once the chunk's actions (a child's result to its parent, say)
 		// are stored, or a purge could take the history that would
 		// publish them again.
-		if err := jetstream.FirstError(w.disp.Commit(ctx, ex, chunk)); err != nil {
+		if err := jetstream.FirstError(w.disp.PublishActions(ctx, ex, chunk)); err != nil {
 			return err
 		}
 		chunk = nil
 	}
-	res := w.disp.Commit(ctx, ex, chunk, extra...)
+	res := w.disp.PublishActions(ctx, ex, chunk, extra...)
 	if len(extra) == 0 {
 		return jetstream.FirstError(res)
 	}
