@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
@@ -84,21 +85,40 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeStarted answers 202 with the management URLs of a new instance, as
-// Durable Functions' CreateCheckStatusResponse does.
+// Durable Functions' CreateCheckStatusResponse does. When the request
+// authenticated with ?code=, every URL carries the same code (as Durable
+// Functions puts its key there), so that a client following them is let
+// in; a key sent as a header is never echoed.
 func (a *api) writeStarted(w http.ResponseWriter, r *http.Request, id string) {
 	inst := a.instanceURL(r, id)
+	code := ""
+	if key, ok := r.Context().Value(queryCodeKey{}).(string); ok && key != "" {
+		code = "code=" + url.QueryEscape(key)
+	}
+	// with adds the code to a URL whose query is q ("" for none).
+	with := func(path, q string) string {
+		switch {
+		case code == "" && q == "":
+			return path
+		case code == "":
+			return path + "?" + q
+		case q == "":
+			return path + "?" + code
+		}
+		return path + "?" + q + "&" + code
+	}
 	resp := startResponse{
 		ID:                    id,
-		StatusQueryGetURI:     inst,
-		SendEventPostURI:      inst + "/raiseEvent/{eventName}",
-		TerminatePostURI:      inst + "/terminate?reason={text}",
-		PurgeHistoryDeleteURI: inst,
-		RewindPostURI:         inst + "/rewind?reason={text}",
-		RestartPostURI:        inst + "/restart",
-		SuspendPostURI:        inst + "/suspend?reason={text}",
-		ResumePostURI:         inst + "/resume?reason={text}",
+		StatusQueryGetURI:     with(inst, ""),
+		SendEventPostURI:      with(inst+"/raiseEvent/{eventName}", ""),
+		TerminatePostURI:      with(inst+"/terminate", "reason={text}"),
+		PurgeHistoryDeleteURI: with(inst, ""),
+		RewindPostURI:         with(inst+"/rewind", "reason={text}"),
+		RestartPostURI:        with(inst+"/restart", ""),
+		SuspendPostURI:        with(inst+"/suspend", "reason={text}"),
+		ResumePostURI:         with(inst+"/resume", "reason={text}"),
 	}
-	w.Header().Set("Location", inst)
+	w.Header().Set("Location", resp.StatusQueryGetURI)
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusAccepted, resp)
 }
@@ -280,6 +300,20 @@ func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request, what string) 
 	if len(b) == 0 {
 		return nil, true
 	}
+	if r.Header.Get("Content-Type") == "" {
+		// guard lets a POST without Content-Type through for the routes
+		// that take no body; a body needs one (a page can send a body
+		// without Content-Type across sites, but not application/json).
+		writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf(
+			"request body (the %s) has no Content-Type: send it with Content-Type application/json", what))
+		return nil, false
+	}
+	if !utf8.Valid(b) {
+		i := invalidUTF8At(b)
+		writeError(w, http.StatusBadRequest, fmt.Sprintf(
+			"request body (the %s) is not valid JSON: invalid UTF-8 at byte %d (JSON text is UTF-8)", what, i))
+		return nil, false
+	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body (the %s) is not valid JSON: %v", what, err))
@@ -288,17 +322,17 @@ func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request, what string) 
 	return buf.Bytes(), true
 }
 
-// origin returns the scheme, host and path prefix of the URLs in
-// responses.
-func (a *api) origin(r *http.Request) string {
-	if a.cfg.BaseURL != "" {
-		return a.cfg.BaseURL
+// invalidUTF8At returns the offset of the first byte of b that is not
+// part of a valid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return len(b)
 }
 
 // instanceURL returns the status URL of an instance.

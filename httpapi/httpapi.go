@@ -40,11 +40,29 @@
 //	GET  /healthz
 //	    200 "ok" once the API can take requests.
 //
-// With Config.APIKey set, every route but /healthz needs the key as the
-// x-functions-key header or the code query parameter, else 401.
+// With Config.APIKey or Config.Keys set, every route but /healthz needs a
+// key as the x-functions-key header or the code query parameter (not the
+// query with Config.NoQueryKey): 401 without one, 403 with a key that
+// lacks the scope the route needs (the message names it). Config.APIKey
+// has every scope; the keys of Config.Keys have theirs (see Key): read
+// for the GET routes, start[:NAME] to start, raise[:NAME] to raise
+// events, admin for everything else. A start authenticated with ?code=
+// answers with management URLs that carry the same code, as Durable
+// Functions' do; a key sent as a header is never echoed.
+//
+// # Cross-site requests
+//
+// The API refuses what a web page could make a browser send to it (see
+// the rules in security.go): a Host that is not the server's (421, DNS
+// rebinding), a state-changing request from a foreign Origin (403, unless
+// in Config.AllowedOrigins, which also get CORS headers), and POST bodies
+// that are not JSON (415). Management URLs come from Config.BaseURL or the
+// address the connection was accepted on, never from the Host header.
 //
 // Errors are JSON objects {"error": "<what is wrong>"}: 400 for bad input
-// (unknown orchestrator, invalid JSON, invalid instance id or event name),
+// (unknown orchestrator, invalid JSON or UTF-8, invalid instance id or event name),
+// 401 and 403 for a missing key or scope, 415 for a body that is not JSON,
+// 421 for a Host header that does not name the server,
 // 404 for an unknown instance or route, 405 for a wrong method, 408 for a
 // body still arriving when the server's read timeout ends, 409 when an
 // instance with the id is Pending or Running, 410 when the instance has
@@ -101,7 +119,9 @@
 package httpapi
 
 import (
-	"crypto/subtle"
+	"context"
+	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -119,12 +139,41 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // Config configures the handler returned by New. The zero value is usable.
 type Config struct {
+	// AllowedHosts are the host names (a port is ignored) that requests may
+	// carry in their Host header besides IP addresses, names without a dot
+	// (localhost, a container's service name), names under .localhost and
+	// the host of BaseURL; "*" allows any (behind a proxy that checks it).
+	// Other names get 421: a page that rebinds its own DNS name to the
+	// server's address cannot read it. Defaults to none.
+	AllowedHosts []string
+
+	// AllowedOrigins are the origins (scheme://host[:port]) of the web
+	// pages that may call state-changing routes (POST, DELETE) and read
+	// answers across origins (CORS); "*" allows any. A state-changing
+	// request with another Origin header gets 403; requests without one
+	// (from clients that are not browsers) are not affected. Defaults to
+	// none: only the server's own origin.
+	AllowedOrigins []string
+
 	// BaseURL is the scheme, host and optional path prefix at which clients
 	// reach the API, e.g. "https://jetflow.example.com"; the management URLs
-	// in responses (statusQueryGetUri, Location, …) start with it. When
-	// empty (the default), they are built from each request's Host header,
-	// with scheme http (https when the request came over TLS).
+	// in responses (statusQueryGetUri, Location, …) start with it, and its
+	// host is accepted in Host headers. When empty (the default), they are
+	// built from the address the request's connection was accepted on
+	// (never from the Host header), with scheme http (https over TLS).
 	BaseURL string
+
+	// Keys, when set, holds scoped API keys (see Key), checked like APIKey
+	// (which, when set too, keeps every scope). Replace them with Set while
+	// the server runs. A non-nil keyring requires a key on every route but
+	// /healthz even while it holds none. Defaults to nil.
+	Keys *Keyring
+
+	// NoQueryKey refuses keys sent as the code query parameter (401): they
+	// end up in proxy logs and browser histories. Durable Functions clients
+	// that follow management URLs with ?code= then need the header.
+	// Defaults to false.
+	NoQueryKey bool
 
 	// Logger receives a record for every request that ends in a server error
 	// (5xx) and for every recovered panic. Defaults to slog.Default().
@@ -198,6 +247,18 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate reports what is wrong with the configuration: a BaseURL that
+// is not an http(s) URL, or an allowed origin that is not an origin. New
+// answers every request with 500 and that error when it fails.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if _, err := newHostPolicy(c.BaseURL, c.AllowedHosts); err != nil {
+		return err
+	}
+	_, err := newOriginPolicy(c.BaseURL, c.AllowedOrigins)
+	return err
+}
+
 // api holds the handler's dependencies.
 type api struct {
 	c   *client.Client
@@ -207,32 +268,56 @@ type api struct {
 	// watchers holds a token per open watch stream: its capacity is
 	// Config.MaxWatchers. Nil when there is no cap.
 	watchers chan struct{}
+
+	hosts   hostPolicy
+	origins originPolicy
+	// admin holds Config.APIKey, when set.
+	admin []keyEntry
 }
+
+// principalKey is the context key of the request's principal.
+type principalKey struct{}
+
+// queryCodeKey is the context key of the key a request authenticated with
+// as ?code= (echoed into the management URLs it gets).
+type queryCodeKey struct{}
 
 // New returns the HTTP API of the hub behind c. The handler is safe for
 // concurrent use and never panics: a panic in a request becomes a 500.
 func New(c *client.Client, cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		cfg.Logger.Error("HTTP API misconfigured: every request gets 500", slog.Any("error", err))
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusInternalServerError, "the HTTP API is misconfigured: "+err.Error())
+		})
+	}
 	a := &api{c: c, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a.hosts, _ = newHostPolicy(cfg.BaseURL, cfg.AllowedHosts)
+	a.origins, _ = newOriginPolicy(cfg.BaseURL, cfg.AllowedOrigins)
+	if cfg.APIKey != "" {
+		a.admin = []keyEntry{{sum: sha256.Sum256([]byte(cfg.APIKey)), p: &principal{name: "admin", admin: true}}}
+	}
 	if cfg.MaxWatchers > 0 {
 		a.watchers = make(chan struct{}, cfg.MaxWatchers)
 	}
-	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}", a.start)
-	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.start)
-	a.mux.HandleFunc("GET "+BasePath+"/instances", a.listInstances)
-	a.mux.HandleFunc("GET "+BasePath+"/instances/{$}", a.listInstances)
-	a.mux.HandleFunc("DELETE "+BasePath+"/instances", a.purgeMany)
-	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{$}", a.purgeMany)
-	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", a.status)
-	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{instanceId}", a.purge)
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.raiseEvent)
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", a.control("terminating", c.Terminate))
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", a.control("suspending", c.Suspend))
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/resume", a.control("resuming", c.Resume))
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/restart", a.restart)
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/rewind", a.rewind)
-	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", a.watchInstance)
-	a.mux.HandleFunc("GET "+BasePath+"/watch", a.watchAll)
+	read, admin := a.needRead, a.needAdmin
+	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}", a.needStart(a.start))
+	a.mux.HandleFunc("POST "+BasePath+"/orchestrators/{name}/{instanceId}", a.needStart(a.start))
+	a.mux.HandleFunc("GET "+BasePath+"/instances", read(a.listInstances))
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{$}", read(a.listInstances))
+	a.mux.HandleFunc("DELETE "+BasePath+"/instances", admin(a.purgeMany))
+	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{$}", admin(a.purgeMany))
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", read(a.status))
+	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{instanceId}", admin(a.purge))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.needRaise(a.raiseEvent))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", admin(a.control("terminating", c.Terminate)))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", admin(a.control("suspending", c.Suspend)))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/resume", admin(a.control("resuming", c.Resume)))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/restart", admin(a.restart))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/rewind", admin(a.rewind))
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", read(a.watchInstance))
+	a.mux.HandleFunc("GET "+BasePath+"/watch", read(a.watchAll))
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	return http.HandlerFunc(a.serveHTTP)
 }
@@ -255,10 +340,19 @@ func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(rw, http.StatusInternalServerError, "internal error: the request caused a panic")
 		}
 	}()
-	if !a.authorized(r) {
-		writeError(rw, http.StatusUnauthorized, "missing or wrong API key: send it as the x-functions-key header or the code query parameter")
+	if !a.guard(rw, r) {
 		return
 	}
+	p, queryKey, err := a.authenticate(r)
+	if err != nil {
+		writeError(rw, http.StatusUnauthorized, err.Error())
+		return
+	}
+	ctx := context.WithValue(r.Context(), principalKey{}, p)
+	if queryKey != "" {
+		ctx = context.WithValue(ctx, queryCodeKey{}, queryKey)
+	}
+	r = r.WithContext(ctx)
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.noRoute(rw, r)
 		return
@@ -266,17 +360,107 @@ func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(rw, r)
 }
 
-// authorized reports whether r may be served: no API key is configured,
-// the route is /healthz, or r carries the key.
-func (a *api) authorized(r *http.Request) bool {
-	if a.cfg.APIKey == "" || r.URL.Path == "/healthz" {
-		return true
+// authEnabled reports whether requests need a key.
+func (a *api) authEnabled() bool { return a.cfg.APIKey != "" || a.cfg.Keys != nil }
+
+// authenticate returns the principal of r's key (everyone when no key is
+// configured, and on /healthz), and the key when it came as ?code=; an
+// error for a missing or unknown key, or a key in the query string where
+// those are refused.
+func (a *api) authenticate(r *http.Request) (p *principal, queryKey string, err error) {
+	if !a.authEnabled() || r.URL.Path == "/healthz" {
+		return everyone, "", nil
 	}
 	key := r.Header.Get("x-functions-key")
+	fromQuery := false
 	if key == "" {
-		key = r.URL.Query().Get("code")
+		q := r.URL.Query()
+		if q.Has("code") && a.cfg.NoQueryKey {
+			return nil, "", errQueryKey
+		}
+		key, fromQuery = q.Get("code"), true
 	}
-	return subtle.ConstantTimeCompare([]byte(key), []byte(a.cfg.APIKey)) == 1
+	if key == "" {
+		return nil, "", errNoKey
+	}
+	if p = a.cfg.Keys.lookup(key, a.admin); p == nil {
+		return nil, "", errNoKey
+	}
+	if fromQuery {
+		queryKey = key
+	}
+	return p, queryKey, nil
+}
+
+// principalOf returns the principal serveHTTP stored in r's context.
+func principalOf(r *http.Request) *principal {
+	if p, ok := r.Context().Value(principalKey{}).(*principal); ok {
+		return p
+	}
+	return everyone
+}
+
+// forbidden answers 403 for a key that lacks scope.
+func forbidden(w http.ResponseWriter, r *http.Request, p *principal, scope string) {
+	writeError(w, http.StatusForbidden, fmt.Sprintf("the API key %q lacks the scope %q that %s %s needs", p.name, scope, r.Method, r.URL.Path))
+}
+
+// needRead wraps a handler of a route that reads (scope read).
+func (a *api) needRead(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p := principalOf(r); !p.canRead() {
+			forbidden(w, r, p, ScopeRead)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// needAdmin wraps a handler of a route that only admin keys may call.
+func (a *api) needAdmin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p := principalOf(r); !p.admin {
+			forbidden(w, r, p, ScopeAdmin)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// needStart wraps the start handler: scope start or start:NAME.
+func (a *api) needStart(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p, name := principalOf(r), r.PathValue("name"); !p.canStart(name) {
+			forbidden(w, r, p, ScopeStart+":"+name)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// needRaise wraps the raise handler: scope raise, or raise:NAME for an
+// instance of orchestrator NAME (read from its status).
+func (a *api) needRaise(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := principalOf(r)
+		switch {
+		case p.admin || p.raiseAll:
+		case !p.canRaiseSome():
+			forbidden(w, r, p, ScopeRaise)
+			return
+		default:
+			st, err := a.c.GetStatus(r.Context(), r.PathValue("instanceId"))
+			if err != nil {
+				a.writeClientError(w, r, err)
+				return
+			}
+			if !p.canRaise(st.Name) {
+				forbidden(w, r, p, ScopeRaise+":"+st.Name)
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // noRoute answers a request that matches no route: 405 (with Allow) when
