@@ -9,6 +9,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
@@ -29,12 +30,19 @@ func TestDuplicateInOneBatch(t *testing.T) {
 	msg := &jetstream.OrchMessage{InstanceID: id, Orchestrator: "SetStatusTest", Event: history.Event{
 		Type: history.EventRaised, Time: time.Now().UTC(), Name: "Done", Input: json.RawMessage(`1`), MsgID: "event-dup-1",
 	}}
-	for range 2 {
+	publish := func() jetstream.Result {
 		out, err := e.Store.OrchWrite(msg)
 		require.NoError(t, err)
-		require.NoError(t, jetstream.FirstError(e.Store.Publish(ctx, out)))
-		time.Sleep(300 * time.Millisecond) // past the duplicate window
+		res := e.Store.Publish(ctx, out)[0]
+		require.NoError(t, res.Err)
+		return res
 	}
+	require.False(t, publish().Duplicate)
+	// Within the window the stream drops the copy; once it has passed, the
+	// copy is stored.
+	testkit.WaitFor(t, 10*time.Second, "the second copy to be stored past the duplicate window", func() bool {
+		return !publish().Duplicate
+	})
 	e.StartWorker()
 	require.Equal(t, jetflow.StatusCompleted, wait(t, e, id).RuntimeStatus)
 	all := checkHistory(t, e, id) // fails on a message id applied twice

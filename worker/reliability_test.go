@@ -14,6 +14,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
@@ -52,7 +53,7 @@ func TestEventOvertakesItsStart(t *testing.T) {
 	require.NoError(t, err)
 	id, err := e.Client.StartOrchestration(ctx, "WaitsForGo", client.WithInstanceID("overtaken-1"))
 	require.NoError(t, err)
-	<-taken
+	testkit.Receive(t, taken, 30*time.Second, "the start message to be taken")
 	dead.Stop()
 
 	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", "went"))
@@ -119,7 +120,7 @@ func TestActivitiesWaitingForASlotRunOnce(t *testing.T) {
 				mu.Lock()
 				runs[n]++
 				mu.Unlock()
-				time.Sleep(700 * time.Millisecond)
+				time.Sleep(700 * time.Millisecond) // a slow activity: the others wait for its slot
 				return n, nil
 			})
 			return r.AddOrchestrator("EightSlow", func(ctx *jetflow.OrchestrationContext) (any, error) {
@@ -265,10 +266,10 @@ func TestManyContinueAsNewInOneTurn(t *testing.T) {
 
 	id, err = e.Client.StartOrchestration(ctx, "Forever")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "it to go on turn after turn", func() bool {
 		chunks, err := e.Store.LoadHistory(ctx, id)
 		return err == nil && len(chunks) >= 3
-	}, 30*time.Second, 10*time.Millisecond, "it goes on turn after turn")
+	})
 	require.NoError(t, e.Client.Terminate(ctx, id, "enough"))
 	require.Equal(t, jetflow.StatusTerminated, wait(t, e, id).RuntimeStatus)
 }
@@ -287,7 +288,7 @@ func TestActivityLongerThanTheDuplicateWindowRunsOnce(t *testing.T) {
 		Register: func(r *jetflow.Registry) error {
 			r.AddActivity("Long", func(ctx *jetflow.ActivityContext) (any, error) {
 				runs.Add(1)
-				time.Sleep(3 * time.Second)
+				time.Sleep(3 * time.Second) // longer than the 1 s duplicate window
 				return "done", nil
 			})
 			return r.AddOrchestrator("CallsLong", func(ctx *jetflow.OrchestrationContext) (any, error) {
@@ -326,10 +327,10 @@ func TestTerminateWinsOverContinueAsNew(t *testing.T) {
 	ctx := e.Context(60 * time.Second)
 	id, err := e.Client.StartOrchestration(ctx, "Eternal")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the instance to run", func() bool {
 		st, err := e.Client.GetStatus(ctx, id)
 		return err == nil && st.RuntimeStatus == jetflow.StatusRunning
-	}, 30*time.Second, 10*time.Millisecond)
+	})
 	e.StopWorkers()
 	require.NoError(t, e.Client.RaiseEvent(ctx, id, "next", nil))
 	require.NoError(t, e.Client.Terminate(ctx, id, "stop"))
@@ -453,10 +454,12 @@ func TestStreamsStayBounded(t *testing.T) {
 		require.NoError(t, err)
 		return info.State.Msgs
 	}
-	require.Eventually(t, func() bool {
-		return msgs("jetflow-act") <= 1 && msgs("jetflow-orch") == 0
-	}, 20*time.Second, 100*time.Millisecond, "the streams keep only the long activity's task (act %d, orch %d)",
-		msgs("jetflow-act"), msgs("jetflow-orch"))
+	testkit.WaitForNoError(t, 20*time.Second, "the streams to keep only the long activity's task", func() error {
+		if act, orch := msgs("jetflow-act"), msgs("jetflow-orch"); act > 1 || orch != 0 {
+			return fmt.Errorf("act %d, orch %d", act, orch)
+		}
+		return nil
+	})
 }
 
 // TestPoisonInboxMessage: a message whose turn fails every time (here the

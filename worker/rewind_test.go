@@ -10,6 +10,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -74,18 +75,17 @@ func TestRewind(t *testing.T) {
 
 	broken.Store(false)
 	require.NoError(t, c.Rewind(ctx, id, "the service is back"))
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the rewound instance to run again", func() bool {
 		st, err := c.GetStatus(ctx, id)
 		return err == nil && st.RuntimeStatus == jetflow.StatusRunning
-	}, 20*time.Second, 10*time.Millisecond, "the rewound instance runs again")
+	})
 	close(release) // both runs of Slow finish: the first one's result is for the failed attempt
 	st = wait(t, e, id)
 	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, "output: %s", st.Output)
 	require.JSONEq(t, "13", string(st.Output))
 	require.Equal(t, int32(1), counted.Load(), "what succeeded is kept")
 	require.Equal(t, int32(2), flaky.Load(), "what failed runs again")
-	require.Eventually(t, func() bool { return slow.Load() == 2 }, 10*time.Second, 10*time.Millisecond,
-		"what was running when the instance failed runs again")
+	testkit.WaitFor(t, 10*time.Second, "what was running when the instance failed to run again", func() bool { return slow.Load() == 2 })
 
 	all := checkHistory(t, e, id)
 	require.Equal(t, 1, count(all, history.ExecutionRewound))

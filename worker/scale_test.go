@@ -8,8 +8,10 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -39,7 +41,21 @@ func TestSpecialisedWorkers(t *testing.T) {
 	require.NoError(t, e.StopWorker(ctx, len(e.Workers)-1))
 	set, err := c.StartOrchestration(ctx, "SetStatusTest")
 	require.NoError(t, err)
-	time.Sleep(500 * time.Millisecond)
+	// Its start is stored in the queue of SetStatusTest's workers, and no
+	// other worker took it.
+	js, err := natsjs.New(e.Conn)
+	require.NoError(t, err)
+	names := e.Store.Names()
+	testkit.WaitForNoError(t, 10*time.Second, "the start to wait in the queue of SetStatusTest", func() error {
+		cons, err := js.Consumer(ctx, names.OrchStream(), names.OrchConsumer("SetStatusTest"))
+		require.NoError(t, err)
+		info, err := cons.Info(ctx)
+		require.NoError(t, err)
+		if info.NumPending != 1 || info.Delivered.Consumer != 0 {
+			return fmt.Errorf("%d pending, %d delivered", info.NumPending, info.Delivered.Consumer)
+		}
+		return nil
+	})
 	st, err := c.GetStatus(ctx, set)
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, st.RuntimeStatus)

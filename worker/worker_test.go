@@ -16,6 +16,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
@@ -66,40 +67,19 @@ func waitCustom(t *testing.T, e *testengine.Engine, id, want string) {
 	t.Fatalf("custom status of %s never became %s", id, want)
 }
 
-// checkHistory asserts the invariants of an instance's stored history:
-// chunks numbered without gaps, every message applied once, every task
-// scheduled once and completed at most once.
+// checkHistory asserts the invariants of an instance's stored history
+// (see testkit.CheckChunks: chunks numbered without gaps, every message
+// applied once, every task scheduled once and completed at most once, ...)
+// and returns its events; on failure it logs the instance.
 func checkHistory(t *testing.T, e *testengine.Engine, id string) []history.Event {
 	t.Helper()
 	chunks, err := e.Store.LoadHistory(context.Background(), id)
 	require.NoError(t, err)
-	var all []history.Event
-	msgs := map[string]bool{}
-	scheduled := map[string]bool{}
-	completed := map[string]bool{}
-	exec := ""
-	for i, c := range chunks {
-		require.Equal(t, uint32(i+1), c.Number, "chunk numbers of %s have a gap", id)
-		for _, ev := range c.Events {
-			all = append(all, ev)
-			if ev.MsgID != "" {
-				require.False(t, msgs[ev.MsgID], "message %s applied twice to %s", ev.MsgID, id)
-				msgs[ev.MsgID] = true
-			}
-			key := fmt.Sprintf("%s/%d", exec, ev.ID)
-			switch {
-			case ev.Type == history.ExecutionStarted, ev.Type == history.ExecutionRewound:
-				exec = ev.ExecutionID
-			case ev.IsScheduling():
-				require.False(t, scheduled[key], "step %s scheduled twice in %s", key, id)
-				scheduled[key] = true
-			case ev.IsCompletion():
-				key = fmt.Sprintf("%s/%d", exec, ev.TaskID)
-				require.False(t, completed[key], "task %s completed twice in %s", key, id)
-				completed[key] = true
-			}
-		}
+	all, err := testkit.CheckChunks(chunks)
+	if err != nil {
+		logInstance(t, e, id)
 	}
+	require.NoError(t, err, "history of %s", id)
 	return all
 }
 
@@ -288,7 +268,7 @@ func TestTimerFiresAfterDowntime(t *testing.T) {
 	require.NoError(t, err)
 	waitCustom(t, e, id, fmt.Sprintf(`{"discount":%d,"discountTimeout":2,"bookingUrl":"https://www.myawesomebookingweb.com"}`, samples.Discount("user-7")))
 	e.RestartServer()
-	time.Sleep(3 * time.Second) // the timer comes due while no worker runs
+	time.Sleep(3 * time.Second) // the scenario: the timer (due in 2 s) comes due while no worker runs
 	e.StartWorker()
 	st := wait(t, e, id)
 	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
@@ -714,9 +694,9 @@ func TestSuspendResume(t *testing.T) {
 	waitRuntime(id, jetflow.StatusSuspended)
 	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", "now"))
 	// The event is recorded in history, but nothing runs.
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the event to be recorded", func() bool {
 		return count(checkHistory(t, e, id), history.EventRaised) == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	})
 	st := status(id)
 	require.Equal(t, jetflow.StatusSuspended, st.RuntimeStatus)
 	require.JSONEq(t, `"waiting"`, string(st.CustomStatus), "custom status is kept while suspended")
