@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
@@ -22,43 +23,11 @@ func newEngine(t *testing.T) *testengine.Engine {
 	}})
 }
 
-// collect gathers updates until the channel closes, failing the test if it
-// stays open for long.
-func collect(t *testing.T, ch <-chan client.Update) []client.Update {
-	t.Helper()
-	var out []client.Update
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case u, ok := <-ch:
-			if !ok {
-				return out
-			}
-			out = append(out, u)
-		case <-timeout:
-			require.FailNow(t, "watch not closed within 20s", "got %d updates", len(out))
-		}
-	}
-}
-
-// next receives one update, failing the test after a few seconds.
-func next(t *testing.T, ch <-chan client.Update) client.Update {
-	t.Helper()
-	select {
-	case u, ok := <-ch:
-		require.True(t, ok, "watch closed")
-		return u
-	case <-time.After(10 * time.Second):
-		require.FailNow(t, "no update within 10s")
-	}
-	panic("unreachable")
-}
-
 // untilCustomStatus receives updates until one has a custom status.
 func untilCustomStatus(t *testing.T, ch <-chan client.Update) client.Update {
 	t.Helper()
 	for {
-		if u := next(t, ch); len(u.CustomStatus) > 0 && string(u.CustomStatus) != "null" {
+		if u := testkit.Receive(t, ch, 10*time.Second); len(u.CustomStatus) > 0 && string(u.CustomStatus) != "null" {
 			return u
 		}
 	}
@@ -238,7 +207,7 @@ func TestInstanceLifecycleErrors(t *testing.T) {
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound)
 
 	require.NoError(t, e.Client.RaiseEvent(ctx, id, "CitySelected", "Tokyo"))
-	done := collect(t, ch)
+	done := testkit.Collect(t, ch, 20*time.Second)
 	require.NotEmpty(t, done)
 	final := done[len(done)-1]
 	require.Equal(t, jetflow.StatusCompleted, final.RuntimeStatus)
@@ -310,7 +279,7 @@ func TestWatchStatus(t *testing.T) {
 		_, err = e.Client.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
 		require.NoError(t, err)
 
-		us := collect(t, ch)
+		us := testkit.Collect(t, ch, 20*time.Second)
 		require.NoError(t, ctx.Err(), "closed after the terminal status, not by the context")
 		require.GreaterOrEqual(t, len(us), 3)
 		require.Equal(t, jetflow.StatusPending, us[0].RuntimeStatus)
@@ -328,13 +297,13 @@ func TestWatchStatus(t *testing.T) {
 
 		// Resuming after an earlier update does not repeat it: only the
 		// latest status is kept, so the watch goes straight to Completed.
-		again := collect(t, mustWatch(t, e, ctx, id, us[0].Revision))
+		again := testkit.Collect(t, mustWatch(t, e, ctx, id, us[0].Revision), 20*time.Second)
 		require.Len(t, again, 1)
 		require.Equal(t, final.Revision, again[0].Revision)
 		require.Equal(t, jetflow.StatusCompleted, again[0].RuntimeStatus)
 
 		// A watch of a finished instance sends its status and closes.
-		again = collect(t, mustWatch(t, e, ctx, id, 0))
+		again = testkit.Collect(t, mustWatch(t, e, ctx, id, 0), 20*time.Second)
 		require.Len(t, again, 1)
 		require.Equal(t, final.Status, again[0].Status)
 	})
@@ -350,19 +319,15 @@ func TestWatchStatus(t *testing.T) {
 		running := untilCustomStatus(t, ch)
 
 		resumed := mustWatch(t, e, ctx, id, running.Revision)
-		select {
-		case u := <-resumed:
-			require.FailNow(t, "the update resumed after was repeated", "%+v", u)
-		case <-time.After(300 * time.Millisecond):
-		}
+		testkit.Quiet(t, resumed, 300*time.Millisecond, "the update resumed after was repeated")
 		require.NoError(t, e.Client.RaiseEvent(ctx, id, "CitySelected", "London"))
-		us := collect(t, resumed)
+		us := testkit.Collect(t, resumed, 20*time.Second)
 		require.NotEmpty(t, us)
 		for _, u := range us {
 			require.Greater(t, u.Revision, running.Revision)
 		}
 		require.Equal(t, jetflow.StatusCompleted, us[len(us)-1].RuntimeStatus)
-		orig := collect(t, ch)
+		orig := testkit.Collect(t, ch, 20*time.Second)
 		require.Equal(t, us[len(us)-1], orig[len(orig)-1], "both watches end with the same update")
 	})
 
@@ -380,10 +345,10 @@ func TestWatchStatus(t *testing.T) {
 			ch, err := e.Client.WatchStatus(wctx, watched, 0)
 			require.NoError(t, err)
 			if watched == id {
-				require.Equal(t, id, next(t, ch).InstanceID)
+				require.Equal(t, id, testkit.Receive(t, ch, 10*time.Second).InstanceID)
 			}
 			cancel()
-			collect(t, ch)
+			testkit.Collect(t, ch, 20*time.Second)
 		}
 
 		// WaitForCompletion gives the context's error.

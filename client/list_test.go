@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -367,11 +368,11 @@ func TestListAfterPurgeMarkerExpired(t *testing.T) {
 	require.NoError(t, e.Client.PurgeInstance(ctx, "purge"))
 	last, err := e.Store.LastStatusRevision(ctx)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the purge marker to expire", func() bool {
 		_, found, err := e.Store.NextStatusRevision(ctx, last)
 		require.NoError(t, err)
 		return !found
-	}, 20*time.Second, 50*time.Millisecond, "the purge marker expires")
+	})
 	now, err := e.Store.LastStatusRevision(ctx)
 	require.NoError(t, err)
 	require.Equal(t, last, now, "the bucket's last revision is a message that is gone")

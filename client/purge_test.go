@@ -14,6 +14,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -85,8 +86,12 @@ func TestPurgeInstance(t *testing.T) {
 	require.ErrorIs(t, c.PurgeInstance(ctx, "never-was"), jetflow.ErrInstanceNotFound)
 
 	// Only the status's purge marker is left, and it expires.
-	require.Eventually(t, func() bool { return len(storedFor(t, e, id)) == 0 }, 20*time.Second, 100*time.Millisecond,
-		"left behind: %v", storedFor(t, e, id))
+	testkit.WaitForNoError(t, 20*time.Second, "the purge marker to expire", func() error {
+		if left := storedFor(t, e, id); len(left) > 0 {
+			return fmt.Errorf("left behind: %v", left)
+		}
+		return nil
+	})
 
 	// The id can be used again: a new run with a history of its own.
 	_, err = c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
@@ -135,7 +140,7 @@ func TestPurgeRacesRestart(t *testing.T) {
 			wg.Go(func() {
 				// The purge reads more before it deletes: staggered starts
 				// land before, during and after it.
-				time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+				time.Sleep(time.Duration(i) * 3 * time.Millisecond) // the scenario: staggered starts
 				_, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
 				if err != nil && !errors.Is(err, jetflow.ErrInstanceExists) {
 					t.Errorf("round %d: start %s: %v", round, id, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 )
 
@@ -217,10 +218,10 @@ func TestStartAnswerLost(t *testing.T) {
 		require.ErrorIs(t, err, jetflow.ErrOutcomeUnknown)
 		require.ErrorIs(t, err, context.Canceled)
 		p.release()
-		require.Eventually(t, func() bool { // the write the proxy saw is stored
+		testkit.WaitFor(t, 10*time.Second, "the write the proxy saw to be stored", func() bool {
 			_, err := e.Client.GetStatus(ctx, "lost-cut")
 			return err == nil
-		}, 10*time.Second, 5*time.Millisecond)
+		})
 		st, err := e.Client.WaitForCompletion(ctx, "lost-cut")
 		require.NoError(t, err)
 		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)

@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 )
 
 // TestWaitForCompletionNotFound: waiting for an id that has no status,
@@ -75,16 +76,11 @@ func TestWaitForCompletionNotFound(t *testing.T) {
 		go func() { done <- waitFor(id) }()
 		// The wait is under way once its watch (a consumer of the status
 		// stream) exists; then the status goes, as a purge removes it.
-		require.Eventually(t, func() bool { return statusConsumers(t, e) > consumers }, 10*time.Second, 5*time.Millisecond)
+		testkit.WaitFor(t, 10*time.Second, "the wait's watch", func() bool { return statusConsumers(t, e) > consumers })
 		cur, err := c.GetStatusWithRevision(ctx, id)
 		require.NoError(t, err)
 		require.NoError(t, e.Store.DeleteStatus(ctx, id, cur.Revision))
-		select {
-		case a := <-done:
-			check(t, id, a)
-		case <-time.After(15 * time.Second):
-			t.Fatal("WaitForCompletion still waits after the status was purged")
-		}
+		check(t, id, testkit.Receive(t, done, 15*time.Second, "WaitForCompletion still waits after the status was purged"))
 	})
 }
 

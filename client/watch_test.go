@@ -9,18 +9,9 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
-
-// quietFor checks that nothing arrives on ch for a moment.
-func quietFor(t *testing.T, ch <-chan client.Update, d time.Duration) {
-	t.Helper()
-	select {
-	case u, ok := <-ch:
-		require.FailNow(t, "unexpected update", "open %v: %+v", ok, u)
-	case <-time.After(d):
-	}
-}
 
 func TestWatchAll(t *testing.T) {
 	t.Parallel()
@@ -50,21 +41,21 @@ func TestWatchAll(t *testing.T) {
 		}
 		got := map[string]client.Update{}
 		for len(got) < 2 {
-			u := next(t, completed)
+			u := testkit.Receive(t, completed, 10*time.Second)
 			require.Equal(t, jetflow.StatusCompleted, u.RuntimeStatus)
 			require.NotContains(t, got, u.InstanceID, "one Completed update per instance")
 			got[u.InstanceID] = u
 		}
 		require.Contains(t, got, "fleet-a-1")
 		require.Contains(t, got, "fleet-a-2")
-		quietFor(t, completed, 300*time.Millisecond)
+		testkit.Quiet(t, completed, 300*time.Millisecond)
 
 		// Without a status filter: every change, in revision order, and
 		// not closed by terminal statuses.
 		var last uint64
 		finished := map[string]bool{}
 		for len(finished) < 2 {
-			u := next(t, everything)
+			u := testkit.Receive(t, everything, 10*time.Second)
 			require.Contains(t, []string{"fleet-a-1", "fleet-a-2"}, u.InstanceID)
 			require.Greater(t, u.Revision, last)
 			last = u.Revision
@@ -73,7 +64,7 @@ func TestWatchAll(t *testing.T) {
 				require.Equal(t, got[u.InstanceID], u)
 			}
 		}
-		quietFor(t, everything, 300*time.Millisecond)
+		testkit.Quiet(t, everything, 300*time.Millisecond)
 
 		// Resuming after the first Completed: the second one only.
 		first, second := got["fleet-a-1"], got["fleet-a-2"]
@@ -85,13 +76,13 @@ func TestWatchAll(t *testing.T) {
 			RuntimeStatus:    []jetflow.RuntimeStatus{jetflow.StatusCompleted},
 		}, first.Revision)
 		require.NoError(t, err)
-		require.Equal(t, second, next(t, resumed))
-		quietFor(t, resumed, 300*time.Millisecond)
+		require.Equal(t, second, testkit.Receive(t, resumed, 10*time.Second))
+		testkit.Quiet(t, resumed, 300*time.Millisecond)
 
 		cancel()
-		collect(t, completed)
-		collect(t, everything)
-		collect(t, resumed)
+		testkit.Collect(t, completed, 20*time.Second)
+		testkit.Collect(t, everything, 20*time.Second)
+		testkit.Collect(t, resumed, 20*time.Second)
 	})
 
 	t.Run("deletions", func(t *testing.T) {
@@ -110,9 +101,9 @@ func TestWatchAll(t *testing.T) {
 			InstanceIDPrefix: "gone-", RuntimeStatus: []jetflow.RuntimeStatus{jetflow.StatusRunning},
 		}, 0)
 		require.NoError(t, err)
-		quietFor(t, ch, 300*time.Millisecond)
+		testkit.Quiet(t, ch, 300*time.Millisecond)
 		require.NoError(t, e.Store.DeleteStatus(ctx, "gone-1", cur.Revision))
-		u := next(t, ch)
+		u := testkit.Receive(t, ch, 10*time.Second)
 		require.True(t, u.Deleted, "deletions pass any status filter")
 		require.Equal(t, "gone-1", u.InstanceID)
 		require.Greater(t, u.Revision, cur.Revision)
@@ -122,10 +113,10 @@ func TestWatchAll(t *testing.T) {
 		// A new watch does not list it; a resumed one tells of the deletion.
 		ch, err = e.Client.WatchAll(wctx, client.WatchFilter{InstanceIDPrefix: "gone-"}, 0)
 		require.NoError(t, err)
-		quietFor(t, ch, 300*time.Millisecond)
+		testkit.Quiet(t, ch, 300*time.Millisecond)
 		ch, err = e.Client.WatchAll(wctx, client.WatchFilter{InstanceIDPrefix: "gone-"}, cur.Revision)
 		require.NoError(t, err)
-		require.Equal(t, u, next(t, ch))
+		require.Equal(t, u, testkit.Receive(t, ch, 10*time.Second))
 	})
 
 	t.Run("bad filters", func(t *testing.T) {
@@ -151,17 +142,17 @@ func TestWatchStatusResumeAfterTerminal(t *testing.T) {
 	const id = "resume-done"
 	_, err := e.Client.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
 	require.NoError(t, err)
-	us := collect(t, mustWatch(t, e, ctx, id, 0))
+	us := testkit.Collect(t, mustWatch(t, e, ctx, id, 0), 20*time.Second)
 	final := us[len(us)-1]
 	require.Equal(t, jetflow.StatusCompleted, final.RuntimeStatus)
 
 	// A watcher that saw the terminal status and comes back: closed at
 	// once, not left waiting for a change that will not come.
 	start := time.Now()
-	require.Empty(t, collect(t, mustWatch(t, e, ctx, id, final.Revision)))
+	require.Empty(t, testkit.Collect(t, mustWatch(t, e, ctx, id, final.Revision), 20*time.Second))
 	require.Less(t, time.Since(start), 2*time.Second)
 	// One that missed it gets it.
-	again := collect(t, mustWatch(t, e, ctx, id, final.Revision-1))
+	again := testkit.Collect(t, mustWatch(t, e, ctx, id, final.Revision-1), 20*time.Second)
 	require.Equal(t, []client.Update{final}, again)
 }
 
@@ -184,14 +175,14 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 	for _, from := range []uint64{1000000, math.MaxUint64} {
 		t.Run(strconv.FormatUint(from, 10), func(t *testing.T) {
 			ch := mustWatch(t, e, ctx, "beyond-1", from)
-			require.Equal(t, []client.Update{*done}, collect(t, ch), "the terminal status, then the end")
+			require.Equal(t, []client.Update{*done}, testkit.Collect(t, ch, 20*time.Second), "the terminal status, then the end")
 
 			wctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			all, err := e.Client.WatchAll(wctx, client.WatchFilter{InstanceIDPrefix: "beyond-"}, from)
 			require.NoError(t, err)
-			require.Equal(t, *done, next(t, all), "the current values")
-			quietFor(t, all, 300*time.Millisecond)
+			require.Equal(t, *done, testkit.Receive(t, all, 10*time.Second), "the current values")
+			testkit.Quiet(t, all, 300*time.Millisecond)
 
 			got, err := e.Client.ResumeRevision(ctx, from)
 			require.NoError(t, err)
@@ -203,5 +194,5 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 	got, err := e.Client.ResumeRevision(ctx, done.Revision)
 	require.NoError(t, err)
 	require.Equal(t, done.Revision, got)
-	require.Empty(t, collect(t, mustWatch(t, e, ctx, "beyond-1", done.Revision)), "it saw the terminal status")
+	require.Empty(t, testkit.Collect(t, mustWatch(t, e, ctx, "beyond-1", done.Revision), 20*time.Second), "it saw the terminal status")
 }
