@@ -17,6 +17,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
@@ -86,40 +87,46 @@ func (b *testBundle) start(t *testing.T, name, id, input string) string {
 	return got["id"]
 }
 
+// waitStatus polls the status URL of id until cond holds for its answer,
+// and returns the answer and the status it decodes.
+func (b *testBundle) waitStatus(t *testing.T, id, what string, cond func(response, jetflow.Status) bool) (response, jetflow.Status) {
+	t.Helper()
+	var r response
+	var st jetflow.Status
+	testkit.WaitForNoError(t, 20*time.Second, fmt.Sprintf("instance %q %s", id, what), func() error {
+		r = b.do(t, http.MethodGet, statusPath(id), "")
+		st = jetflow.Status{}
+		require.NoError(t, json.Unmarshal(r.body, &st), "body: %s", r.body)
+		if cond(r, st) {
+			return nil
+		}
+		return fmt.Errorf("last status %d %s", r.code, r.body)
+	})
+	return r, st
+}
+
 // waitFinished polls the status URL of id until it answers 200, and
 // returns the final status.
 func (b *testBundle) waitFinished(t *testing.T, id string) (response, jetflow.Status) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := b.do(t, http.MethodGet, statusPath(id), "")
+	return b.waitStatus(t, id, "to finish", func(r response, _ jetflow.Status) bool {
 		if r.code == http.StatusOK {
-			var st jetflow.Status
-			require.NoError(t, json.Unmarshal(r.body, &st))
-			return r, st
+			return true
 		}
 		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
-		require.True(t, time.Now().Before(deadline), "instance %q did not finish in time; last status %s", id, r.body)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 // waitRunning polls until the instance is Running and its custom status
 // is set (the orchestrator is then waiting for an event).
 func (b *testBundle) waitRunning(t *testing.T, id string) jetflow.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := b.do(t, http.MethodGet, statusPath(id), "")
-		var st jetflow.Status
-		require.NoError(t, json.Unmarshal(r.body, &st), "body: %s", r.body)
-		if st.RuntimeStatus == jetflow.StatusRunning && string(st.CustomStatus) != "null" && len(st.CustomStatus) > 0 {
-			require.Equal(t, http.StatusAccepted, r.code)
-			return st
-		}
-		require.True(t, time.Now().Before(deadline), "instance %q not running in time; last status %s", id, r.body)
-		time.Sleep(20 * time.Millisecond)
-	}
+	r, st := b.waitStatus(t, id, "to run", func(_ response, st jetflow.Status) bool {
+		return st.RuntimeStatus == jetflow.StatusRunning && string(st.CustomStatus) != "null" && len(st.CustomStatus) > 0
+	})
+	require.Equal(t, http.StatusAccepted, r.code)
+	return st
 }
 
 func statusPath(id string) string { return base + "/instances/" + url.PathEscape(id) }
@@ -377,18 +384,10 @@ func TestSuspendResume(t *testing.T) {
 	b.waitRunning(t, id)
 	r := b.do(t, http.MethodPost, statusPath(id)+"/suspend?reason=maintenance", "")
 	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r = b.do(t, http.MethodGet, statusPath(id), "")
-		var st jetflow.Status
-		require.NoError(t, json.Unmarshal(r.body, &st))
-		if st.RuntimeStatus == jetflow.StatusSuspended {
-			require.Equal(t, http.StatusAccepted, r.code, "a suspended instance is not finished")
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "not suspended in time: %s", r.body)
-		time.Sleep(20 * time.Millisecond)
-	}
+	r, _ = b.waitStatus(t, id, "to be suspended", func(_ response, st jetflow.Status) bool {
+		return st.RuntimeStatus == jetflow.StatusSuspended
+	})
+	require.Equal(t, http.StatusAccepted, r.code, "a suspended instance is not finished")
 	// The event is kept while suspended and applied on resume.
 	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/raiseEvent/Done", "").code)
 	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath(id)+"/resume", "").code)
@@ -460,10 +459,10 @@ func TestStartIdempotencyKey(t *testing.T) {
 	require.Equal(t, before.Revision, after.Revision, "the retry wrote nothing")
 
 	require.Equal(t, http.StatusAccepted, post("req-2").code)
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "another key to start another run", func() bool {
 		st, err := b.e.Client.GetStatus(ctx, "idem-1")
 		return err == nil && st.RequestID == "req-2"
-	}, 10*time.Second, 10*time.Millisecond, "another key starts another run")
+	})
 
 	requireJSONError(t, post(strings.Repeat("k", 129)), http.StatusBadRequest, "request id")
 }
@@ -616,10 +615,10 @@ func TestRewind(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
 	require.Empty(t, r.body)
 	// The input is still wrong: it fails again, after the rewind.
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the instance to fail again after the rewind", func() bool {
 		r := b.do(t, http.MethodGet, statusPath(id)+"?showHistory=true", "")
 		return strings.Contains(string(r.body), `"ExecutionRewound"`) && r.code == http.StatusOK
-	}, 20*time.Second, 20*time.Millisecond)
+	})
 }
 
 func TestPurgeMany(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
@@ -82,7 +83,7 @@ func TestServerSlowBody(t *testing.T) {
 			if _, err := conn.Write([]byte{body[i]}); err != nil {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // the scenario: a client that sends one byte per 100 ms
 		}
 	}()
 
@@ -170,7 +171,7 @@ func TestWatchCap(t *testing.T) {
 	requireJSONError(t, r, http.StatusBadRequest, "runtimeStatus")
 
 	s1.cancel() // a watcher leaves: its slot is free again
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the slot of the watcher that left to be freed", func() bool {
 		s, r := b.openWatch(t, watchPath(id), nil)
 		if r.code == http.StatusOK {
 			s.must(t)
@@ -178,7 +179,7 @@ func TestWatchCap(t *testing.T) {
 		}
 		require.Equal(t, http.StatusServiceUnavailable, r.code, "body: %s", r.body)
 		return false
-	}, 10*time.Second, 10*time.Millisecond, "the slot of the watcher that left was not freed")
+	})
 }
 
 // smallBuffers makes the server's sockets send buffers small, so that a
@@ -218,12 +219,8 @@ func TestWatchStuckClientDropped(t *testing.T) {
 	require.NoError(t, err)
 	// ... and never read.
 
-	select {
-	case path := <-b.returned:
-		require.Equal(t, base+"/watch", path)
-	case <-time.After(20 * time.Second):
-		require.FailNow(t, "the stream of a client that does not read is still open")
-	}
+	path := testkit.Receive(t, b.returned, 20*time.Second, "the stream of a client that does not read is still open")
+	require.Equal(t, base+"/watch", path)
 	s, r := b.openWatch(t, base+"/watch?instanceIdPrefix=stuck-000", nil)
 	require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
 	require.Equal(t, "stuck-000", s.must(t).status(t).InstanceID)
@@ -269,14 +266,10 @@ func TestStartWaitOutlivesReadTimeout(t *testing.T) {
 	b.waitRunning(t, "wait-1")
 	<-time.After(time.Until(sent.Add(4 * readTimeout))) // the start waits past the ReadTimeout
 	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, statusPath("wait-1")+"/raiseEvent/Done", "").code)
-	select {
-	case a := <-done:
-		require.NoError(t, a.err)
-		require.Equal(t, http.StatusOK, a.r.code, "body: %s", a.r.body)
-		var st jetflow.Status
-		require.NoError(t, json.Unmarshal(a.r.body, &st))
-		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
-	case <-time.After(20 * time.Second):
-		require.FailNow(t, "the start did not answer")
-	}
+	a := testkit.Receive(t, done, 20*time.Second, "the start did not answer")
+	require.NoError(t, a.err)
+	require.Equal(t, http.StatusOK, a.r.code, "body: %s", a.r.body)
+	var st jetflow.Status
+	require.NoError(t, json.Unmarshal(a.r.body, &st))
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
@@ -132,17 +134,9 @@ func (s *sseStream) read(t *testing.T) {
 func (s *sseStream) next(t *testing.T) (sseEvent, bool) {
 	t.Helper()
 	for {
-		select {
-		case e, ok := <-s.events:
-			if !ok {
-				return e, false
-			}
-			if e.comment != "" {
-				continue
-			}
-			return e, true
-		case <-time.After(20 * time.Second):
-			require.FailNow(t, "no event within 20s")
+		e, ok := testkit.Next(t, s.events, 20*time.Second, "no event")
+		if !ok || e.comment == "" {
+			return e, ok
 		}
 	}
 }
@@ -496,11 +490,7 @@ func TestWatchDisconnect(t *testing.T) {
 
 	handlerReturns := func(t *testing.T) {
 		t.Helper()
-		select {
-		case <-returned:
-		case <-time.After(2 * time.Second):
-			require.FailNow(t, "the handler is still running")
-		}
+		testkit.Receive(t, returned, 2*time.Second, "the handler is still running")
 	}
 	for _, path := range []string{watchPath(id), base + "/watch", base + "/watch?instanceIdPrefix=leav&runtimeStatus=Completed"} {
 		s, _ := b.watch(t, path, nil, http.StatusOK)
@@ -510,8 +500,7 @@ func TestWatchDisconnect(t *testing.T) {
 		s.cancel()
 		handlerReturns(t)
 	}
-	require.Eventually(t, func() bool { return watchGoroutines() == 0 }, 5*time.Second, 20*time.Millisecond,
-		"watch goroutines left: %d", watchGoroutines())
+	waitNoWatchGoroutines(t)
 
 	// Closing Config.Shutdown ends the open streams.
 	s1, _ := b.watch(t, watchPath(id), nil, http.StatusOK)
@@ -523,8 +512,18 @@ func TestWatchDisconnect(t *testing.T) {
 	handlerReturns(t)
 	s1.rest(t)
 	s2.rest(t)
-	require.Eventually(t, func() bool { return watchGoroutines() == 0 }, 5*time.Second, 20*time.Millisecond,
-		"watch goroutines left: %d", watchGoroutines())
+	waitNoWatchGoroutines(t)
+}
+
+// waitNoWatchGoroutines waits until no watch goroutine is left.
+func waitNoWatchGoroutines(t *testing.T) {
+	t.Helper()
+	testkit.WaitForNoError(t, 5*time.Second, "the watch goroutines to end", func() error {
+		if n := watchGoroutines(); n > 0 {
+			return fmt.Errorf("%d left", n)
+		}
+		return nil
+	})
 }
 
 // watchGoroutines counts the goroutines of watch streams and the watches
