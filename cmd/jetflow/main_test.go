@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
@@ -107,21 +109,16 @@ func TestClientVerbs(t *testing.T) {
 		done := make(chan watched, 1)
 		go func() { done <- watched{cli(t, ctx, "watch", "trip 1", "--nats", url)} }()
 
-		require.Eventually(t, func() bool {
+		testkit.WaitFor(t, 10*time.Second, "trip 1 to run", func() bool {
 			return statusOf(t, ctx, url, "trip 1").RuntimeStatus == jetflow.StatusRunning
-		}, 10*time.Second, 20*time.Millisecond)
+		})
 		st := statusOf(t, ctx, url, "trip 1")
 		require.JSONEq(t, `3`, string(st.Input))
 
 		r = cli(t, ctx, "raise", "trip 1", "CitySelected", `"London"`, "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 
-		var w watched
-		select {
-		case w = <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatal("watch did not exit after the instance finished")
-		}
+		w := testkit.Receive(t, done, 20*time.Second, "watch did not exit after the instance finished")
 		require.Equal(t, 0, w.r.code, "stderr: %s", w.r.stderr)
 		sts := watchLines(t, w.r.stdout)
 		require.NotEmpty(t, sts)
@@ -203,11 +200,11 @@ func TestClientVerbs(t *testing.T) {
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		require.Equal(t, "rewound instance \"fails-1\"\n", r.stdout)
 		// It fails again (the input is still wrong), after the rewind.
-		require.Eventually(t, func() bool {
+		testkit.WaitFor(t, 20*time.Second, "fails-1 to fail again after the rewind", func() bool {
 			r := cli(t, ctx, "status", "fails-1", "--history", "--nats", url)
 			return r.code == 0 && strings.Contains(r.stdout, `"EventType": "ExecutionRewound"`) &&
 				strings.Count(r.stdout, `"EventType": "ExecutionCompleted"`) == 2
-		}, 20*time.Second, 50*time.Millisecond)
+		})
 		r = cli(t, ctx, "start", "SetStatusTest", "--id", "runs-1", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		requireOneLineError(t, cli(t, ctx, "rewind", "runs-1", "--nats", url), "only a failed instance can be rewound")
@@ -306,16 +303,18 @@ func startDev(t *testing.T, args ...string) *devProcess {
 	d := &devProcess{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	go func() { d.done <- run(ctx, append([]string{"dev"}, args...), d.stdout, d.stderr) }()
 	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(d.stdout.String(), "Press Ctrl-C") {
+	testkit.WaitForNoError(t, 20*time.Second, "dev to start", func() error {
 		select {
 		case code := <-d.done:
 			d.done <- code
 			t.Fatalf("dev exited with %d: %s%s", code, d.stdout, d.stderr)
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
-		require.True(t, time.Now().Before(deadline), "dev did not start: %s%s", d.stdout, d.stderr)
-	}
+		if !strings.Contains(d.stdout.String(), "Press Ctrl-C") {
+			return fmt.Errorf("output so far: %s%s", d.stdout, d.stderr)
+		}
+		return nil
+	})
 	out := d.stdout.String()
 	d.httpURL = httpURLRE.FindStringSubmatch(out)[1]
 	d.natsURL = natsURLRE.FindStringSubmatch(out)[1]
@@ -326,13 +325,9 @@ func startDev(t *testing.T, args ...string) *devProcess {
 func (d *devProcess) stop(t *testing.T) {
 	t.Helper()
 	d.cancel()
-	select {
-	case code := <-d.done:
-		d.done <- code
-		require.Equal(t, 0, code, "stderr: %s", d.stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatal("dev did not stop")
-	}
+	code := testkit.Receive(t, d.done, 20*time.Second, "dev did not stop")
+	d.done <- code
+	require.Equal(t, 0, code, "stderr: %s", d.stderr)
 }
 
 func (d *devProcess) get(t *testing.T, path string) (int, []byte) {
@@ -357,19 +352,19 @@ func (d *devProcess) post(t *testing.T, path, body string) int {
 // waitStatus polls an instance's status until cond holds.
 func (d *devProcess) waitStatus(t *testing.T, id string, cond func(jetflow.Status) bool) jetflow.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var st jetflow.Status
+	testkit.WaitForNoError(t, 20*time.Second, "the status of "+id, func() error {
 		code, body := d.get(t, "/runtime/webhooks/durabletask/instances/"+id)
-		var st jetflow.Status
+		st = jetflow.Status{}
 		if code == http.StatusOK || code == http.StatusAccepted {
 			require.NoError(t, json.Unmarshal(body, &st))
 			if cond(st) {
-				return st
+				return nil
 			}
 		}
-		require.True(t, time.Now().Before(deadline), "status of %s: %d %s", id, code, body)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("last answer %d %s", code, body)
+	})
+	return st
 }
 
 func TestDev(t *testing.T) {
@@ -463,7 +458,7 @@ func TestWorkerAndServer(t *testing.T) {
 	workers := []*proc{launch("worker"), launch("worker", "--concurrency", "8")}
 	server := launch("server", "--http", "127.0.0.1:0")
 	var httpURL string
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "server to print its address", func() bool {
 		out := server.out.String()
 		i := strings.Index(out, "http://")
 		if i < 0 {
@@ -471,18 +466,18 @@ func TestWorkerAndServer(t *testing.T) {
 		}
 		httpURL = strings.Fields(out[i:])[0]
 		return true
-	}, 10*time.Second, 10*time.Millisecond, "server did not print its address")
+	})
 
 	const base = "/runtime/webhooks/durabletask"
 	// The workers register the samples' names as they start.
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the samples to be registered", func() bool {
 		resp, err := http.Post(httpURL+base+"/orchestrators/E1_HelloSequence/split-1", "application/json", nil)
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusAccepted
-	}, 10*time.Second, 20*time.Millisecond)
+	})
 	st, err := e.Client.WaitForCompletion(e.Context(20*time.Second), "split-1")
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
@@ -490,12 +485,7 @@ func TestWorkerAndServer(t *testing.T) {
 
 	cancel() // SIGTERM
 	for _, p := range append(workers, server) {
-		select {
-		case code := <-p.code:
-			require.Equal(t, 0, code)
-		case <-time.After(20 * time.Second):
-			t.Fatal("a process did not stop")
-		}
+		require.Equal(t, 0, testkit.Receive(t, p.code, 20*time.Second, "a process did not stop"))
 	}
 }
 

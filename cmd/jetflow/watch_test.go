@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -56,8 +58,12 @@ func runBackground(t *testing.T, args ...string) *background {
 // waitLines waits until the output has n lines.
 func (b *background) waitLines(t *testing.T, n int) []watchLine {
 	t.Helper()
-	require.Eventually(t, func() bool { return strings.Count(b.stdout.String(), "\n") >= n }, 20*time.Second, 10*time.Millisecond,
-		"stdout: %s\nstderr: %s", b.stdout, b.stderr)
+	testkit.WaitForNoError(t, 20*time.Second, fmt.Sprintf("%d lines of output", n), func() error {
+		if strings.Count(b.stdout.String(), "\n") < n {
+			return fmt.Errorf("stdout: %s\nstderr: %s", b.stdout, b.stderr)
+		}
+		return nil
+	})
 	return parseWatch(t, b.stdout.String())
 }
 
@@ -65,14 +71,9 @@ func (b *background) waitLines(t *testing.T, n int) []watchLine {
 func (b *background) stop(t *testing.T) int {
 	t.Helper()
 	b.cancel()
-	select {
-	case code := <-b.done:
-		b.done <- code
-		return code
-	case <-time.After(10 * time.Second):
-		require.FailNow(t, "the command did not stop")
-	}
-	panic("unreachable")
+	code := testkit.Receive(t, b.done, 10*time.Second, "the command did not stop")
+	b.done <- code
+	return code
 }
 
 func TestWatchVerb(t *testing.T) {
@@ -94,7 +95,7 @@ func TestWatchVerb(t *testing.T) {
 		start(t, "E1_HelloSequence", "other-1")
 		start(t, "E1_HelloSequence", "pre-2")
 		var lines []watchLine
-		require.Eventually(t, func() bool {
+		testkit.WaitForNoError(t, 20*time.Second, "both pre- instances to finish", func() error {
 			lines = parseWatch(t, w.stdout.String())
 			done := 0
 			for _, l := range lines {
@@ -102,8 +103,11 @@ func TestWatchVerb(t *testing.T) {
 					done++
 				}
 			}
-			return done == 2
-		}, 20*time.Second, 10*time.Millisecond, "stdout: %s", w.stdout)
+			if done != 2 {
+				return fmt.Errorf("stdout: %s", w.stdout)
+			}
+			return nil
+		})
 		require.Equal(t, 130, w.stop(t), "stderr: %s", w.stderr) // runs until interrupted
 		require.Empty(t, w.stderr.String())
 		lines = parseWatch(t, w.stdout.String())
@@ -207,9 +211,5 @@ func TestDevStopsWithOpenWatch(t *testing.T) {
 	start := time.Now()
 	d.stop(t)
 	require.Less(t, time.Since(start), 5*time.Second)
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the stream did not end")
-	}
+	testkit.Collect(t, ended, 5*time.Second, "the stream did not end")
 }
