@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,7 +33,7 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 		t.Run(strconv.FormatUint(from, 10), func(t *testing.T) {
 			ch, err := b.store.WatchStatus(within(t, 10*time.Second), "done", from)
 			require.NoError(t, err)
-			u := next(t, ch)
+			u := testkit.Receive(t, ch, 5*time.Second)
 			require.Equal(t, rDone, u.Revision, "the current value, terminal")
 			require.Equal(t, jetflow.StatusCompleted, u.Status.RuntimeStatus)
 
@@ -56,7 +57,7 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 	}
 	ch, err := b.store.WatchStatuses(within(t, 10*time.Second), "", last+1)
 	require.NoError(t, err)
-	quiet(t, ch)
+	testkit.Quiet(t, ch, 200*time.Millisecond)
 
 	// The fresh watch goes on with the live changes.
 	beyond, err := b.store.WatchStatuses(within(t, 10*time.Second), "", 1000000)
@@ -64,6 +65,6 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 	require.Equal(t, []string{"done", "run"}, ids(drainQuiet(t, beyond)))
 	r, err := b.store.PutStatus(ctx, "run", status("run", jetflow.StatusCompleted, ""), rRun)
 	require.NoError(t, err)
-	require.Equal(t, r, next(t, beyond).Revision)
-	require.Equal(t, r, next(t, ch).Revision)
+	require.Equal(t, r, testkit.Receive(t, beyond, 5*time.Second).Revision)
+	require.Equal(t, r, testkit.Receive(t, ch, 5*time.Second).Revision)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
@@ -84,7 +85,7 @@ func TestWatchStatuses(t *testing.T) {
 		ctx := t.Context()
 		ch, err := b.store.WatchStatuses(within(t, 10*time.Second), "del.", 0)
 		require.NoError(t, err)
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 		r1, err := b.store.PutStatus(ctx, "del.1", status("del.1", jetflow.StatusPending, ""), 0)
 		require.NoError(t, err)
 		_, err = b.store.PutStatus(ctx, "de", status("de", jetflow.StatusPending, ""), 0)
@@ -98,7 +99,7 @@ func TestWatchStatuses(t *testing.T) {
 		// both come; what comes, comes in order, and the deletion last.
 		var del jetstream.StatusUpdate
 		var last uint64
-		for del = next(t, ch); !del.Deleted; del = next(t, ch) {
+		for del = testkit.Receive(t, ch, 5*time.Second); !del.Deleted; del = testkit.Receive(t, ch, 5*time.Second) {
 			require.Contains(t, []uint64{r1, r2}, del.Revision)
 			require.Greater(t, del.Revision, last)
 			last = del.Revision
@@ -106,17 +107,17 @@ func TestWatchStatuses(t *testing.T) {
 		require.True(t, del.Deleted)
 		require.Equal(t, "del.1", del.Status.InstanceID, "a deletion names the decoded id")
 		require.Greater(t, del.Revision, r2)
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 
 		// A new watch does not send deleted instances as current values...
 		ch, err = b.store.WatchStatuses(within(t, 10*time.Second), "del.", 0)
 		require.NoError(t, err)
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 		// ...but a resumed one does: the watcher may have seen the instance.
 		ch, err = b.store.WatchStatuses(within(t, 10*time.Second), "del.", r1)
 		require.NoError(t, err)
-		require.Equal(t, del, next(t, ch), "only the latest value of a key changed since")
-		quiet(t, ch)
+		require.Equal(t, del, testkit.Receive(t, ch, 5*time.Second), "only the latest value of a key changed since")
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 	})
 
 	t.Run("resume", func(t *testing.T) {
@@ -144,10 +145,10 @@ func TestWatchStatuses(t *testing.T) {
 		// After the last revision: nothing until the next write.
 		ch, err = b.store.WatchStatuses(within(t, 10*time.Second), "res-", r3+1)
 		require.NoError(t, err)
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 		r4, err := b.store.PutStatus(ctx, "res-2", status("res-2", jetflow.StatusRunning, ""), rOther)
 		require.NoError(t, err)
-		require.Equal(t, r4, next(t, ch).Revision)
+		require.Equal(t, r4, testkit.Receive(t, ch, 5*time.Second).Revision)
 	})
 }
 
@@ -212,7 +213,7 @@ func TestWatchStatusesResumeUnderWrites(t *testing.T) {
 			break
 		}
 		cancel()
-		closed(t, ch)
+		testkit.Collect(t, ch, 5*time.Second)
 		resumes++
 		if finished {
 			break
@@ -251,17 +252,25 @@ func TestWatchStopWithBacklog(t *testing.T) {
 		wctx, cancel := context.WithCancel(ctx)
 		ch, err := b.store.WatchAllStatuses(wctx, 0)
 		require.NoError(t, err)
-		next(t, ch)
-		time.Sleep(100 * time.Millisecond) // let nats.go fill its channel
+		testkit.Receive(t, ch, 5*time.Second)
+		testkit.WaitFor(t, 5*time.Second, "nats.go to fill its channel", func() bool {
+			return goroutines("[chan send", "(*kvs).WatchFiltered.func") > 0
+		})
 		cancel()
-		closed(t, ch)
+		testkit.Collect(t, ch, 5*time.Second)
 	}
-	require.Eventually(t, func() bool { return blockedWatchers() == 0 }, 5*time.Second, 20*time.Millisecond,
-		"nats.go watch goroutines left blocked: %d", blockedWatchers())
+	testkit.WaitForNoError(t, 5*time.Second, "nats.go's watch goroutines to be let go", func() error {
+		if n := goroutines("(*kvs).WatchFiltered.func"); n > 0 {
+			return fmt.Errorf("%d left blocked", n)
+		}
+		return nil
+	})
 }
 
-// blockedWatchers counts goroutines inside nats.go's KV watch callback.
-func blockedWatchers() int {
+// goroutines counts the goroutines whose stack trace (header included)
+// holds every one of parts: with "(*kvs).WatchFiltered.func", those inside
+// nats.go's KV watch callback.
+func goroutines(parts ...string) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -272,6 +281,6 @@ func blockedWatchers() int {
 		buf = make([]byte, 2*len(buf))
 	}
 	return len(slices.DeleteFunc(strings.Split(string(buf), "\n\n"), func(g string) bool {
-		return !strings.Contains(g, "(*kvs).WatchFiltered.func")
+		return slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(g, p) })
 	}))
 }

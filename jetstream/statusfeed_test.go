@@ -6,23 +6,12 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
 // next receives one batch of a feed, failing after a few seconds.
-func nextBatch(t *testing.T, ch <-chan jetstream.StatusBatch) jetstream.StatusBatch {
-	t.Helper()
-	select {
-	case b, ok := <-ch:
-		require.True(t, ok, "feed closed")
-		return b
-	case <-time.After(10 * time.Second):
-		require.FailNow(t, "no batch within 10s")
-	}
-	panic("unreachable")
-}
-
 func TestFollowStatuses(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -58,7 +47,7 @@ func TestFollowStatuses(t *testing.T) {
 	// The current values, deletions included, until Current.
 	var recs []jetstream.StatusRecord
 	for {
-		batch := nextBatch(t, feed)
+		batch := testkit.Receive(t, feed, 10*time.Second)
 		recs = append(recs, batch.Records...)
 		if batch.Current {
 			require.Equal(t, last, batch.Revision)
@@ -77,7 +66,7 @@ func TestFollowStatuses(t *testing.T) {
 	// Then each change.
 	rev, err := b.store.PutStatus(ctx, "c", status("c", jetflow.StatusCompleted, ""), revs["c"])
 	require.NoError(t, err)
-	batch := nextBatch(t, feed)
+	batch := testkit.Receive(t, feed, 10*time.Second)
 	require.True(t, batch.Current)
 	require.Equal(t, rev, batch.Revision)
 	require.Len(t, batch.Records, 1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/nats-io/nats-server/v2/server"
@@ -562,45 +563,6 @@ func TestDeleteStatus(t *testing.T) {
 	require.ErrorIs(t, err, jetstream.ErrNotFound)
 }
 
-// next receives one update, failing the test after a few seconds.
-func next[T any](t *testing.T, ch <-chan T) T {
-	t.Helper()
-	select {
-	case u, ok := <-ch:
-		require.True(t, ok, "channel closed")
-		return u
-	case <-time.After(5 * time.Second):
-		require.FailNow(t, "no update within 5s")
-	}
-	panic("unreachable")
-}
-
-// quiet checks that nothing arrives on ch for a moment.
-func quiet[T any](t *testing.T, ch <-chan T) {
-	t.Helper()
-	select {
-	case u := <-ch:
-		require.FailNow(t, "unexpected update", "%+v", u)
-	case <-time.After(200 * time.Millisecond):
-	}
-}
-
-// closed waits for ch to be closed, draining it.
-func closed[T any](t *testing.T, ch <-chan T) {
-	t.Helper()
-	timeout := time.After(5 * time.Second)
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-timeout:
-			require.FailNow(t, "channel not closed within 5s")
-		}
-	}
-}
-
 func TestWatchStatus(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -616,7 +578,7 @@ func TestWatchStatus(t *testing.T) {
 	ch, err := b.store.WatchStatus(wctx, id, 0)
 	require.NoError(t, err)
 
-	u := next(t, ch)
+	u := testkit.Receive(t, ch, 5*time.Second)
 	require.Equal(t, r1, u.Revision, "the current value first")
 	require.Equal(t, jetflow.StatusPending, u.Status.RuntimeStatus)
 	require.Equal(t, id, u.Status.InstanceID)
@@ -624,19 +586,19 @@ func TestWatchStatus(t *testing.T) {
 
 	r2, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusRunning, `"Tokyo"`), r1)
 	require.NoError(t, err)
-	u = next(t, ch)
+	u = testkit.Receive(t, ch, 5*time.Second)
 	require.Equal(t, r2, u.Revision)
 	require.Equal(t, jetflow.StatusRunning, u.Status.RuntimeStatus)
 	require.JSONEq(t, `"Tokyo"`, string(u.Status.CustomStatus))
 
 	require.NoError(t, b.store.DeleteStatus(ctx, id, r2))
-	u = next(t, ch)
+	u = testkit.Receive(t, ch, 5*time.Second)
 	require.True(t, u.Deleted)
 	require.Greater(t, u.Revision, r2)
-	quiet(t, ch)
+	testkit.Quiet(t, ch, 200*time.Millisecond)
 
 	cancel()
-	closed(t, ch)
+	testkit.Collect(t, ch, 5*time.Second)
 
 	t.Run("resume from a revision", func(t *testing.T) {
 		const id = "resume"
@@ -647,27 +609,27 @@ func TestWatchStatus(t *testing.T) {
 
 		ch, err := b.store.WatchStatus(within(t, 10*time.Second), id, r2)
 		require.NoError(t, err)
-		u := next(t, ch)
+		u := testkit.Receive(t, ch, 5*time.Second)
 		require.Equal(t, r2, u.Revision, "starts at fromRev")
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 		r3, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusCompleted, ""), r2)
 		require.NoError(t, err)
-		require.Equal(t, r3, next(t, ch).Revision)
+		require.Equal(t, r3, testkit.Receive(t, ch, 5*time.Second).Revision)
 
 		// From a revision still to come: nothing until it is written.
 		ch, err = b.store.WatchStatus(within(t, 10*time.Second), id, r3+1)
 		require.NoError(t, err)
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 	})
 
 	t.Run("no status yet", func(t *testing.T) {
 		const id = "later"
 		ch, err := b.store.WatchStatus(within(t, 10*time.Second), id, 0)
 		require.NoError(t, err)
-		quiet(t, ch)
+		testkit.Quiet(t, ch, 200*time.Millisecond)
 		rev, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusPending, ""), 0)
 		require.NoError(t, err)
-		require.Equal(t, rev, next(t, ch).Revision)
+		require.Equal(t, rev, testkit.Receive(t, ch, 5*time.Second).Revision)
 	})
 }
 
@@ -686,23 +648,23 @@ func TestWatchAllStatuses(t *testing.T) {
 	require.NoError(t, err)
 	got := map[string]uint64{}
 	for range 3 {
-		u := next(t, ch)
+		u := testkit.Receive(t, ch, 5*time.Second)
 		got[u.Status.InstanceID] = u.Revision
 	}
 	require.Equal(t, revs, got)
 
 	rev, err := b.store.PutStatus(ctx, ids[3], status(ids[3], jetflow.StatusPending, ""), 0)
 	require.NoError(t, err)
-	u := next(t, ch)
+	u := testkit.Receive(t, ch, 5*time.Second)
 	require.Equal(t, ids[3], u.Status.InstanceID)
 	require.Equal(t, rev, u.Revision)
 
 	// Resuming from a revision skips the statuses written before it.
 	ch, err = b.store.WatchAllStatuses(within(t, 10*time.Second), revs["d e"])
 	require.NoError(t, err)
-	require.Equal(t, "d e", next(t, ch).Status.InstanceID)
-	require.Equal(t, ids[3], next(t, ch).Status.InstanceID)
-	quiet(t, ch)
+	require.Equal(t, "d e", testkit.Receive(t, ch, 5*time.Second).Status.InstanceID)
+	require.Equal(t, ids[3], testkit.Receive(t, ch, 5*time.Second).Status.InstanceID)
+	testkit.Quiet(t, ch, 200*time.Millisecond)
 }
 
 func orchMessage(id, msgID string) *jetstream.OrchMessage {
@@ -828,7 +790,7 @@ func TestTimer(t *testing.T) {
 		msg *jetstream.OrchMessage
 		at  time.Time
 	}{{msg1, at1}, {msg2, at2}} {
-		r := next(t, got)
+		r := testkit.Receive(t, got, 5*time.Second)
 		t.Logf("timer due %s fired %s (%+v)", want.at.Format(time.StampMilli), r.at.Format(time.StampMilli), r.at.Sub(want.at))
 		require.Equal(t, want.msg.Event.MsgID, r.msg.Event.MsgID, "timers fire in time order")
 		require.False(t, r.at.Before(want.at), "timer due at %s fired early, at %s", want.at.Format(time.StampMilli), r.at.Format(time.StampMilli))
@@ -836,7 +798,7 @@ func TestTimer(t *testing.T) {
 		r.msg.Event.Time, r.msg.Event.FireAt = r.msg.Event.Time.UTC(), r.msg.Event.FireAt.UTC()
 		require.Equal(t, want.msg, r.msg)
 	}
-	quiet(t, got)
+	testkit.Quiet(t, got, 200*time.Millisecond)
 }
 
 func TestPurgeAcked(t *testing.T) {
@@ -885,10 +847,10 @@ func TestPurgeAcked(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(ac.Stop)
 	for range 5 {
-		next(t, orchSeen)
+		testkit.Receive(t, orchSeen, 5*time.Second)
 	}
 	for range 2 {
-		require.Equal(t, act, next(t, actSeen))
+		require.Equal(t, act, testkit.Receive(t, actSeen, 5*time.Second))
 	}
 
 	orch, err := b.js.Stream(ctx, "jetflow-orch")
@@ -896,7 +858,7 @@ func TestPurgeAcked(t *testing.T) {
 	acts, err := b.js.Stream(ctx, "jetflow-act")
 	require.NoError(t, err)
 	// Acks are fire and forget: wait until the server has them all.
-	require.Eventually(t, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the server to have every ack", func() bool {
 		oc, err := orch.Consumer(ctx, b.store.Names().OrchConsumer("O"))
 		if err != nil {
 			return false
@@ -906,7 +868,7 @@ func TestPurgeAcked(t *testing.T) {
 			return false
 		}
 		return oc.CachedInfo().AckFloor.Stream == 3 && ac.CachedInfo().NumAckPending == 0
-	}, 5*time.Second, 10*time.Millisecond)
+	})
 
 	subjects := func(st natsjs.Stream) map[string]uint64 {
 		info, err := st.Info(ctx, natsjs.WithSubjectFilter(">"))
