@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -119,7 +120,7 @@ func testServerRestart(t *testing.T) {
 	// The load goes on after the restart: instances finish, starts succeed.
 	tr.waitFinished(t, f+50, 60*time.Second)
 	n := live.count()
-	waitFor(t, 30*time.Second, "starts to succeed again", func() bool { return live.count() >= n+20 })
+	testkit.WaitFor(t, 30*time.Second, "starts to succeed again", func() bool { return live.count() >= n+20 })
 	acked, failed := live.halt(t)
 	t.Logf("%d starts during the load succeeded, %d failed", acked, len(failed))
 	h.retryStarts(t, tr, failed)
@@ -180,11 +181,11 @@ func testClusterLeaderKill(t *testing.T) {
 	t.Logf("new leader of %s: %s", orch, h.streamLeader(t, orch))
 	n := live.count()
 	tr.waitFinished(t, f+50, 60*time.Second)
-	waitFor(t, 30*time.Second, "starts to succeed again", func() bool { return live.count() >= n+20 })
+	testkit.WaitFor(t, 30*time.Second, "starts to succeed again", func() bool { return live.count() >= n+20 })
 	ns.restart(leader)
 	t.Logf("%s back at %s", leader.name, time.Since(began).Round(time.Millisecond))
 	n = live.count()
-	waitFor(t, 30*time.Second, "starts to succeed after the restart", func() bool { return live.count() >= n+20 })
+	testkit.WaitFor(t, 30*time.Second, "starts to succeed after the restart", func() bool { return live.count() >= n+20 })
 	acked, failed := live.halt(t)
 	t.Logf("%d starts during the load succeeded, %d failed", acked, len(failed))
 	h.retryStarts(t, tr, failed)
@@ -227,7 +228,7 @@ func testTimersAfterDowntime(t *testing.T) {
 	h.startAll(t, specs, 8)
 	due := started.Add(delay * time.Second)
 	// Running means the first turn, which created the timer, is durable.
-	waitFor(t, 10*time.Second, "every instance to run", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "every instance to run", func() bool {
 		for _, s := range specs {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			st, err := h.client.GetStatus(ctx, s.ID)

@@ -17,6 +17,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/nats-io/nats.go"
@@ -47,7 +48,7 @@ func openHub(t *testing.T, urls string, replicas int) *hub {
 	var store *jetstream.Store
 	// Right after a cluster forms, stream creation may fail until the
 	// JetStream meta group has settled.
-	waitFor(t, 60*time.Second, "the hub to open", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "the hub to open", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		store, err = jetstream.Open(ctx, nc, jetstream.Config{Replicas: replicas, Timeout: 5 * time.Second})
@@ -68,7 +69,7 @@ func openHub(t *testing.T, urls string, replicas int) *hub {
 // (a start is refused before).
 func (h *hub) waitRegistered(t *testing.T, name string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, name+" to be registered", func() bool {
+	testkit.WaitFor(t, 30*time.Second, name+" to be registered", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ok, err := h.store.IsRegistered(ctx, jetstream.KindOrchestrator, name)
@@ -251,7 +252,7 @@ func (tr *tracker) follow(t *testing.T) {
 // waitFinished waits until at least n followed instances are finished.
 func (tr *tracker) waitFinished(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("%d instances to finish", n), func() bool {
+	testkit.WaitFor(t, timeout, fmt.Sprintf("%d instances to finish", n), func() bool {
 		f, _ := tr.counts()
 		return f >= n
 	})
@@ -396,77 +397,43 @@ func jsonEqual(a json.RawMessage, b string) bool {
 }
 
 // checkHistory checks the history of a completed single-execution
-// instance:
-//   - chunks are numbered 1, 2, 3… without gap;
-//   - it begins with ExecutionStarted (after the first turn's
-//     OrchestratorStarted) and ends with one ExecutionCompleted
-//     (Completed), and has no other ExecutionStarted;
-//   - no two events carry the same message id (exactly-once effect);
-//   - every scheduling event has a unique id, and exactly one completion
-//     of the matching kind (an activity result applied once, a timer
-//     fired once); no completion without its scheduling event;
+// instance: it is sound (testkit.CheckChunks: chunks numbered 1, 2, 3…
+// without gap, no message id applied twice, every scheduling event with a
+// unique id, no completion without its scheduling event or of another
+// kind, none twice, no timer fired before its time), and
+//   - it has one execution, and ends with its ExecutionCompleted
+//     (Completed); nothing was rewound;
+//   - every scheduling event has exactly one completion, and no activity
+//     failed;
 //   - Square's results are its inputs squared;
 //   - s.Activities activity calls and s.Timers timers were made, and the
 //     expected event was raised exactly once.
 func checkHistory(chunks []jetstream.Chunk, s spec) error {
-	if len(chunks) == 0 {
-		return fmt.Errorf("no history")
-	}
-	var events []history.Event
-	for i, c := range chunks {
-		if c.Number != uint32(i+1) {
-			return fmt.Errorf("chunk %d is number %d: chunk numbers are not 1..%d", i+1, c.Number, len(chunks))
-		}
-		if len(c.Events) == 0 {
-			return fmt.Errorf("chunk %d is empty", c.Number)
-		}
-		events = append(events, c.Events...)
-	}
-	first := 0
-	for first < len(events) && events[first].Type == history.OrchestratorStarted {
-		first++
-	}
-	if first == len(events) || events[first].Type != history.ExecutionStarted {
-		return fmt.Errorf("history does not begin with ExecutionStarted")
+	events, err := testkit.CheckChunks(chunks)
+	if err != nil {
+		return err
 	}
 	last := events[len(events)-1]
 	if last.Type != history.ExecutionCompleted || last.Status != history.StatusCompleted {
 		return fmt.Errorf("last event is %s %s", last.Type, last.Status)
 	}
-	msgIDs := map[string]int{}
 	scheduled := map[int32]*history.Event{}
 	completed := map[int32]int{}
-	raised := 0
+	starts, raised := 0, 0
 	for i := range events {
 		e := &events[i]
-		if e.MsgID != "" {
-			if j, dup := msgIDs[e.MsgID]; dup {
-				return fmt.Errorf("message id %q applied twice: events %d (%s) and %d (%s)", e.MsgID, j, events[j].Describe(), i, e.Describe())
-			}
-			msgIDs[e.MsgID] = i
-		}
 		switch {
-		case e.Type == history.ExecutionStarted && i != first:
-			return fmt.Errorf("second ExecutionStarted at event %d", i)
-		case e.Type == history.ExecutionCompleted && i != len(events)-1:
-			return fmt.Errorf("ExecutionCompleted at event %d of %d", i, len(events))
-		case e.IsScheduling():
-			if prev := scheduled[e.ID]; prev != nil {
-				return fmt.Errorf("scheduling id %d used twice: %s and %s", e.ID, prev.Describe(), e.Describe())
+		case e.Type == history.ExecutionStarted:
+			if starts++; starts > 1 {
+				return fmt.Errorf("second ExecutionStarted at event %d", i)
 			}
+		case e.Type == history.ExecutionRewound:
+			return fmt.Errorf("event %d (%s): the test rewinds nothing", i, e.Describe())
+		case e.IsScheduling():
 			scheduled[e.ID] = e
 		case e.IsCompletion():
 			sch := scheduled[e.TaskID]
-			if sch == nil {
-				return fmt.Errorf("%s for task %d, never scheduled", e.Type, e.TaskID)
-			}
-			if !completes(e.Type, sch.Type) {
-				return fmt.Errorf("%s completes %s", e.Type, sch.Describe())
-			}
 			completed[e.TaskID]++
-			if completed[e.TaskID] > 1 {
-				return fmt.Errorf("%s has %d results", sch.Describe(), completed[e.TaskID])
-			}
 			if e.Type == history.TaskFailed {
 				return fmt.Errorf("%s failed: %v", sch.Describe(), e.Failure)
 			}
@@ -504,27 +471,13 @@ func checkHistory(chunks []jetstream.Chunk, s spec) error {
 	return nil
 }
 
-// completes reports whether a completion event of type c can complete a
-// scheduling event of type s.
-func completes(c, s history.Type) bool {
-	switch c {
-	case history.TaskCompleted, history.TaskFailed:
-		return s == history.TaskScheduled
-	case history.TimerFired:
-		return s == history.TimerCreated
-	case history.SubOrchestrationCompleted, history.SubOrchestrationFailed:
-		return s == history.SubOrchestrationCreated
-	}
-	return false
-}
-
 // streamLeader returns the server name of the leader of a stream.
 func (h *hub) streamLeader(t *testing.T, stream string) string {
 	t.Helper()
 	js, err := natsjs.New(h.nc)
 	require.NoError(t, err)
 	var leader string
-	waitFor(t, 30*time.Second, "a leader of "+stream, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "a leader of "+stream, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		st, err := js.Stream(ctx, stream)
@@ -785,7 +738,7 @@ func (h *hub) waitIdle(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	js, err := natsjs.New(h.nc)
 	require.NoError(t, err)
-	waitFor(t, timeout, "the consumers to be idle", func() bool {
+	testkit.WaitFor(t, timeout, "the consumers to be idle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, name := range []string{h.store.Names().OrchStream(), h.store.Names().ActStream()} {

@@ -4,7 +4,6 @@ package chaos_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -380,30 +380,13 @@ func startWorker(t *testing.T, logs *logDir, name, urls string, extra ...string)
 	t.Helper()
 	args := append([]string{"worker", "--nats", urls, "--log-level", "info"}, extra...)
 	w := &worker{startProc(t, logs, name, bin.jetflow, args...)}
-	waitFor(t, 30*time.Second, "worker "+name+" to start", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "worker "+name+" to start", func() bool {
 		if !w.running() {
 			t.Fatalf("worker %s exited (see its log)", name)
 		}
 		return w.logContains("worker running")
 	})
 	return w
-}
-
-// waitFor polls cond every 100 ms until it holds, failing the test after
-// timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
 }
 
 // signal sends sig to the process's group.
