@@ -167,11 +167,6 @@ func (s *Store) WatchStatus(ctx context.Context, id string, fromRev uint64) (<-c
 	return s.watchStatus(ctx, s.names.StatusKey(id), "", fromRev)
 }
 
-// WatchAllStatuses is WatchStatuses for every instance of the hub.
-func (s *Store) WatchAllStatuses(ctx context.Context, fromRev uint64) (<-chan StatusUpdate, error) {
-	return s.WatchStatuses(ctx, "", fromRev)
-}
-
 // WatchStatuses sends the status of every instance whose id starts with
 // prefix (every instance when prefix is empty), and then every change of
 // them, in revision order, until ctx ends (the channel is then closed).

@@ -250,7 +250,7 @@ func TestWatchStopWithBacklog(t *testing.T) {
 	}
 	for range 3 {
 		wctx, cancel := context.WithCancel(ctx)
-		ch, err := b.store.WatchAllStatuses(wctx, 0)
+		ch, err := b.store.WatchStatuses(wctx, "", 0)
 		require.NoError(t, err)
 		testkit.Receive(t, ch, 5*time.Second)
 		testkit.WaitFor(t, 5*time.Second, "nats.go to fill its channel", func() bool {

@@ -633,7 +633,7 @@ func TestWatchStatus(t *testing.T) {
 	})
 }
 
-func TestWatchAllStatuses(t *testing.T) {
+func TestWatchEveryStatus(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := t.Context()
@@ -644,7 +644,7 @@ func TestWatchAllStatuses(t *testing.T) {
 		require.NoError(t, err)
 		revs[id] = rev
 	}
-	ch, err := b.store.WatchAllStatuses(within(t, 10*time.Second), 0)
+	ch, err := b.store.WatchStatuses(within(t, 10*time.Second), "", 0)
 	require.NoError(t, err)
 	got := map[string]uint64{}
 	for range 3 {
@@ -660,7 +660,7 @@ func TestWatchAllStatuses(t *testing.T) {
 	require.Equal(t, rev, u.Revision)
 
 	// Resuming from a revision skips the statuses written before it.
-	ch, err = b.store.WatchAllStatuses(within(t, 10*time.Second), revs["d e"])
+	ch, err = b.store.WatchStatuses(within(t, 10*time.Second), "", revs["d e"])
 	require.NoError(t, err)
 	require.Equal(t, "d e", testkit.Receive(t, ch, 5*time.Second).Status.InstanceID)
 	require.Equal(t, ids[3], testkit.Receive(t, ch, 5*time.Second).Status.InstanceID)

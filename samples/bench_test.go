@@ -109,7 +109,7 @@ func referenceWrites(b *testing.B, e *testengine.Engine) float64 {
 func runConcurrent(b *testing.B, e *testengine.Engine, prefix string, n int) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	updates, err := e.Store.WatchAllStatuses(ctx, 0)
+	updates, err := e.Store.WatchStatuses(ctx, "", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -517,7 +517,7 @@ func TestStatusNeverGoesBackwards(t *testing.T) {
 		},
 	})
 	ctx := e.Context(60 * time.Second)
-	updates, err := e.Store.WatchAllStatuses(ctx, 0)
+	updates, err := e.Store.WatchStatuses(ctx, "", 0)
 	require.NoError(t, err)
 	const n = 20
 	var ids []string
