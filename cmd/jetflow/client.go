@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/jetstream"
@@ -34,6 +35,7 @@ type clientOptions struct {
 	creds, nkey            string
 	user, password, token  string
 	tlsCA, tlsCert, tlsKey string
+	inboxPrefix            string
 }
 
 func addClientFlags(cmd *cobra.Command, g *globalOptions) *clientOptions {
@@ -52,6 +54,7 @@ func addClientFlags(cmd *cobra.Command, g *globalOptions) *clientOptions {
 	f.StringVar(&o.tlsCA, "tls-ca", "", "CA certificate file to verify the NATS server")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "client certificate file for NATS TLS")
 	f.StringVar(&o.tlsKey, "tls-key", "", "client key file for NATS TLS")
+	f.StringVar(&o.inboxPrefix, "inbox-prefix", "", "prefix of the reply subjects (default _INBOX; a NATS role may allow only its own, see docs/SECURITY.md)")
 	return o
 }
 
@@ -84,9 +87,12 @@ func (o *clientOptions) dial(name string, extra ...nats.Option) (*nats.Conn, err
 	if o.tlsCert != "" {
 		opts = append(opts, nats.ClientCert(o.tlsCert, o.tlsKey))
 	}
+	if o.inboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.inboxPrefix))
+	}
 	nc, err := nats.Connect(o.natsURL, append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", o.natsURL, err)
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(o.natsURL), err)
 	}
 	return nc, nil
 }
@@ -101,7 +107,7 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, func(), er
 	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Timeout: 10 * time.Second})
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
+		return nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, redactURL(o.natsURL), err)
 	}
 	c := client.New(store)
 	return c, func() { c.Close(); nc.Close() }, nil
@@ -125,6 +131,9 @@ func (o *clientOptions) withClient(ctx context.Context, timeout time.Duration, f
 
 // checkJSON reports whether s is valid JSON, naming what it is.
 func checkJSON(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid JSON: invalid UTF-8 (JSON text is UTF-8)", what)
+	}
 	if err := json.Unmarshal([]byte(s), new(json.RawMessage)); err != nil {
 		return fmt.Errorf("%s is not valid JSON: %v", what, err)
 	}

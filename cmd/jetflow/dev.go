@@ -32,7 +32,8 @@ type devOptions struct {
 	httpAddr   string
 	sync       time.Duration
 	logLevel   string
-	apiKey     string
+	natsAuth   bool
+	api        *apiOptions
 }
 
 // shutdownTimeout bounds each step of dev's shutdown.
@@ -51,7 +52,15 @@ SetStatusTest), and the Durable Functions-compatible HTTP API on --http.
 
 Every write is fsynced before it is acknowledged unless --sync gives an
 interval. Ctrl-C shuts down cleanly; starting again on the same --data resumes
-the unfinished instances.`,
+the unfinished instances.
+
+Security: with --api-key or --keys (or when --nats-listen is not a loopback
+address, or with --nats-auth), the embedded NATS requires credentials too:
+a user "jetflow" that may do everything and a read-only "watcher" of the
+status bucket, with random passwords kept in --data/nats-users.json and
+printed in the banner. The HTTP API refuses requests that a web page could
+send (foreign Host or Origin headers, bodies that are not JSON); see
+docs/SECURITY.md.`,
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -63,7 +72,8 @@ the unfinished instances.`,
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "host:port of the HTTP API (port 0 picks a free one)")
 	f.DurationVar(&o.sync, "sync", 0, "fsync interval of the store; 0 fsyncs every write (safe against power loss, slower)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	f.StringVar(&o.apiKey, "api-key", os.Getenv("JETFLOW_API_KEY"), "require this key (x-functions-key header or ?code=) on every HTTP route but /healthz (env JETFLOW_API_KEY)")
+	f.BoolVar(&o.natsAuth, "nats-auth", false, "require credentials on the embedded NATS (on by default with --api-key or --keys, or beyond loopback)")
+	o.api = addAPIFlags(cmd, "")
 	return cmd
 }
 
@@ -77,6 +87,11 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("--sync %s: want 0 or a positive interval", o.sync)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	api, err := o.api.prepare("", logger)
+	if err != nil {
+		return err
+	}
+	natsAuth := o.natsAuth || api.authenticated() || !loopback(o.natsListen)
 
 	dir, err := filepath.Abs(o.data)
 	if err != nil {
@@ -97,7 +112,29 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return listenError("--nats-listen", o.natsListen, err)
 	}
 
-	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger})
+	ecfg := embedded.Config{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger}
+	var users devNATSUsers
+	var usersFile string
+	connOpts := []nats.Option{nats.Name("jetflow-dev"), nats.MaxReconnects(-1)}
+	if natsAuth {
+		if users, usersFile, err = loadDevNATSUsers(dir); err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
+		ecfg.Users = users.serverUsers(jetstream.NewNames(o.hub, 0))
+		connOpts = append(connOpts, nats.UserInfo(users.Admin.User, users.Admin.Password))
+	}
+	if !loopback(o.natsListen) {
+		fmt.Fprintf(stderr, "WARNING: NATS listens on %s, beyond loopback: whoever reaches it and has the credentials below can start, read and purge instances; keep %s secret\n", o.natsListen, usersFile)
+	}
+	if !loopback(o.httpAddr) {
+		if api.authenticated() {
+			fmt.Fprintf(stderr, "WARNING: the HTTP API listens on %s, beyond loopback: keys cross the network in the clear unless --tls-cert is set\n", o.httpAddr)
+		} else {
+			fmt.Fprintf(stderr, "WARNING: the HTTP API listens on %s, beyond loopback, WITHOUT A KEY: anyone who reaches it can start, read and purge instances; set --api-key or --keys\n", o.httpAddr)
+		}
+	}
+
+	srv, err := embedded.Run(ecfg)
 	if err != nil {
 		return err
 	}
@@ -105,7 +142,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	}()
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("jetflow-dev"), nats.InProcessServer(srv), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(srv.ClientURL(), append(connOpts, nats.InProcessServer(srv))...)
 	if err != nil {
 		return fmt.Errorf("connecting to the embedded NATS server: %w", err)
 	}
@@ -135,17 +172,25 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 
 	c := client.New(store)
 	defer c.Close() // before the connection closes
-	stopAPI, served := startAPI(httpLn, c, nc, o.apiKey, logger)
-	printBanner(stdout, banner{
-		natsURL:       srv.ClientURL(),
-		httpURL:       "http://" + dialable(httpLn.Addr().String()),
+	stopAPI, served := api.start(httpLn, c, nc, logger)
+	b := banner{
+		natsURL:       "nats://" + dialable(strings.TrimPrefix(srv.ClientURL(), "nats://")),
+		httpURL:       api.scheme + "://" + dialable(httpLn.Addr().String()),
+		apiKey:        o.api.apiKey,
+		tls:           api.certs != nil,
 		dir:           dir,
 		hub:           o.hub,
 		statusBucket:  store.Names().StatusBucket(),
 		sync:          o.sync,
 		orchestrators: reg.OrchestratorNames(),
 		activities:    reg.ActivityNames(),
-	})
+	}
+	if natsAuth {
+		b.watcherURL = withUser(b.natsURL, users.Watcher)
+		b.natsURL = withUser(b.natsURL, users.Admin)
+		b.usersFile = usersFile
+	}
+	printBanner(stdout, b)
 
 	var runErr error
 	select {
@@ -156,31 +201,6 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "jetflow dev: shutting down")
 	stopAPI()
 	return runErr // the deferred calls stop the worker, the connection and the server
-}
-
-// startAPI serves the HTTP API on ln until the returned stop is called;
-// served reports the server's failure.
-func startAPI(ln net.Listener, c *client.Client, nc *nats.Conn, apiKey string, logger *slog.Logger) (stop func(), served <-chan error) {
-	// Watch streams last until their client leaves: end them when the
-	// server shuts down, which otherwise waits for them.
-	streamsDone := make(chan struct{})
-	api := httpapi.New(c, httpapi.Config{Logger: logger, APIKey: apiKey, Shutdown: streamsDone, Ready: func() error {
-		if !nc.IsConnected() {
-			return errors.New("not connected to NATS")
-		}
-		return nil
-	}})
-	hs := httpapi.NewServer(api, httpapi.ServerConfig{Logger: logger})
-	hs.RegisterOnShutdown(func() { close(streamsDone) })
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			logger.Warn("stopping the HTTP server", slog.Any("error", err))
-		}
-	}, errc
 }
 
 // checkFree reports whether a TCP listener can be opened on addr (port 0
@@ -222,6 +242,13 @@ type banner struct {
 	natsURL, httpURL, dir, hub, statusBucket string
 	sync                                     time.Duration
 	orchestrators, activities                []string
+	// apiKey is the admin key (curl examples send it); tls says the API
+	// is served over TLS.
+	apiKey string
+	tls    bool
+	// watcherURL is the NATS URL of the read-only watcher, and usersFile
+	// the file of the credentials, when NATS requires them.
+	watcherURL, usersFile string
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -233,14 +260,38 @@ func printBanner(w io.Writer, b banner) {
 	// Flags the client verbs need to reach this hub.
 	var cliFlags string
 	if b.natsURL != defaultNATSURL {
-		cliFlags += " --nats " + b.natsURL
+		cliFlags += " --nats " + shellQuote(b.natsURL)
 	}
 	if b.hub != jetstream.DefaultHub {
 		cliFlags += " --hub " + b.hub
 	}
+	curl := "curl -i"
+	if b.apiKey != "" {
+		curl += " -H " + shellQuote("x-functions-key: "+b.apiKey)
+	}
+	natsLine := b.natsURL + "  (JetStream; fsync " + fsync + ")"
+	if b.usersFile != "" {
+		natsLine += "\n                credentials required: user jetflow may do everything, user watcher may only\n" +
+			"                read and watch the status bucket (passwords in " + b.usersFile + ")"
+	}
+	watch := "nats --server " + shellQuote(b.natsURL) + " kv watch " + b.statusBucket
+	var watcher string
+	if b.watcherURL != "" {
+		watcher = fmt.Sprintf(`
+Read-only, as the watcher (it can watch statuses, not raise events, read history or purge):
+
+  nats --server %s --inbox-prefix %s kv watch %s
+  go run ./cmd/jetflow watch --nats %s --inbox-prefix %s%s hello-2
+`, shellQuote(b.watcherURL), watcherInboxPrefix, b.statusBucket,
+			shellQuote(b.watcherURL), watcherInboxPrefix, strings.TrimPrefix(cliFlags, " --nats "+shellQuote(b.natsURL)))
+	}
+	var tlsNote string
+	if b.tls {
+		tlsNote = "\n(The API is served over TLS: give curl the CA of the certificate with --cacert.)\n"
+	}
 	fmt.Fprintf(w, `jetflow dev is running
 
-  NATS          %s  (JetStream; fsync %s)
+  NATS          %s
   HTTP API      %s
   data          %s  (starting again on it resumes unfinished instances)
   hub           %s  (status bucket %s)
@@ -249,21 +300,21 @@ func printBanner(w io.Writer, b banner) {
 
 In another terminal, follow every status change of the hub:
 
-  nats --server %s kv watch %s
+  %s
 
 Start E1_HelloSequence (its custom status moves Tokyo, Seattle, London), then read its status:
 
-  curl -i -X POST %s/orchestrators/E1_HelloSequence/hello-1
-  curl -i %s/instances/hello-1
-
+  %s -X POST %s/orchestrators/E1_HelloSequence/hello-1
+  %s %s/instances/hello-1
+%s
 The same with the CLI (watch prints each change until the instance finishes):
 
   go run ./cmd/jetflow start%s E1_HelloSequence --id hello-2
   go run ./cmd/jetflow watch%s hello-2
-
+%s
 Press Ctrl-C to stop.
 `,
-		b.natsURL, fsync, b.httpURL, b.dir, b.hub, b.statusBucket,
+		natsLine, b.httpURL, b.dir, b.hub, b.statusBucket,
 		strings.Join(b.orchestrators, ", "), strings.Join(b.activities, ", "),
-		b.natsURL, b.statusBucket, api, api, cliFlags, cliFlags)
+		watch, curl, api, curl, api, tlsNote, cliFlags, cliFlags, watcher)
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"github.com/jetflow/jetflow"
@@ -48,7 +47,7 @@ func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer
 	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Replicas: o.replicas})
 	if err != nil {
 		nc.Close()
-		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, o.natsURL, err)
+		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, redactURL(o.natsURL), err)
 	}
 	return nc, store, logger, nil
 }
@@ -77,6 +76,8 @@ worker.New(...).Start (see the README).`,
 	f.StringSliceVar(&cfg.Activities, "activities", nil, "run only these activities (comma-separated; default all)")
 	f.BoolVar(&cfg.NoOrchestrations, "no-orchestrations", false, "run activities only")
 	f.BoolVar(&cfg.NoActivities, "no-activities", false, "run orchestrations only")
+	var noPurge bool
+	f.BoolVar(&noPurge, "no-purge", false, "leave the removal of acknowledged messages to other workers (for a NATS role without purge rights, e.g. a worker limited to some names)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		nc, store, logger, err := o.open(ctx, "jetflow-worker", cmd.ErrOrStderr())
@@ -89,6 +90,9 @@ worker.New(...).Start (see the README).`,
 			return fmt.Errorf("registering the samples: %w", err)
 		}
 		cfg.Logger = logger
+		if noPurge {
+			cfg.PurgeInterval = -1
+		}
 		w, err := worker.New(store, reg, cfg)
 		if err != nil {
 			return err
@@ -96,7 +100,7 @@ worker.New(...).Start (see the README).`,
 		if err := w.Start(ctx); err != nil {
 			return fmt.Errorf("starting the worker: %w", err)
 		}
-		logger.Info("worker running", slog.String("nats", o.natsURL), slog.String("hub", o.hub))
+		logger.Info("worker running", slog.String("nats", redactURL(o.natsURL)), slog.String("hub", o.hub))
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -106,19 +110,32 @@ worker.New(...).Start (see the README).`,
 }
 
 func newServerCmd(g *globalOptions) *cobra.Command {
-	var httpAddr, apiKey string
+	var httpAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the HTTP API (and the dispatcher) against a running NATS, without workers",
 		Long: `Server serves the Durable Functions-compatible HTTP API of a hub on a running
 NATS (--nats). It runs no orchestrations or activities: start workers with
-"jetflow worker" or your own binary. SIGTERM or Ctrl-C stops it gracefully.`,
+"jetflow worker" or your own binary. SIGTERM or Ctrl-C stops it gracefully.
+
+Its NATS user needs the "server" role of deploy/nats/roles.conf. The HTTP
+API takes an admin key (--api-key) and scoped keys (--keys FILE, read again
+on SIGHUP), TLS (--http-tls-cert/--http-tls-key; --tls-* are those of the
+NATS connection) and cross-site rules (--public-url, --allowed-origins,
+--allowed-hosts); see docs/SECURITY.md.`,
 		Args: argsRange(0, 0),
 	}
 	o := addProcessFlags(cmd, g)
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "host:port of the HTTP API (port 0 picks a free one)")
-	cmd.Flags().StringVar(&apiKey, "api-key", os.Getenv("JETFLOW_API_KEY"), "require this key (x-functions-key header or ?code=) on every route but /healthz (env JETFLOW_API_KEY)")
+	apiOpts := addAPIFlags(cmd, "http-")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		api, err := apiOpts.prepare("http-", slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+		if err != nil {
+			return err
+		}
+		if !loopback(httpAddr) && !api.authenticated() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: the HTTP API listens on %s, beyond loopback, WITHOUT A KEY: anyone who reaches it can start, read and purge instances; set --api-key or --keys\n", httpAddr)
+		}
 		ln, err := net.Listen("tcp", httpAddr)
 		if err != nil {
 			return listenError("--http", httpAddr, err)
@@ -132,8 +149,9 @@ NATS (--nats). It runs no orchestrations or activities: start workers with
 		defer nc.Close()
 		c := client.New(store)
 		defer c.Close() // before the connection closes
-		stop, served := startAPI(ln, c, nc, apiKey, logger)
-		fmt.Fprintf(cmd.OutOrStdout(), "jetflow server: HTTP API on http://%s (hub %s on %s)\n", dialable(ln.Addr().String()), o.hub, o.natsURL)
+		api.cfg.Logger = logger
+		stop, served := api.start(ln, c, nc, logger)
+		fmt.Fprintf(cmd.OutOrStdout(), "jetflow server: HTTP API on %s://%s (hub %s on %s)\n", api.scheme, dialable(ln.Addr().String()), o.hub, redactURL(o.natsURL))
 		var runErr error
 		select {
 		case <-ctx.Done():

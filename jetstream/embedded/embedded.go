@@ -32,6 +32,13 @@ type Config struct {
 	MaxPayload int32
 	// Logger, when set, receives the server's log at Info level and above.
 	Logger *slog.Logger
+	// Users, when set, are the only clients the server accepts: each with a
+	// user name, a password and permissions (nil permissions allow
+	// everything). A connection without credentials, or with wrong ones,
+	// is refused. Defaults to none: any client may connect and do
+	// anything, which is safe only on a loopback address of a machine
+	// whose users are trusted.
+	Users []*server.User
 }
 
 // Run starts an embedded nats-server with JetStream and waits until
@@ -77,6 +84,12 @@ func Run(cfg Config) (*server.Server, error) {
 		SyncAlways:         cfg.SyncInterval <= 0,
 		SyncInterval:       cfg.SyncInterval,
 		JetStreamMaxMemory: 1 << 30,
+		Users:              cfg.Users,
+	}
+	for _, u := range cfg.Users {
+		if u == nil || u.Username == "" || u.Password == "" {
+			return nil, fmt.Errorf("embedded server: a user without a name or password")
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

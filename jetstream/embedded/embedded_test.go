@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
@@ -57,5 +58,52 @@ func TestRun(t *testing.T) {
 			_, err = jetstream.Open(t.Context(), nc, jetstream.Config{})
 			require.NoError(t, err)
 		})
+	}
+}
+
+// TestRunUsers: with Users, the server takes only those users, each with
+// its permissions.
+func TestRunUsers(t *testing.T) {
+	t.Parallel()
+	_, err := embedded.Run(embedded.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", Users: []*server.User{{Username: "a"}}})
+	require.ErrorContains(t, err, "without a name or password")
+
+	srv, err := embedded.Run(embedded.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", Users: []*server.User{
+		{Username: "admin", Password: "pw"},
+		{Username: "reader", Password: "pw2", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{"allowed"}}}},
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	_, err = nats.Connect(srv.ClientURL())
+	require.ErrorContains(t, err, "Authorization Violation")
+	_, err = nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "wrong"))
+	require.ErrorContains(t, err, "Authorization Violation")
+
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "pw"))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	_, err = jetstream.Open(t.Context(), nc, jetstream.Config{})
+	require.NoError(t, err)
+
+	violation := make(chan error, 1)
+	rc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("reader", "pw2"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case violation <- err:
+			default:
+			}
+		}))
+	require.NoError(t, err)
+	t.Cleanup(rc.Close)
+	require.NoError(t, rc.Publish("denied", nil))
+	select {
+	case err := <-violation:
+		require.ErrorContains(t, err, `Permissions Violation for Publish to "denied"`)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no permission violation reported")
 	}
 }
