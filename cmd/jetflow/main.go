@@ -13,7 +13,14 @@
 // --password, --token and --tls-* for secured servers):
 //
 //	jetflow worker [--concurrency N] [--no-orchestrations|--no-activities]  run the samples' workers
-//	jetflow server [--http ADDR] [--api-key KEY]  run the HTTP API without workers
+//	jetflow server [--http ADDR] [--api-key KEY] [--keys FILE]  run the HTTP API without workers
+//
+// Security (docs/SECURITY.md): dev and server take --api-key, --keys FILE
+// (scoped keys, read again on SIGHUP), --no-query-key, --public-url,
+// --allowed-origins, --allowed-hosts and TLS (dev --tls-cert/--tls-key,
+// server --http-tls-cert/--http-tls-key); with a key, dev's NATS requires
+// the credentials its banner prints. Every verb takes --inbox-prefix, for
+// the NATS roles of deploy/nats/roles.conf.
 //
 //	jetflow start NAME [--input JSON] [--id ID]   start an instance, print its id
 //	jetflow status ID                             print its status JSON
