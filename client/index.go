@@ -81,6 +81,7 @@ type entry struct {
 	created int64           // CreatedTime in Unix nanoseconds; noTime when absent
 	st      *jetflow.Status // the status, compacted (see compact); nil when its JSON is over maxInlineStatus bytes
 	status  uint8           // statusCode of the runtime status
+	name    string          // the orchestrator's name, shared (see compact), for InstanceCounts
 }
 
 func lessEntry(a, b entry) bool { return a.id < b.id }
@@ -90,6 +91,7 @@ func lessEntry(a, b entry) bool { return a.id < b.id }
 type indexedFields struct {
 	RuntimeStatus jetflow.RuntimeStatus `json:"runtimeStatus"`
 	CreatedTime   jetflow.Time          `json:"createdTime"`
+	Name          string                `json:"name"`
 }
 
 // maxInterned bounds the orchestrator names an index shares between its
@@ -105,7 +107,8 @@ func newEntry(id string, value []byte, names map[string]string) (entry, bool) {
 		if err := json.Unmarshal(value, &f); err != nil {
 			return entry{}, false
 		}
-		return entry{id: strings.Clone(id), created: createdNanos(f.CreatedTime), status: statusCode(f.RuntimeStatus)}, true
+		return entry{id: strings.Clone(id), created: createdNanos(f.CreatedTime), status: statusCode(f.RuntimeStatus),
+			name: intern(f.Name, names)}, true
 	}
 	st := new(jetflow.Status)
 	if err := json.Unmarshal(value, st); err != nil {
@@ -116,6 +119,7 @@ func newEntry(id string, value []byte, names map[string]string) (entry, bool) {
 		e.id = strings.Clone(id)
 	}
 	compact(st, e.status, names)
+	e.name = st.Name
 	return e, true
 }
 
@@ -133,16 +137,24 @@ func compact(st *jetflow.Status, code uint8, names map[string]string) {
 	if code > 0 {
 		st.RuntimeStatus = jetflow.RuntimeStatuses[code-1]
 	}
-	if n, ok := names[st.Name]; ok {
-		st.Name = n
-	} else if len(names) < maxInterned {
-		names[st.Name] = st.Name
-	}
+	st.Name = intern(st.Name, names)
 	for _, raw := range []*json.RawMessage{&st.Input, &st.CustomStatus, &st.Output} {
 		if string(*raw) == "null" {
 			*raw = nil
 		}
 	}
+}
+
+// intern returns the copy of name that names holds, adding it while
+// names has room.
+func intern(name string, names map[string]string) string {
+	if n, ok := names[name]; ok {
+		return n
+	}
+	if len(names) < maxInterned {
+		names[name] = name
+	}
+	return name
 }
 
 // statusOf returns a copy of an entry's status that the caller may
@@ -177,11 +189,12 @@ type index struct {
 
 	mu        sync.RWMutex
 	tree      *btree.BTreeG[entry]
-	seq       uint64        // the highest revision applied
-	confirmed uint64        // the bucket holds no message after seq up to this revision
-	ready     bool          // the watch's initial values are all applied
-	err       error         // why the index stopped, once it has
-	changed   chan struct{} // closed, and replaced, after each batch applied
+	seq       uint64           // the highest revision applied
+	confirmed uint64           // the bucket holds no message after seq up to this revision
+	ready     bool             // the watch's initial values are all applied
+	err       error            // why the index stopped, once it has
+	changed   chan struct{}    // closed, and replaced, after each batch applied
+	counts    map[countKey]int // instances by orchestrator and runtime status code, for InstanceCounts
 
 	names map[string]string // orchestrator names, shared by the entries; used by run only
 }
@@ -206,6 +219,7 @@ func newIndex(stop context.CancelFunc) *index {
 		done:    make(chan struct{}),
 		tree:    btree.NewG(btreeDegree, lessEntry),
 		changed: make(chan struct{}),
+		counts:  map[countKey]int{},
 		names:   map[string]string{},
 	}
 }
@@ -256,10 +270,16 @@ func (x *index) apply(b jetstream.StatusBatch) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, c := range changes {
+		var old entry
+		var had bool
 		if c.put {
-			x.tree.ReplaceOrInsert(c.e)
+			old, had = x.tree.ReplaceOrInsert(c.e)
+			x.count(c.e, 1)
 		} else {
-			x.tree.Delete(entry{id: c.e.id})
+			old, had = x.tree.Delete(entry{id: c.e.id})
+		}
+		if had {
+			x.count(old, -1)
 		}
 	}
 	x.seq = max(x.seq, b.Revision)
