@@ -48,6 +48,9 @@ type instance struct {
 type pending struct {
 	msg *jetstream.OrchMessage
 	le  *lease
+	// observed: its schedule-to-start time went to Config.Metrics (at
+	// its first turn; not again when held back or carried).
+	observed bool
 }
 
 // onMessage queues an inbox message for its instance and starts a turn
@@ -66,7 +69,7 @@ func (w *Worker) onMessage(m *jetstream.OrchMessage, d jetstream.Delivery) {
 		inst = &instance{id: m.InstanceID}
 		w.instances[m.InstanceID] = inst
 	}
-	inst.queue = append(inst.queue, pending{m, le})
+	inst.queue = append(inst.queue, pending{msg: m, le: le})
 	w.wake(inst)
 	w.mu.Unlock()
 }
@@ -77,6 +80,7 @@ func (w *Worker) wake(inst *instance) {
 	if inst.elem != nil {
 		w.idle.Remove(inst.elem)
 		inst.elem = nil
+		w.cfg.Metrics.CacheSize(-1)
 	}
 	if inst.running {
 		return
@@ -96,7 +100,11 @@ func (w *Worker) runInstance(inst *instance) {
 		w.release(inst)
 		return
 	}
-	defer func() { <-w.orchSem }()
+	w.cfg.Metrics.OrchestrationSlotsUsed(1)
+	defer func() {
+		<-w.orchSem
+		w.cfg.Metrics.OrchestrationSlotsUsed(-1)
+	}()
 	for {
 		w.mu.Lock()
 		if len(inst.queue) == 0 {
@@ -209,10 +217,12 @@ func (w *Worker) park(inst *instance) {
 		return
 	}
 	inst.elem = w.idle.PushFront(inst)
+	w.cfg.Metrics.CacheSize(1)
 	for w.idle.Len() > w.cfg.CacheSize {
 		old := w.idle.Remove(w.idle.Back()).(*instance)
 		old.elem = nil
 		delete(w.instances, old.id)
+		w.cfg.Metrics.CacheSize(-1)
 	}
 }
 
@@ -244,8 +254,11 @@ func (w *Worker) holdBack(inst *instance, ps []pending) {
 // keeps or hands back each message as the turn decided.
 func (w *Worker) process(inst *instance, batch []pending) {
 	log := w.log.With(slog.String("instance_id", inst.id))
+	w.observeBatch(batch)
 	for attempt := 0; ; attempt++ {
+		began := time.Now()
 		p, pendingStart, err := w.turn(inst, batch, attempt == 0)
+		w.cfg.Metrics.TurnDone(batch[0].msg.Orchestrator, turnResult(p, err), time.Since(began))
 		if err == nil {
 			var held, carried []pending
 			for i, b := range batch {
@@ -304,6 +317,9 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 		}
 		inst.state = st
 	}
+	if !fresh {
+		w.cfg.Metrics.CacheLookup(true)
+	}
 	st := inst.state
 	in := turnInput{id: inst.id, st: st, now: w.store.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk()}
 	for _, b := range batch {
@@ -334,6 +350,10 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 	case p.chunk != nil:
 		if err := w.commit(ctx, inst.id, st, p.chunk, p.custom); err != nil {
 			return p, false, err
+		}
+		if w.cfg.Metrics != nil && poisonOf(in) != "" && last(p.chunk).Type == history.ExecutionCompleted &&
+			last(p.chunk).Failure != nil && last(p.chunk).Failure.Type == jetflow.FailurePoisonMessage {
+			w.cfg.Metrics.InboxPoisoned(batch[0].msg.Orchestrator)
 		}
 	case fresh || len(p.republish) > 0:
 		if err := w.catchUpStatus(ctx, inst.id, st); err != nil {
@@ -412,6 +432,7 @@ func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []histo
 	}
 	ex := execution(id, st.started)
 	w.turns.Add(1)
+	w.observeChunk(st.started, chunk, w.cfg.Metrics != nil && !sameJSON(st.lastCustom(), custom))
 	st.addChunk(n, rev, chunk, recorded)
 	return w.publish(ctx, id, st, ex, chunk, custom)
 }
@@ -602,6 +623,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 		return st, nil
 	}
 	w.loads.Add(1)
+	w.cfg.Metrics.CacheLookup(false)
 	// The status is read before the history: its revision then belongs to
 	// a commit no newer than the history read, so a status computed from
 	// this history can never overwrite a newer one (the compare-and-set

@@ -41,6 +41,7 @@ import (
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/metrics"
 )
 
 // Config configures a Worker. The zero value is usable.
@@ -66,6 +67,11 @@ type Config struct {
 	// AckWait is how long a message may stay unacknowledged before the
 	// server redelivers it (running activities extend it). Defaults to 30s.
 	AckWait time.Duration
+	// Metrics, when set, receives the worker's turns, activities, cache
+	// lookups, slots, poison messages, timers and custom status updates
+	// (one *metrics.Engine may serve every worker of a process). Defaults
+	// to nil: no metrics.
+	Metrics *metrics.Engine
 	// MaxDeliveries is how many times a message may be delivered without
 	// being handled (its worker crashed, or hung past AckWait, each time)
 	// before it is given up: an activity task then fails its call with a
@@ -173,6 +179,10 @@ type Worker struct {
 	actSem  chan struct{}
 	leases  *leases
 
+	// slots are the orchestration and activity slots Start added to
+	// Config.Metrics, which Stop takes away again.
+	orchSlots, actSlots int
+
 	turns, conflicts, loads, activities, blocked atomic.Int64
 }
 
@@ -249,6 +259,14 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.consumers = append(w.consumers, c)
 	}
 	w.started = true
+	if len(orchs) > 0 {
+		w.orchSlots = w.cfg.OrchestrationConcurrency
+	}
+	if len(acts) > 0 {
+		w.actSlots = w.cfg.ActivityConcurrency
+	}
+	w.cfg.Metrics.OrchestrationSlots(w.orchSlots)
+	w.cfg.Metrics.ActivitySlots(w.actSlots)
 	go w.leases.keep(w.ctx.Done())
 	if w.cfg.PurgeInterval > 0 {
 		w.running.Add(1)
@@ -293,7 +311,11 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	consumers := w.consumers
 	w.consumers = nil
+	orchSlots, actSlots := w.orchSlots, w.actSlots
+	w.orchSlots, w.actSlots = 0, 0
 	w.mu.Unlock()
+	w.cfg.Metrics.OrchestrationSlots(-orchSlots)
+	w.cfg.Metrics.ActivitySlots(-actSlots)
 	// Draining hands every buffered message to the handlers, which hand
 	// them back (Consumer.Stop would drop them until their ack wait).
 	for _, c := range consumers {
@@ -382,7 +404,11 @@ func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
 			w.leases.nak(le, jetstream.HandBackDelay)
 			return
 		}
-		defer func() { <-w.actSem }()
+		w.cfg.Metrics.ActivitySlotsUsed(1)
+		defer func() {
+			<-w.actSem
+			w.cfg.Metrics.ActivitySlotsUsed(-1)
+		}()
 		if w.stopping() {
 			w.leases.nak(le, jetstream.HandBackDelay)
 			return
@@ -399,6 +425,12 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 	defer cancel()
 	var result json.RawMessage
 	var failure *history.Failure
+	began := time.Now()
+	if m := w.cfg.Metrics; m != nil {
+		if stored := le.d.Stored(); !stored.IsZero() {
+			m.ActivityStarted(t.Name, began.Sub(stored), le.d.NumDelivered() > 1)
+		}
+	}
 	if n := le.d.NumDelivered(); poisoned(w.cfg.MaxDeliveries, n) {
 		failure = &history.Failure{Type: jetflow.FailurePoisonMessage, Message: fmt.Sprintf(
 			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
@@ -406,6 +438,13 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 		result, failure = w.callActivity(ctx, t)
 	}
 	w.activities.Add(1)
+	if m := w.cfg.Metrics; m != nil {
+		var ft string
+		if failure != nil {
+			ft = failure.Type
+		}
+		m.ActivityDone(t.Name, metrics.ActivityOutcome(ft, failure != nil), time.Since(began))
+	}
 	if w.ctx.Err() != nil {
 		w.leases.release(le)
 		return // canceled by StopAndCancel: let another worker run it
