@@ -177,6 +177,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		natsURL:       "nats://" + dialable(strings.TrimPrefix(srv.ClientURL(), "nats://")),
 		httpURL:       api.scheme + "://" + dialable(httpLn.Addr().String()),
 		apiKey:        o.api.apiKey,
+		scopedKeys:    api.cfg.Keys != nil,
 		tls:           api.certs != nil,
 		dir:           dir,
 		hub:           o.hub,
@@ -242,10 +243,11 @@ type banner struct {
 	natsURL, httpURL, dir, hub, statusBucket string
 	sync                                     time.Duration
 	orchestrators, activities                []string
-	// apiKey is the admin key (curl examples send it); tls says the API
-	// is served over TLS.
-	apiKey string
-	tls    bool
+	// apiKey is the admin key (curl examples send it); scopedKeys says
+	// the API takes scoped keys (the examples send $KEY, one of them);
+	// tls says the API is served over TLS.
+	apiKey          string
+	scopedKeys, tls bool
 	// watcherURL is the NATS URL of the read-only watcher, and usersFile
 	// the file of the credentials, when NATS requires them.
 	watcherURL, usersFile string
@@ -266,8 +268,11 @@ func printBanner(w io.Writer, b banner) {
 		cliFlags += " --hub " + b.hub
 	}
 	curl := "curl -i"
-	if b.apiKey != "" {
+	switch {
+	case b.apiKey != "":
 		curl += " -H " + shellQuote("x-functions-key: "+b.apiKey)
+	case b.scopedKeys:
+		curl += ` -H "x-functions-key: $KEY"` // a key of the file (start and read scopes), not printed
 	}
 	natsLine := b.natsURL + "  (JetStream; fsync " + fsync + ")"
 	if b.usersFile != "" {
