@@ -17,6 +17,10 @@
 //	reg.MustRegister(metrics.NewBacklogCollector(store, 0), metrics.NewInstancesCollector(client, 0))
 //	w, err := worker.New(store, registry, worker.Config{Metrics: m})
 //	mux.Handle("GET /metrics", metrics.Handler(reg))
+//	srv := &http.Server{Handler: m.Middleware(mux)} // HTTP requests by route
+//
+// An HTTP API's event streams and a Go client's watches report
+// themselves with Engine.WatchStarted.
 //
 // The collectors read the whole hub, so every process that registers them
 // reports the same figures: aggregate them with max, not sum, or register
@@ -137,6 +141,7 @@ type Engine struct {
 	customStatus   *prometheus.CounterVec
 	orchSlots      prometheus.Gauge
 	orchSlotsUsed  prometheus.Gauge
+	http           httpFamilies // the HTTP server's and the watches' (http.go)
 }
 
 // New returns the engine's families, registered on reg.
@@ -197,11 +202,12 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 			"Time from a durable timer's due time to its TimerFired message being stored, by orchestrator.", LatencyBuckets, "orchestrator"),
 		customStatus: counter("custom_status_updates_total",
 			"Committed turns that changed the custom status, by orchestrator.", "orchestrator"),
+		http: newHTTPFamilies(),
 	}
-	for _, c := range []prometheus.Collector{m.orchStarted, m.orchCompleted, m.orchDuration, m.orchFailures,
+	for _, c := range append([]prometheus.Collector{m.orchStarted, m.orchCompleted, m.orchDuration, m.orchFailures,
 		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.cacheSize,
 		m.actExecutions, m.actDuration, m.actWait, m.actRedelivered, m.actSlots, m.actSlotsUsed,
-		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus} {
+		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus}, m.http.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -210,6 +216,8 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 	// rate over them is defined before the first event.
 	m.cacheLookups.WithLabelValues(CacheHit)
 	m.cacheLookups.WithLabelValues(CacheMiss)
+	m.http.watchers.WithLabelValues(WatchSSE)
+	m.http.watchers.WithLabelValues(WatchGo)
 	return m, nil
 }
 
