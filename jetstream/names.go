@@ -153,6 +153,9 @@ func (n Names) RegistryKey(kind, name string) string { return kind + "." + Encod
 // Config.Shards).
 func (n Names) ShardsKey() string { return "hub.shards" }
 
+// ShardsSubject is the subject of the registry key ShardsKey.
+func (n Names) ShardsSubject() string { return kvSubject(n.RegistryBucket(), n.ShardsKey()) }
+
 // StatusStream is the stream behind the status bucket.
 func (n Names) StatusStream() string { return kvStream(n.StatusBucket()) }
 

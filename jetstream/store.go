@@ -258,18 +258,21 @@ func (s *Store) setup(ctx context.Context) error {
 
 // layout reads the hub's recorded layout (its shard count), recording the
 // configured one if the hub has none yet, so that every process of a hub
-// builds the same subjects.
+// builds the same subjects. It reads before it writes, so that a process
+// allowed only to read (a watcher) opens an existing hub.
 func (s *Store) layout(ctx context.Context) error {
 	key := s.names.ShardsKey()
-	want := strconv.Itoa(s.cfg.Shards)
-	_, err := s.registry.Create(ctx, key, []byte(want))
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, natsjs.ErrKeyExists) {
-		return fmt.Errorf("recording the hub's layout: %w", err)
-	}
 	e, err := s.registry.Get(ctx, key)
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		_, err = s.registry.Create(ctx, key, []byte(strconv.Itoa(s.cfg.Shards)))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, natsjs.ErrKeyExists) { // created meanwhile by another process
+			return fmt.Errorf("recording the hub's layout: %w", err)
+		}
+		e, err = s.registry.Get(ctx, key)
+	}
 	if err != nil {
 		return fmt.Errorf("reading the hub's layout: %w", err)
 	}

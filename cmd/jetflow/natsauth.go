@@ -86,12 +86,12 @@ func (u devNATSUsers) serverUsers(names jetstream.Names) []*server.User {
 // and watch status keys, and receive replies under its own inbox prefix;
 // it may not publish to any stream, read history or purge.
 func watcherPermissions(n jetstream.Names) *server.Permissions {
-	status := "KV_" + n.StatusBucket()
+	status := n.StatusStream()
 	allow := []string{
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO." + status,
-		"$JS.API.STREAM.INFO." + "KV_" + n.HistoryBucket(),
-		"$JS.API.STREAM.INFO." + "KV_" + n.RegistryBucket(),
+		"$JS.API.STREAM.INFO." + n.HistoryStream(),
+		"$JS.API.STREAM.INFO." + n.RegistryStream(),
 		"$JS.API.STREAM.INFO." + n.OrchStream(),
 		"$JS.API.STREAM.INFO." + n.ActStream(),
 		"$JS.API.CONSUMER.CREATE." + status,
@@ -102,12 +102,8 @@ func watcherPermissions(n jetstream.Names) *server.Permissions {
 		"$JS.API.DIRECT.GET." + status + ".>",
 		"$JS.API.STREAM.MSG.GET." + status,
 		"$JS.FC." + status + ".>",
-		// jetstream.Open records the hub's shard count with a KV Create of
-		// this key, which fails once the hub has it, and reads it back.
-		// NOTE: the grant also lets a plain publish overwrite the key;
-		// see docs/SECURITY.md.
-		"$KV." + n.RegistryBucket() + "." + n.ShardsKey(),
-		"$JS.API.DIRECT.GET.KV_" + n.RegistryBucket() + ".$KV." + n.RegistryBucket() + "." + n.ShardsKey(),
+		// jetstream.Open reads the hub's shard count.
+		"$JS.API.DIRECT.GET." + n.RegistryStream() + "." + n.ShardsSubject(),
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: allow},
