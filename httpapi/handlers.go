@@ -17,7 +17,6 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
-	"github.com/nats-io/nats.go"
 )
 
 // startResponse is the body of a successful start: the management URLs of
@@ -382,8 +381,7 @@ func (a *api) errorCode(w http.ResponseWriter, r *http.Request, err error) int {
 // did not answer in time (so a write's outcome is unknown): worth retrying
 // later, and safe to.
 func unavailable(err error) bool {
-	for _, target := range []error{jetflow.ErrOutcomeUnknown, context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
-		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrDisconnected, nats.ErrNoServers} {
+	for _, target := range []error{jetflow.ErrOutcomeUnknown, jetflow.ErrUnavailable, context.DeadlineExceeded} {
 		if errors.Is(err, target) {
 			return true
 		}
