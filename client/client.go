@@ -218,12 +218,25 @@ func definite(err error) bool {
 	return false
 }
 
+// RestartOption configures Restart.
+type RestartOption func(*restartOptions)
+
+type restartOptions struct{ sameID bool }
+
+// KeepInstanceID makes Restart run the new run under the finished
+// instance's own id instead of a new random one.
+func KeepInstanceID() RestartOption { return func(o *restartOptions) { o.sameID = true } }
+
 // Restart starts a new run of a finished instance's orchestrator with the
-// same input, under a new random id when newID is set (as Durable Functions
-// does by default), else under the same id, and returns the new run's id.
-// It fails with jetflow.ErrInstanceNotFound, or jetflow.ErrInstanceNotFinished
+// same input, under a new random id (as Durable Functions does by default;
+// KeepInstanceID keeps the id), and returns the new run's id. It fails
+// with jetflow.ErrInstanceNotFound, or jetflow.ErrInstanceNotFinished
 // while the instance is Pending, Running or Suspended.
-func (c *Client) Restart(ctx context.Context, id string, newID bool) (string, error) {
+func (c *Client) Restart(ctx context.Context, id string, opts ...RestartOption) (string, error) {
+	var o restartOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	st, err := c.GetStatus(ctx, id)
 	if err != nil {
 		return "", err
@@ -232,7 +245,7 @@ func (c *Client) Restart(ctx context.Context, id string, newID bool) (string, er
 		return "", fmt.Errorf("%w: %q is %s; only a finished instance can be restarted", jetflow.ErrInstanceNotFinished, id, st.RuntimeStatus)
 	}
 	next := id
-	if newID {
+	if !o.sameID {
 		next = NewInstanceID()
 	}
 	return c.StartOrchestration(ctx, st.Name, WithInstanceID(next), WithRawInput(st.Input))

@@ -11,9 +11,14 @@ import (
 )
 
 // GetHistory returns the history of an instance's current execution in
-// the HTTP API's shape (historyEvents); with outputs false, inputs and
-// results are left out. It fails with jetflow.ErrInstanceNotFound.
-func (c *Client) GetHistory(ctx context.Context, id string, outputs bool) ([]HistoryEvent, error) {
+// the HTTP API's shape (historyEvents); inputs and results are left out
+// unless WithOutputs is given. It fails with jetflow.ErrInstanceNotFound.
+func (c *Client) GetHistory(ctx context.Context, id string, opts ...HistoryOption) ([]HistoryEvent, error) {
+	var o historyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	outputs := o.outputs
 	if err := jetflow.ValidateInstanceID(id); err != nil {
 		return nil, err
 	}
@@ -38,26 +43,14 @@ func (c *Client) GetHistory(ctx context.Context, id string, outputs bool) ([]His
 	return historyView(events, outputs), nil
 }
 
-// StatusWithHistory is a status with the history of its execution, as
-// GET /instances/{id}?showHistory=true shows it: the status object with a
-// historyEvents key added.
-type StatusWithHistory struct {
-	Status  *jetflow.Status
-	History []HistoryEvent
-}
+// HistoryOption configures GetHistory.
+type HistoryOption func(*historyOptions)
 
-// MarshalJSON writes the status object with historyEvents as its last key.
-func (s StatusWithHistory) MarshalJSON() ([]byte, error) {
-	body, err := json.Marshal(s.Status)
-	if err != nil {
-		return nil, err
-	}
-	h, err := json.Marshal(s.History)
-	if err != nil {
-		return nil, err
-	}
-	return append(append(append(body[:len(body)-1], `,"historyEvents":`...), h...), '}'), nil
-}
+type historyOptions struct{ outputs bool }
+
+// WithOutputs makes GetHistory include inputs and results
+// (showHistoryOutput=true over HTTP).
+func WithOutputs() HistoryOption { return func(o *historyOptions) { o.outputs = true } }
 
 // HistoryEvent is one entry of an instance's history as the HTTP API shows
 // it (historyEvents with showHistory=true), in the shape of Durable

@@ -269,16 +269,3 @@ func (c *Client) ListAll(ctx context.Context, q Query) iter.Seq2[jetflow.Status,
 		}
 	}
 }
-
-// ParseTime reads a time bound of a Query as the HTTP API and the CLI
-// accept it: RFC 3339 (the status JSON's yyyy-MM-ddTHH:mm:ssZ, with or
-// without fractional seconds, or with an offset), or yyyy-MM-ddTHH:mm:ss
-// and yyyy-MM-dd, taken as UTC.
-func ParseTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time: want yyyy-MM-ddTHH:mm:ssZ (RFC 3339) or yyyy-MM-dd", s)
-}

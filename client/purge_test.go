@@ -80,7 +80,7 @@ func TestPurgeInstance(t *testing.T) {
 	require.NoError(t, c.PurgeInstance(ctx, id))
 	_, err = c.GetStatus(ctx, id)
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound)
-	hist, err := c.GetHistory(ctx, id, false)
+	hist, err := c.GetHistory(ctx, id)
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "history: %v", hist)
 	require.ErrorIs(t, c.PurgeInstance(ctx, id), jetflow.ErrInstanceNotFound, "purged twice")
 	require.ErrorIs(t, c.PurgeInstance(ctx, "never-was"), jetflow.ErrInstanceNotFound)

@@ -135,7 +135,11 @@ func (a *api) restart(w http.ResponseWriter, r *http.Request) {
 		}
 		newID = b
 	}
-	id, err := a.c.Restart(r.Context(), r.PathValue("instanceId"), newID)
+	var opts []client.RestartOption
+	if !newID {
+		opts = append(opts, client.KeepInstanceID())
+	}
+	id, err := a.c.Restart(r.Context(), r.PathValue("instanceId"), opts...)
 	if err != nil {
 		a.writeClientError(w, r, fmt.Errorf("restarting: %w", err))
 		return
@@ -179,12 +183,16 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	}
 	var v any = st
 	if opts.history {
-		events, err := a.c.GetHistory(r.Context(), id, opts.historyOutput)
+		var hopts []client.HistoryOption
+		if opts.historyOutput {
+			hopts = append(hopts, client.WithOutputs())
+		}
+		events, err := a.c.GetHistory(r.Context(), id, hopts...)
 		if err != nil {
 			a.writeClientError(w, r, err)
 			return
 		}
-		v = client.StatusWithHistory{Status: st, History: events}
+		v = StatusWithHistory{Status: st, History: events}
 	}
 	body, err := json.Marshal(v)
 	if err != nil {

@@ -81,7 +81,7 @@ func filterQuery(q url.Values) (client.Query, error) {
 		dst  *time.Time
 	}{{"createdTimeFrom", &lq.CreatedTimeFrom}, {"createdTimeTo", &lq.CreatedTimeTo}} {
 		if v := q.Get(p.name); v != "" {
-			t, err := client.ParseTime(v)
+			t, err := ParseTime(v)
 			if err != nil {
 				return lq, fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -91,4 +91,17 @@ func filterQuery(q url.Values) (client.Query, error) {
 	var err error
 	lq.RuntimeStatus, err = parseRuntimeStatuses(q["runtimeStatus"])
 	return lq, err
+}
+
+// ParseTime reads a time bound of a list or purge query as the HTTP API
+// and the CLI accept it: RFC 3339 (the status JSON's yyyy-MM-ddTHH:mm:ssZ, with or
+// without fractional seconds, or with an offset), or yyyy-MM-ddTHH:mm:ss
+// and yyyy-MM-dd, taken as UTC.
+func ParseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time: want yyyy-MM-ddTHH:mm:ssZ (RFC 3339) or yyyy-MM-dd", s)
 }

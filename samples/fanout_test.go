@@ -33,7 +33,7 @@ func TestFanOutFanIn(t *testing.T) {
 			var sum int
 			require.NoError(t, json.Unmarshal(st.Output, &sum))
 			require.Equal(t, samples.SumOfSquares(tc.activities), sum)
-			hist, err := e.Client.GetHistory(ctx, id, true)
+			hist, err := e.Client.GetHistory(ctx, id, client.WithOutputs())
 			require.NoError(t, err)
 			completed := 0
 			for _, ev := range hist {
@@ -71,7 +71,7 @@ func TestDelay(t *testing.T) {
 	require.JSONEq(t, "2", string(st.Output))
 	// Timers are accurate to about a second.
 	require.GreaterOrEqual(t, time.Since(start), time.Second)
-	hist, err := e.Client.GetHistory(ctx, id, false)
+	hist, err := e.Client.GetHistory(ctx, id)
 	require.NoError(t, err)
 	var types []string
 	for _, ev := range hist {

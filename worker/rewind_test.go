@@ -91,7 +91,7 @@ func TestRewind(t *testing.T) {
 	require.Equal(t, 1, count(all, history.ExecutionRewound))
 	require.Equal(t, 1, count(all, history.TaskFailed), "the failure stays in the stored history")
 	require.Equal(t, 2, count(all, history.ExecutionCompleted))
-	hist, err := c.GetHistory(ctx, id, true)
+	hist, err := c.GetHistory(ctx, id, client.WithOutputs())
 	require.NoError(t, err)
 	var types []string
 	for _, h := range hist {
@@ -105,7 +105,7 @@ func TestRewind(t *testing.T) {
 	// A worker that loads the history from storage sees the rewound run.
 	e.StopWorkers()
 	e.StartWorker()
-	_, err = c.Restart(ctx, id, false)
+	_, err = c.Restart(ctx, id, client.KeepInstanceID())
 	require.NoError(t, err)
 	require.JSONEq(t, "13", string(wait(t, e, id).Output))
 }

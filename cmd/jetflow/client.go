@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -195,11 +196,11 @@ and results).`,
 			}
 			var v any = st
 			if withHistory {
-				h, err := c.GetHistory(ctx, args[0], true)
+				h, err := c.GetHistory(ctx, args[0], client.WithOutputs())
 				if err != nil {
 					return err
 				}
-				v = client.StatusWithHistory{Status: st, History: h}
+				v = httpapi.StatusWithHistory{Status: st, History: h}
 			}
 			b, err := json.MarshalIndent(v, "", "  ")
 			if err != nil {
@@ -451,7 +452,11 @@ the new run's id. An instance that has not finished cannot be restarted.`,
 	cmd.Flags().BoolVar(&sameID, "same-id", false, "run again under the same instance id")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return o.withClient(cmd.Context(), requestTimeout, func(ctx context.Context, c *client.Client) error {
-			id, err := c.Restart(ctx, args[0], !sameID)
+			var opts []client.RestartOption
+			if sameID {
+				opts = append(opts, client.KeepInstanceID())
+			}
+			id, err := c.Restart(ctx, args[0], opts...)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/httpapi"
 	"github.com/spf13/cobra"
 )
 
@@ -67,7 +68,7 @@ page go to stderr: run it again with --continue TOKEN.`,
 			if t.v == "" {
 				continue
 			}
-			if *t.dst, err = client.ParseTime(t.v); err != nil {
+			if *t.dst, err = httpapi.ParseTime(t.v); err != nil {
 				return fmt.Errorf("%s: %w", t.flag, err)
 			}
 		}

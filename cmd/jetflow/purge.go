@@ -6,6 +6,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/httpapi"
 	"github.com/spf13/cobra"
 )
 
@@ -49,11 +50,11 @@ those in the --status list; it prints how many it removed.`,
 		}
 		var q client.Query
 		var err error
-		if q.CreatedTimeTo, err = client.ParseTime(before); err != nil {
+		if q.CreatedTimeTo, err = httpapi.ParseTime(before); err != nil {
 			return fmt.Errorf("--created-before: %w", err)
 		}
 		if after != "" {
-			if q.CreatedTimeFrom, err = client.ParseTime(after); err != nil {
+			if q.CreatedTimeFrom, err = httpapi.ParseTime(after); err != nil {
 				return fmt.Errorf("--created-after: %w", err)
 			}
 		}
