@@ -141,7 +141,8 @@ type Engine struct {
 	customStatus   *prometheus.CounterVec
 	orchSlots      prometheus.Gauge
 	orchSlotsUsed  prometheus.Gauge
-	http           httpFamilies // the HTTP server's and the watches' (http.go)
+	http           httpFamilies    // the HTTP server's and the watches' (http.go)
+	storage        storageFamilies // storage.go
 }
 
 // New returns the engine's families, registered on reg.
@@ -202,12 +203,13 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 			"Time from a durable timer's due time to its TimerFired message being stored, by orchestrator.", LatencyBuckets, "orchestrator"),
 		customStatus: counter("custom_status_updates_total",
 			"Committed turns that changed the custom status, by orchestrator.", "orchestrator"),
-		http: newHTTPFamilies(),
+		http:    newHTTPFamilies(),
+		storage: newStorageFamilies(),
 	}
 	for _, c := range append([]prometheus.Collector{m.orchStarted, m.orchCompleted, m.orchDuration, m.orchFailures,
 		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.cacheSize,
 		m.actExecutions, m.actDuration, m.actWait, m.actRedelivered, m.actSlots, m.actSlotsUsed,
-		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus}, m.http.collectors()...) {
+		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus}, append(m.http.collectors(), m.storage.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

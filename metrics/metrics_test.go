@@ -15,6 +15,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
+	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/metrics"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
@@ -262,6 +263,7 @@ func TestNilEngine(t *testing.T) {
 	m.InboxPoisoned("x")
 	m.TimerFired("x", time.Second)
 	m.CustomStatusUpdated("x")
+	m.StorageOp(metrics.OpPublish, time.Second, jetstream.ErrConflict)
 }
 
 func TestFailureReasonIsBounded(t *testing.T) {
@@ -272,6 +274,9 @@ func TestFailureReasonIsBounded(t *testing.T) {
 	require.Equal(t, metrics.ActivityTimeout, metrics.ActivityOutcome(jetflow.FailureTimeout, true))
 	require.Equal(t, metrics.ActivityCompleted, metrics.ActivityOutcome("", false))
 	require.Equal(t, metrics.ActivityFailed, metrics.ActivityOutcome(jetflow.FailureActivityError, true))
+	require.Equal(t, metrics.ErrKindConflict, metrics.ErrorKind(fmt.Errorf("appending: %w", jetstream.ErrConflict)))
+	require.Equal(t, metrics.ErrKindUnavailable, metrics.ErrorKind(fmt.Errorf("x: %w", jetflow.ErrUnavailable)))
+	require.Equal(t, metrics.ErrKindOther, metrics.ErrorKind(io.EOF))
 }
 
 func describe(problems []promlint.Problem) string {
@@ -281,4 +286,54 @@ func describe(problems []promlint.Problem) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, "; ")
+}
+
+// TestPoisonAndFailedTurns runs an orchestrator that blocks on every try
+// after its first turn: two turns fail (given up after TurnTimeout), the
+// third delivery is poison and fails the instance.
+func TestPoisonAndFailedTurns(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{Metrics: m, MaxDeliveries: 2, TurnTimeout: 500 * time.Millisecond},
+		Register: func(r *jetflow.Registry) error {
+			return r.AddOrchestrator("AlwaysBlocks", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				if err := ctx.WaitForExternalEvent("go").Await(nil); err != nil {
+					return nil, err
+				}
+				<-release // blocks on every try, replays included
+				return nil, nil
+			})
+		},
+	})
+	srv := httptest.NewServer(metrics.Handler(reg))
+	t.Cleanup(srv.Close)
+	ctx := e.Context(time.Minute)
+	id, err := e.Client.StartOrchestration(ctx, "AlwaysBlocks")
+	require.NoError(t, err)
+	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", nil))
+	st, err := e.Client.WaitForCompletion(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+
+	s := get(t, srv.URL)
+	const name = "AlwaysBlocks"
+	require.Equal(t, 2.0, s.v(t, "jetflow_turns_total", "orchestrator", name, "result", metrics.TurnError))
+	require.Equal(t, 1.0, s.v(t, "jetflow_poison_messages_total", "kind", metrics.PoisonInbox, "name", name))
+	require.Equal(t, 1.0, s.v(t, "jetflow_orchestrations_completed_total", "orchestrator", name, "status", "Failed"))
+	require.Equal(t, 1.0, s.v(t, "jetflow_orchestration_failures_total", "orchestrator", name, "reason", jetflow.FailurePoisonMessage))
+	// The start's turn and the poison's turn each appended a chunk; a
+	// failed turn reloads the instance (a cache miss) before the next try.
+	require.Equal(t, 2.0, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", metrics.OpHistoryAppend))
+	require.GreaterOrEqual(t, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", metrics.OpHistoryLoad), 2.0)
+	require.GreaterOrEqual(t, s.v(t, "jetflow_sticky_cache_lookups_total", "result", metrics.CacheMiss), 2.0)
+	_, failedAppend := s.value("jetflow_storage_errors_total", "operation", metrics.OpHistoryAppend, "kind", metrics.ErrKindOther)
+	require.False(t, failedAppend)
+	problems, err := promlint.New(bytes.NewReader(s.raw)).Lint()
+	require.NoError(t, err)
+	require.Empty(t, problems, "promlint: %s", describe(problems))
 }

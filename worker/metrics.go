@@ -87,3 +87,11 @@ func turnResult(p plan, err error) string {
 	}
 	return metrics.TurnError
 }
+
+// storageOp records a storage operation begun at began that ended with
+// err.
+func (w *Worker) storageOp(op string, began time.Time, err error) {
+	if m := w.cfg.Metrics; m != nil {
+		m.StorageOp(op, time.Since(began), err)
+	}
+}

@@ -379,7 +379,9 @@ func (w *Worker) janitor() {
 			return
 		case <-t.C:
 			fresh := w.leases.takeAcked()
+			began := time.Now()
 			left, err := w.store.PurgeAcked(w.ctx, ripe)
+			w.storageOp(metrics.OpPurge, began, err)
 			if err != nil && w.ctx.Err() == nil {
 				w.log.Warn("purging acknowledged messages", slog.Any("error", err))
 			}
@@ -449,7 +451,10 @@ func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
 		w.leases.release(le)
 		return // canceled by StopAndCancel: let another worker run it
 	}
-	if err := w.disp.ActivityResult(ctx, t, result, failure); err != nil {
+	sent := time.Now()
+	err := w.disp.ActivityResult(ctx, t, result, failure)
+	w.storageOp(metrics.OpPublish, sent, err)
+	if err != nil {
 		w.log.Warn("sending activity result; the task will run again", slog.String("instance_id", t.InstanceID),
 			slog.String("activity", t.Name), slog.Any("error", err))
 		w.leases.nak(le, time.Second)

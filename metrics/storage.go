@@ -1,0 +1,87 @@
+package metrics
+
+import (
+	"errors"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Storage operations (the operation label of the jetflow_storage_*
+// families), as the workers make them.
+const (
+	// OpHistoryLoad: reading an instance's history chunks.
+	OpHistoryLoad = "history_load"
+	// OpHistoryAppend: writing the next chunk (the fence).
+	OpHistoryAppend = "history_append"
+	// OpStatusRead: reading an instance's status.
+	OpStatusRead = "status_read"
+	// OpStatusPut: a status write retried after a compare-and-set conflict.
+	OpStatusPut = "status_put"
+	// OpPublish: publishing a turn's actions and status, or an activity's
+	// result, awaited together.
+	OpPublish = "publish"
+	// OpPurge: removing acknowledged messages from the inbox and task streams.
+	OpPurge = "purge"
+)
+
+// Storage error kinds (the kind label of jetflow_storage_errors_total).
+const (
+	// ErrKindConflict: a compare-and-set lost (jetstream.ErrConflict).
+	ErrKindConflict = "conflict"
+	// ErrKindUnavailable: the server could not be reached or did not
+	// answer in time (jetflow.ErrUnavailable).
+	ErrKindUnavailable = "unavailable"
+	// ErrKindTooLarge: a message over the server's max_payload.
+	ErrKindTooLarge = "too_large"
+	// ErrKindOther: any other error.
+	ErrKindOther = "other"
+)
+
+// storageFamilies are the storage families, part of an Engine.
+type storageFamilies struct {
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+}
+
+func newStorageFamilies() storageFamilies {
+	return storageFamilies{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "storage_operation_duration_seconds",
+			Help:    "Time of the workers' storage operations, by operation (history_load, history_append, status_read, status_put, publish, purge).",
+			Buckets: LatencyBuckets}, []string{"operation"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "storage_errors_total",
+			Help: "Storage operations of the workers that failed, by operation and kind (conflict, unavailable, too_large, other)."},
+			[]string{"operation", "kind"}),
+	}
+}
+
+func (f storageFamilies) collectors() []prometheus.Collector {
+	return []prometheus.Collector{f.duration, f.errors}
+}
+
+// ErrorKind is the kind label of a storage error.
+func ErrorKind(err error) string {
+	switch {
+	case errors.Is(err, jetstream.ErrConflict):
+		return ErrKindConflict
+	case errors.Is(err, jetflow.ErrUnavailable):
+		return ErrKindUnavailable
+	case errors.Is(err, jetstream.ErrTooLarge):
+		return ErrKindTooLarge
+	}
+	return ErrKindOther
+}
+
+// StorageOp records a storage operation of d that ended with err. A read
+// that found nothing (jetstream.ErrNotFound) is not an error.
+func (m *Engine) StorageOp(op string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.storage.duration.WithLabelValues(op).Observe(seconds(d))
+	if err != nil && !errors.Is(err, jetstream.ErrNotFound) {
+		m.storage.errors.WithLabelValues(op, ErrorKind(err)).Inc()
+	}
+}
