@@ -29,6 +29,15 @@
 //	    Starts a new run of a finished instance with the same input (under a
 //	    new id unless restartWithNewInstanceId=false): 202 with its URLs;
 //	    404 unknown; 410 while it has not finished.
+//	POST /runtime/webhooks/durabletask/instances/{instanceId}/rewind?reason=…
+//	    Runs a Failed instance again from before its failures: 202; 404
+//	    unknown; 410 unless it is Failed (errors in plain text here).
+//	DELETE /runtime/webhooks/durabletask/instances/{instanceId}
+//	    Purges a finished instance (status, history, waiting messages): 200
+//	    with {"instancesDeleted":1}; 404 unknown or not finished.
+//	DELETE /runtime/webhooks/durabletask/instances[/]?createdTimeFrom=…[&createdTimeTo=…][&runtimeStatus=…]
+//	    Purges every finished instance selected: 200 with instancesDeleted;
+//	    404 when none; 400 without createdTimeFrom.
 //	GET  /runtime/webhooks/durabletask/instances/{instanceId}/watch
 //	    The instance's status as server-sent events, from its current value
 //	    until its terminal status (see Watch streams).

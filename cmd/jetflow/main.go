@@ -3,8 +3,8 @@
 //
 // `jetflow dev` runs everything in one process for development: an embedded
 // nats-server with JetStream (its client port open to other processes and
-// the nats CLI), the dispatcher, a worker with the samples registered and
-// the Durable Functions–compatible HTTP API:
+// the nats CLI), a worker with the samples registered and the Durable
+// Functions–compatible HTTP API:
 //
 //	go run ./cmd/jetflow dev [--data ./.jetflow] [--nats-listen 127.0.0.1:4222] [--http 127.0.0.1:8080]
 //
@@ -23,14 +23,20 @@
 // the NATS roles of deploy/nats/roles.conf.
 //
 //	jetflow start NAME [--input JSON] [--id ID]   start an instance, print its id
-//	jetflow status ID                             print its status JSON
+//	jetflow status ID [--history]                 print its status JSON (with its history)
 //	jetflow watch ID [--from-revision N]          print each status change until it finishes
 //	jetflow watch --prefix P [--from-revision N]  print the changes of many instances until Ctrl-C
+//	jetflow list [--status S] [--prefix P] [--created-from T] [--created-to T] [--top N] [--continue TOKEN] [--json]
+//	                                              print a page of instances
 //	jetflow raise ID EVENT [JSON]                 send it an external event
 //	jetflow terminate ID [--reason TEXT]          terminate it
 //	jetflow suspend ID [--reason TEXT]            suspend it
 //	jetflow resume ID [--reason TEXT]             resume it
+//	jetflow rewind ID [--reason TEXT]             run a failed instance again from where it failed
 //	jetflow restart ID [--same-id]                run a finished instance again, print the new id
+//	jetflow purge ID                              remove a finished instance
+//	jetflow purge --created-before T [--created-after T] [--status S]
+//	                                              remove the finished instances selected
 //
 // Errors are printed as one line on stderr, with a non-zero exit status.
 package main
