@@ -63,24 +63,33 @@ func (m *Engine) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			route := r.Pattern
-			if route == "" {
-				route = "unmatched"
-			}
-			method := r.Method
-			if !methods[method] {
-				method = "other"
-			}
-			code := sw.code
-			if code == 0 {
-				code = http.StatusOK
-			}
-			m.http.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-			m.http.duration.WithLabelValues(route, method).Observe(time.Since(began).Seconds())
-		}()
+		defer func() { m.ObserveRequest(r.Pattern, r.Method, sw.code, time.Since(began)) }()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// ObserveRequest counts and times one HTTP request answered with code
+// (0 is taken as 200) after d, for a server that knows the pattern that
+// served it (route; "" counts as "unmatched") but cannot use Middleware:
+// one that hands its mux a copy of the request (r.WithContext), on which
+// the mux sets Pattern, calls this with the pattern from
+// ServeMux.Handler. Methods other than the standard ones count as
+// "other".
+func (m *Engine) ObserveRequest(route, method string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	if !methods[method] {
+		method = "other"
+	}
+	if code == 0 {
+		code = http.StatusOK
+	}
+	m.http.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.http.duration.WithLabelValues(route, method).Observe(seconds(d))
 }
 
 // statusWriter records the status code of a response.

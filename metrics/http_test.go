@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/jetflow/jetflow/metrics"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -70,4 +71,21 @@ func TestMiddleware(t *testing.T) {
 	var nilEngine *metrics.Engine
 	require.NotNil(t, nilEngine.Middleware(mux))
 	nilEngine.WatchStarted(metrics.WatchGo)()
+	nilEngine.ObserveRequest("GET /x", "GET", 200, time.Second)
+}
+
+// TestObserveRequest checks the labels of a request a server reports
+// itself.
+func TestObserveRequest(t *testing.T) {
+	t.Parallel()
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	m.ObserveRequest("", "BREW", 0, time.Millisecond)
+	m.ObserveRequest("POST /orchestrators/{name}", http.MethodPost, http.StatusAccepted, time.Millisecond)
+	srv := httptest.NewServer(metrics.Handler(reg))
+	t.Cleanup(srv.Close)
+	s := get(t, srv.URL)
+	require.Equal(t, 1.0, s.v(t, "jetflow_http_requests_total", "route", "unmatched", "method", "other", "code", "200"))
+	require.Equal(t, 1.0, s.v(t, "jetflow_http_requests_total", "route", "POST /orchestrators/{name}", "method", "POST", "code", "202"))
 }
