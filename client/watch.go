@@ -38,7 +38,10 @@ func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*Update,
 
 // WatchStatus sends an instance's current status (when it has one) and
 // then each change, and closes the channel after the instance finishes or
-// when ctx ends.
+// when ctx ends. The bucket keeps one value per instance: a value replaced
+// before the watch delivered it (a reader that falls behind, a watch
+// served by a lagging cluster node) is skipped, never the latest, and
+// never a terminal status; updates come in revision order.
 //
 // With fromRevision > 0 it resumes after that revision (the Revision of
 // the last update the caller saw): it sends the instance's status if it

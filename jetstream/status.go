@@ -158,8 +158,12 @@ type StatusUpdate struct {
 	Deleted bool
 }
 
-// WatchStatus sends the current status of the instance and then every
-// change, until ctx ends (the channel is then closed). With fromRev > 0 it
+// WatchStatus sends the current status of the instance and then its
+// changes, until ctx ends (the channel is then closed). The bucket keeps
+// one value per instance, so a value replaced before the watch delivered
+// it is skipped (a slow reader, or a watch served by a lagging node);
+// what is sent is in revision order and ends with the instance's latest
+// value, a terminal status or a purge never skipped. With fromRev > 0 it
 // starts at that revision instead of the current value (see
 // [Store.WatchStatuses] for what is sent then). Errors decoding a value are
 // skipped.
@@ -168,9 +172,10 @@ func (s *Store) WatchStatus(ctx context.Context, id string, fromRev uint64) (<-c
 }
 
 // WatchStatuses sends the status of every instance whose id starts with
-// prefix (every instance when prefix is empty), and then every change of
-// them, in revision order, until ctx ends (the channel is then closed).
-// Errors decoding a value are skipped.
+// prefix (every instance when prefix is empty), and then their changes,
+// in revision order, until ctx ends (the channel is then closed). As in
+// WatchStatus, a value replaced before the watch delivered it is skipped,
+// never an instance's latest. Errors decoding a value are skipped.
 //
 // With fromRev 0 it starts with the current status of every such instance
 // (instances whose status was deleted are not sent), then each change,
