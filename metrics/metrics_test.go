@@ -217,6 +217,13 @@ func TestMetricsMatchWhatHappened(t *testing.T) {
 	problems, err := promlint.New(bytes.NewReader(s.raw)).Lint()
 	require.NoError(t, err)
 	require.Empty(t, problems, "promlint: %s", describe(problems))
+
+	// A stopped worker's cache is gone, and so are its slots.
+	require.NoError(t, e.StopWorker(ctx, 0))
+	s = get(t, srv.URL)
+	require.Equal(t, 0.0, s.v(t, "jetflow_sticky_cache_instances"))
+	require.Equal(t, 0.0, s.v(t, "jetflow_activity_slots"))
+	require.Equal(t, 0.0, s.v(t, "jetflow_orchestration_slots"))
 }
 
 // TestScrapeOfAnUnreachableHub checks that a collector that cannot read

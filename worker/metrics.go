@@ -95,3 +95,19 @@ func (w *Worker) storageOp(op string, began time.Time, err error) {
 		m.StorageOp(op, time.Since(began), err)
 	}
 }
+
+// dropCache empties the sticky cache of a stopped worker (it cannot be
+// started again), so that jetflow_sticky_cache_instances counts only
+// the caches of running workers.
+func (w *Worker) dropCache() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.idle.Len()
+	for e := w.idle.Front(); e != nil; e = e.Next() {
+		inst := e.Value.(*instance)
+		inst.elem = nil
+		delete(w.instances, inst.id)
+	}
+	w.idle.Init()
+	w.cfg.Metrics.CacheSize(-n)
+}

@@ -328,6 +328,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		}
 		w.running.Wait()
 		w.releaseHeld()
+		w.dropCache()
 		close(done)
 	}()
 	select {
