@@ -96,10 +96,10 @@ func TestClientVerbs(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
 	url := e.Server.ClientURL()
-	ctx := e.Context(30 * time.Second)
 
 	t.Run("CityRecommender", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 		r := cli(t, ctx, "start", "CityRecommender", "--input", "3", "--id", "trip 1", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		require.Equal(t, "trip 1\n", r.stdout)
@@ -130,6 +130,7 @@ func TestClientVerbs(t *testing.T) {
 
 	t.Run("HelloSequence", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 		r := cli(t, ctx, "start", "E1_HelloSequence", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		id := strings.TrimSpace(r.stdout)
@@ -148,6 +149,7 @@ func TestClientVerbs(t *testing.T) {
 
 	t.Run("Terminate", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 		r := cli(t, ctx, "start", "SetStatusTest", "--id", "term-1", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		r = cli(t, ctx, "terminate", "term-1", "--reason", "no longer needed", "--nats", url)
@@ -165,6 +167,7 @@ func TestClientVerbs(t *testing.T) {
 
 	t.Run("SuspendResume", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 		r := cli(t, ctx, "start", "SetStatusTest", "--id", "pause-1", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		r = cli(t, ctx, "suspend", "pause-1", "--reason", "maintenance", "--nats", url)
@@ -188,6 +191,7 @@ func TestClientVerbs(t *testing.T) {
 
 	t.Run("RewindPurge", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 		// ReserveTicket fails on an input that is not a user id.
 		r := cli(t, ctx, "start", "ReserveTicket", "--input", "5", "--id", "fails-1", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
@@ -221,6 +225,7 @@ func TestClientVerbs(t *testing.T) {
 
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 		closed := closedPort(t)
 		for _, tt := range []struct {
 			name     string
@@ -244,6 +249,7 @@ func TestClientVerbs(t *testing.T) {
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
+				ctx := e.Context(30 * time.Second) // from when the subtest runs, not when it was queued
 				requireOneLineError(t, cli(t, ctx, tt.args...), tt.contains)
 			})
 		}
