@@ -137,6 +137,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/metrics"
 )
 
 // BasePath is the path under which the API's routes live, as in Durable
@@ -222,6 +223,17 @@ type Config struct {
 	// watch request beyond it gets 503 with a Retry-After header. Defaults
 	// to DefaultMaxWatchers (1000); a negative value removes the cap.
 	MaxWatchers int
+
+	// Metrics, when set, counts the requests by route, method and code,
+	// with their duration, and the open watch streams. Defaults to nil
+	// (none).
+	Metrics *metrics.Engine
+
+	// MetricsHandler, when set, is served at GET /metrics (Prometheus's
+	// text format: metrics.Handler), behind the read scope when keys are
+	// configured (a Prometheus scrape sends it as params: {code: [KEY]}).
+	// Defaults to nil (no such route).
+	MetricsHandler http.Handler
 
 	// WatchWriteTimeout bounds each write of a watch stream (an event or a
 	// keep-alive comment): a client that does not take it in time (one that
@@ -328,6 +340,9 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", read(a.watchInstance))
 	a.mux.HandleFunc("GET "+BasePath+"/watch", read(a.watchAll))
 	a.mux.HandleFunc("GET /healthz", a.healthz)
+	if h := cfg.MetricsHandler; h != nil {
+		a.mux.HandleFunc("GET /metrics", read(h.ServeHTTP))
+	}
 	return http.HandlerFunc(a.serveHTTP)
 }
 
@@ -335,6 +350,11 @@ func New(c *client.Client, cfg Config) http.Handler {
 // answers into JSON errors.
 func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w}
+	if m := a.cfg.Metrics; m != nil {
+		began, pattern := time.Now(), ""
+		defer func() { m.ObserveRequest(pattern, r.Method, rw.code, time.Since(began)) }()
+		_, pattern = a.mux.Handler(r)
+	}
 	defer func() {
 		v := recover()
 		if v == nil {
@@ -492,15 +512,20 @@ func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
 type responseWriter struct {
 	http.ResponseWriter
 	wroteHeader bool
+	code        int // the status code sent; 0 before
 }
 
 func (w *responseWriter) WriteHeader(code int) {
-	w.wroteHeader = true
+	if !w.wroteHeader && code >= 200 {
+		w.wroteHeader, w.code = true, code
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
-	w.wroteHeader = true
+	if !w.wroteHeader {
+		w.wroteHeader, w.code = true, http.StatusOK
+	}
 	return w.ResponseWriter.Write(b)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/metrics"
 )
 
 // DefaultKeepAlive is the default interval of the comments sent on idle
@@ -155,6 +156,7 @@ func parseRuntimeStatuses(values []string) ([]jetflow.RuntimeStatus, error) {
 // writes must be taken by the client within Config.WatchWriteTimeout: a
 // client that stops reading is dropped, which ends its watch.
 func (a *api) stream(ctx context.Context, w http.ResponseWriter, r *http.Request, updates <-chan client.Update) {
+	defer a.cfg.Metrics.WatchStarted(metrics.WatchSSE)()
 	rc := http.NewResponseController(w)
 	// No read deadline: the request is read, and the server's ReadTimeout
 	// must not end the stream (net/http lifts it once the body is read;

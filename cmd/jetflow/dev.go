@@ -155,7 +155,14 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	if err := samples.Register(reg, samples.Options{}); err != nil {
 		return fmt.Errorf("registering the samples: %w", err)
 	}
-	w, err := worker.New(store, reg, worker.Config{Logger: logger})
+	c := client.New(store)
+	defer c.Close() // before the connection closes
+	m, metricsHandler, err := processMetrics(store, c)
+	if err != nil {
+		return err
+	}
+	api.cfg.Metrics, api.cfg.MetricsHandler = m, metricsHandler
+	w, err := worker.New(store, reg, worker.Config{Logger: logger, Metrics: m})
 	if err != nil {
 		return err
 	}
@@ -170,8 +177,6 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	c := client.New(store)
-	defer c.Close() // before the connection closes
 	stopAPI, served := api.start(httpLn, c, nc, logger)
 	b := banner{
 		natsURL:       "nats://" + dialable(strings.TrimPrefix(srv.ClientURL(), "nats://")),

@@ -77,6 +77,8 @@ worker.New(...).Start (see the README).`,
 	f.BoolVar(&cfg.NoOrchestrations, "no-orchestrations", false, "run activities only")
 	f.BoolVar(&cfg.NoActivities, "no-activities", false, "run orchestrations only")
 	var noPurge bool
+	var metricsAddr string
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; default none)")
 	f.BoolVar(&noPurge, "no-purge", false, "leave the removal of acknowledged messages to other workers (for a NATS role without purge rights, e.g. a worker limited to some names)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
@@ -92,6 +94,18 @@ worker.New(...).Start (see the README).`,
 		cfg.Logger = logger
 		if noPurge {
 			cfg.PurgeInterval = -1
+		}
+		if metricsAddr != "" {
+			m, h, err := processMetrics(store, nil)
+			if err != nil {
+				return err
+			}
+			stopMetrics, err := serveMetrics(metricsAddr, h, logger)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+			cfg.Metrics = m
 		}
 		w, err := worker.New(store, reg, cfg)
 		if err != nil {
@@ -150,6 +164,9 @@ NATS connection) and cross-site rules (--public-url, --allowed-origins,
 		c := client.New(store)
 		defer c.Close() // before the connection closes
 		api.cfg.Logger = logger
+		if api.cfg.Metrics, api.cfg.MetricsHandler, err = processMetrics(store, c); err != nil {
+			return err
+		}
 		stop, served := api.start(ln, c, nc, logger)
 		fmt.Fprintf(cmd.OutOrStdout(), "jetflow server: HTTP API on %s://%s (hub %s on %s)\n", api.scheme, dialable(ln.Addr().String()), o.hub, redactURL(o.natsURL))
 		var runErr error

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
+)
+
+// TestDevMetrics: after the README's example (one E1_HelloSequence over
+// HTTP), GET /metrics on dev's HTTP port shows what happened: the start
+// and completion, three activities, the request by route, the open
+// instances, the backlog of the consumers.
+func TestDevMetrics(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	const base = "/runtime/webhooks/durabletask"
+	require.Equal(t, http.StatusAccepted, d.post(t, base+"/orchestrators/E1_HelloSequence/hello-1", ""))
+	st := d.waitStatus(t, "hello-1", func(st jetflow.Status) bool { return st.Finished() })
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+
+	for _, want := range []string{
+		`jetflow_orchestrations_started_total{orchestrator="E1_HelloSequence"} 1`,
+		`jetflow_orchestrations_completed_total{orchestrator="E1_HelloSequence",status="Completed"} 1`,
+		`jetflow_activity_executions_total{activity="E1_SayHello",outcome="completed"} 3`,
+		`jetflow_http_requests_total{code="202",method="POST",route="POST /runtime/webhooks/durabletask/orchestrators/{name}/{instanceId}"} 1`,
+		`jetflow_instances{orchestrator="E1_HelloSequence",runtime_status="Completed"} 1`,
+		`jetflow_consumer_pending_messages{kind="activity",name="E1_SayHello"} 0`,
+		`jetflow_build_info{`,
+	} {
+		testkit.WaitForNoError(t, 10*time.Second, want, func() error {
+			code, body := d.get(t, "/metrics")
+			if code != http.StatusOK {
+				return fmt.Errorf("GET /metrics: %d %s", code, body)
+			}
+			if !strings.Contains(string(body), want) {
+				return errors.New("not in the scrape")
+			}
+			return nil
+		})
+	}
+}
