@@ -2,17 +2,11 @@ package httpapi_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,37 +21,9 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/samples"
 )
-
-// selfSigned returns a PEM certificate and key for 127.0.0.1 named cn,
-// and the certificate parsed.
-func selfSigned(t *testing.T, cn string) (certPEM, keyPEM []byte, cert *x509.Certificate) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	require.NoError(t, err)
-	cert, err = x509.ParseCertificate(der)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), cert
-}
 
 // tlsClient returns an HTTP client that trusts only cert, on fresh
 // connections.
@@ -76,7 +42,7 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c1, k1, cert1 := selfSigned(t, "first")
+	c1, k1, cert1 := testkit.SelfSigned(t, "first")
 	require.NoError(t, os.WriteFile(certFile, c1, 0o600))
 	require.NoError(t, os.WriteFile(keyFile, k1, 0o600))
 
@@ -116,7 +82,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// Renew: the files change, the next connections get the new one.
-	c2, k2, cert2 := selfSigned(t, "second")
+	c2, k2, cert2 := testkit.SelfSigned(t, "second")
 	require.NoError(t, os.WriteFile(keyFile+".new", k2, 0o600))
 	require.NoError(t, os.WriteFile(certFile+".new", c2, 0o600))
 	require.NoError(t, os.Rename(keyFile+".new", keyFile))
