@@ -426,89 +426,6 @@ func viaJSON(t *testing.T, st *jetflow.Status) jetflow.Status {
 	return out
 }
 
-func TestPutStatus(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := t.Context()
-	for i, tc := range []struct {
-		name string
-		// prepare writes earlier statuses and returns the revision to
-		// write with.
-		prepare   func(t *testing.T, id string) uint64
-		withError error
-	}{
-		{
-			name:    "create",
-			prepare: func(t *testing.T, id string) uint64 { return 0 },
-		},
-		{
-			name: "create over an existing status",
-			prepare: func(t *testing.T, id string) uint64 {
-				_, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusPending, ""), 0)
-				require.NoError(t, err)
-				return 0
-			},
-			withError: jetstream.ErrConflict,
-		},
-		{
-			name: "current revision",
-			prepare: func(t *testing.T, id string) uint64 {
-				rev, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusPending, ""), 0)
-				require.NoError(t, err)
-				return rev
-			},
-		},
-		{
-			name: "stale revision",
-			prepare: func(t *testing.T, id string) uint64 {
-				rev, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusPending, ""), 0)
-				require.NoError(t, err)
-				_, err = b.store.PutStatus(ctx, id, status(id, jetflow.StatusRunning, ""), rev)
-				require.NoError(t, err)
-				return rev
-			},
-			withError: jetstream.ErrConflict,
-		},
-		{
-			name:      "revision of a missing status",
-			prepare:   func(t *testing.T, id string) uint64 { return 1 },
-			withError: jetstream.ErrConflict,
-		},
-		{
-			// GetStatus says ErrNotFound after DeleteStatus, so "rev 0:
-			// the key must not exist" must hold again (a start whose
-			// message failed is undone this way, and the id reused).
-			name: "create after delete",
-			prepare: func(t *testing.T, id string) uint64 {
-				rev, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusPending, ""), 0)
-				require.NoError(t, err)
-				require.NoError(t, b.store.DeleteStatus(ctx, id, rev))
-				_, err = b.store.GetStatus(ctx, id)
-				require.ErrorIs(t, err, jetstream.ErrNotFound)
-				return 0
-			},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			id := "put status." + strconv.Itoa(i)
-			rev := tc.prepare(t, id)
-			before, _ := b.store.GetStatus(ctx, id)
-			want := status(id, jetflow.StatusCompleted, `"done"`)
-			newRev, err := b.store.PutStatus(ctx, id, want, rev)
-			after, _ := b.store.GetStatus(ctx, id)
-			if tc.withError != nil {
-				require.ErrorIs(t, err, tc.withError)
-				require.Zero(t, newRev)
-				require.Equal(t, before, after, "a lost write changes nothing")
-				return
-			}
-			require.NoError(t, err)
-			require.Greater(t, newRev, rev)
-			require.Equal(t, &jetstream.StatusEntry{Status: viaJSON(t, want), Revision: newRev}, after)
-		})
-	}
-}
-
 func TestGetStatus(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -547,20 +464,6 @@ func TestGetStatus(t *testing.T) {
 	_, err = b.store.GetStatus(ctx, "garbage")
 	require.Error(t, err)
 	require.NotErrorIs(t, err, jetstream.ErrNotFound)
-}
-
-func TestDeleteStatus(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := t.Context()
-	rev, err := b.store.PutStatus(ctx, "x", status("x", jetflow.StatusPending, ""), 0)
-	require.NoError(t, err)
-	require.ErrorIs(t, b.store.DeleteStatus(ctx, "x", rev+1), jetstream.ErrConflict)
-	_, err = b.store.GetStatus(ctx, "x")
-	require.NoError(t, err, "a lost delete keeps the status")
-	require.NoError(t, b.store.DeleteStatus(ctx, "x", rev))
-	_, err = b.store.GetStatus(ctx, "x")
-	require.ErrorIs(t, err, jetstream.ErrNotFound)
 }
 
 func TestWatchStatus(t *testing.T) {
