@@ -167,7 +167,7 @@ func testClusterLeaderKill(t *testing.T) {
 	live := startContinuously(t, h, tr, 20*time.Millisecond, func(i int) spec { return helloSpec(fmt.Sprintf("cl-live-%04d", i)) })
 
 	tr.waitFinished(t, len(specs)/5, 60*time.Second)
-	orch := h.store.Names().OrchStream()
+	orch := h.store.Names().InboxStream()
 	leader := ns.node(h.streamLeader(t, orch))
 	ns.kill(leader)
 	f, total := tr.counts()

@@ -675,7 +675,7 @@ func (h *hub) dumpConsumers(t *testing.T) {
 	if err != nil {
 		return
 	}
-	for _, name := range []string{h.store.Names().OrchStream(), h.store.Names().ActStream()} {
+	for _, name := range []string{h.store.Names().InboxStream(), h.store.Names().TaskStream()} {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Logf("stream %s: %v", name, err)
@@ -741,7 +741,7 @@ func (h *hub) waitIdle(t *testing.T, timeout time.Duration) {
 	testkit.WaitFor(t, timeout, "the consumers to be idle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, name := range []string{h.store.Names().OrchStream(), h.store.Names().ActStream()} {
+		for _, name := range []string{h.store.Names().InboxStream(), h.store.Names().TaskStream()} {
 			st, err := js.Stream(ctx, name)
 			if err != nil {
 				return false

@@ -1476,7 +1476,7 @@ func checkStreams(t *testing.T, h *hub, fail func(string, ...any)) {
 	var last string
 	for {
 		out, msgs, timers, err := h.outstanding()
-		if err == nil && out == 0 && msgs[js.ActStream()] == 0 && msgs[js.OrchStream()] == timers {
+		if err == nil && out == 0 && msgs[js.TaskStream()] == 0 && msgs[js.InboxStream()] == timers {
 			t.Logf("streams hold only what is outstanding: %d not due timers", timers)
 			return
 		}
@@ -1502,7 +1502,7 @@ func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, 
 	}
 	msgs = map[string]uint64{}
 	names := h.store.Names()
-	for _, name := range []string{names.OrchStream(), names.ActStream()} {
+	for _, name := range []string{names.InboxStream(), names.TaskStream()} {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			return 0, nil, 0, err
@@ -1519,7 +1519,7 @@ func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, 
 		if err := l.Err(); err != nil {
 			return 0, nil, 0, err
 		}
-		if name != names.OrchStream() {
+		if name != names.InboxStream() {
 			continue
 		}
 		// Timers are message schedules in the inbox stream, one subject

@@ -33,8 +33,8 @@ func storedFor(t *testing.T, e *testengine.Engine, id string) map[string]uint64 
 	for _, f := range []struct{ stream, filter string }{
 		{"KV_" + n.StatusBucket(), "$KV." + n.StatusBucket() + "." + n.StatusKey(id)},
 		{"KV_" + n.HistoryBucket(), "$KV." + n.HistoryBucket() + "." + n.HistoryFilter(id)},
-		{n.OrchStream(), n.InboxFilter(id)},
-		{n.OrchStream(), n.TimerFilter(id)},
+		{n.InboxStream(), n.InstanceInboxFilter(id)},
+		{n.InboxStream(), n.TimerFilter(id)},
 	} {
 		st, err := js.Stream(t.Context(), f.stream)
 		require.NoError(t, err)

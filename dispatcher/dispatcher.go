@@ -134,12 +134,12 @@ func (d *Dispatcher) ResendStart(ctx context.Context, pending *jetstream.StatusE
 // startMessage is the start message of the run whose Pending status st
 // was written at revision rev. Its execution id is derived from the
 // instance id and rev, which no other run of the id shares.
-func startMessage(id string, st *jetflow.Status, rev uint64) *jetstream.OrchMessage {
+func startMessage(id string, st *jetflow.Status, rev uint64) *jetstream.InboxMessage {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	exec := "s" + strconv.FormatUint(h.Sum64(), 36) + "-" + strconv.FormatUint(rev, 36)
 	at := st.CreatedTime.UTC()
-	return &jetstream.OrchMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
+	return &jetstream.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
 		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
 	}}
@@ -168,7 +168,7 @@ func (d *Dispatcher) RaiseEvent(ctx context.Context, id, name string, data json.
 	if err != nil {
 		return err
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
+	return d.send(ctx, &jetstream.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
 		Type: history.EventRaised, Time: d.now().UTC(), Name: name, Input: data, MsgID: nuid.Next(),
 	}})
 }
@@ -205,7 +205,7 @@ func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessa
 	if st.Status.RuntimeStatus != jetflow.StatusFailed {
 		return fmt.Errorf("%w: %q is %s; only a failed instance can be rewound", jetflow.ErrInstanceNotFailed, id, st.Status.RuntimeStatus)
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Orchestrator: st.Status.Name, Event: history.Event{
+	return d.send(ctx, &jetstream.InboxMessage{InstanceID: id, Orchestrator: st.Status.Name, Event: history.Event{
 		Type: history.ExecutionRewound, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
 	}})
 }
@@ -215,7 +215,7 @@ func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, r
 	if err != nil {
 		return err
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
+	return d.send(ctx, &jetstream.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
 		Type: typ, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
 	}})
 }
@@ -232,8 +232,8 @@ func (d *Dispatcher) active(ctx context.Context, id string) (string, error) {
 	return st.Status.Name, nil
 }
 
-func (d *Dispatcher) send(ctx context.Context, m *jetstream.OrchMessage) error {
-	out, err := d.store.OrchWrite(m)
+func (d *Dispatcher) send(ctx context.Context, m *jetstream.InboxMessage) error {
+	out, err := d.store.InboxWrite(m)
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (d *Dispatcher) ActivityResult(ctx context.Context, t *jetstream.ActivityTa
 	if failure != nil {
 		ev.Type, ev.Result, ev.Failure = history.TaskFailed, nil, failure
 	}
-	return d.send(ctx, &jetstream.OrchMessage{InstanceID: t.InstanceID, Orchestrator: t.Orchestrator, ExecutionID: t.ExecutionID, Event: ev})
+	return d.send(ctx, &jetstream.InboxMessage{InstanceID: t.InstanceID, Orchestrator: t.Orchestrator, ExecutionID: t.ExecutionID, Event: ev})
 }
 
 // Execution identifies the execution whose commit is being dispatched.
@@ -304,7 +304,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 			return jetstream.Outgoing{}, false, err
 		}
 		if !ok {
-			out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+			out, err := d.store.InboxWrite(&jetstream.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 				Type: history.TaskFailed, Time: e.Time, TaskID: e.ID, MsgID: ex.ExecutionID + ":result:" + id,
 				Failure: &history.Failure{Type: jetflow.FailureActivityNotRegistered,
 					Message: fmt.Sprintf("activity %q is not registered with any worker", e.Name)},
@@ -317,20 +317,20 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		}, ex.ExecutionID+":task:"+id)
 		return out, true, err
 	case history.TimerCreated:
-		out, err := d.store.TimerWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+		out, err := d.store.TimerWrite(&jetstream.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 			Type: history.TimerFired, Time: e.FireAt, TaskID: e.ID, FireAt: e.FireAt, MsgID: ex.ExecutionID + ":timer:" + id,
 		}}, e.ID, e.FireAt)
 		return out, true, err
 	case history.SubOrchestrationCreated:
 		exec := ex.ExecutionID + "-" + id
-		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
+		out, err := d.store.InboxWrite(&jetstream.InboxMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
 			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
 			MsgID:  exec + ":start",
 			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
 		}})
 		return out, true, err
 	case history.OrchestratorYielded:
-		out, err := d.store.OrchWrite(&jetstream.OrchMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+		out, err := d.store.InboxWrite(&jetstream.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 			Type: history.OrchestratorStarted, Time: e.Time, MsgID: ex.ExecutionID + ":yield",
 		}})
 		return out, true, err
@@ -338,7 +338,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		if ex.Parent == nil || e.Status == history.StatusContinuedAsNew {
 			return jetstream.Outgoing{}, false, nil
 		}
-		out, err := d.store.OrchWrite(ParentResult(ex.Parent, ex.Name, ex.ExecutionID, e))
+		out, err := d.store.InboxWrite(ParentResult(ex.Parent, ex.Name, ex.ExecutionID, e))
 		return out, true, err
 	}
 	return jetstream.Outgoing{}, false, nil
@@ -347,7 +347,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 // ParentResult is the message telling a parent how its sub-orchestration
 // (execution childExec of orchestrator name) ended, given the child's
 // ExecutionCompleted event.
-func ParentResult(p *history.Parent, name, childExec string, done *history.Event) *jetstream.OrchMessage {
+func ParentResult(p *history.Parent, name, childExec string, done *history.Event) *jetstream.InboxMessage {
 	ev := history.Event{Type: history.SubOrchestrationCompleted, Time: done.Time, TaskID: p.TaskID,
 		Result: done.Result, MsgID: childExec + ":done"}
 	switch done.Status {
@@ -357,7 +357,7 @@ func ParentResult(p *history.Parent, name, childExec string, done *history.Event
 		ev.Type, ev.Result = history.SubOrchestrationFailed, nil
 		ev.Failure = &history.Failure{Type: jetflow.FailureTerminated, Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", name, string(done.Result))}
 	}
-	return &jetstream.OrchMessage{InstanceID: p.InstanceID, Orchestrator: p.Name, ExecutionID: p.ExecutionID, Event: ev}
+	return &jetstream.InboxMessage{InstanceID: p.InstanceID, Orchestrator: p.Name, ExecutionID: p.ExecutionID, Event: ev}
 }
 
 // SendParentResult publishes ParentResult directly; a worker uses it when a

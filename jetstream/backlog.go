@@ -14,14 +14,14 @@ import (
 // not yet done, as the server counts it: what waits in the stream for a
 // worker, and what workers hold.
 type ConsumerBacklog struct {
-	// Consumer is the durable consumer's name (Names.OrchConsumer or
-	// Names.ActConsumer).
+	// Consumer is the durable consumer's name (Names.InboxConsumer or
+	// Names.TaskConsumer).
 	Consumer string
 	// Kind is KindOrchestrator or KindActivity.
 	Kind string
 	// Name is the orchestrator's or activity's name, decoded from the
 	// consumer's name; for a name too long to be spelled out in it (see
-	// Names.OrchConsumer) it is the consumer name's shortened token.
+	// Names.InboxConsumer) it is the consumer name's shortened token.
 	Name string
 	// Pending is how many messages match the consumer and were never
 	// delivered: the backlog.

@@ -10,8 +10,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// OrchMessage is a message in an instance's inbox: one event to apply.
-type OrchMessage struct {
+// InboxMessage is a message in an instance's inbox: one event to apply.
+type InboxMessage struct {
 	// InstanceID is the target instance (not encoded).
 	InstanceID string `msgpack:"i"`
 	// ExecutionID, when set, is the execution the message is for; a message

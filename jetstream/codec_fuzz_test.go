@@ -22,7 +22,7 @@ var writeFuzzSeeds = flag.Bool("write-fuzz-seeds", false, "rewrite the seed corp
 // FuzzCodec's input.
 var codecKinds = []func() any{
 	func() any { return new(Chunk) },
-	func() any { return new(OrchMessage) },
+	func() any { return new(InboxMessage) },
 	func() any { return new(ActivityTask) },
 	func() any { return new(RegistryEntry) },
 	func() any { return new(history.Event) },
@@ -133,8 +133,8 @@ func codecSeeds(t testing.TB) []codecSeed {
 	}
 	add("chunk", 0, &Chunk{Events: events})
 	add("chunk-empty", 0, &Chunk{})
-	add("orch-start", 1, &OrchMessage{InstanceID: "id", ExecutionID: "exec1", Event: start, Orchestrator: "E1_HelloSequence", StatusRevision: 7})
-	add("orch-event", 1, &OrchMessage{InstanceID: "id", Event: events[8], Orchestrator: "E1_HelloSequence"})
+	add("orch-start", 1, &InboxMessage{InstanceID: "id", ExecutionID: "exec1", Event: start, Orchestrator: "E1_HelloSequence", StatusRevision: 7})
+	add("orch-event", 1, &InboxMessage{InstanceID: "id", Event: events[8], Orchestrator: "E1_HelloSequence"})
 	add("task", 2, &ActivityTask{InstanceID: "id", ExecutionID: "exec1", Orchestrator: "E1_HelloSequence", TaskID: 4, Name: "E1_SayHello", Input: json.RawMessage(`"Tokyo"`)})
 	add("registry", 3, &RegistryEntry{Worker: "w1"})
 	for i := range events {

@@ -837,7 +837,7 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 		}
 		var outs []jetstream.Outgoing
 		for k := range 2 {
-			o, err := b.store.OrchWrite(orchMessage(x, fmt.Sprintf("%s:event:%d", x, k)))
+			o, err := b.store.InboxWrite(orchMessage(x, fmt.Sprintf("%s:event:%d", x, k)))
 			require.NoError(t, err)
 			outs = append(outs, o)
 		}
@@ -874,8 +874,8 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 			require.NoError(t, err)
 			require.Equal(t, present, ok, "%s: chunk 1 of %q through store %d", what, x, i)
 		}
-		require.Equal(t, inbox, storedUnder(t, b.js, names.OrchStream(), names.InboxFilter(x)), "%s: the inbox of %q", what, x)
-		require.Equal(t, timers, storedUnder(t, b.js, names.OrchStream(), names.TimerFilter(x)), "%s: the timers of %q", what, x)
+		require.Equal(t, inbox, storedUnder(t, b.js, names.InboxStream(), names.InstanceInboxFilter(x)), "%s: the inbox of %q", what, x)
+		require.Equal(t, timers, storedUnder(t, b.js, names.InboxStream(), names.TimerFilter(x)), "%s: the timers of %q", what, x)
 		require.Equal(t, uint64(chunks), storedUnder(t, b.js, names.HistoryStream(), names.HistorySubjects(x)), "%s: the chunks of %q", what, x)
 	}
 

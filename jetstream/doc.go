@@ -18,6 +18,10 @@
 //	                        jetflow.timer.<shard>.<id>.<execution>.<n>    durable timers (message schedules)
 //	     jetflow-act        jetflow.act.<activity name>       activity tasks
 //
+// Two words name the two queues: the inbox (orchestration messages and
+// timers: InboxStream, InboxSubject, ConsumeInbox, InboxMessage) and tasks
+// (activity tasks: TaskStream, TaskSubject, ConsumeActivity, ActivityTask).
+//
 // Instance ids and names are encoded for keys and subjects with [EncodeToken]:
 // ids made of [A-Za-z0-9_-] stay as they are.
 //

@@ -26,7 +26,7 @@ func TestShardsAreTheHubs(t *testing.T) {
 	later, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: "layout"})
 	require.NoError(t, err)
 	require.Equal(t, 8, later.Config().Shards, "the recorded count, not the default")
-	require.Equal(t, first.Names().OrchSubject("O", "id-1"), later.Names().OrchSubject("O", "id-1"))
+	require.Equal(t, first.Names().InboxSubject("O", "id-1"), later.Names().InboxSubject("O", "id-1"))
 
 	_, err = jetstream.Open(ctx, nc, jetstream.Config{Hub: "layout", Shards: 16})
 	require.ErrorIs(t, err, jetflow.ErrInvalidOption)

@@ -109,16 +109,16 @@ func (o Outgoing) opts() []natsjs.PublishOpt {
 	return opts
 }
 
-// OrchWrite prepares a message to an instance's inbox; its message id
+// InboxWrite prepares a message to an instance's inbox; its message id
 // (m.Event.MsgID) makes a repeated publish a no-op within the duplicate
 // window, and the history makes it a no-op after.
-func (s *Store) OrchWrite(m *OrchMessage) (Outgoing, error) {
+func (s *Store) InboxWrite(m *InboxMessage) (Outgoing, error) {
 	data, err := encode(m)
 	if err != nil {
 		return Outgoing{}, err
 	}
 	return Outgoing{
-		subject: s.names.OrchSubject(m.Orchestrator, m.InstanceID),
+		subject: s.names.InboxSubject(m.Orchestrator, m.InstanceID),
 		data:    data,
 		msgID:   m.Event.MsgID,
 		what:    fmt.Sprintf("sending %s to %s", m.Event.Type, m.InstanceID),
@@ -128,7 +128,7 @@ func (s *Store) OrchWrite(m *OrchMessage) (Outgoing, error) {
 // TimerWrite prepares a durable timer: the server stores the message now
 // and delivers it to the instance's inbox at time at (rounded up to the
 // second, never before at), across restarts.
-func (s *Store) TimerWrite(m *OrchMessage, timerID int32, at time.Time) (Outgoing, error) {
+func (s *Store) TimerWrite(m *InboxMessage, timerID int32, at time.Time) (Outgoing, error) {
 	data, err := encode(m)
 	if err != nil {
 		return Outgoing{}, err
@@ -143,7 +143,7 @@ func (s *Store) TimerWrite(m *OrchMessage, timerID int32, at time.Time) (Outgoin
 		data:     data,
 		msgID:    m.Event.MsgID,
 		schedule: at,
-		target:   s.names.OrchSubject(m.Orchestrator, m.InstanceID),
+		target:   s.names.InboxSubject(m.Orchestrator, m.InstanceID),
 		what:     fmt.Sprintf("scheduling timer %d of %s", timerID, m.InstanceID),
 	}, nil
 }
@@ -155,7 +155,7 @@ func (s *Store) TaskWrite(t *ActivityTask, msgID string) (Outgoing, error) {
 		return Outgoing{}, err
 	}
 	return Outgoing{
-		subject: s.names.ActSubject(t.Name),
+		subject: s.names.TaskSubject(t.Name),
 		data:    data,
 		msgID:   msgID,
 		what:    fmt.Sprintf("sending activity %s of %s", t.Name, t.InstanceID),
@@ -227,11 +227,11 @@ type Consumer interface {
 	Closed() <-chan struct{}
 }
 
-// ConsumeOrch delivers the inbox messages of one orchestrator's instances
+// ConsumeInbox delivers the inbox messages of one orchestrator's instances
 // to handle until stopped. Every worker of that orchestrator shares one
 // durable consumer.
-func (s *Store) ConsumeOrch(ctx context.Context, orchestrator string, cfg ConsumeConfig, handle func(*OrchMessage, Delivery)) (Consumer, error) {
-	return consume(ctx, s, s.orch, s.names.OrchConsumer(orchestrator), s.names.OrchestratorFilter(orchestrator), cfg, handle)
+func (s *Store) ConsumeInbox(ctx context.Context, orchestrator string, cfg ConsumeConfig, handle func(*InboxMessage, Delivery)) (Consumer, error) {
+	return consume(ctx, s, s.orch, s.names.InboxConsumer(orchestrator), s.names.OrchestratorInboxFilter(orchestrator), cfg, handle)
 }
 
 // ConsumeActivity delivers the tasks of one activity to handle until
@@ -242,7 +242,7 @@ func (s *Store) ConsumeOrch(ctx context.Context, orchestrator string, cfg Consum
 // worker while others are idle.
 func (s *Store) ConsumeActivity(ctx context.Context, activity string, cfg ConsumeConfig, slots chan struct{}, handle func(*ActivityTask, Delivery)) (Consumer, error) {
 	cfg = cfg.withDefaults()
-	c, err := s.consumer(ctx, s.act, s.names.ActConsumer(activity), s.names.ActSubject(activity), cfg)
+	c, err := s.consumer(ctx, s.act, s.names.TaskConsumer(activity), s.names.TaskSubject(activity), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +392,7 @@ func (s *Store) PurgeAcked(ctx context.Context, acked []Acked) ([]Acked, error) 
 			continue // purged with its floor, or its consumer is gone
 		}
 		st := s.orch
-		if a.stream == s.names.ActStream() {
+		if a.stream == s.names.TaskStream() {
 			st = s.act
 		}
 		if err := st.DeleteMsg(ctx, a.seq); err != nil && !errors.Is(err, natsjs.ErrMsgNotFound) {

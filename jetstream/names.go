@@ -34,21 +34,21 @@ func (n Names) HistoryBucket() string { return n.hub + "-history" }
 // RegistryBucket is the KV bucket of registered names.
 func (n Names) RegistryBucket() string { return n.hub + "-registry" }
 
-// OrchStream is the stream of orchestration messages and timers.
-func (n Names) OrchStream() string { return n.hub + "-orch" }
+// InboxStream is the stream of orchestration messages and timers.
+func (n Names) InboxStream() string { return n.hub + "-orch" }
 
-// ActStream is the stream of activity tasks.
-func (n Names) ActStream() string { return n.hub + "-act" }
+// TaskStream is the stream of activity tasks.
+func (n Names) TaskStream() string { return n.hub + "-act" }
 
-// OrchConsumer is the durable consumer that the workers of one
+// InboxConsumer is the durable consumer that the workers of one
 // orchestrator share: the inbox messages of its instances. It is "orch-"
 // and the name's [EncodeToken], shortened to a prefix of it and a hash of
 // the name when that would be over JetStream's 255 characters.
-func (n Names) OrchConsumer(orchestrator string) string { return orchPrefix + orchToken(orchestrator) }
+func (n Names) InboxConsumer(orchestrator string) string { return orchPrefix + orchToken(orchestrator) }
 
-// ActConsumer is the durable consumer of one activity's tasks. It is
-// "act-" and the name's [EncodeToken], shortened like OrchConsumer's.
-func (n Names) ActConsumer(activity string) string {
+// TaskConsumer is the durable consumer of one activity's tasks. It is
+// "act-" and the name's [EncodeToken], shortened like InboxConsumer's.
+func (n Names) TaskConsumer(activity string) string {
 	// Consumer names may not hold '.', '*', '>' or whitespace: the token
 	// encoding keeps only [-_=A-Za-z0-9], and '=' is allowed.
 	return actPrefix + actToken(activity)
@@ -97,25 +97,25 @@ func (n Names) Shard(id string) int {
 	return int(h.Sum32() % uint32(n.shards))
 }
 
-// OrchSubject is the inbox subject of an instance of orchestrator. The
-// orchestrator's name (its token, as in OrchConsumer) routes the message
+// InboxSubject is the inbox subject of an instance of orchestrator. The
+// orchestrator's name (its token, as in InboxConsumer) routes the message
 // to the workers that run it.
-func (n Names) OrchSubject(orchestrator, id string) string {
+func (n Names) InboxSubject(orchestrator, id string) string {
 	return n.hub + ".orch." + orchToken(orchestrator) + "." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
 }
 
-// OrchFilter matches every inbox subject.
-func (n Names) OrchFilter() string { return n.hub + ".orch.>" }
+// InboxesFilter matches every inbox subject.
+func (n Names) InboxesFilter() string { return n.hub + ".orch.>" }
 
-// OrchestratorFilter matches the inbox subjects of one orchestrator's
+// OrchestratorInboxFilter matches the inbox subjects of one orchestrator's
 // instances.
-func (n Names) OrchestratorFilter(orchestrator string) string {
+func (n Names) OrchestratorInboxFilter(orchestrator string) string {
 	return n.hub + ".orch." + orchToken(orchestrator) + ".>"
 }
 
-// InboxFilter matches an instance's inbox subjects, whatever its
+// InstanceInboxFilter matches an instance's inbox subjects, whatever its
 // orchestrator.
-func (n Names) InboxFilter(id string) string {
+func (n Names) InstanceInboxFilter(id string) string {
 	return n.hub + ".orch.*." + strconv.Itoa(n.Shard(id)) + "." + EncodeToken(id)
 }
 
@@ -130,9 +130,9 @@ func (n Names) TimerFilter(id string) string {
 	return fmt.Sprintf("%s.timer.%d.%s.>", n.hub, n.Shard(id), EncodeToken(id))
 }
 
-// ActSubject is the task subject of an activity (its token, as in
-// ActConsumer).
-func (n Names) ActSubject(activity string) string { return n.hub + ".act." + actToken(activity) }
+// TaskSubject is the task subject of an activity (its token, as in
+// TaskConsumer).
+func (n Names) TaskSubject(activity string) string { return n.hub + ".act." + actToken(activity) }
 
 // StatusKey is an instance's key in the status bucket.
 func (n Names) StatusKey(id string) string { return EncodeToken(id) }
@@ -184,8 +184,8 @@ func (n Names) HistorySubjects(id string) string {
 // TimersFilter matches every timer subject.
 func (n Names) TimersFilter() string { return n.hub + ".timer.>" }
 
-// ActFilter matches every task subject.
-func (n Names) ActFilter() string { return n.hub + ".act.>" }
+// TasksFilter matches every task subject.
+func (n Names) TasksFilter() string { return n.hub + ".act.>" }
 
 // kvStream is the stream behind a KV bucket.
 func kvStream(bucket string) string { return "KV_" + bucket }

@@ -40,7 +40,7 @@ func TestLongNamesFit(t *testing.T) {
 	consumers := map[string]string{}
 	for _, name := range names {
 		require.NoError(t, jetflow.ValidateName(name))
-		for _, c := range []string{n.OrchConsumer(name), n.ActConsumer(name)} {
+		for _, c := range []string{n.InboxConsumer(name), n.TaskConsumer(name)} {
 			require.LessOrEqual(t, len(c), maxConsumerName, "consumer of %q: %s", name, c)
 			require.Regexp(t, tokenChars, c)
 			if other, dup := consumers[c]; dup {
@@ -49,29 +49,29 @@ func TestLongNamesFit(t *testing.T) {
 			consumers[c] = name
 		}
 		enc := jetstream.EncodeToken(name)
-		require.True(t, strings.HasPrefix(n.ActConsumer(name), "act-"+enc[:100]), "readable: %s", n.ActConsumer(name))
-		require.True(t, strings.HasPrefix(n.OrchConsumer(name), "orch-"+enc[:100]), "readable: %s", n.OrchConsumer(name))
+		require.True(t, strings.HasPrefix(n.TaskConsumer(name), "act-"+enc[:100]), "readable: %s", n.TaskConsumer(name))
+		require.True(t, strings.HasPrefix(n.InboxConsumer(name), "orch-"+enc[:100]), "readable: %s", n.InboxConsumer(name))
 
-		sub := n.OrchSubject(name, longestID)
+		sub := n.InboxSubject(name, longestID)
 		require.LessOrEqual(t, len(sub), subjectBudget, "inbox subject of %q", name)
 		require.Len(t, strings.Split(sub, "."), 5, sub)
-		require.True(t, strings.HasPrefix(sub, strings.TrimSuffix(n.OrchestratorFilter(name), ">")),
+		require.True(t, strings.HasPrefix(sub, strings.TrimSuffix(n.OrchestratorInboxFilter(name), ">")),
 			"the orchestrator's consumer filter matches its inbox subjects")
-		require.LessOrEqual(t, len(n.ActSubject(name)), subjectBudget)
+		require.LessOrEqual(t, len(n.TaskSubject(name)), subjectBudget)
 		require.LessOrEqual(t, len(n.TimerSubject(longestID, "exec", 1<<31-1)), subjectBudget)
 		require.LessOrEqual(t, len("$KV."+n.RegistryBucket()+"."+n.RegistryKey(jetstream.KindOrchestrator, name)), 4096-512)
 	}
 	// Names that fitted keep their consumers and subjects, so running hubs
 	// keep theirs.
 	orch, act := strings.Repeat("o", 250), strings.Repeat("a", 251)
-	require.Equal(t, "orch-"+orch, n.OrchConsumer(orch))
-	require.Equal(t, n.Hub()+".orch."+orch+"."+strconv.Itoa(n.Shard("x"))+".x", n.OrchSubject(orch, "x"))
-	require.Equal(t, n.Hub()+".orch."+orch+".>", n.OrchestratorFilter(orch))
-	require.Equal(t, "act-"+act, n.ActConsumer(act))
-	require.Equal(t, n.Hub()+".act."+act, n.ActSubject(act))
+	require.Equal(t, "orch-"+orch, n.InboxConsumer(orch))
+	require.Equal(t, n.Hub()+".orch."+orch+"."+strconv.Itoa(n.Shard("x"))+".x", n.InboxSubject(orch, "x"))
+	require.Equal(t, n.Hub()+".orch."+orch+".>", n.OrchestratorInboxFilter(orch))
+	require.Equal(t, "act-"+act, n.TaskConsumer(act))
+	require.Equal(t, n.Hub()+".act."+act, n.TaskSubject(act))
 	// A shortened token does not end inside an escape, and is no valid
 	// encoding.
-	for _, c := range []string{n.ActConsumer(names[0]), n.OrchConsumer(names[2]), n.ActConsumer(strings.Repeat("a", 200) + strings.Repeat("ж", 56))} {
+	for _, c := range []string{n.TaskConsumer(names[0]), n.InboxConsumer(names[2]), n.TaskConsumer(strings.Repeat("a", 200) + strings.Repeat("ж", 56))} {
 		i := strings.Index(c, "==")
 		require.Positive(t, i, c)
 		require.Regexp(t, `^(orch|act)-([-_A-Za-z0-9]|=[0-9A-F]{2})*==[0-9a-f]{16}$`, c)

@@ -149,20 +149,20 @@ func TestNames(t *testing.T) {
 	require.Equal(t, "hub1-status", n.StatusBucket())
 	require.Equal(t, "hub1-history", n.HistoryBucket())
 	require.Equal(t, "hub1-registry", n.RegistryBucket())
-	require.Equal(t, "hub1-orch", n.OrchStream())
-	require.Equal(t, "hub1-act", n.ActStream())
-	require.Equal(t, "orch-E1_HelloSequence", n.OrchConsumer("E1_HelloSequence"))
-	require.Equal(t, "orch-a=2Eb", n.OrchConsumer("a.b"))
-	require.Equal(t, "hub1.orch.>", n.OrchFilter())
-	require.Equal(t, "hub1.orch.a=2Eb.>", n.OrchestratorFilter("a.b"))
+	require.Equal(t, "hub1-orch", n.InboxStream())
+	require.Equal(t, "hub1-act", n.TaskStream())
+	require.Equal(t, "orch-E1_HelloSequence", n.InboxConsumer("E1_HelloSequence"))
+	require.Equal(t, "orch-a=2Eb", n.InboxConsumer("a.b"))
+	require.Equal(t, "hub1.orch.>", n.InboxesFilter())
+	require.Equal(t, "hub1.orch.a=2Eb.>", n.OrchestratorInboxFilter("a.b"))
 
-	require.Equal(t, "hub1.orch.Order.45.order-1", n.OrchSubject("Order", "order-1"))
-	require.Equal(t, "hub1.orch.a=2Eb.12.a=2Eb", n.OrchSubject("a.b", "a.b"))
-	require.Equal(t, "hub1.orch.*.12.a=2Eb", n.InboxFilter("a.b"))
+	require.Equal(t, "hub1.orch.Order.45.order-1", n.InboxSubject("Order", "order-1"))
+	require.Equal(t, "hub1.orch.a=2Eb.12.a=2Eb", n.InboxSubject("a.b", "a.b"))
+	require.Equal(t, "hub1.orch.*.12.a=2Eb", n.InstanceInboxFilter("a.b"))
 	require.Equal(t, "hub1.timer.45.order-1.exec=2E1.3", n.TimerSubject("order-1", "exec.1", 3))
-	require.Equal(t, "hub1.act.E1_SayHello", n.ActSubject("E1_SayHello"))
-	require.Equal(t, "hub1.act.say=20hello=2E", n.ActSubject("say hello."))
-	require.Equal(t, "act-say=20hello=2E", n.ActConsumer("say hello."))
+	require.Equal(t, "hub1.act.E1_SayHello", n.TaskSubject("E1_SayHello"))
+	require.Equal(t, "hub1.act.say=20hello=2E", n.TaskSubject("say hello."))
+	require.Equal(t, "act-say=20hello=2E", n.TaskConsumer("say hello."))
 
 	require.Equal(t, "order-1", n.StatusKey("order-1"))
 	require.Equal(t, "a=2Eb", n.StatusKey("a.b"))
@@ -175,9 +175,9 @@ func TestNames(t *testing.T) {
 	// Whatever the id, an inbox subject has exactly five tokens and a
 	// timer subject six, so that filters and shard claims keep working.
 	for _, tc := range tokenCases {
-		require.Len(t, strings.Split(n.OrchSubject(tc.in, tc.in), "."), 5, "id %q", tc.in)
+		require.Len(t, strings.Split(n.InboxSubject(tc.in, tc.in), "."), 5, "id %q", tc.in)
 		require.Len(t, strings.Split(n.TimerSubject(tc.in, tc.in, 7), "."), 6, "id %q", tc.in)
 		require.Len(t, strings.Split(n.HistoryKey(tc.in, 1), "."), 2, "id %q", tc.in)
-		require.Len(t, strings.Split(n.ActSubject(tc.in), "."), 3, "name %q", tc.in)
+		require.Len(t, strings.Split(n.TaskSubject(tc.in), "."), 3, "name %q", tc.in)
 	}
 }

@@ -52,7 +52,7 @@ func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) 
 		}
 	}
 	purge(hist, s.names.HistorySubjects(id), histLast)
-	purge(s.orch, s.names.InboxFilter(id), orchLast)
+	purge(s.orch, s.names.InstanceInboxFilter(id), orchLast)
 	purge(s.orch, s.names.TimerFilter(id), orchLast)
 	return mapErr("purging "+id, errors.Join(errs...))
 }

@@ -246,11 +246,11 @@ func (s *Store) setup(ctx context.Context) error {
 		}
 		return st, nil
 	}
-	if s.orch, err = stream(n.OrchStream(), "jetflow orchestration inbox and timers",
-		[]string{n.OrchFilter(), n.TimersFilter()}, true); err != nil {
+	if s.orch, err = stream(n.InboxStream(), "jetflow orchestration inbox and timers",
+		[]string{n.InboxesFilter(), n.TimersFilter()}, true); err != nil {
 		return err
 	}
-	if s.act, err = stream(n.ActStream(), "jetflow activity tasks", []string{n.ActFilter()}, false); err != nil {
+	if s.act, err = stream(n.TaskStream(), "jetflow activity tasks", []string{n.TasksFilter()}, false); err != nil {
 		return err
 	}
 	return nil
@@ -370,7 +370,7 @@ func (s *Store) StoredMessages(ctx context.Context) (uint64, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var total uint64
-	for _, name := range []string{s.names.OrchStream(), s.names.ActStream(),
+	for _, name := range []string{s.names.InboxStream(), s.names.TaskStream(),
 		s.names.StatusStream(), s.names.HistoryStream(), s.names.RegistryStream()} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {

@@ -192,7 +192,7 @@ func TestOpen(t *testing.T) {
 		other, err := jetstream.Open(t.Context(), b.nc, jetstream.Config{Hub: "other", Shards: 3})
 		require.NoError(t, err)
 		require.Len(t, streamNames(t, b.js), 10)
-		require.Equal(t, "other.orch.O.0.=C3=A9", other.Names().OrchSubject("O", "é"))
+		require.Equal(t, "other.orch.O.0.=C3=A9", other.Names().InboxSubject("O", "é"))
 		_, err = other.PutStatus(t.Context(), "x", &jetflow.Status{InstanceID: "x"}, 0)
 		require.NoError(t, err)
 		_, err = b.store.GetStatus(t.Context(), "x")
@@ -229,7 +229,7 @@ func TestOpenBadConfig(t *testing.T) {
 	s, err := jetstream.Open(t.Context(), b.nc, jetstream.Config{Hub: "h-1_A", Shards: 0})
 	require.NoError(t, err)
 	require.Equal(t, 64, s.Config().Shards)
-	require.Equal(t, "h-1_A-orch", s.Names().OrchStream())
+	require.Equal(t, "h-1_A-orch", s.Names().InboxStream())
 }
 
 // events returns n distinguishable events, as one commit would hold.
@@ -570,8 +570,8 @@ func TestWatchEveryStatus(t *testing.T) {
 	testkit.Quiet(t, ch, 200*time.Millisecond)
 }
 
-func orchMessage(id, msgID string) *jetstream.OrchMessage {
-	return &jetstream.OrchMessage{InstanceID: id, Orchestrator: "O", ExecutionID: "exec-1", Event: history.Event{
+func orchMessage(id, msgID string) *jetstream.InboxMessage {
+	return &jetstream.InboxMessage{InstanceID: id, Orchestrator: "O", ExecutionID: "exec-1", Event: history.Event{
 		Type: history.EventRaised, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		Name: "Approval", Input: json.RawMessage(`true`), MsgID: msgID,
 	}}
@@ -583,9 +583,9 @@ func TestPublish(t *testing.T) {
 	t.Run("same message id twice", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		out, err := b.store.OrchWrite(orchMessage("x", "exec-1:result:0"))
+		out, err := b.store.InboxWrite(orchMessage("x", "exec-1:result:0"))
 		require.NoError(t, err)
-		require.Equal(t, b.store.Names().OrchSubject("O", "x"), out.Subject())
+		require.Equal(t, b.store.Names().InboxSubject("O", "x"), out.Subject())
 
 		first := b.store.Publish(t.Context(), out)
 		require.Len(t, first, 1)
@@ -597,7 +597,7 @@ func TestPublish(t *testing.T) {
 		require.Equal(t, first[0].Seq, second[0].Seq)
 
 		// Within one batch too.
-		other, err := b.store.OrchWrite(orchMessage("x", "exec-1:result:1"))
+		other, err := b.store.InboxWrite(orchMessage("x", "exec-1:result:1"))
 		require.NoError(t, err)
 		res := b.store.Publish(t.Context(), other, out, other)
 		require.NoError(t, jetstream.FirstError(res))
@@ -620,7 +620,7 @@ func TestPublish(t *testing.T) {
 		require.NoError(t, err)
 		stale, err := b.store.StatusWrite("x", status("x", jetflow.StatusRunning, ""), rev+5)
 		require.NoError(t, err)
-		msg, err := b.store.OrchWrite(orchMessage("x", "m1"))
+		msg, err := b.store.InboxWrite(orchMessage("x", "m1"))
 		require.NoError(t, err)
 		task, err := b.store.TaskWrite(&jetstream.ActivityTask{InstanceID: "x", ExecutionID: "e", TaskID: 1, Name: "say.hi"}, "e:task:1")
 		require.NoError(t, err)
@@ -641,7 +641,7 @@ func TestPublish(t *testing.T) {
 
 // received is one message a test consumer got.
 type received struct {
-	msg *jetstream.OrchMessage
+	msg *jetstream.InboxMessage
 	at  time.Time
 }
 
@@ -682,7 +682,7 @@ func TestTimer(t *testing.T) {
 	require.NoError(t, err)
 
 	got := make(chan received, 10)
-	c, err := store.ConsumeOrch(t.Context(), "O", jetstream.ConsumeConfig{}, func(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	c, err := store.ConsumeInbox(t.Context(), "O", jetstream.ConsumeConfig{}, func(m *jetstream.InboxMessage, d jetstream.Delivery) {
 		got <- received{m, time.Now()}
 		d.Ack()
 	})
@@ -690,7 +690,7 @@ func TestTimer(t *testing.T) {
 	t.Cleanup(c.Stop)
 
 	for _, want := range []struct {
-		msg *jetstream.OrchMessage
+		msg *jetstream.InboxMessage
 		at  time.Time
 	}{{msg1, at1}, {msg2, at2}} {
 		r := testkit.Receive(t, got, 5*time.Second)
@@ -715,7 +715,7 @@ func TestPurgeAcked(t *testing.T) {
 
 	var outs []jetstream.Outgoing
 	for i := range 5 {
-		out, err := b.store.OrchWrite(orchMessage("m"+strconv.Itoa(i), "msg-"+strconv.Itoa(i)))
+		out, err := b.store.InboxWrite(orchMessage("m"+strconv.Itoa(i), "msg-"+strconv.Itoa(i)))
 		require.NoError(t, err)
 		outs = append(outs, out)
 	}
@@ -734,7 +734,7 @@ func TestPurgeAcked(t *testing.T) {
 
 	// Ack the first three inbox messages and every task of one activity.
 	orchSeen := make(chan string, 10)
-	c, err := b.store.ConsumeOrch(ctx, "O", jetstream.ConsumeConfig{}, func(m *jetstream.OrchMessage, d jetstream.Delivery) {
+	c, err := b.store.ConsumeInbox(ctx, "O", jetstream.ConsumeConfig{}, func(m *jetstream.InboxMessage, d jetstream.Delivery) {
 		if m.InstanceID < "m3" {
 			d.Ack()
 		}
@@ -762,11 +762,11 @@ func TestPurgeAcked(t *testing.T) {
 	require.NoError(t, err)
 	// Acks are fire and forget: wait until the server has them all.
 	testkit.WaitFor(t, 5*time.Second, "the server to have every ack", func() bool {
-		oc, err := orch.Consumer(ctx, b.store.Names().OrchConsumer("O"))
+		oc, err := orch.Consumer(ctx, b.store.Names().InboxConsumer("O"))
 		if err != nil {
 			return false
 		}
-		ac, err := acts.Consumer(ctx, b.store.Names().ActConsumer(act))
+		ac, err := acts.Consumer(ctx, b.store.Names().TaskConsumer(act))
 		if err != nil {
 			return false
 		}
@@ -786,11 +786,11 @@ func TestPurgeAcked(t *testing.T) {
 		require.NoError(t, err)
 		n := b.store.Names()
 		require.Equal(t, map[string]uint64{
-			n.OrchSubject("O", "m3"):          1,
-			n.OrchSubject("O", "m4"):          1,
+			n.InboxSubject("O", "m3"):         1,
+			n.InboxSubject("O", "m4"):         1,
 			n.TimerSubject("m0", "exec-1", 0): 1,
 		}, subjects(orch), "unacked messages and timers stay")
-		require.Equal(t, map[string]uint64{n.ActSubject("unconsumed"): 2}, subjects(acts))
+		require.Equal(t, map[string]uint64{n.TaskSubject("unconsumed"): 2}, subjects(acts))
 	}
 }
 

@@ -27,11 +27,11 @@ func TestDuplicateInOneBatch(t *testing.T) {
 	waitCustom(t, e, id, `{"nextActions":["A","B","C"],"foo":2}`)
 	e.StopWorkers()
 
-	msg := &jetstream.OrchMessage{InstanceID: id, Orchestrator: "SetStatusTest", Event: history.Event{
+	msg := &jetstream.InboxMessage{InstanceID: id, Orchestrator: "SetStatusTest", Event: history.Event{
 		Type: history.EventRaised, Time: time.Now().UTC(), Name: "Done", Input: json.RawMessage(`1`), MsgID: "event-dup-1",
 	}}
 	publish := func() jetstream.Result {
-		out, err := e.Store.OrchWrite(msg)
+		out, err := e.Store.InboxWrite(msg)
 		require.NoError(t, err)
 		res := e.Store.Publish(ctx, out)[0]
 		require.NoError(t, res.Err)

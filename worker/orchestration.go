@@ -47,7 +47,7 @@ type instance struct {
 
 // pending is an inbox message the worker holds.
 type pending struct {
-	msg *jetstream.OrchMessage
+	msg *jetstream.InboxMessage
 	le  *lease
 	// observed: its schedule-to-start time went to Config.Metrics (at
 	// its first turn; not again when held back or carried).
@@ -56,7 +56,7 @@ type pending struct {
 
 // onMessage queues an inbox message for its instance and starts a turn
 // runner for the instance unless one is running.
-func (w *Worker) onMessage(m *jetstream.OrchMessage, d jetstream.Delivery) {
+func (w *Worker) onMessage(m *jetstream.InboxMessage, d jetstream.Delivery) {
 	le := w.leases.hold(d)
 	select {
 	case <-w.quit: // stopping: hand it back to another worker at once

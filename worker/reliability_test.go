@@ -47,7 +47,7 @@ func TestEventOvertakesItsStart(t *testing.T) {
 	require.NoError(t, e.Store.Register(ctx, jetstream.KindOrchestrator, []string{"WaitsForGo"}, "test"))
 	// A process that takes the start message and dies holding it.
 	taken := make(chan struct{}, 1)
-	dead, err := e.Store.ConsumeOrch(ctx, "WaitsForGo", jetstream.ConsumeConfig{}, func(*jetstream.OrchMessage, jetstream.Delivery) {
+	dead, err := e.Store.ConsumeInbox(ctx, "WaitsForGo", jetstream.ConsumeConfig{}, func(*jetstream.InboxMessage, jetstream.Delivery) {
 		taken <- struct{}{}
 	})
 	require.NoError(t, err)

@@ -47,7 +47,7 @@ func TestSpecialisedWorkers(t *testing.T) {
 	require.NoError(t, err)
 	names := e.Store.Names()
 	testkit.WaitForNoError(t, 10*time.Second, "the start to wait in the queue of SetStatusTest", func() error {
-		cons, err := js.Consumer(ctx, names.OrchStream(), names.OrchConsumer("SetStatusTest"))
+		cons, err := js.Consumer(ctx, names.InboxStream(), names.InboxConsumer("SetStatusTest"))
 		require.NoError(t, err)
 		info, err := cons.Info(ctx)
 		require.NoError(t, err)

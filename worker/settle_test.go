@@ -53,7 +53,7 @@ func TestSettleTakesCustomStatusFromHistory(t *testing.T) {
 
 	// m1 comes back (its ack was lost with the worker): a fresh worker
 	// finds it applied, and settles the status.
-	out, err := e.Store.OrchWrite(&jetstream.OrchMessage{InstanceID: id, Orchestrator: "Shows", Event: m1})
+	out, err := e.Store.InboxWrite(&jetstream.InboxMessage{InstanceID: id, Orchestrator: "Shows", Event: m1})
 	require.NoError(t, err)
 	require.NoError(t, jetstream.FirstError(e.Store.Publish(ctx, out)))
 	e.StartWorker()

@@ -27,7 +27,7 @@ type executeFunc func(id string, past, turn []history.Event) (*executor.TurnResu
 type turnInput struct {
 	id    string
 	st    *state
-	batch []*jetstream.OrchMessage
+	batch []*jetstream.InboxMessage
 	// delivered is how many times each message of batch was delivered.
 	delivered []uint64
 	now       time.Time
@@ -311,7 +311,7 @@ func poisoned(maxDeliveries int, n uint64) bool {
 // needsFreshState reports whether a batch holds a message that the cached
 // state would refuse or drop, or that starts another execution: the cases
 // where a stale cache would lose a message.
-func needsFreshState(st *state, batch []*jetstream.OrchMessage) bool {
+func needsFreshState(st *state, batch []*jetstream.InboxMessage) bool {
 	for _, m := range batch {
 		if st.isApplied(m.Event.MsgID) {
 			continue

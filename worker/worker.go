@@ -241,7 +241,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	ccfg := jetstream.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
 	for _, name := range orchs {
-		c, err := w.store.ConsumeOrch(ctx, name, ccfg, w.onMessage)
+		c, err := w.store.ConsumeInbox(ctx, name, ccfg, w.onMessage)
 		if err != nil {
 			w.stopConsumers()
 			return err
