@@ -91,14 +91,3 @@ func (s *Store) Backlog(ctx context.Context) ([]ConsumerBacklog, error) {
 	}
 	return out, errors.Join(errs...)
 }
-
-// Stored returns when the delivered message was stored in its stream
-// (from the delivery's metadata; zero if it has none), for the
-// schedule-to-start time of a turn or an activity.
-func (d Delivery) Stored() time.Time {
-	md, err := d.m.Metadata()
-	if err != nil {
-		return time.Time{}
-	}
-	return md.Timestamp
-}

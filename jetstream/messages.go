@@ -175,6 +175,17 @@ func (d Delivery) Nak(delay time.Duration) { _ = d.m.NakWithDelay(delay) }
 // InProgress extends the acknowledgement deadline.
 func (d Delivery) InProgress() { _ = d.m.InProgress() }
 
+// Stored returns when the delivered message was stored in its stream
+// (from the delivery's metadata; zero if it has none), for the
+// schedule-to-start time of a turn or an activity.
+func (d Delivery) Stored() time.Time {
+	md, err := d.m.Metadata()
+	if err != nil {
+		return time.Time{}
+	}
+	return md.Timestamp
+}
+
 // NumDelivered is how many times the message was delivered, from 1.
 func (d Delivery) NumDelivered() uint64 {
 	md, err := d.m.Metadata()
