@@ -322,6 +322,12 @@ func TestPoisonAndFailedTurns(t *testing.T) {
 	ctx := e.Context(time.Minute)
 	id, err := e.Client.StartOrchestration(ctx, "AlwaysBlocks")
 	require.NoError(t, err)
+	// The event only once the start's turn is committed: in one batch with
+	// the start, the first turn would fail too, and append nothing.
+	testkit.WaitFor(t, 30*time.Second, "the instance to run", func() bool {
+		st, err := e.Client.GetStatus(ctx, id)
+		return err == nil && st.RuntimeStatus == jetflow.StatusRunning
+	})
 	require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", nil))
 	st, err := e.Client.WaitForCompletion(ctx, id)
 	require.NoError(t, err)
