@@ -940,7 +940,7 @@ func (ld *randomLoad) finish(ctx context.Context, in *rinst) error {
 
 // verify reads the instance's status and history back and checks them.
 func (ld *randomLoad) verify(ctx context.Context, in *rinst) error {
-	var u *client.Update
+	var u *client.StatusEntry
 	if _, err := call(ctx, func(ctx context.Context) (err error) {
 		u, err = ld.h.client.GetStatusWithRevision(ctx, in.id)
 		return err

@@ -12,20 +12,25 @@ import (
 
 // Update is one status change seen by WatchStatus or WatchAll.
 type Update struct {
-	jetflow.Status
-	// Revision is the status's KV revision: pass it to WatchStatus or
-	// WatchAll to resume after this update. Revisions grow with every
-	// write to the hub's status bucket, across all instances.
-	Revision uint64
+	StatusEntry
 	// Deleted is set when the instance's status was removed (the instance
 	// was purged); only InstanceID and Revision are set then. WatchStatus
 	// does not send these.
 	Deleted bool
 }
 
+// StatusEntry is a status with its revision.
+type StatusEntry struct {
+	jetflow.Status
+	// Revision is the status's KV revision: pass it to WatchStatus or
+	// WatchAll to resume after it. Revisions grow with every write to the
+	// hub's status bucket, across all instances.
+	Revision uint64
+}
+
 // GetStatusWithRevision is GetStatus with the status's KV revision, the
 // value to resume a watch after.
-func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*Update, error) {
+func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*StatusEntry, error) {
 	if err := jetflow.ValidateInstanceID(id); err != nil {
 		return nil, err
 	}
@@ -33,7 +38,7 @@ func (c *Client) GetStatusWithRevision(ctx context.Context, id string) (*Update,
 	if err != nil {
 		return nil, err
 	}
-	return &Update{Status: e.Status, Revision: e.Revision}, nil
+	return &StatusEntry{Status: e.Status, Revision: e.Revision}, nil
 }
 
 // WatchStatus sends an instance's current status (when it has one) and
@@ -100,7 +105,7 @@ func relay(ctx context.Context, watch func(context.Context) (<-chan jetstream.St
 			send, last := pick(&u)
 			if send {
 				select {
-				case out <- Update{Status: u.Status, Revision: u.Revision, Deleted: u.Deleted}:
+				case out <- Update{StatusEntry: StatusEntry{Status: u.Status, Revision: u.Revision}, Deleted: u.Deleted}:
 				case <-ctx.Done():
 					return
 				}

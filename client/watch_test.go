@@ -175,7 +175,7 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 	for _, from := range []uint64{1000000, math.MaxUint64} {
 		t.Run(strconv.FormatUint(from, 10), func(t *testing.T) {
 			ch := mustWatch(t, e, ctx, "beyond-1", from)
-			require.Equal(t, []client.Update{*done}, testkit.Collect(t, ch, 20*time.Second), "the terminal status, then the end")
+			require.Equal(t, []client.Update{{StatusEntry: *done}}, testkit.Collect(t, ch, 20*time.Second), "the terminal status, then the end")
 
 			wctx, cancel := context.WithCancel(ctx)
 			defer cancel()
