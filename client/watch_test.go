@@ -181,7 +181,7 @@ func TestWatchResumeBeyondLastRevision(t *testing.T) {
 			defer cancel()
 			all, err := e.Client.WatchAll(wctx, client.WatchFilter{InstanceIDPrefix: "beyond-"}, from)
 			require.NoError(t, err)
-			require.Equal(t, *done, testkit.Receive(t, all, 10*time.Second), "the current values")
+			require.Equal(t, client.Update{StatusEntry: *done}, testkit.Receive(t, all, 10*time.Second), "the current values")
 			testkit.Quiet(t, all, 300*time.Millisecond)
 
 			got, err := e.Client.ResumeRevision(ctx, from)
