@@ -218,7 +218,7 @@ var Rows = []Row{
 		{Title: "CPU", Type: "timeseries", Unit: "percentunit",
 			Targets: []Target{t(`rate(process_cpu_seconds_total`+ri+`) and on (job, instance) jetflow_build_info`, "{{job}} {{instance}}")}},
 		{Title: "GC pause (max)", Type: "timeseries", Unit: "s",
-			Targets: []Target{t(`go_gc_duration_seconds{quantile="1"} and on (job, instance) jetflow_build_info`, "{{job}} {{instance}}")}},
+			Targets: []Target{t(`max by (job, instance) (go_gc_duration_seconds{quantile=~"1|1.0"}) and on (job, instance) jetflow_build_info`, "{{job}} {{instance}}")}},
 		{Title: "Build", Type: "table", Unit: "short",
 			Targets: []Target{instant(`max by (job, instance, version, revision, goversion) (jetflow_build_info)`, "{{version}}")}},
 	}},
