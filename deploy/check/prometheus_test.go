@@ -87,7 +87,7 @@ func run(t *testing.T, name string, args ...string) {
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // a clean shutdown
-	cmd.WaitDelay = 10 * time.Second                                     // then killed
+	cmd.WaitDelay = 10 * time.Second                                      // then killed
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		cancel()
