@@ -253,10 +253,14 @@ func Dashboard() []byte {
 				rowH = 0
 			}
 			var targets []any
+			format := "time_series"
+			if p.Type == "table" {
+				format = "table" // a column per label
+			}
 			for i, tg := range p.Targets {
 				targets = append(targets, map[string]any{
 					"datasource": ds, "refId": string(rune('A' + i)), "expr": tg.Expr, "legendFormat": tg.Legend,
-					"instant": tg.Instant, "range": !tg.Instant, "editorMode": "code",
+					"instant": tg.Instant, "range": !tg.Instant, "editorMode": "code", "format": format,
 				})
 			}
 			panel := map[string]any{
@@ -265,9 +269,6 @@ func Dashboard() []byte {
 				"targets":     targets,
 				"fieldConfig": map[string]any{"defaults": map[string]any{"unit": p.Unit}, "overrides": []any{}},
 				"options":     panelOptions(p.Type),
-			}
-			if p.Type == "table" {
-				panel["transformations"] = []any{map[string]any{"id": "labelsToFields", "options": map[string]any{}}}
 			}
 			panels = append(panels, panel)
 			id++

@@ -388,6 +388,19 @@ scrape_configs:
 	require.Empty(t, why)
 	require.Equal(t, float64(orphans), open, "Pending instances of %s", orphan)
 
+	// The alert rules, loaded by that Prometheus, see it too: pending (for
+	// 2m) on the unserved orchestrator only.
+	waitFor(t, 30*time.Second, "JetflowNoWorkerForBacklog pending", func() (bool, string) {
+		s, err := p.query(`ALERTS{alertname="JetflowNoWorkerForBacklog"}`)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(s) != 1 {
+			return false, fmt.Sprintf("%d alerts: %v", len(s), s)
+		}
+		return s[0].Metric["name"] == orphan && s[0].Metric["alertstate"] == "pending", fmt.Sprint(s[0].Metric)
+	})
+
 	// Every panel's query has data; the windows cover the whole run.
 	for _, tg := range readDashboard(t) {
 		expr := substitute(tg.Expr, "5m", "10m")
