@@ -339,6 +339,7 @@ scrape_configs:
 		require.NoError(t, err, "promtool check metrics: %s", out)
 	})
 
+	began := time.Now()
 	// A load of every sample, each to its end, twice: a counter's series
 	// is born at its first increment, so rate and increase see only what
 	// follows a scrape that found it.
@@ -349,6 +350,10 @@ scrape_configs:
 		return why == "" && ts > float64(ended.UnixMilli())/1000, why
 	})
 	hello := dev.load()
+	picture := os.Getenv(pictureEnv)
+	if picture != "" {
+		pictureLoad(t, dev, 2*time.Minute)
+	}
 	watch, err := http.Get(dev.base + base + "/instances/" + hello + "/watch")
 	require.NoError(t, err)
 	t.Cleanup(func() { watch.Body.Close() })
@@ -375,6 +380,7 @@ scrape_configs:
 	for range orphans {
 		dev.start(orphan, nil)
 	}
+	orphansAt := time.Now()
 	sel := fmt.Sprintf(`{kind="orchestrator",name=%q}`, orphan)
 	waitFor(t, 30*time.Second, "the unserved backlog through Prometheus", func() (bool, string) {
 		pending, why := p.one("jetflow_consumer_pending_messages" + sel)
@@ -433,6 +439,14 @@ scrape_configs:
 	require.Len(t, s, 1)
 	require.Equal(t, orphan, s[0].Metric["name"])
 	require.Equal(t, float64(orphans), s[0].Value)
+
+	if picture != "" {
+		waitFor(t, 30*time.Second, "the orphan backlog on the picture", func() (bool, string) {
+			ts, why := p.one(`timestamp(up{job="jetflow"})`)
+			return why == "" && ts > float64(orphansAt.Add(10*time.Second).UnixMilli())/1000, why
+		})
+		drawPicture(t, p, began, time.Now(), picture)
+	}
 
 	t.Run("promtool test rules", func(t *testing.T) {
 		cmd := exec.Command(promtool, "test", "rules", "alerts_test.yml")
