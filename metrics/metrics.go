@@ -226,6 +226,28 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 // seconds is d in seconds, never negative (clocks of two machines).
 func seconds(d time.Duration) float64 { return max(d, 0).Seconds() }
 
+// Serving makes the counters of the orchestrators and activities a worker
+// serves exist at zero (started, completed by each final status,
+// executions by their usual outcomes), so that the first event of each is
+// counted by rate and increase: a series that appears at 1 looks like no
+// change.
+func (m *Engine) Serving(orchestrators, activities []string) {
+	if m == nil {
+		return
+	}
+	for _, o := range orchestrators {
+		m.orchStarted.WithLabelValues(o)
+		for _, st := range []jetflow.RuntimeStatus{jetflow.StatusCompleted, jetflow.StatusFailed, jetflow.StatusTerminated, jetflow.StatusContinuedAsNew} {
+			m.orchCompleted.WithLabelValues(o, string(st))
+		}
+	}
+	for _, a := range activities {
+		for _, outcome := range []string{ActivityCompleted, ActivityFailed} {
+			m.actExecutions.WithLabelValues(a, outcome)
+		}
+	}
+}
+
 // OrchestrationStarted counts an execution begun.
 func (m *Engine) OrchestrationStarted(orchestrator string) {
 	if m == nil {

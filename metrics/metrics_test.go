@@ -350,3 +350,24 @@ func TestPoisonAndFailedTurns(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, problems, "promlint: %s", describe(problems))
 }
+
+// TestServedNamesStartAtZero: a worker's orchestrators and activities have
+// their counters at 0 before anything runs, so that rate and increase see
+// the first start, completion and execution (a series that appears at 1
+// reads as no change).
+func TestServedNamesStartAtZero(t *testing.T) {
+	t.Parallel()
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	testengine.New(t, testengine.Options{Worker: worker.Config{Metrics: m}, Register: func(r *jetflow.Registry) error {
+		return samples.Register(r, samples.Options{})
+	}})
+	srv := httptest.NewServer(metrics.Handler(reg))
+	t.Cleanup(srv.Close)
+	s := get(t, srv.URL)
+	require.Equal(t, 0.0, s.v(t, "jetflow_orchestrations_started_total", "orchestrator", "E1_HelloSequence"))
+	require.Equal(t, 0.0, s.v(t, "jetflow_orchestrations_completed_total", "orchestrator", "E1_HelloSequence", "status", "Completed"))
+	require.Equal(t, 0.0, s.v(t, "jetflow_orchestrations_completed_total", "orchestrator", "E1_HelloSequence", "status", "Failed"))
+	require.Equal(t, 0.0, s.v(t, "jetflow_activity_executions_total", "activity", "E1_SayHello", "outcome", metrics.ActivityCompleted))
+}

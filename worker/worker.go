@@ -267,6 +267,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.cfg.Metrics.OrchestrationSlots(w.orchSlots)
 	w.cfg.Metrics.ActivitySlots(w.actSlots)
+	w.cfg.Metrics.Serving(orchs, acts)
 	go w.leases.keep(w.ctx.Done())
 	if w.cfg.PurgeInterval > 0 {
 		w.running.Add(1)
