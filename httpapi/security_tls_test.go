@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,7 +52,7 @@ func TestTLS(t *testing.T) {
 	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
 		return samples.Register(r, samples.Options{})
 	}})
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	certs, err := httpapi.NewCertReloader(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	hs := httpapi.NewServer(httpapi.New(e.Client, httpapi.Config{Logger: e.Logger()}), httpapi.ServerConfig{Logger: slog.New(slog.DiscardHandler)})
@@ -110,22 +108,4 @@ func TestTLS(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

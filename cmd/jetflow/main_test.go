@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type result struct {
 	code           int
 	stdout, stderr string
@@ -48,7 +28,7 @@ type result struct {
 // cli runs the command line in-process.
 func cli(t *testing.T, ctx context.Context, args ...string) result {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	code := run(ctx, args, &stdout, &stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
@@ -294,7 +274,7 @@ func closedPort(t *testing.T) string {
 type devProcess struct {
 	cancel           context.CancelFunc
 	done             chan int
-	stdout, stderr   *syncBuffer
+	stdout, stderr   *testkit.Buffer
 	httpURL, natsURL string
 }
 
@@ -306,7 +286,7 @@ var (
 func startDev(t *testing.T, args ...string) *devProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &devProcess{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	d := &devProcess{cancel: cancel, done: make(chan int, 1), stdout: &testkit.Buffer{}, stderr: &testkit.Buffer{}}
 	go func() { d.done <- run(ctx, append([]string{"dev"}, args...), d.stdout, d.stderr) }()
 	t.Cleanup(func() { d.stop(t) })
 	testkit.WaitForNoError(t, 20*time.Second, "dev to start", func() error {
@@ -446,13 +426,13 @@ func TestWorkerAndServer(t *testing.T) {
 	defer cancel()
 
 	type proc struct {
-		out  syncBuffer
+		out  testkit.Buffer
 		code chan int
 	}
 	launch := func(args ...string) *proc {
 		p := &proc{code: make(chan int, 1)}
 		go func() {
-			var stderr syncBuffer
+			var stderr testkit.Buffer
 			code := run(ctx, append(args, "--nats", natsURL, "--log-level", "warn"), &p.out, &stderr)
 			if code != 0 {
 				t.Logf("%v: %s", args, stderr.String())

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/testkit"
 )
 
 // rolesConf is the shipped file of NATS roles that the test runs a server on.
@@ -112,7 +113,7 @@ func requireRefused(t *testing.T, v *violations, subject string, op func(ctx con
 
 // launched is a jetflow process run in-process.
 type launched struct {
-	out, errOut syncBuffer
+	out, errOut testkit.Buffer
 	code        chan int
 }
 

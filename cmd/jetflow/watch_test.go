@@ -40,13 +40,13 @@ func parseWatch(t *testing.T, out string) []watchLine {
 type background struct {
 	cancel         context.CancelFunc
 	done           chan int
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.Buffer
 }
 
 func runBackground(t *testing.T, args ...string) *background {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &background{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	b := &background{cancel: cancel, done: make(chan int, 1), stdout: &testkit.Buffer{}, stderr: &testkit.Buffer{}}
 	go func() { b.done <- run(ctx, args, b.stdout, b.stderr) }()
 	t.Cleanup(func() {
 		cancel()
