@@ -262,7 +262,7 @@ func (s *Store) setup(ctx context.Context) error {
 // allowed only to read (a watcher) opens an existing hub.
 func (s *Store) layout(ctx context.Context) error {
 	key := s.names.ShardsKey()
-	e, err := s.registry.Get(ctx, key)
+	e, err := s.getRegistry(ctx, key)
 	if errors.Is(err, natsjs.ErrKeyNotFound) {
 		_, err = s.registry.Create(ctx, key, []byte(strconv.Itoa(s.cfg.Shards)))
 		if err == nil {
@@ -271,7 +271,7 @@ func (s *Store) layout(ctx context.Context) error {
 		if !errors.Is(err, natsjs.ErrKeyExists) { // created meanwhile by another process
 			return fmt.Errorf("recording the hub's layout: %w", err)
 		}
-		e, err = s.registry.Get(ctx, key)
+		e, err = s.getRegistry(ctx, key)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the hub's layout: %w", err)
@@ -286,6 +286,23 @@ func (s *Store) layout(ctx context.Context) error {
 	s.cfg.Shards = n
 	s.names = NewNames(s.cfg.Hub, n)
 	return nil
+}
+
+// getRegistry reads a registry key. On a cluster, a bucket created a
+// moment ago may not answer direct gets yet (no responders): it asks
+// again until ctx ends.
+func (s *Store) getRegistry(ctx context.Context, key string) (natsjs.KeyValueEntry, error) {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		e, err := s.registry.Get(ctx, key)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return e, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Names returns the hub's names.
