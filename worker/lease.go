@@ -14,23 +14,33 @@ import (
 // the delivery) while it merely waits.
 type lease struct {
 	d        jetstream.Delivery
-	extended time.Time // when the server last heard of it (received, or in-progress ack)
-	lost     bool      // its ack wait ran out before it was extended (the process stalled)
+	extended time.Time // when the worker last told the server of it (received, or in-progress ack sent)
+	lost     bool      // it went unextended so long that the server may have given it to another worker
 }
 
 // leases are the deliveries a worker holds, and those it acknowledged
 // since the janitor last asked (see Worker.janitor).
 type leases struct {
-	mu      sync.Mutex
-	held    map[*lease]struct{}
-	every   time.Duration // how often to extend a lease: a quarter of the ack wait
-	ackWait time.Duration
-	record  bool // keep acked for the janitor
-	acked   []jetstream.Acked
+	mu        sync.Mutex
+	held      map[*lease]struct{}
+	every     time.Duration // how often to extend a lease: a quarter of the ack wait
+	lostAfter time.Duration // three quarters of the ack wait: see lost
+	record    bool          // keep acked for the janitor
+	acked     []jetstream.Acked
 }
 
+// newLeases returns the leases of a worker whose consumers have ackWait.
+//
+// A lease not extended for three quarters of the ack wait is lost: the
+// worker's clock of it starts when the handler gets the message, later
+// than the server's (which starts at delivery, and the message may wait
+// in the client's buffer first), and an in-progress ack is not confirmed;
+// so a process that wakes from a stall just short of the ack wait by its
+// own clock may find the server has already given the message to another
+// worker, and both would run it. Extended every quarter, a live lease is
+// never that old.
 func newLeases(ackWait time.Duration, record bool) *leases {
-	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4, ackWait: ackWait, record: record}
+	return &leases{held: map[*lease]struct{}{}, every: ackWait / 4, lostAfter: ackWait * 3 / 4, record: record}
 }
 
 // hold starts keeping d alive.
@@ -87,9 +97,9 @@ func (l *leases) extend(now time.Time) {
 	for le := range l.held {
 		switch age := now.Sub(le.extended); {
 		case le.lost:
-		case age >= l.ackWait:
-			// The process stalled past the ack wait (a freeze, a long
-			// pause): the server has given the message to another worker.
+		case age >= l.lostAfter:
+			// The process stalled (a freeze, a long pause): the server
+			// may have given the message to another worker by now.
 			le.lost = true
 		case age >= l.every:
 			le.extended = now
@@ -116,13 +126,13 @@ func (l *leases) keep(quit <-chan struct{}) {
 	}
 }
 
-// alive reports whether le is still this worker's: its ack wait has not
-// run out (a worker that stalled past it must not run an activity that
-// another worker may be running by now).
+// alive reports whether le is still this worker's: it is not lost (a
+// worker that stalled must not run an activity that another worker may be
+// running by now).
 func (l *leases) alive(le *lease) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !le.lost && time.Since(le.extended) >= l.ackWait {
+	if !le.lost && time.Since(le.extended) >= l.lostAfter {
 		le.lost = true
 	}
 	return !le.lost
