@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -41,21 +42,16 @@ const orphan = "Unserved"
 // base is the HTTP API's path prefix.
 const base = "/runtime/webhooks/durabletask"
 
-// waitFor polls cond until it holds or timeout passes; cond says why not.
+// waitFor is testkit.WaitForNoError for a cond that says why it does not
+// hold yet.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var why string
-	for {
-		var ok bool
-		if ok, why = cond(); ok {
-			return
+	testkit.WaitForNoError(t, timeout, what, func() error {
+		if ok, why := cond(); !ok {
+			return errors.New(why)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, timeout, why)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
