@@ -260,16 +260,7 @@ func testFenceRace(t *testing.T, b *conformanceBundle) {
 			}
 			close(start)
 			wg.Wait()
-			winner := -1
-			for i, err := range errs {
-				if err == nil {
-					require.Equal(t, -1, winner, "writers %d and %d both won", winner, i)
-					winner = i
-					continue
-				}
-				require.ErrorIs(t, err, jetstream.ErrConflict, "writer %d", i)
-			}
-			require.NotEqual(t, -1, winner, "one writer wins")
+			winner := oneWinner(t, errs)
 
 			chunks, err := b.other.LoadHistory(ctx, id)
 			require.NoError(t, err)
@@ -522,16 +513,7 @@ func testStatusRace(t *testing.T, b *conformanceBundle) {
 			}
 			close(start)
 			wg.Wait()
-			winner := -1
-			for i, err := range errs {
-				if err == nil {
-					require.Equal(t, -1, winner, "writers %d and %d both won", winner, i)
-					winner = i
-					continue
-				}
-				require.ErrorIs(t, err, jetstream.ErrConflict, "writer %d", i)
-			}
-			require.NotEqual(t, -1, winner, "one writer wins")
+			winner := oneWinner(t, errs)
 			for _, s := range []*jetstream.Store{b.store, b.other} {
 				got, err := s.GetStatus(ctx, id)
 				require.NoError(t, err)
@@ -900,4 +882,21 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 			stored(t, x, !slices.Contains(tc.gone, x), "after a purge with "+tc.name)
 		}
 	}
+}
+
+// oneWinner requires that exactly one of racing writers succeeded and the
+// others lost with ErrConflict, and returns the winner.
+func oneWinner(t *testing.T, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "writers %d and %d both won", winner, i)
+			winner = i
+			continue
+		}
+		require.ErrorIs(t, err, jetstream.ErrConflict, "writer %d", i)
+	}
+	require.NotEqual(t, -1, winner, "one writer wins")
+	return winner
 }
