@@ -350,10 +350,10 @@ func New(c *client.Client, cfg Config) http.Handler {
 // answers into JSON errors.
 func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w}
+	_, pattern := a.mux.Handler(r) // "" for no route
 	if m := a.cfg.Metrics; m != nil {
-		began, pattern := time.Now(), ""
+		began := time.Now()
 		defer func() { m.ObserveRequest(pattern, r.Method, rw.code, time.Since(began)) }()
-		_, pattern = a.mux.Handler(r)
 	}
 	defer func() {
 		v := recover()
@@ -382,7 +382,7 @@ func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = context.WithValue(ctx, queryCodeKey{}, queryKey)
 	}
 	r = r.WithContext(ctx)
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		a.noRoute(rw, r)
 		return
 	}
