@@ -38,9 +38,6 @@ func New(store *jetstream.Store) *Dispatcher {
 	return &Dispatcher{store: store, now: store.Now}
 }
 
-// NewExecutionID returns a fresh, unique execution id.
-func NewExecutionID() string { return nuid.Next() }
-
 // StartInstance creates an instance: it writes its Pending status, which
 // fails with jetflow.ErrInstanceExists while an instance with that id is
 // Pending, Running or Suspended, and then sends it the ExecutionStarted
