@@ -40,7 +40,7 @@ func TestLongParentChildrenAreReachable(t *testing.T) {
 
 	var children []string
 	require.Eventually(t, func() bool {
-		chunks, err := e.Store.LoadHistory(ctx, parent)
+		chunks, err := e.Storage.LoadHistory(ctx, parent)
 		require.NoError(t, err)
 		children = children[:0]
 		for _, ch := range chunks {

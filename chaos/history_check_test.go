@@ -10,7 +10,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,10 +37,10 @@ func TestChaosChecker(t *testing.T) {
 		return history.Event{Type: history.ExecutionCompleted, Status: st, Time: at}
 	}
 	timer := history.Event{Type: history.TimerCreated, ID: 1, FireAt: at.Add(time.Minute), Time: at}
-	chunks := func(cs ...[]history.Event) []jetstream.Chunk {
-		var out []jetstream.Chunk
+	chunks := func(cs ...[]history.Event) []storage.Chunk {
+		var out []storage.Chunk
 		for i, c := range cs {
-			out = append(out, jetstream.Chunk{Number: uint32(i + 1), Events: c})
+			out = append(out, storage.Chunk{Number: uint32(i + 1), Events: c})
 		}
 		return out
 	}
@@ -49,7 +49,7 @@ func TestChaosChecker(t *testing.T) {
 		required: []string{eventKey("Add", 1), eventKey("Add", 2)}}
 	for _, tc := range []struct {
 		name      string
-		chunks    []jetstream.Chunk
+		chunks    []storage.Chunk
 		want      histWant
 		withError string
 	}{
@@ -70,7 +70,7 @@ func TestChaosChecker(t *testing.T) {
 			[]history.Event{turn, start("e1"), task(0, "3")},
 			[]history.Event{turn, result(0, "10", "e1:result:0"), end(history.StatusCompleted)},
 		), oneTask, "Square of 3 is 10"},
-		{"a gap in the chunks", []jetstream.Chunk{
+		{"a gap in the chunks", []storage.Chunk{
 			{Number: 1, Events: []history.Event{turn, start("e1"), task(0, "3")}},
 			{Number: 3, Events: []history.Event{turn, result(0, "9", "e1:result:0"), end(history.StatusCompleted)}},
 		}, oneTask, "chunk numbers"},

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jetflow/jetflow/chaos"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -78,7 +78,7 @@ func compact(b json.RawMessage) json.RawMessage {
 //     only if the test sent one;
 //   - a Completed instance has w's activity calls, timers,
 //     sub-orchestrations and executions.
-func checkExecutions(id string, chunks []jetstream.Chunk, w histWant) (calls, results []string, err error) {
+func checkExecutions(id string, chunks []storage.Chunk, w histWant) (calls, results []string, err error) {
 	events, err := testkit.CheckChunks(chunks)
 	if err != nil {
 		return nil, nil, err

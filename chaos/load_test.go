@@ -17,6 +17,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
@@ -32,7 +33,7 @@ const stockMaxPayload = 1 << 20
 // would have it: a connection, the store, a dispatcher and a client.
 type hub struct {
 	nc     *nats.Conn
-	store  *jetstream.Store
+	store  *storage.Store // the engine's storage of the hub
 	client *client.Client
 }
 
@@ -57,7 +58,7 @@ func openHub(t *testing.T, urls string, replicas int) *hub {
 		}
 		return err == nil
 	})
-	h := &hub{nc: nc, store: store, client: client.New(store)}
+	h := &hub{nc: nc, store: storage.Of(store), client: client.New(store)}
 	t.Cleanup(func() {
 		h.client.Close()
 		nc.Close()
@@ -72,7 +73,7 @@ func (h *hub) waitRegistered(t *testing.T, name string) {
 	testkit.WaitFor(t, 30*time.Second, name+" to be registered", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ok, err := h.store.IsRegistered(ctx, jetstream.KindOrchestrator, name)
+		ok, err := h.store.IsRegistered(ctx, storage.KindOrchestrator, name)
 		return err == nil && ok
 	})
 }
@@ -292,7 +293,7 @@ func (tr *tracker) waitAll(t *testing.T, timeout time.Duration) {
 					t.Logf("%s: %s", id, b)
 				}
 				if exec := tr.h.dumpHistory(t, id); exec != "" {
-					tr.trace.dump(t, exec, jetstream.EncodeToken(id))
+					tr.trace.dump(t, exec, storage.EncodeToken(id))
 				}
 			}
 			tr.h.dumpConsumers(t)
@@ -350,7 +351,7 @@ func (tr *tracker) verifyAll(t *testing.T) {
 				break
 			}
 			if exec := tr.h.dumpHistory(t, id); exec != "" {
-				tr.trace.dump(t, exec, jetstream.EncodeToken(id))
+				tr.trace.dump(t, exec, storage.EncodeToken(id))
 			}
 		}
 		for i, e := range errs {
@@ -408,7 +409,7 @@ func jsonEqual(a json.RawMessage, b string) bool {
 //   - Square's results are its inputs squared;
 //   - s.Activities activity calls and s.Timers timers were made, and the
 //     expected event was raised exactly once.
-func checkHistory(chunks []jetstream.Chunk, s spec) error {
+func checkHistory(chunks []storage.Chunk, s spec) error {
 	events, err := testkit.CheckChunks(chunks)
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ import (
 	"github.com/jetflow/jetflow/chaos"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
@@ -949,7 +949,7 @@ func (ld *randomLoad) verify(ctx context.Context, in *rinst) error {
 		return nil
 	}
 	ld.obs.record(in.id, u.Revision, &u.Status, false, "read")
-	var chunks []jetstream.Chunk
+	var chunks []storage.Chunk
 	if _, err := call(ctx, func(ctx context.Context) (err error) {
 		chunks, err = ld.h.store.LoadHistory(ctx, in.id)
 		return err
@@ -1108,7 +1108,7 @@ func (ld *randomLoad) report(t *testing.T, deadline time.Time) {
 // went.
 func (ld *randomLoad) dump(t *testing.T, id string) {
 	if exec := ld.h.dumpHistory(t, id); exec != "" {
-		ld.trace.dump(t, exec, jetstream.EncodeToken(id))
+		ld.trace.dump(t, exec, storage.EncodeToken(id))
 	}
 }
 
@@ -1151,7 +1151,7 @@ func (ld *randomLoad) checkInstances(t *testing.T, fail func(string, ...any)) {
 					exec := in.exec
 					in.mu.Unlock()
 					ld.h.dumpHistory(t, in.id)
-					ld.trace.dump(t, exec, jetstream.EncodeToken(in.id))
+					ld.trace.dump(t, exec, storage.EncodeToken(in.id))
 				}
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 )
 
@@ -28,14 +29,15 @@ const MaxPayload = jetflow.MaxPayload
 // Client talks to one hub. It is safe for concurrent use. Close it when
 // done with it if it listed instances.
 type Client struct {
-	store *jetstream.Store
+	store *storage.Store
 	disp  *dispatcher.Dispatcher
 	list  lister // the instance index of ListInstances, started by the first list
 }
 
 // New returns a client of the hub behind store.
 func New(store *jetstream.Store) *Client {
-	return &Client{store: store, disp: dispatcher.New(store)}
+	s := storage.Of(store)
+	return &Client{store: s, disp: dispatcher.New(s)}
 }
 
 // Close stops what the client runs in the background: the instance index
@@ -342,9 +344,9 @@ func (c *Client) WaitForCompletion(ctx context.Context, id string) (*jetflow.Sta
 	// current value would not tell a missing status from one not yet
 	// delivered. The bucket keeps a key's last value, and a terminal
 	// status or a purge is that, so neither is missed.
-	ch, err := relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
+	ch, err := relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
 		return c.store.WatchStatus(ctx, id, cur.Revision)
-	}, func(u *jetstream.StatusUpdate) (send, last bool) {
+	}, func(u *storage.StatusUpdate) (send, last bool) {
 		return true, u.Deleted || u.Status.Finished()
 	})
 	if err != nil {

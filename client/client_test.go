@@ -133,13 +133,13 @@ func TestBadInput(t *testing.T) {
 	} {
 		// Not parallel: each case checks that nothing at all was written.
 		t.Run(tc.name, func(t *testing.T) {
-			before, err := e.Store.StoredMessages(ctx)
+			before, err := e.Storage.StoredMessages(ctx)
 			require.NoError(t, err)
 
 			err = tc.call(ctx, e.Client)
 			require.ErrorIs(t, err, tc.withError)
 
-			after, err := e.Store.StoredMessages(ctx)
+			after, err := e.Storage.StoredMessages(ctx)
 			require.NoError(t, err)
 			require.Equal(t, before, after, "a refused call writes nothing")
 			if tc.id != "" {

@@ -26,7 +26,7 @@ func TestInstanceCounts(t *testing.T) {
 	add("a2", "A", jetflow.StatusRunning, big)
 	add("a3", "A", jetflow.StatusCompleted, nil)
 	add("b1", "B", jetflow.StatusPending, big)
-	putStatuses(t, e.Store, sts)
+	putStatuses(t, e.Storage, sts)
 	counts, err := e.Client.InstanceCounts(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, []client.InstanceCount{
@@ -35,14 +35,14 @@ func TestInstanceCounts(t *testing.T) {
 		{Orchestrator: "B", RuntimeStatus: jetflow.StatusPending, Count: 1},
 	}, counts)
 
-	se, err := e.Store.GetStatus(t.Context(), "a2")
+	se, err := e.Storage.GetStatus(t.Context(), "a2")
 	require.NoError(t, err)
 	se.Status.RuntimeStatus = jetflow.StatusFailed
-	_, err = e.Store.PutStatus(t.Context(), "a2", &se.Status, se.Revision)
+	_, err = e.Storage.PutStatus(t.Context(), "a2", &se.Status, se.Revision)
 	require.NoError(t, err)
-	se, err = e.Store.GetStatus(t.Context(), "b1")
+	se, err = e.Storage.GetStatus(t.Context(), "b1")
 	require.NoError(t, err)
-	require.NoError(t, e.Store.DeleteStatus(t.Context(), "b1", se.Revision))
+	require.NoError(t, e.Storage.DeleteStatus(t.Context(), "b1", se.Revision))
 	counts, err = e.Client.InstanceCounts(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, []client.InstanceCount{

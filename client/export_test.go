@@ -3,13 +3,13 @@ package client
 import (
 	"runtime"
 
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // IndexHeapPerInstance builds an instance index from batches, as its
 // watch would feed it, and returns the live heap it holds, in bytes per
 // instance: the index alone, without the NATS server or connection.
-func IndexHeapPerInstance(batches []jetstream.StatusBatch) float64 {
+func IndexHeapPerInstance(batches []storage.StatusBatch) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/btree"
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // The instance index behind ListInstances: an ordered copy of the status
@@ -200,7 +200,7 @@ type index struct {
 }
 
 // startIndex starts an index fed by a watch of the status bucket.
-func startIndex(store *jetstream.Store) (*index, error) {
+func startIndex(store *storage.Store) (*index, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	feed, err := store.FollowStatuses(ctx)
 	if err != nil {
@@ -225,7 +225,7 @@ func newIndex(stop context.CancelFunc) *index {
 }
 
 // run applies the feed until it ends.
-func (x *index) run(feed <-chan jetstream.StatusBatch) {
+func (x *index) run(feed <-chan storage.StatusBatch) {
 	defer close(x.done)
 	for b := range feed {
 		x.apply(b)
@@ -251,7 +251,7 @@ func (x *index) alive() bool {
 }
 
 // apply applies one batch of the feed.
-func (x *index) apply(b jetstream.StatusBatch) {
+func (x *index) apply(b storage.StatusBatch) {
 	type change struct {
 		e   entry
 		put bool

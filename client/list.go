@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // Page sizes of ListInstances.
@@ -216,7 +216,7 @@ func (c *Client) statuses(ctx context.Context, entries []entry, q *listQuery) ([
 			defer func() { <-sem; wg.Done() }()
 			se, err := c.store.GetStatus(ctx, e.id)
 			switch {
-			case errors.Is(err, jetstream.ErrNotFound):
+			case errors.Is(err, storage.ErrNotFound):
 			case err != nil:
 				mu.Lock()
 				if fetchErr == nil {

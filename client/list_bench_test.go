@@ -9,8 +9,8 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,20 +49,20 @@ func BenchmarkListPage(b *testing.B) {
 			CreatedTime: jetflow.Time{Time: created}, LastUpdatedTime: jetflow.Time{Time: created.Add(time.Second)},
 		}
 	}
-	putStatuses(b, e.Store, sts)
+	putStatuses(b, e.Storage, sts)
 
 	// The index alone, fed the same statuses as its watch would feed it.
-	var batch jetstream.StatusBatch
+	var batch storage.StatusBatch
 	var size int
 	for i := range sts {
 		raw, err := json.Marshal(sts[i])
 		require.NoError(b, err)
 		size += len(raw)
-		batch.Records = append(batch.Records, jetstream.StatusRecord{ID: sts[i].InstanceID, Revision: uint64(i + 1), Value: raw})
+		batch.Records = append(batch.Records, storage.StatusRecord{ID: sts[i].InstanceID, Revision: uint64(i + 1), Value: raw})
 	}
 	batch.Revision, batch.Current = n, true
-	indexBytes := client.IndexHeapPerInstance([]jetstream.StatusBatch{batch})
-	batch, sts = jetstream.StatusBatch{}, nil
+	indexBytes := client.IndexHeapPerInstance([]storage.StatusBatch{batch})
+	batch, sts = storage.StatusBatch{}, nil
 
 	var before, after runtime.MemStats
 	runtime.GC()

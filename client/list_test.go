@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
@@ -19,18 +20,18 @@ import (
 
 // putStatuses writes statuses straight to the status bucket (as new keys),
 // a thousand at a time, the way a worker writes a new status.
-func putStatuses(t testing.TB, store *jetstream.Store, sts []jetflow.Status) {
+func putStatuses(t testing.TB, store *storage.Store, sts []jetflow.Status) {
 	t.Helper()
 	for len(sts) > 0 {
 		batch := sts[:min(len(sts), 1000)]
 		sts = sts[len(batch):]
-		outs := make([]jetstream.Outgoing, len(batch))
+		outs := make([]storage.Outgoing, len(batch))
 		for i := range batch {
 			o, err := store.StatusWrite(batch[i].InstanceID, &batch[i], 0)
 			require.NoError(t, err)
 			outs[i] = o
 		}
-		require.NoError(t, jetstream.FirstError(store.Publish(t.Context(), outs...)))
+		require.NoError(t, storage.FirstError(store.Publish(t.Context(), outs...)))
 	}
 }
 
@@ -114,7 +115,7 @@ func TestListInstances(t *testing.T) {
 	t.Parallel()
 	e := testengine.New(t, testengine.Options{Workers: -1})
 	all := listFixture()
-	putStatuses(t, e.Store, all)
+	putStatuses(t, e.Storage, all)
 	c := e.Client
 
 	for _, tt := range []struct {
@@ -239,7 +240,7 @@ func TestListLargeStatus(t *testing.T) {
 		}
 		sts = append(sts, st)
 	}
-	putStatuses(t, e.Store, sts)
+	putStatuses(t, e.Storage, sts)
 	var got []jetflow.Status
 	for _, page := range listPages(t, e.Client, client.Query{Top: 7}) {
 		got = append(got, page...)
@@ -315,7 +316,7 @@ func TestListDeletes(t *testing.T) {
 		sts = append(sts, jetflow.Status{Name: "D", InstanceID: fmt.Sprintf("del-%d", i), RuntimeStatus: jetflow.StatusCompleted,
 			CreatedTime: jetflow.Time{Time: listBase}, LastUpdatedTime: jetflow.Time{Time: listBase}})
 	}
-	putStatuses(t, e.Store, sts)
+	putStatuses(t, e.Storage, sts)
 	c := e.Client
 	ids := func() []string {
 		t.Helper()
@@ -330,26 +331,26 @@ func TestListDeletes(t *testing.T) {
 	require.NotContains(t, ids(), "del-1")
 
 	// A purge without a TTL.
-	se, err := e.Store.GetStatus(ctx, "del-2")
+	se, err := e.Storage.GetStatus(ctx, "del-2")
 	require.NoError(t, err)
-	require.NoError(t, e.Store.DeleteStatus(ctx, "del-2", se.Revision))
+	require.NoError(t, e.Storage.DeleteStatus(ctx, "del-2", se.Revision))
 	require.NotContains(t, ids(), "del-2")
 
 	// A KV delete (a delete marker), as `nats kv del` makes.
 	js, err := natsjs.New(e.Conn)
 	require.NoError(t, err)
-	kv, err := js.KeyValue(ctx, e.Store.Names().StatusBucket())
+	kv, err := js.KeyValue(ctx, e.Storage.Names().StatusBucket())
 	require.NoError(t, err)
-	require.NoError(t, kv.Delete(ctx, e.Store.Names().StatusKey("del-3")))
+	require.NoError(t, kv.Delete(ctx, e.Storage.Names().StatusKey("del-3")))
 	require.NotContains(t, ids(), "del-3")
 
 	// A value that is not a status is left out, like the watches do.
-	_, err = kv.Put(ctx, e.Store.Names().StatusKey("del-4"), []byte("not JSON"))
+	_, err = kv.Put(ctx, e.Storage.Names().StatusKey("del-4"), []byte("not JSON"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"del-0", "del-5", "del-6", "del-7", "del-8", "del-9"}, ids())
 
 	// And written again, it is back.
-	_, err = e.Store.PutStatus(ctx, "del-2", &sts[2], 0)
+	_, err = e.Storage.PutStatus(ctx, "del-2", &sts[2], 0)
 	require.NoError(t, err)
 	require.Equal(t, []string{"del-0", "del-2", "del-5", "del-6", "del-7", "del-8", "del-9"}, ids())
 }
@@ -361,19 +362,19 @@ func TestListAfterPurgeMarkerExpired(t *testing.T) {
 	t.Parallel()
 	e := testengine.New(t, testengine.Options{Workers: -1, Store: jetstream.Config{PurgeMarkerTTL: time.Second}})
 	ctx := e.Context(60 * time.Second)
-	putStatuses(t, e.Store, []jetflow.Status{
+	putStatuses(t, e.Storage, []jetflow.Status{
 		{Name: "P", InstanceID: "keep", RuntimeStatus: jetflow.StatusCompleted, CreatedTime: jetflow.Time{Time: listBase}},
 		{Name: "P", InstanceID: "purge", RuntimeStatus: jetflow.StatusCompleted, CreatedTime: jetflow.Time{Time: listBase}},
 	})
 	require.NoError(t, e.Client.PurgeInstance(ctx, "purge"))
-	last, err := e.Store.LastStatusRevision(ctx)
+	last, err := e.Storage.LastStatusRevision(ctx)
 	require.NoError(t, err)
 	testkit.WaitFor(t, 20*time.Second, "the purge marker to expire", func() bool {
-		_, found, err := e.Store.NextStatusRevision(ctx, last)
+		_, found, err := e.Storage.NextStatusRevision(ctx, last)
 		require.NoError(t, err)
 		return !found
 	})
-	now, err := e.Store.LastStatusRevision(ctx)
+	now, err := e.Storage.LastStatusRevision(ctx)
 	require.NoError(t, err)
 	require.Equal(t, last, now, "the bucket's last revision is a message that is gone")
 
@@ -401,7 +402,7 @@ func TestListTenThousand(t *testing.T) {
 		sts[i] = jetflow.Status{Name: "Many", InstanceID: fmt.Sprintf("many-%05d", (i*7919)%n), RuntimeStatus: jetflow.StatusCompleted,
 			Input: json.RawMessage(`"Tokyo"`), CreatedTime: jetflow.Time{Time: listBase}, LastUpdatedTime: jetflow.Time{Time: listBase}}
 	}
-	putStatuses(t, e.Store, sts)
+	putStatuses(t, e.Storage, sts)
 
 	for _, top := range []int{0, client.MaxPageSize} {
 		pages := listPages(t, e.Client, client.Query{Top: top})

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // PurgeInstance removes a finished instance: its status, its history and
@@ -27,7 +27,7 @@ func (c *Client) PurgeInstance(ctx context.Context, id string) error {
 				jetflow.ErrInstanceNotFinished, id, e.Status.RuntimeStatus)
 		}
 		err = c.store.PurgeInstance(ctx, id, e.Revision)
-		if !errors.Is(err, jetstream.ErrConflict) || attempt == 2 {
+		if !errors.Is(err, storage.ErrConflict) || attempt == 2 {
 			return err
 		}
 		// The status moved between the read and the purge (a late status

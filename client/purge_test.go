@@ -28,7 +28,7 @@ func storedFor(t *testing.T, e *testengine.Engine, id string) map[string]uint64 
 	t.Helper()
 	js, err := natsjs.New(e.Conn)
 	require.NoError(t, err)
-	n := e.Store.Names()
+	n := e.Storage.Names()
 	out := map[string]uint64{}
 	for _, f := range []struct{ stream, filter string }{
 		{"KV_" + n.StatusBucket(), "$KV." + n.StatusBucket() + "." + n.StatusKey(id)},
@@ -73,7 +73,7 @@ func TestPurgeInstance(t *testing.T) {
 	_, err = c.WaitForCompletion(ctx, id)
 	require.NoError(t, err)
 	stored := storedFor(t, e, id)
-	timers := strings.TrimSuffix(e.Store.Names().TimerFilter(id), ">")
+	timers := strings.TrimSuffix(e.Storage.Names().TimerFilter(id), ">")
 	require.True(t, slices.ContainsFunc(slices.Collect(maps.Keys(stored)), func(s string) bool { return strings.HasPrefix(s, timers) }),
 		"the pending timer is stored: %v", stored)
 
@@ -99,7 +99,7 @@ func TestPurgeInstance(t *testing.T) {
 	st, err := c.WaitForCompletion(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
-	chunks, err := e.Store.LoadHistory(ctx, id)
+	chunks, err := e.Storage.LoadHistory(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, uint32(1), chunks[0].Number)
 	require.Equal(t, "E1_HelloSequence", chunks[0].Events[1].Name)

@@ -163,7 +163,7 @@ func proxiedClient(t *testing.T, e *testengine.Engine, p *answerHolder) *client.
 // the runs the instance has had.
 func executions(t *testing.T, e *testengine.Engine, id string) int {
 	t.Helper()
-	chunks, err := e.Store.LoadHistory(context.Background(), id)
+	chunks, err := e.Storage.LoadHistory(context.Background(), id)
 	require.NoError(t, err)
 	n := 0
 	for _, c := range chunks {
@@ -185,7 +185,7 @@ func TestStartAnswerLost(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
 	ctx := e.Context(90 * time.Second)
-	statusPub := "PUB $KV." + e.Store.Names().StatusBucket() + "."
+	statusPub := "PUB $KV." + e.Storage.Names().StatusBucket() + "."
 
 	t.Run("retried within the call", func(t *testing.T) {
 		t.Parallel()
@@ -231,7 +231,7 @@ func TestStartAnswerLost(t *testing.T) {
 	t.Run("retried after the run finished", func(t *testing.T) {
 		t.Parallel()
 		// Hold the answer to the start message: it is stored and runs.
-		p := newAnswerHolder(t, e.Listen, "PUB "+e.Store.Names().Hub()+".orch.", "")
+		p := newAnswerHolder(t, e.Listen, "PUB "+e.Storage.Names().Hub()+".orch.", "")
 		c := proxiedClient(t, e, p)
 		const key = "order-17"
 		short, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -79,7 +79,7 @@ func TestWaitForCompletionNotFound(t *testing.T) {
 		testkit.WaitFor(t, 10*time.Second, "the wait's watch", func() bool { return statusConsumers(t, e) > consumers })
 		cur, err := c.GetStatusWithRevision(ctx, id)
 		require.NoError(t, err)
-		require.NoError(t, e.Store.DeleteStatus(ctx, id, cur.Revision))
+		require.NoError(t, e.Storage.DeleteStatus(ctx, id, cur.Revision))
 		check(t, id, testkit.Receive(t, done, 15*time.Second, "WaitForCompletion still waits after the status was purged"))
 	})
 }
@@ -92,7 +92,7 @@ func statusConsumers(t *testing.T, e *testengine.Engine) int {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, "KV_"+e.Store.Names().StatusBucket())
+	s, err := js.Stream(ctx, "KV_"+e.Storage.Names().StatusBucket())
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)

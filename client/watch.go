@@ -7,7 +7,7 @@ import (
 	"math"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // Update is one status change seen by WatchStatus or WatchAll.
@@ -74,14 +74,14 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 			out := make(chan Update)
 			close(out)
 			return out, nil
-		case err != nil && !errors.Is(err, jetstream.ErrNotFound):
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
 			return nil, err
 		}
 		start = nextRevision(fromRevision)
 	}
-	return relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
+	return relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
 		return c.store.WatchStatus(ctx, id, start)
-	}, func(u *jetstream.StatusUpdate) (send, last bool) {
+	}, func(u *storage.StatusUpdate) (send, last bool) {
 		return !u.Deleted, !u.Deleted && u.Status.Finished()
 	})
 }
@@ -89,8 +89,8 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 // relay runs a store watch and forwards its updates as client Updates:
 // pick says which to send and after which to stop. The watch ends with ctx
 // or when relay stops.
-func relay(ctx context.Context, watch func(context.Context) (<-chan jetstream.StatusUpdate, error),
-	pick func(*jetstream.StatusUpdate) (send, last bool)) (<-chan Update, error) {
+func relay(ctx context.Context, watch func(context.Context) (<-chan storage.StatusUpdate, error),
+	pick func(*storage.StatusUpdate) (send, last bool)) (<-chan Update, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	in, err := watch(ctx)
 	if err != nil {
@@ -179,9 +179,9 @@ func (c *Client) WatchAll(ctx context.Context, f WatchFilter, fromRevision uint6
 	if fromRevision > 0 {
 		start = nextRevision(fromRevision) // the store starts afresh beyond its last revision
 	}
-	return relay(ctx, func(ctx context.Context) (<-chan jetstream.StatusUpdate, error) {
+	return relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
 		return c.store.WatchStatuses(ctx, f.InstanceIDPrefix, start)
-	}, func(u *jetstream.StatusUpdate) (send, last bool) {
+	}, func(u *storage.StatusUpdate) (send, last bool) {
 		return len(keep) == 0 || u.Deleted || keep[u.Status.RuntimeStatus], false
 	})
 }

@@ -102,7 +102,7 @@ func TestWatchAll(t *testing.T) {
 		}, 0)
 		require.NoError(t, err)
 		testkit.Quiet(t, ch, 300*time.Millisecond)
-		require.NoError(t, e.Store.DeleteStatus(ctx, "gone-1", cur.Revision))
+		require.NoError(t, e.Storage.DeleteStatus(ctx, "gone-1", cur.Revision))
 		u := testkit.Receive(t, ch, 10*time.Second)
 		require.True(t, u.Deleted, "deletions pass any status filter")
 		require.Equal(t, "gone-1", u.InstanceID)

@@ -8,6 +8,10 @@
 // + task id, for example), so publishing the same action twice is harmless:
 // the stream drops the duplicate within its window and the instance's
 // history drops it after.
+//
+// It is the engine's plumbing: worker.New and client.New make their own
+// dispatcher, and its API takes the engine's storage (internal/storage),
+// which programs outside jetflow cannot name.
 package dispatcher
 
 import (
@@ -22,19 +26,19 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/nats-io/nuid"
 )
 
 // Dispatcher publishes messages through a store. It is safe for concurrent
 // use. Workers and clients make their own; users never need one.
 type Dispatcher struct {
-	store *jetstream.Store
+	store *storage.Store
 	now   func() time.Time
 }
 
 // New returns a dispatcher publishing through store, on its clock.
-func New(store *jetstream.Store) *Dispatcher {
+func New(store *storage.Store) *Dispatcher {
 	return &Dispatcher{store: store, now: store.Now}
 }
 
@@ -57,7 +61,7 @@ func New(store *jetstream.Store) *Dispatcher {
 // and fails with ErrInstanceExists; one that finds it finished starts a
 // second run.
 func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage, requestID string) (*jetflow.Status, error) {
-	registered, err := d.store.IsRegistered(ctx, jetstream.KindOrchestrator, name)
+	registered, err := d.store.IsRegistered(ctx, storage.KindOrchestrator, name)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +71,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	var rev uint64
 	prev, err := d.store.GetStatus(ctx, id)
 	switch {
-	case errors.Is(err, jetstream.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 	case err != nil:
 		return nil, err
 	case requestID != "" && prev.Status.RequestID == requestID && prev.Status.Name == name:
@@ -101,9 +105,9 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	}
 	newRev, err := d.store.PutStatus(ctx, id, st, rev)
 	switch {
-	case errors.Is(err, jetstream.ErrConflict):
+	case errors.Is(err, storage.ErrConflict):
 		return nil, fmt.Errorf("%w: %q was started at the same time by another request", jetflow.ErrInstanceExists, id)
-	case errors.Is(err, jetstream.ErrTooLarge):
+	case errors.Is(err, storage.ErrTooLarge):
 		return nil, fmt.Errorf("%w: the instance's status: %w", jetflow.ErrPayloadTooLarge, err)
 	case err != nil:
 		return nil, fmt.Errorf("starting %q: %w (%w)", id, jetflow.ErrOutcomeUnknown, err)
@@ -121,7 +125,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 // is Pending: the same message as the first (derived from the status and
 // its revision), so a duplicate is dropped by message id or by history.
 // It heals a start whose message was never stored.
-func (d *Dispatcher) ResendStart(ctx context.Context, pending *jetstream.StatusEntry) error {
+func (d *Dispatcher) ResendStart(ctx context.Context, pending *storage.StatusEntry) error {
 	if pending.Status.RuntimeStatus != jetflow.StatusPending {
 		return nil
 	}
@@ -131,12 +135,12 @@ func (d *Dispatcher) ResendStart(ctx context.Context, pending *jetstream.StatusE
 // startMessage is the start message of the run whose Pending status st
 // was written at revision rev. Its execution id is derived from the
 // instance id and rev, which no other run of the id shares.
-func startMessage(id string, st *jetflow.Status, rev uint64) *jetstream.InboxMessage {
+func startMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessage {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	exec := "s" + strconv.FormatUint(h.Sum64(), 36) + "-" + strconv.FormatUint(rev, 36)
 	at := st.CreatedTime.UTC()
-	return &jetstream.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
+	return &storage.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
 		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
 	}}
@@ -165,7 +169,7 @@ func (d *Dispatcher) RaiseEvent(ctx context.Context, id, name string, data json.
 	if err != nil {
 		return err
 	}
-	return d.send(ctx, &jetstream.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
+	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
 		Type: history.EventRaised, Time: d.now().UTC(), Name: name, Input: data, MsgID: nuid.Next(),
 	}})
 }
@@ -202,7 +206,7 @@ func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessa
 	if st.Status.RuntimeStatus != jetflow.StatusFailed {
 		return fmt.Errorf("%w: %q is %s; only a failed instance can be rewound", jetflow.ErrInstanceNotFailed, id, st.Status.RuntimeStatus)
 	}
-	return d.send(ctx, &jetstream.InboxMessage{InstanceID: id, Orchestrator: st.Status.Name, Event: history.Event{
+	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: st.Status.Name, Event: history.Event{
 		Type: history.ExecutionRewound, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
 	}})
 }
@@ -212,7 +216,7 @@ func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, r
 	if err != nil {
 		return err
 	}
-	return d.send(ctx, &jetstream.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
+	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
 		Type: typ, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
 	}})
 }
@@ -229,23 +233,23 @@ func (d *Dispatcher) active(ctx context.Context, id string) (string, error) {
 	return st.Status.Name, nil
 }
 
-func (d *Dispatcher) send(ctx context.Context, m *jetstream.InboxMessage) error {
+func (d *Dispatcher) send(ctx context.Context, m *storage.InboxMessage) error {
 	out, err := d.store.InboxWrite(m)
 	if err != nil {
 		return err
 	}
-	return jetstream.FirstError(d.store.Publish(ctx, out))
+	return storage.FirstError(d.store.Publish(ctx, out))
 }
 
 // ActivityResult sends the outcome of an activity task back to its
 // instance: result on success, failure otherwise.
-func (d *Dispatcher) ActivityResult(ctx context.Context, t *jetstream.ActivityTask, result json.RawMessage, failure *history.Failure) error {
+func (d *Dispatcher) ActivityResult(ctx context.Context, t *storage.ActivityTask, result json.RawMessage, failure *history.Failure) error {
 	ev := history.Event{Type: history.TaskCompleted, Time: d.now().UTC(), TaskID: t.TaskID, Result: result,
 		MsgID: t.ExecutionID + ":result:" + strconv.Itoa(int(t.TaskID))}
 	if failure != nil {
 		ev.Type, ev.Result, ev.Failure = history.TaskFailed, nil, failure
 	}
-	return d.send(ctx, &jetstream.InboxMessage{InstanceID: t.InstanceID, Orchestrator: t.Orchestrator, ExecutionID: t.ExecutionID, Event: ev})
+	return d.send(ctx, &storage.InboxMessage{InstanceID: t.InstanceID, Orchestrator: t.Orchestrator, ExecutionID: t.ExecutionID, Event: ev})
 }
 
 // Execution identifies the execution whose commit is being dispatched.
@@ -264,12 +268,12 @@ type Execution struct {
 // writes prepared by the caller (the instance's status), and waits for all
 // of them. The chunk must already be durable: these messages are its
 // outbox, and re-publishing them after a crash is harmless.
-func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []history.Event, extra ...jetstream.Outgoing) []jetstream.Result {
-	outs := make([]jetstream.Outgoing, 0, len(events)+len(extra))
+func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []history.Event, extra ...storage.Outgoing) []storage.Result {
+	outs := make([]storage.Outgoing, 0, len(events)+len(extra))
 	for i := range events {
 		out, ok, err := d.action(ctx, &ex, &events[i])
 		if err != nil {
-			return []jetstream.Result{{Err: err}}
+			return []storage.Result{{Err: err}}
 		}
 		if ok {
 			outs = append(outs, out)
@@ -292,59 +296,59 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 }
 
 // action returns the message that carries out one event, if any.
-func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event) (jetstream.Outgoing, bool, error) {
+func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event) (storage.Outgoing, bool, error) {
 	id := strconv.Itoa(int(e.ID))
 	switch e.Type {
 	case history.TaskScheduled:
-		ok, err := d.store.IsRegistered(ctx, jetstream.KindActivity, e.Name)
+		ok, err := d.store.IsRegistered(ctx, storage.KindActivity, e.Name)
 		if err != nil {
-			return jetstream.Outgoing{}, false, err
+			return storage.Outgoing{}, false, err
 		}
 		if !ok {
-			out, err := d.store.InboxWrite(&jetstream.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+			out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 				Type: history.TaskFailed, Time: e.Time, TaskID: e.ID, MsgID: ex.ExecutionID + ":result:" + id,
 				Failure: &history.Failure{Type: jetflow.FailureActivityNotRegistered,
 					Message: fmt.Sprintf("activity %q is not registered with any worker", e.Name)},
 			}})
 			return out, true, err
 		}
-		out, err := d.store.TaskWrite(&jetstream.ActivityTask{
+		out, err := d.store.TaskWrite(&storage.ActivityTask{
 			InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Orchestrator: ex.Name, TaskID: e.ID, Name: e.Name, Input: e.Input,
 			Timeout: e.Timeout,
 		}, ex.ExecutionID+":task:"+id)
 		return out, true, err
 	case history.TimerCreated:
-		out, err := d.store.TimerWrite(&jetstream.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+		out, err := d.store.TimerWrite(&storage.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 			Type: history.TimerFired, Time: e.FireAt, TaskID: e.ID, FireAt: e.FireAt, MsgID: ex.ExecutionID + ":timer:" + id,
 		}}, e.ID, e.FireAt)
 		return out, true, err
 	case history.SubOrchestrationCreated:
 		exec := ex.ExecutionID + "-" + id
-		out, err := d.store.InboxWrite(&jetstream.InboxMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
+		out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
 			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
 			MsgID:  exec + ":start",
 			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
 		}})
 		return out, true, err
 	case history.OrchestratorYielded:
-		out, err := d.store.InboxWrite(&jetstream.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
+		out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 			Type: history.OrchestratorStarted, Time: e.Time, MsgID: ex.ExecutionID + ":yield",
 		}})
 		return out, true, err
 	case history.ExecutionCompleted:
 		if ex.Parent == nil || e.Status == history.StatusContinuedAsNew {
-			return jetstream.Outgoing{}, false, nil
+			return storage.Outgoing{}, false, nil
 		}
 		out, err := d.store.InboxWrite(ParentResult(ex.Parent, ex.Name, ex.ExecutionID, e))
 		return out, true, err
 	}
-	return jetstream.Outgoing{}, false, nil
+	return storage.Outgoing{}, false, nil
 }
 
 // ParentResult is the message telling a parent how its sub-orchestration
 // (execution childExec of orchestrator name) ended, given the child's
 // ExecutionCompleted event.
-func ParentResult(p *history.Parent, name, childExec string, done *history.Event) *jetstream.InboxMessage {
+func ParentResult(p *history.Parent, name, childExec string, done *history.Event) *storage.InboxMessage {
 	ev := history.Event{Type: history.SubOrchestrationCompleted, Time: done.Time, TaskID: p.TaskID,
 		Result: done.Result, MsgID: childExec + ":done"}
 	switch done.Status {
@@ -354,7 +358,7 @@ func ParentResult(p *history.Parent, name, childExec string, done *history.Event
 		ev.Type, ev.Result = history.SubOrchestrationFailed, nil
 		ev.Failure = &history.Failure{Type: jetflow.FailureTerminated, Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", name, string(done.Result))}
 	}
-	return &jetstream.InboxMessage{InstanceID: p.InstanceID, Orchestrator: p.Name, ExecutionID: p.ExecutionID, Event: ev}
+	return &storage.InboxMessage{InstanceID: p.InstanceID, Orchestrator: p.Name, ExecutionID: p.ExecutionID, Event: ev}
 }
 
 // SendParentResult publishes ParentResult directly; a worker uses it when a

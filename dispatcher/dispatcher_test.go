@@ -10,8 +10,8 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 )
 
@@ -24,15 +24,15 @@ func newHub(t *testing.T) (*testengine.Engine, *dispatcher.Dispatcher) {
 		return samples.Register(r, samples.Options{})
 	}})
 	ctx := e.Context(10 * time.Second)
-	require.NoError(t, e.Store.Register(ctx, jetstream.KindOrchestrator, []string{"E1_HelloSequence"}, "test"))
-	return e, dispatcher.New(e.Store)
+	require.NoError(t, e.Storage.Register(ctx, storage.KindOrchestrator, []string{"E1_HelloSequence"}, "test"))
+	return e, dispatcher.New(e.Storage)
 }
 
 // writes is how many messages the hub's streams and buckets have
 // stored: each write adds one, a duplicate dropped by its id none.
 func writes(t *testing.T, e *testengine.Engine) uint64 {
 	t.Helper()
-	n, err := e.Store.StoredMessages(e.Context(10 * time.Second))
+	n, err := e.Storage.StoredMessages(e.Context(10 * time.Second))
 	require.NoError(t, err)
 	return n
 }
@@ -45,13 +45,13 @@ func TestStartInstance(t *testing.T) {
 
 	_, err := d.StartInstance(ctx, "nobody", "NoSuchOrchestrator", nil, "")
 	require.ErrorIs(t, err, jetflow.ErrUnknownOrchestrator)
-	_, err = e.Store.GetStatus(ctx, "nobody")
+	_, err = e.Storage.GetStatus(ctx, "nobody")
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a refused start writes nothing")
 
 	st, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-1")
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, st.RuntimeStatus)
-	stored, err := e.Store.GetStatus(ctx, "s-1")
+	stored, err := e.Storage.GetStatus(ctx, "s-1")
 	require.NoError(t, err)
 	require.Equal(t, "req-1", stored.Status.RequestID)
 	require.JSONEq(t, `"x"`, string(stored.Status.Input))
@@ -61,7 +61,7 @@ func TestStartInstance(t *testing.T) {
 	again, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-1")
 	require.NoError(t, err)
 	require.Equal(t, stored.Status.CreatedTime, again.CreatedTime)
-	after, err := e.Store.GetStatus(ctx, "s-1")
+	after, err := e.Storage.GetStatus(ctx, "s-1")
 	require.NoError(t, err)
 	require.Equal(t, stored.Revision, after.Revision, "the status is not written again")
 	require.Equal(t, before, writes(t, e), "the start message is resent with its own id: the stream drops it")
@@ -75,12 +75,12 @@ func TestStartInstance(t *testing.T) {
 	// A finished instance is replaced by a new start.
 	done := stored.Status
 	done.RuntimeStatus = jetflow.StatusCompleted
-	_, err = e.Store.PutStatus(ctx, "s-1", &done, stored.Revision)
+	_, err = e.Storage.PutStatus(ctx, "s-1", &done, stored.Revision)
 	require.NoError(t, err)
 	next, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-3")
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, next.RuntimeStatus)
-	cur, err := e.Store.GetStatus(ctx, "s-1")
+	cur, err := e.Storage.GetStatus(ctx, "s-1")
 	require.NoError(t, err)
 	require.Equal(t, "req-3", cur.Status.RequestID)
 }
@@ -107,11 +107,11 @@ func TestMessagesToInstances(t *testing.T) {
 	require.NoError(t, d.RaiseEvent(ctx, "m-1", "Go", json.RawMessage(`1`)))
 	require.Equal(t, before+2, writes(t, e), "each raise is a message of its own")
 
-	st, err := e.Store.GetStatus(ctx, "m-1")
+	st, err := e.Storage.GetStatus(ctx, "m-1")
 	require.NoError(t, err)
 	finished := st.Status
 	finished.RuntimeStatus = jetflow.StatusTerminated
-	_, err = e.Store.PutStatus(ctx, "m-1", &finished, st.Revision)
+	_, err = e.Storage.PutStatus(ctx, "m-1", &finished, st.Revision)
 	require.NoError(t, err)
 	require.ErrorIs(t, d.RaiseEvent(ctx, "m-1", "Go", nil), jetflow.ErrInstanceFinished)
 	require.ErrorIs(t, d.Terminate(ctx, "m-1", nil), jetflow.ErrInstanceFinished)
@@ -123,7 +123,7 @@ func TestPublishActionsTwice(t *testing.T) {
 	t.Parallel()
 	e, d := newHub(t)
 	ctx := e.Context(30 * time.Second)
-	require.NoError(t, e.Store.Register(ctx, jetstream.KindActivity, []string{"E1_SayHello"}, "test"))
+	require.NoError(t, e.Storage.Register(ctx, storage.KindActivity, []string{"E1_SayHello"}, "test"))
 	ex := dispatcher.Execution{InstanceID: "p-1", ExecutionID: "x1", Name: "E1_HelloSequence"}
 	chunk := []history.Event{
 		{Type: history.OrchestratorStarted, Time: time.Now().UTC()},
@@ -131,9 +131,9 @@ func TestPublishActionsTwice(t *testing.T) {
 		{Type: history.TimerCreated, ID: 1, FireAt: time.Now().Add(time.Hour).UTC(), Time: time.Now().UTC()},
 	}
 	before := writes(t, e)
-	require.NoError(t, jetstream.FirstError(d.PublishActions(ctx, ex, chunk)))
+	require.NoError(t, storage.FirstError(d.PublishActions(ctx, ex, chunk)))
 	once := writes(t, e)
 	require.Equal(t, before+2, once, "a task and a timer")
-	require.NoError(t, jetstream.FirstError(d.PublishActions(ctx, ex, chunk)))
+	require.NoError(t, storage.FirstError(d.PublishActions(ctx, ex, chunk)))
 	require.Equal(t, once, writes(t, e), "the second time stores nothing")
 }

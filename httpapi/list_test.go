@@ -11,7 +11,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,9 +21,9 @@ var listCreated = time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
 
 // putListStatuses writes n statuses h-00… straight to the status bucket:
 // every fourth Failed, the others Completed, created a minute apart.
-func putListStatuses(t *testing.T, store *jetstream.Store, n int) {
+func putListStatuses(t *testing.T, store *storage.Store, n int) {
 	t.Helper()
-	outs := make([]jetstream.Outgoing, n)
+	outs := make([]storage.Outgoing, n)
 	for i := range n {
 		st := &jetflow.Status{Name: "Listed", InstanceID: fmt.Sprintf("h-%02d", i), RuntimeStatus: jetflow.StatusCompleted,
 			Input: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), Output: json.RawMessage(`"ok"`),
@@ -36,7 +36,7 @@ func putListStatuses(t *testing.T, store *jetstream.Store, n int) {
 		require.NoError(t, err)
 		outs[i] = o
 	}
-	require.NoError(t, jetstream.FirstError(store.Publish(t.Context(), outs...)))
+	require.NoError(t, storage.FirstError(store.Publish(t.Context(), outs...)))
 }
 
 // list sends GET path with an optional continuation token and decodes the
@@ -74,7 +74,7 @@ func ids(sts []jetflow.Status) []string {
 func TestListInstances(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	putListStatuses(t, b.e.Store, 25)
+	putListStatuses(t, b.e.Storage, 25)
 	instances := base + "/instances"
 
 	t.Run("pages", func(t *testing.T) {

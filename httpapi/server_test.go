@@ -15,9 +15,9 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
@@ -202,16 +202,16 @@ func TestWatchStuckClientDropped(t *testing.T) {
 	b := serveWith(t, httpapi.Config{MaxWatchers: 1, WatchWriteTimeout: 200 * time.Millisecond},
 		httpapi.ServerConfig{}, func(l net.Listener) net.Listener { return smallBuffers{l} })
 	// 400 statuses of about 2 KB: far more than the socket buffers hold.
-	outs := make([]jetstream.Outgoing, 400)
+	outs := make([]storage.Outgoing, 400)
 	for i := range outs {
 		id := fmt.Sprintf("stuck-%03d", i)
 		st := &jetflow.Status{Name: "Stuck", InstanceID: id, RuntimeStatus: jetflow.StatusRunning,
 			Input: json.RawMessage(`"` + strings.Repeat("x", 2000) + `"`)}
-		o, err := b.e.Store.StatusWrite(id, st, 0)
+		o, err := b.e.Storage.StatusWrite(id, st, 0)
 		require.NoError(t, err)
 		outs[i] = o
 	}
-	require.NoError(t, jetstream.FirstError(b.e.Store.Publish(t.Context(), outs...)))
+	require.NoError(t, storage.FirstError(b.e.Storage.Publish(t.Context(), outs...)))
 
 	conn := b.dial(t)
 	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))

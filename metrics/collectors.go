@@ -7,6 +7,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -55,11 +56,11 @@ func (s *scrapeStats) collect(ch chan<- prometheus.Metric, began time.Time, err 
 
 // BacklogCollector reports, at each scrape, the backlog of every
 // orchestrator and activity consumer of the hub as the server counts it
-// (jetstream.Store.Backlog): the families jetflow_consumer_*, labelled
+// (read from the consumers' info): the families jetflow_consumer_*, labelled
 // with kind (orchestrator or activity) and name. A consumer with pending
 // messages and no waiting pulls has no worker serving it.
 type BacklogCollector struct {
-	store   *jetstream.Store
+	store   *storage.Store
 	timeout time.Duration
 	stats   *scrapeStats
 
@@ -78,7 +79,7 @@ func NewBacklogCollector(store *jetstream.Store, timeout time.Duration) *Backlog
 		return prometheus.NewDesc(Namespace+"_consumer_"+name, help, labels, nil)
 	}
 	return &BacklogCollector{
-		store:   store,
+		store:   storage.Of(store),
 		timeout: timeout,
 		stats:   newScrapeStats("backlog"),
 		pending: desc("pending_messages",

@@ -13,9 +13,9 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/metrics"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
@@ -270,7 +270,7 @@ func TestNilEngine(t *testing.T) {
 	m.InboxPoisoned("x")
 	m.TimerFired("x", time.Second)
 	m.CustomStatusUpdated("x")
-	m.StorageOp(metrics.OpPublish, time.Second, jetstream.ErrConflict)
+	m.StorageOp(metrics.OpPublish, time.Second, storage.ErrConflict)
 }
 
 func TestFailureReasonIsBounded(t *testing.T) {
@@ -281,7 +281,7 @@ func TestFailureReasonIsBounded(t *testing.T) {
 	require.Equal(t, metrics.ActivityTimeout, metrics.ActivityOutcome(jetflow.FailureTimeout, true))
 	require.Equal(t, metrics.ActivityCompleted, metrics.ActivityOutcome("", false))
 	require.Equal(t, metrics.ActivityFailed, metrics.ActivityOutcome(jetflow.FailureActivityError, true))
-	require.Equal(t, metrics.ErrKindConflict, metrics.ErrorKind(fmt.Errorf("appending: %w", jetstream.ErrConflict)))
+	require.Equal(t, metrics.ErrKindConflict, metrics.ErrorKind(fmt.Errorf("appending: %w", storage.ErrConflict)))
 	require.Equal(t, metrics.ErrKindUnavailable, metrics.ErrorKind(fmt.Errorf("x: %w", jetflow.ErrUnavailable)))
 	require.Equal(t, metrics.ErrKindOther, metrics.ErrorKind(io.EOF))
 }

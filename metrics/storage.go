@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -29,7 +29,7 @@ const (
 
 // Storage error kinds (the kind label of jetflow_storage_errors_total).
 const (
-	// ErrKindConflict: a compare-and-set lost (jetstream.ErrConflict).
+	// ErrKindConflict: a compare-and-set lost (storage.ErrConflict).
 	ErrKindConflict = "conflict"
 	// ErrKindUnavailable: the server could not be reached or did not
 	// answer in time (jetflow.ErrUnavailable).
@@ -64,24 +64,24 @@ func (f storageFamilies) collectors() []prometheus.Collector {
 // ErrorKind is the kind label of a storage error.
 func ErrorKind(err error) string {
 	switch {
-	case errors.Is(err, jetstream.ErrConflict):
+	case errors.Is(err, storage.ErrConflict):
 		return ErrKindConflict
 	case errors.Is(err, jetflow.ErrUnavailable):
 		return ErrKindUnavailable
-	case errors.Is(err, jetstream.ErrTooLarge):
+	case errors.Is(err, storage.ErrTooLarge):
 		return ErrKindTooLarge
 	}
 	return ErrKindOther
 }
 
 // StorageOp records a storage operation of d that ended with err. A read
-// that found nothing (jetstream.ErrNotFound) is not an error.
+// that found nothing (storage.ErrNotFound) is not an error.
 func (m *Engine) StorageOp(op string, d time.Duration, err error) {
 	if m == nil {
 		return
 	}
 	m.storage.duration.WithLabelValues(op).Observe(seconds(d))
-	if err != nil && !errors.Is(err, jetstream.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		m.storage.errors.WithLabelValues(op, ErrorKind(err)).Inc()
 	}
 }

@@ -33,7 +33,7 @@ func BenchmarkHelloSequence(b *testing.B) {
 			})
 			ctx := context.Background()
 			latency := benchLatency(b, e) // warms up too
-			before, err := e.Store.StoredMessages(ctx)
+			before, err := e.Storage.StoredMessages(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -44,7 +44,7 @@ func BenchmarkHelloSequence(b *testing.B) {
 				elapsed += runConcurrent(b, e, fmt.Sprintf("b%d-", i), instances)
 			}
 			b.StopTimer()
-			after, err := e.Store.StoredMessages(ctx)
+			after, err := e.Storage.StoredMessages(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -109,7 +109,7 @@ func referenceWrites(b *testing.B, e *testengine.Engine) float64 {
 func runConcurrent(b *testing.B, e *testengine.Engine, prefix string, n int) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	updates, err := e.Store.WatchStatuses(ctx, "", 0)
+	updates, err := e.Storage.WatchStatuses(ctx, "", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

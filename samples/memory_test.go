@@ -30,7 +30,7 @@ func BenchmarkWaitingInstancesMemory(b *testing.B) {
 			Register:     func(r *jetflow.Registry) error { return samples.Register(r, samples.Options{}) },
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		updates, err := e.Store.WatchStatuses(ctx, "", 0)
+		updates, err := e.Storage.WatchStatuses(ctx, "", 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -115,7 +115,7 @@ func TestApprovalAfterReminder(t *testing.T) {
 // execution, from its stored history.
 func lastStart(t *testing.T, e *testengine.Engine, id string) history.Event {
 	t.Helper()
-	chunks, err := e.Store.LoadHistory(context.Background(), id)
+	chunks, err := e.Storage.LoadHistory(context.Background(), id)
 	require.NoError(t, err)
 	var started *history.Event
 	for _, c := range chunks {

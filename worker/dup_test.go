@@ -8,6 +8,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
@@ -27,13 +28,13 @@ func TestDuplicateInOneBatch(t *testing.T) {
 	waitCustom(t, e, id, `{"nextActions":["A","B","C"],"foo":2}`)
 	e.StopWorkers()
 
-	msg := &jetstream.InboxMessage{InstanceID: id, Orchestrator: "SetStatusTest", Event: history.Event{
+	msg := &storage.InboxMessage{InstanceID: id, Orchestrator: "SetStatusTest", Event: history.Event{
 		Type: history.EventRaised, Time: time.Now().UTC(), Name: "Done", Input: json.RawMessage(`1`), MsgID: "event-dup-1",
 	}}
-	publish := func() jetstream.Result {
-		out, err := e.Store.InboxWrite(msg)
+	publish := func() storage.Result {
+		out, err := e.Storage.InboxWrite(msg)
 		require.NoError(t, err)
-		res := e.Store.Publish(ctx, out)[0]
+		res := e.Storage.Publish(ctx, out)[0]
 		require.NoError(t, res.Err)
 		return res
 	}

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // lease is one delivery the worker holds: an inbox message queued, held
@@ -13,7 +13,7 @@ import (
 // in-progress acks, so the server does not deliver it again (and count
 // the delivery) while it merely waits.
 type lease struct {
-	d        jetstream.Delivery
+	d        storage.Delivery
 	extended time.Time // when the worker last told the server of it (received, or in-progress ack sent)
 	lost     bool      // it went unextended so long that the server may have given it to another worker
 }
@@ -26,7 +26,7 @@ type leases struct {
 	every     time.Duration // how often to extend a lease: a quarter of the ack wait
 	lostAfter time.Duration // three quarters of the ack wait: see lost
 	record    bool          // keep acked for the janitor
-	acked     []jetstream.Acked
+	acked     []storage.Acked
 }
 
 // newLeases returns the leases of a worker whose consumers have ackWait.
@@ -44,7 +44,7 @@ func newLeases(ackWait time.Duration, record bool) *leases {
 }
 
 // hold starts keeping d alive.
-func (l *leases) hold(d jetstream.Delivery) *lease {
+func (l *leases) hold(d storage.Delivery) *lease {
 	le := &lease{d: d, extended: time.Now()}
 	l.mu.Lock()
 	l.held[le] = struct{}{}
@@ -75,7 +75,7 @@ func (l *leases) ack(le *lease) {
 }
 
 // takeAcked returns the messages acknowledged since the last call.
-func (l *leases) takeAcked() []jetstream.Acked {
+func (l *leases) takeAcked() []storage.Acked {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	a := l.acked

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // TestLeaseLostBeforeTheAckWait: a lease left unextended for most of the
@@ -33,7 +33,7 @@ func TestLeaseLostBeforeTheAckWait(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			l := newLeases(ackWait, false)
-			le := l.hold(jetstream.Delivery{})
+			le := l.hold(storage.Delivery{})
 			le.extended = time.Now().Add(-tc.age)
 			require.Equal(t, tc.alive, l.alive(le))
 			if !tc.alive {

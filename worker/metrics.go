@@ -6,7 +6,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/metrics"
 )
 
@@ -82,7 +82,7 @@ func turnResult(p plan, err error) string {
 		return metrics.TurnCommitted
 	case err == nil:
 		return metrics.TurnNoop
-	case errors.Is(err, jetstream.ErrConflict):
+	case errors.Is(err, storage.ErrConflict):
 		return metrics.TurnConflict
 	}
 	return metrics.TurnError

@@ -14,7 +14,7 @@ import (
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/metrics"
 )
 
@@ -47,7 +47,7 @@ type instance struct {
 
 // pending is an inbox message the worker holds.
 type pending struct {
-	msg *jetstream.InboxMessage
+	msg *storage.InboxMessage
 	le  *lease
 	// observed: its schedule-to-start time went to Config.Metrics (at
 	// its first turn; not again when held back or carried).
@@ -56,11 +56,11 @@ type pending struct {
 
 // onMessage queues an inbox message for its instance and starts a turn
 // runner for the instance unless one is running.
-func (w *Worker) onMessage(m *jetstream.InboxMessage, d jetstream.Delivery) {
+func (w *Worker) onMessage(m *storage.InboxMessage, d storage.Delivery) {
 	le := w.leases.hold(d)
 	select {
 	case <-w.quit: // stopping: hand it back to another worker at once
-		w.leases.nak(le, jetstream.HandBackDelay)
+		w.leases.nak(le, storage.HandBackDelay)
 		return
 	default:
 	}
@@ -187,7 +187,7 @@ func (w *Worker) release(inst *instance) {
 	delete(w.instances, inst.id)
 	w.mu.Unlock()
 	for _, p := range back {
-		w.leases.nak(p.le, jetstream.HandBackDelay)
+		w.leases.nak(p.le, storage.HandBackDelay)
 	}
 }
 
@@ -283,10 +283,10 @@ func (w *Worker) process(inst *instance, batch []pending) {
 			return
 		}
 		inst.state = nil // reload before the next try
-		if errors.Is(err, jetstream.ErrConflict) {
+		if errors.Is(err, storage.ErrConflict) {
 			w.conflicts.Add(1)
 		}
-		if errors.Is(err, jetstream.ErrConflict) && attempt < maxConflictRetries {
+		if errors.Is(err, storage.ErrConflict) && attempt < maxConflictRetries {
 			log.Debug("another worker extended the history first; reloading", slog.Int("attempt", attempt+1))
 			continue
 		}
@@ -334,7 +334,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 		// take the batch again.
 		if stale, err := w.stale(ctx, inst.id, st); err != nil || stale {
 			if err == nil {
-				err = fmt.Errorf("cached state of %s is stale: %w", inst.id, jetstream.ErrConflict)
+				err = fmt.Errorf("cached state of %s is stale: %w", inst.id, storage.ErrConflict)
 			}
 			return p, false, err
 		}
@@ -422,7 +422,7 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 		}
 	}
 	began := time.Now()
-	err := jetstream.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
+	err := storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
 	w.storageOp(metrics.OpPublish, began, err)
 	return err
 }
@@ -465,7 +465,7 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 	se, err := w.store.GetStatus(ctx, id)
 	w.storageOp(metrics.OpStatusRead, began, err)
 	switch {
-	case errors.Is(err, jetstream.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		if st.status != nil {
 			return true, nil
 		}
@@ -491,7 +491,7 @@ func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 	began := time.Now()
 	se, err := w.store.GetStatus(ctx, id)
 	w.storageOp(metrics.OpStatusRead, began, err)
-	if err != nil && !errors.Is(err, jetstream.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return true
 	}
 	if err != nil || se.Status.RuntimeStatus != jetflow.StatusPending {
@@ -539,7 +539,7 @@ func (w *Worker) refuseStart(ctx context.Context, id string, ev *history.Event) 
 func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatcher.Execution, chunk []history.Event, custom json.RawMessage) error {
 	status := st.statusOf(id, custom, w.store.Now())
 	fitStatus(status, w.maxChunk())
-	var extra []jetstream.Outgoing
+	var extra []storage.Outgoing
 	if !sameStatus(st.status, status) {
 		out, err := w.store.StatusWrite(id, status, st.statusRev)
 		if err != nil {
@@ -553,7 +553,7 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 		// are stored, or a purge could take the history that would
 		// publish them again.
 		began := time.Now()
-		err := jetstream.FirstError(w.disp.PublishActions(ctx, ex, chunk))
+		err := storage.FirstError(w.disp.PublishActions(ctx, ex, chunk))
 		w.storageOp(metrics.OpPublish, began, err)
 		if err != nil {
 			return err
@@ -562,11 +562,11 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 	}
 	began := time.Now()
 	res := w.disp.PublishActions(ctx, ex, chunk, extra...)
-	w.storageOp(metrics.OpPublish, began, jetstream.FirstError(res))
+	w.storageOp(metrics.OpPublish, began, storage.FirstError(res))
 	if len(extra) == 0 {
-		return jetstream.FirstError(res)
+		return storage.FirstError(res)
 	}
-	if err := jetstream.FirstError(res[:len(res)-1]); err != nil {
+	if err := storage.FirstError(res[:len(res)-1]); err != nil {
 		return err
 	}
 	sr := res[len(res)-1]
@@ -574,7 +574,7 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 	case sr.Err == nil:
 		st.status, st.statusRev = status, sr.Seq
 		return nil
-	case errors.Is(sr.Err, jetstream.ErrConflict):
+	case errors.Is(sr.Err, storage.ErrConflict):
 		return w.retryStatusWrite(ctx, id, st, status)
 	}
 	return sr.Err
@@ -597,7 +597,7 @@ func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, sta
 		switch {
 		case err == nil:
 			rev = cur.Revision
-		case !errors.Is(err, jetstream.ErrNotFound):
+		case !errors.Is(err, storage.ErrNotFound):
 			return err
 		case st.statusRev != 0:
 			// There was a status and it is gone: the instance was purged
@@ -618,7 +618,7 @@ func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, sta
 			return err
 		}
 		if later {
-			return jetstream.ErrConflict // our cache is stale: reload
+			return storage.ErrConflict // our cache is stale: reload
 		}
 		began = time.Now()
 		nrev, err := w.store.PutStatus(ctx, id, status, rev)
@@ -627,11 +627,11 @@ func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, sta
 			st.status, st.statusRev = status, nrev
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrConflict) {
+		if !errors.Is(err, storage.ErrConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("writing status of %s: %w", id, jetstream.ErrConflict)
+	return fmt.Errorf("writing status of %s: %w", id, storage.ErrConflict)
 }
 
 // load reads an instance's history and status. A batch that starts a new
@@ -655,7 +655,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	switch {
 	case err == nil:
 		st.status, st.statusRev = &se.Status, se.Revision
-	case !errors.Is(err, jetstream.ErrNotFound):
+	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
 	began = time.Now()

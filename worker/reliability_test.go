@@ -13,6 +13,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
@@ -44,10 +45,10 @@ func TestEventOvertakesItsStart(t *testing.T) {
 		return r.AddOrchestrator("WaitsForGo", waitsForGo)
 	}})
 	ctx := e.Context(120 * time.Second)
-	require.NoError(t, e.Store.Register(ctx, jetstream.KindOrchestrator, []string{"WaitsForGo"}, "test"))
+	require.NoError(t, e.Storage.Register(ctx, storage.KindOrchestrator, []string{"WaitsForGo"}, "test"))
 	// A process that takes the start message and dies holding it.
 	taken := make(chan struct{}, 1)
-	dead, err := e.Store.ConsumeInbox(ctx, "WaitsForGo", jetstream.ConsumeConfig{}, func(*jetstream.InboxMessage, jetstream.Delivery) {
+	dead, err := e.Storage.ConsumeInbox(ctx, "WaitsForGo", storage.ConsumeConfig{}, func(*storage.InboxMessage, storage.Delivery) {
 		taken <- struct{}{}
 	})
 	require.NoError(t, err)
@@ -203,7 +204,7 @@ func TestPendingWithoutStartMessage(t *testing.T) {
 	pending := func(id string) {
 		t.Helper()
 		now := jetflow.Time{Time: time.Now().UTC().Truncate(time.Second)}
-		_, err := e.Store.PutStatus(ctx, id, &jetflow.Status{Name: "WaitsForGo", InstanceID: id, RuntimeStatus: jetflow.StatusPending,
+		_, err := e.Storage.PutStatus(ctx, id, &jetflow.Status{Name: "WaitsForGo", InstanceID: id, RuntimeStatus: jetflow.StatusPending,
 			Input: json.RawMessage(`"in"`), CreatedTime: now, LastUpdatedTime: now}, 0)
 		require.NoError(t, err)
 	}
@@ -267,7 +268,7 @@ func TestManyContinueAsNewInOneTurn(t *testing.T) {
 	id, err = e.Client.StartOrchestration(ctx, "Forever")
 	require.NoError(t, err)
 	testkit.WaitFor(t, 30*time.Second, "it to go on turn after turn", func() bool {
-		chunks, err := e.Store.LoadHistory(ctx, id)
+		chunks, err := e.Storage.LoadHistory(ctx, id)
 		return err == nil && len(chunks) >= 3
 	})
 	require.NoError(t, e.Client.Terminate(ctx, id, "enough"))

@@ -45,7 +45,7 @@ func TestSpecialisedWorkers(t *testing.T) {
 	// other worker took it.
 	js, err := natsjs.New(e.Conn)
 	require.NoError(t, err)
-	names := e.Store.Names()
+	names := e.Storage.Names()
 	testkit.WaitForNoError(t, 10*time.Second, "the start to wait in the queue of SetStatusTest", func() error {
 		cons, err := js.Consumer(ctx, names.InboxStream(), names.InboxConsumer("SetStatusTest"))
 		require.NoError(t, err)

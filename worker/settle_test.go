@@ -9,8 +9,8 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,20 +42,20 @@ func TestSettleTakesCustomStatusFromHistory(t *testing.T) {
 
 	// A turn that applied message m1 and left the custom status "B",
 	// committed by a worker that died before its status write.
-	chunks, err := e.Store.LoadHistory(ctx, id)
+	chunks, err := e.Storage.LoadHistory(ctx, id)
 	require.NoError(t, err)
 	last := chunks[len(chunks)-1]
 	m1 := history.Event{Type: history.EventRaised, Time: time.Now().UTC(), Name: "other", Input: json.RawMessage(`1`), MsgID: "settle-m1"}
-	_, err = e.Store.AppendChunk(ctx, id, last.Number+1, last.Revision,
+	_, err = e.Storage.AppendChunk(ctx, id, last.Number+1, last.Revision,
 		[]history.Event{{Type: history.OrchestratorStarted, Time: m1.Time}, m1}, json.RawMessage(`"B"`))
 	require.NoError(t, err)
 	before := runs.Load()
 
 	// m1 comes back (its ack was lost with the worker): a fresh worker
 	// finds it applied, and settles the status.
-	out, err := e.Store.InboxWrite(&jetstream.InboxMessage{InstanceID: id, Orchestrator: "Shows", Event: m1})
+	out, err := e.Storage.InboxWrite(&storage.InboxMessage{InstanceID: id, Orchestrator: "Shows", Event: m1})
 	require.NoError(t, err)
-	require.NoError(t, jetstream.FirstError(e.Store.Publish(ctx, out)))
+	require.NoError(t, storage.FirstError(e.Storage.Publish(ctx, out)))
 	e.StartWorker()
 	require.Eventually(t, func() bool {
 		st, err := e.Client.GetStatus(ctx, id)

@@ -9,7 +9,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // maxContinuesPerTurn bounds how many executions one turn runs when an
@@ -27,7 +27,7 @@ type executeFunc func(id string, past, turn []history.Event) (*executor.TurnResu
 type turnInput struct {
 	id    string
 	st    *state
-	batch []*jetstream.InboxMessage
+	batch []*storage.InboxMessage
 	// delivered is how many times each message of batch was delivered.
 	delivered []uint64
 	now       time.Time
@@ -284,7 +284,7 @@ func chunkSize(chunk []history.Event, custom json.RawMessage) int {
 	if chunk == nil {
 		return 0
 	}
-	n, err := jetstream.ChunkSize(chunk, custom)
+	n, err := storage.ChunkSize(chunk, custom)
 	if err != nil {
 		return int(^uint(0) >> 1)
 	}
@@ -311,7 +311,7 @@ func poisoned(maxDeliveries int, n uint64) bool {
 // needsFreshState reports whether a batch holds a message that the cached
 // state would refuse or drop, or that starts another execution: the cases
 // where a stale cache would lose a message.
-func needsFreshState(st *state, batch []*jetstream.InboxMessage) bool {
+func needsFreshState(st *state, batch []*storage.InboxMessage) bool {
 	for _, m := range batch {
 		if st.isApplied(m.Event.MsgID) {
 			continue

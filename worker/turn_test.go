@@ -9,7 +9,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,8 +55,8 @@ func startEvent(name, exec string, input string) history.Event {
 		Input: json.RawMessage(input), Rules: history.CurrentRules}
 }
 
-func msg(ev history.Event) *jetstream.InboxMessage {
-	return &jetstream.InboxMessage{InstanceID: "i", Event: ev}
+func msg(ev history.Event) *storage.InboxMessage {
+	return &storage.InboxMessage{InstanceID: "i", Event: ev}
 }
 
 func raised(name, id string) history.Event {
@@ -67,7 +67,7 @@ func raised(name, id string) history.Event {
 func running(t *testing.T, x executeFunc, start history.Event) *state {
 	t.Helper()
 	st := newState()
-	p, err := decide(x, turnInput{id: "i", st: st, batch: []*jetstream.InboxMessage{msg(start)}, delivered: []uint64{1}, now: t0, maxChunk: 1 << 20})
+	p, err := decide(x, turnInput{id: "i", st: st, batch: []*storage.InboxMessage{msg(start)}, delivered: []uint64{1}, now: t0, maxChunk: 1 << 20})
 	require.NoError(t, err)
 	st.addChunk(1, 10, p.chunk, nil)
 	return st
@@ -225,7 +225,7 @@ func TestDecide(t *testing.T) {
 func TestDecideYields(t *testing.T) {
 	t.Parallel()
 	x := testExecutor(t)
-	p, err := decide(x, turnInput{id: "i", st: newState(), batch: []*jetstream.InboxMessage{msg(startEvent("Forever", "x1", `null`))},
+	p, err := decide(x, turnInput{id: "i", st: newState(), batch: []*storage.InboxMessage{msg(startEvent("Forever", "x1", `null`))},
 		delivered: []uint64{1}, now: t0, maxChunk: 1 << 20})
 	require.NoError(t, err)
 	got := types(p.chunk)
@@ -245,7 +245,7 @@ func TestDecideYields(t *testing.T) {
 	require.True(t, st.running())
 	yield := msg(history.Event{Type: history.OrchestratorStarted, Time: t0, MsgID: st.started.ExecutionID + ":yield"})
 	yield.ExecutionID = st.started.ExecutionID
-	p, err = decide(x, turnInput{id: "i", st: st, batch: []*jetstream.InboxMessage{yield}, delivered: []uint64{1}, now: t0, maxChunk: 1 << 20})
+	p, err = decide(x, turnInput{id: "i", st: st, batch: []*storage.InboxMessage{yield}, delivered: []uint64{1}, now: t0, maxChunk: 1 << 20})
 	require.NoError(t, err)
 	got = types(p.chunk)
 	require.Equal(t, "OrchestratorYielded", got[len(got)-1])

@@ -40,6 +40,7 @@ import (
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/metrics"
 )
@@ -157,7 +158,7 @@ func (c Config) validate() error {
 // Worker runs the orchestrators and activities of a registry.
 type Worker struct {
 	cfg   Config
-	store *jetstream.Store
+	store *storage.Store
 	disp  *dispatcher.Dispatcher
 	reg   *jetflow.Registry
 	exec  executor.Executor
@@ -169,7 +170,7 @@ type Worker struct {
 	mu        sync.Mutex
 	instances map[string]*instance
 	idle      *list.List // of *instance with cached state and no work, most recent first
-	consumers []jetstream.Consumer
+	consumers []storage.Consumer
 	running   sync.WaitGroup // turns and activities in progress, and the janitor
 	started   bool
 	quit      chan struct{} // closed by Stop
@@ -193,10 +194,11 @@ func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, er
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
+	s := storage.Of(store)
 	w := &Worker{
 		cfg:       cfg,
-		store:     store,
-		disp:      dispatcher.New(store),
+		store:     s,
+		disp:      dispatcher.New(s),
 		reg:       reg,
 		exec:      executor.Go(reg, cfg.Logger),
 		log:       cfg.Logger.With(slog.String("worker", cfg.Name)),
@@ -233,13 +235,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.cfg.NoActivities {
 		acts = nil
 	}
-	if err := w.store.Register(ctx, jetstream.KindOrchestrator, orchs, w.cfg.Name); err != nil {
+	if err := w.store.Register(ctx, storage.KindOrchestrator, orchs, w.cfg.Name); err != nil {
 		return err
 	}
-	if err := w.store.Register(ctx, jetstream.KindActivity, acts, w.cfg.Name); err != nil {
+	if err := w.store.Register(ctx, storage.KindActivity, acts, w.cfg.Name); err != nil {
 		return err
 	}
-	ccfg := jetstream.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
+	ccfg := storage.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
 	for _, name := range orchs {
 		c, err := w.store.ConsumeInbox(ctx, name, ccfg, w.onMessage)
 		if err != nil {
@@ -374,7 +376,7 @@ func (w *Worker) janitor() {
 	defer w.running.Done()
 	t := time.NewTicker(w.cfg.PurgeInterval)
 	defer t.Stop()
-	var ripe []jetstream.Acked // acknowledged at least one interval ago
+	var ripe []storage.Acked // acknowledged at least one interval ago
 	for {
 		select {
 		case <-w.quit:
@@ -394,7 +396,7 @@ func (w *Worker) janitor() {
 
 // onTask runs one activity task once a slot is free. It never blocks the
 // consumer: a task waits for its slot with its lease kept alive.
-func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
+func (w *Worker) onTask(t *storage.ActivityTask, d storage.Delivery) {
 	le := w.leases.hold(d)
 	w.running.Add(1)
 	go func() {
@@ -405,7 +407,7 @@ func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
 		select {
 		case w.actSem <- struct{}{}:
 		case <-w.quit:
-			w.leases.nak(le, jetstream.HandBackDelay)
+			w.leases.nak(le, storage.HandBackDelay)
 			return
 		}
 		w.cfg.Metrics.ActivitySlotsUsed(1)
@@ -414,7 +416,7 @@ func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
 			w.cfg.Metrics.ActivitySlotsUsed(-1)
 		}()
 		if w.stopping() {
-			w.leases.nak(le, jetstream.HandBackDelay)
+			w.leases.nak(le, storage.HandBackDelay)
 			return
 		}
 		if !w.leases.alive(le) {
@@ -424,7 +426,7 @@ func (w *Worker) onTask(t *jetstream.ActivityTask, d jetstream.Delivery) {
 	}()
 }
 
-func (w *Worker) runActivity(t *jetstream.ActivityTask, le *lease) {
+func (w *Worker) runActivity(t *storage.ActivityTask, le *lease) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
 	var result json.RawMessage
@@ -475,7 +477,7 @@ const timeoutGrace = time.Second
 // activity's context is canceled, and an activity that does not return
 // within timeoutGrace is abandoned (it keeps running, but its slot and
 // lease are given up). Either way the attempt fails with a "Timeout".
-func (w *Worker) callActivity(ctx context.Context, t *jetstream.ActivityTask) (json.RawMessage, *history.Failure) {
+func (w *Worker) callActivity(ctx context.Context, t *storage.ActivityTask) (json.RawMessage, *history.Failure) {
 	timeout := t.Timeout
 	if timeout <= 0 {
 		timeout = w.reg.ActivityTimeout(t.Name)

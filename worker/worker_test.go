@@ -15,9 +15,9 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/stretchr/testify/require"
@@ -43,7 +43,7 @@ func logInstance(t *testing.T, e *testengine.Engine, id string) {
 		b, _ := json.Marshal(st)
 		t.Logf("status of %s: %s", id, b)
 	}
-	chunks, _ := e.Store.LoadHistory(ctx, id)
+	chunks, _ := e.Storage.LoadHistory(ctx, id)
 	for _, c := range chunks {
 		for _, ev := range c.Events {
 			b, _ := json.Marshal(ev)
@@ -73,7 +73,7 @@ func waitCustom(t *testing.T, e *testengine.Engine, id, want string) {
 // and returns its events; on failure it logs the instance.
 func checkHistory(t *testing.T, e *testengine.Engine, id string) []history.Event {
 	t.Helper()
-	chunks, err := e.Store.LoadHistory(context.Background(), id)
+	chunks, err := e.Storage.LoadHistory(context.Background(), id)
 	require.NoError(t, err)
 	all, err := testkit.CheckChunks(chunks)
 	if err != nil {
@@ -241,12 +241,12 @@ func TestHistoryFence(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
-				rev, err := e.Store.AppendChunk(ctx, "fence", n, prev, []history.Event{{Type: history.OrchestratorStarted}}, nil)
+				rev, err := e.Storage.AppendChunk(ctx, "fence", n, prev, []history.Event{{Type: history.OrchestratorStarted}}, nil)
 				if err == nil {
 					wins.Add(1)
 					won.Store(rev)
 				} else {
-					require.ErrorIs(t, err, jetstream.ErrConflict)
+					require.ErrorIs(t, err, storage.ErrConflict)
 					conflicts.Add(1)
 				}
 			})
@@ -517,7 +517,7 @@ func TestStatusNeverGoesBackwards(t *testing.T) {
 		},
 	})
 	ctx := e.Context(60 * time.Second)
-	updates, err := e.Store.WatchStatuses(ctx, "", 0)
+	updates, err := e.Storage.WatchStatuses(ctx, "", 0)
 	require.NoError(t, err)
 	const n = 20
 	var ids []string

@@ -16,6 +16,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/samples"
@@ -120,7 +121,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		if users, usersFile, err = loadDevNATSUsers(dir); err != nil {
 			return fmt.Errorf("--data: %w", err)
 		}
-		ecfg.Users = users.serverUsers(jetstream.NewNames(o.hub, 0))
+		ecfg.Users = users.serverUsers(storage.NewNames(o.hub, 0))
 		connOpts = append(connOpts, nats.UserInfo(users.Admin.User, users.Admin.Password))
 	}
 	if !loopback(o.natsListen) {
@@ -186,7 +187,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		tls:           api.certs != nil,
 		dir:           dir,
 		hub:           o.hub,
-		statusBucket:  store.Names().StatusBucket(),
+		statusBucket:  storage.Of(store).Names().StatusBucket(),
 		sync:          o.sync,
 		orchestrators: reg.OrchestratorNames(),
 		activities:    reg.ActivityNames(),

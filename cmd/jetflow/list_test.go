@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,7 +57,7 @@ func TestList(t *testing.T) {
 	e := newEngine(t)
 	url := e.Server.ClientURL()
 	ctx := e.Context(60 * time.Second)
-	outs := make([]jetstream.Outgoing, 25)
+	outs := make([]storage.Outgoing, 25)
 	for i := range outs {
 		st := &jetflow.Status{Name: "Listed", InstanceID: fmt.Sprintf("cli-%02d", i), RuntimeStatus: jetflow.StatusCompleted,
 			Input:           json.RawMessage(`"in"`),
@@ -66,11 +66,11 @@ func TestList(t *testing.T) {
 		if i%5 == 0 {
 			st.RuntimeStatus = jetflow.StatusFailed
 		}
-		o, err := e.Store.StatusWrite(st.InstanceID, st, 0)
+		o, err := e.Storage.StatusWrite(st.InstanceID, st, 0)
 		require.NoError(t, err)
 		outs[i] = o
 	}
-	require.NoError(t, jetstream.FirstError(e.Store.Publish(ctx, outs...)))
+	require.NoError(t, storage.FirstError(e.Storage.Publish(ctx, outs...)))
 
 	t.Run("table", func(t *testing.T) {
 		t.Parallel()

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -72,7 +72,7 @@ func randomSecret() string {
 }
 
 // serverUsers returns the embedded server's users.
-func (u devNATSUsers) serverUsers(names jetstream.Names) []*server.User {
+func (u devNATSUsers) serverUsers(names storage.Names) []*server.User {
 	return []*server.User{
 		{Username: u.Admin.User, Password: u.Admin.Password},
 		{Username: u.Watcher.User, Password: u.Watcher.Password, Permissions: watcherPermissions(names)},
@@ -85,7 +85,7 @@ func (u devNATSUsers) serverUsers(names jetstream.Names) []*server.User {
 // read the metadata of the hub's streams (what jetflow watch opens), get
 // and watch status keys, and receive replies under its own inbox prefix;
 // it may not publish to any stream, read history or purge.
-func watcherPermissions(n jetstream.Names) *server.Permissions {
+func watcherPermissions(n storage.Names) *server.Permissions {
 	status := n.StatusStream()
 	allow := []string{
 		"$JS.API.INFO",

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,7 +46,7 @@ func TestNATSConnectionSecured(t *testing.T) {
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 		TLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Users: []*server.User{{Username: "admin", Password: "admin-pw"}},
-		Nkeys: []*server.NkeyUser{{Nkey: pub, Permissions: watcherPermissions(jetstream.NewNames(jetstream.DefaultHub, 0))}},
+		Nkeys: []*server.NkeyUser{{Nkey: pub, Permissions: watcherPermissions(storage.NewNames(jetstream.DefaultHub, 0))}},
 	}
 	s, err := server.NewServer(opts)
 	require.NoError(t, err)

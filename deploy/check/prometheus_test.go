@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -344,9 +344,9 @@ scrape_configs:
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{})
+	store, err := storage.Open(ctx, nc, storage.Config{})
 	require.NoError(t, err)
-	require.NoError(t, store.Register(ctx, jetstream.KindOrchestrator, []string{orphan}, "deploy-check"))
+	require.NoError(t, store.Register(ctx, storage.KindOrchestrator, []string{orphan}, "deploy-check"))
 	js, err := natsjs.New(nc)
 	require.NoError(t, err)
 	names := store.Names()

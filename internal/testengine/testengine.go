@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/worker"
@@ -31,6 +32,7 @@ type Engine struct {
 	Server   *server.Server
 	Conn     *nats.Conn
 	Store    *jetstream.Store
+	Storage  *storage.Store // the engine's storage behind Store
 	Client   *client.Client
 	Registry *jetflow.Registry
 	Workers  []*worker.Worker
@@ -88,6 +90,7 @@ func (e *Engine) startServer() {
 
 func (e *Engine) connect() {
 	e.Conn, e.Store = e.open()
+	e.Storage = storage.Of(e.Store)
 	e.Client = client.New(e.Store)
 }
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow/internal/history"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // timerSkew is how much earlier than its due time a timer may fire: the
@@ -20,7 +20,7 @@ const timerSkew = time.Second
 // gap, none empty, and their events together sound (see [CheckHistory]).
 // It returns the events, or an error that names the chunk and the event
 // at fault.
-func CheckChunks(chunks []jetstream.Chunk) ([]history.Event, error) {
+func CheckChunks(chunks []storage.Chunk) ([]history.Event, error) {
 	if len(chunks) == 0 {
 		return nil, errors.New("no history")
 	}

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,17 +46,17 @@ func TestCheckChunks(t *testing.T) {
 	}
 	timer := history.Event{Type: history.TimerCreated, ID: 0, FireAt: at.Add(time.Minute), Time: at}
 	fired := history.Event{Type: history.TimerFired, TaskID: 0, FireAt: timer.FireAt, MsgID: "e1:timer:0", Time: timer.FireAt}
-	chunks := func(cs ...[]history.Event) []jetstream.Chunk {
-		var out []jetstream.Chunk
+	chunks := func(cs ...[]history.Event) []storage.Chunk {
+		var out []storage.Chunk
 		for i, c := range cs {
-			out = append(out, jetstream.Chunk{Number: uint32(i + 1), Events: c})
+			out = append(out, storage.Chunk{Number: uint32(i + 1), Events: c})
 		}
 		return out
 	}
 	type events = []history.Event
 	for _, tc := range []struct {
 		name      string
-		chunks    []jetstream.Chunk
+		chunks    []storage.Chunk
 		withError string
 	}{
 		{"running", chunks(events{turn, start("e1"), task(0), task(1)}, events{turn, result(1, "e1:result:1")}), ""},
@@ -83,7 +83,7 @@ func TestCheckChunks(t *testing.T) {
 		), ""},
 
 		{"no chunks", nil, "no history"},
-		{"a gap in the chunks", []jetstream.Chunk{
+		{"a gap in the chunks", []storage.Chunk{
 			{Number: 1, Events: events{turn, start("e1"), task(0)}},
 			{Number: 3, Events: events{turn, result(0, "e1:result:0")}},
 		}, "chunk numbers"},

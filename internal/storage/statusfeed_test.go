@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"encoding/json"
@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -45,7 +45,7 @@ func TestFollowStatuses(t *testing.T) {
 	feed, err := b.store.FollowStatuses(ctx)
 	require.NoError(t, err)
 	// The current values, deletions included, until Current.
-	var recs []jetstream.StatusRecord
+	var recs []storage.StatusRecord
 	for {
 		batch := testkit.Receive(t, feed, 10*time.Second)
 		recs = append(recs, batch.Records...)
@@ -61,7 +61,7 @@ func TestFollowStatuses(t *testing.T) {
 	require.NoError(t, json.Unmarshal(recs[0].Value, &st))
 	require.Equal(t, "b.1", st.InstanceID)
 	require.Equal(t, "c", recs[1].ID)
-	require.Equal(t, jetstream.StatusRecord{ID: "a", Revision: last, Deleted: true}, recs[2])
+	require.Equal(t, storage.StatusRecord{ID: "a", Revision: last, Deleted: true}, recs[2])
 
 	// Then each change.
 	rev, err := b.store.PutStatus(ctx, "c", status("c", jetflow.StatusCompleted, ""), revs["c"])

@@ -1,4 +1,4 @@
-package jetstream
+package storage
 
 // SetLeaderReads makes s read statuses and histories through the stream
 // leaders, as it does on a replicated hub, so that the path is tested on

@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package jetstream
+package storage
 
 import (
 	"context"
@@ -30,44 +30,21 @@ var (
 // around it must fit in a message. A stock server's 1 MB is enough.
 const MinServerPayload = jetflow.MaxPayload + 64*1024
 
-// Config describes a hub's storage.
+// Config is jetstream.Config, converted field for field (it documents the
+// fields and their defaults); withDefaults fills in what is zero.
 type Config struct {
-	// Hub namespaces every stream and bucket, like a Durable Functions task
-	// hub. Defaults to "jetflow".
-	Hub string
-	// Shards is the number of inbox shards of a new hub (a token of every
-	// inbox and timer subject). It is part of the hub's layout: the hub
-	// records it when it is created, and every process uses the recorded
-	// value; opening an existing hub with another (non-zero) value fails.
-	// It is not a cap on the number of workers. Defaults to 64.
-	Shards int
-	// Replicas of every stream and bucket. Defaults to 1; use 3 on a cluster.
-	Replicas int
-	// Memory keeps streams in memory instead of files. Defaults to false.
-	Memory bool
-	// DuplicateWindow is how long the inbox and task streams remember
-	// message ids to drop duplicate publishes. Defaults to 2 minutes.
+	Hub             string
+	Shards          int
+	Replicas        int
+	Memory          bool
 	DuplicateWindow time.Duration
-	// Timeout bounds each storage request whose context has no deadline.
-	// Defaults to 10 seconds.
-	Timeout time.Duration
-	// PurgeMarkerTTL is how long the marker that a purged instance leaves
-	// in the status bucket stays (live watches see the purge through it);
-	// then nothing of the instance is left. Defaults to 1 hour; at least 1
-	// second. Applies to status buckets created with it (older ones keep
-	// their markers).
-	PurgeMarkerTTL time.Duration
-	// Now is the clock of everything built on the store: the dispatcher,
-	// workers and clients. Defaults to time.Now.
-	Now func() time.Time
-
-	shardsSet bool // Shards was given, not defaulted
-
+	Timeout         time.Duration
+	PurgeMarkerTTL  time.Duration
+	Now             func() time.Time
 }
 
 func (c *Config) withDefaults() Config {
 	out := *c
-	out.shardsSet = c.Shards != 0
 	if out.Hub == "" {
 		out.Hub = DefaultHub
 	}
@@ -123,10 +100,11 @@ func checkHub(hub string) error {
 // Store is a hub's streams and buckets, opened on one NATS connection. It
 // is safe for concurrent use.
 type Store struct {
-	cfg   Config
-	names Names
-	nc    *nats.Conn
-	js    natsjs.JetStream
+	cfg       Config
+	shardsSet bool // Config.Shards was given, not defaulted
+	names     Names
+	nc        *nats.Conn
+	js        natsjs.JetStream
 
 	status   natsjs.KeyValue
 	history  natsjs.KeyValue
@@ -144,6 +122,7 @@ type Store struct {
 // exist, and returns the store. The configuration of existing ones is left
 // as it is.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	shardsSet := cfg.Shards != 0
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("jetstream config: %w", err)
@@ -161,7 +140,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 			"(values of up to %d bytes, and their history records): set max_payload to at least 1MB in the server's configuration",
 			max, MinServerPayload, jetflow.MaxPayload)
 	}
-	s := &Store{cfg: cfg, names: NewNames(cfg.Hub, cfg.Shards), nc: nc, js: js}
+	s := &Store{cfg: cfg, shardsSet: shardsSet, names: NewNames(cfg.Hub, cfg.Shards), nc: nc, js: js}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	if err := s.setup(ctx); err != nil {
@@ -280,7 +259,7 @@ func (s *Store) layout(ctx context.Context) error {
 	if err != nil || n < 1 {
 		return fmt.Errorf("the hub's layout: %s is %q, not a shard count", key, e.Value())
 	}
-	if s.cfg.shardsSet && n != s.cfg.Shards {
+	if s.shardsSet && n != s.cfg.Shards {
 		return fmt.Errorf("%w: hub %q was created with %d shards, not %d", jetflow.ErrInvalidOption, s.cfg.Hub, n, s.cfg.Shards)
 	}
 	s.cfg.Shards = n

@@ -1,9 +1,10 @@
-// Package jetstream is jetflow's storage layout on NATS JetStream: the
+// Package storage is jetflow's storage layout on NATS JetStream: the
 // streams and KV buckets of a hub, every subject and key name, the msgpack
 // records carried in them, and the typed operations the dispatcher, workers
 // and clients use. It is the one package that talks to nats.go's jetstream
-// API (imported as natsjs, since the names clash), and every name is built
-// in one place (names.go). Errors are the engine's: ErrNotFound,
+// API (imported as natsjs), and every name is built in one place
+// (names.go). Users open a hub with package jetstream, whose Store is a
+// handle on this package's Store; the engine's packages reach it with Of. Errors are the engine's: ErrNotFound,
 // ErrConflict, ErrTooLarge, jetflow.ErrInstanceNotFound for a missing
 // status, and jetflow.ErrUnavailable when the server cannot be reached.
 //
@@ -33,4 +34,4 @@
 //
 // This package is a seam for jetflow's own packages; its API may change
 // between releases.
-package jetstream
+package storage

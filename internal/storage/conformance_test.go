@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"encoding/json"
@@ -12,8 +12,8 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -28,7 +28,7 @@ type conformanceBundle struct {
 	// where the leaders allow, one that leads neither the status nor the
 	// history stream: what is written through store and read through
 	// other is read through a server that is not the stream's leader.
-	store, other *jetstream.Store
+	store, other *storage.Store
 	// js is nats.go's own view of the hub (on store's connection), to
 	// check what is stored.
 	js natsjs.JetStream
@@ -104,9 +104,9 @@ var hubSeq atomic.Int64
 // freshHub returns a hub name no case has used.
 func freshHub() string { return "conf" + strconv.FormatInt(hubSeq.Add(1), 10) }
 
-func openStore(t *testing.T, nc *nats.Conn, cfg jetstream.Config) *jetstream.Store {
+func openStore(t *testing.T, nc *nats.Conn, cfg storage.Config) *storage.Store {
 	t.Helper()
-	s, err := jetstream.Open(t.Context(), nc, cfg)
+	s, err := storage.Open(t.Context(), nc, cfg)
 	require.NoError(t, err)
 	return s
 }
@@ -118,7 +118,7 @@ func TestConformanceSingleServer(t *testing.T) {
 	srv := runServer(t, t.TempDir(), "127.0.0.1:0")
 	runConformance(t, func(t *testing.T) *conformanceBundle {
 		t.Helper()
-		cfg := jetstream.Config{Hub: freshHub()}
+		cfg := storage.Config{Hub: freshHub()}
 		nc, js := connect(t, srv)
 		otherNC, _ := connect(t, srv)
 		return &conformanceBundle{store: openStore(t, nc, cfg), other: openStore(t, otherNC, cfg), js: js}
@@ -134,7 +134,7 @@ func TestConformanceCluster(t *testing.T) {
 	var next atomic.Int64
 	runConformance(t, func(t *testing.T) *conformanceBundle {
 		t.Helper()
-		cfg := jetstream.Config{Hub: freshHub(), Replicas: 3}
+		cfg := storage.Config{Hub: freshHub(), Replicas: 3}
 		writer := servers[int(next.Add(1))%len(servers)]
 		nc, js := connect(t, writer)
 		store := openStore(t, nc, cfg)
@@ -187,17 +187,17 @@ func testFenceSequence(t *testing.T, b *conformanceBundle) {
 	var want [][]history.Event
 	for i, a := range []chunkAttempt{
 		{name: "the first chunk over none", n: 1, prev: func(o []uint64, _ uint64) uint64 { return 0 }},
-		{name: "the first chunk again", n: 1, prev: func(o []uint64, _ uint64) uint64 { return 0 }, withError: jetstream.ErrConflict},
-		{name: "the second over none", n: 2, prev: func(o []uint64, _ uint64) uint64 { return 0 }, withError: jetstream.ErrConflict},
+		{name: "the first chunk again", n: 1, prev: func(o []uint64, _ uint64) uint64 { return 0 }, withError: storage.ErrConflict},
+		{name: "the second over none", n: 2, prev: func(o []uint64, _ uint64) uint64 { return 0 }, withError: storage.ErrConflict},
 		{name: "the second over the first", n: 2, prev: func(o []uint64, _ uint64) uint64 { return o[1] }},
-		{name: "the second again over the first", n: 2, prev: func(o []uint64, _ uint64) uint64 { return o[1] }, withError: jetstream.ErrConflict},
-		{name: "the third over the first: missed the second", n: 3, prev: func(o []uint64, _ uint64) uint64 { return o[1] }, withError: jetstream.ErrConflict},
-		{name: "the third over a revision not written yet", n: 3, prev: func(o []uint64, _ uint64) uint64 { return o[2] + 1000 }, withError: jetstream.ErrConflict},
-		{name: "the third over the neighbour's last chunk", n: 3, prev: func(_ []uint64, nb uint64) uint64 { return nb }, withError: jetstream.ErrConflict},
+		{name: "the second again over the first", n: 2, prev: func(o []uint64, _ uint64) uint64 { return o[1] }, withError: storage.ErrConflict},
+		{name: "the third over the first: missed the second", n: 3, prev: func(o []uint64, _ uint64) uint64 { return o[1] }, withError: storage.ErrConflict},
+		{name: "the third over a revision not written yet", n: 3, prev: func(o []uint64, _ uint64) uint64 { return o[2] + 1000 }, withError: storage.ErrConflict},
+		{name: "the third over the neighbour's last chunk", n: 3, prev: func(_ []uint64, nb uint64) uint64 { return nb }, withError: storage.ErrConflict},
 		{name: "the third over the second", n: 3, prev: func(o []uint64, _ uint64) uint64 { return o[2] }},
 	} {
 		// Two processes take turns, and the neighbour writes between them.
-		s := [2]*jetstream.Store{b.store, b.other}[i%2]
+		s := [2]*storage.Store{b.store, b.other}[i%2]
 		evs := events(i+1, 1)
 		rev, err := s.AppendChunk(ctx, id, a.n, a.prev(ours, theirs), evs, nil)
 		if a.withError != nil {
@@ -213,7 +213,7 @@ func testFenceSequence(t *testing.T, b *conformanceBundle) {
 		require.NoError(t, err, "the neighbour's chunk after %q", a.name)
 	}
 
-	for _, s := range []*jetstream.Store{b.store, b.other} {
+	for _, s := range []*storage.Store{b.store, b.other} {
 		chunks, err := s.LoadHistory(ctx, id)
 		require.NoError(t, err)
 		require.Len(t, chunks, len(want), "only the winners are stored")
@@ -252,7 +252,7 @@ func testFenceRace(t *testing.T, b *conformanceBundle) {
 			revs := make([]uint64, writers)
 			errs := make([]error, writers)
 			for i := range writers {
-				s := [2]*jetstream.Store{b.store, b.other}[i%2]
+				s := [2]*storage.Store{b.store, b.other}[i%2]
 				wg.Go(func() {
 					<-start
 					revs[i], errs[i] = s.AppendChunk(ctx, id, tc.before+1, prev, events(50+i, 1), nil)
@@ -296,7 +296,7 @@ func testFenceAfterPurge(t *testing.T, b *conformanceBundle) {
 		t.Helper()
 		for _, a := range attempts {
 			_, err := b.store.AppendChunk(ctx, id, a.n, a.prev, events(9, 1), nil)
-			require.ErrorIs(t, err, jetstream.ErrConflict, "%s: chunk %d over revision %d", when, a.n, a.prev)
+			require.ErrorIs(t, err, storage.ErrConflict, "%s: chunk %d over revision %d", when, a.n, a.prev)
 		}
 	}
 	stale("before a new run", attempt{4, old[3]}, attempt{1, old[3]}, attempt{2, old[1]})
@@ -335,13 +335,13 @@ func testHistoryReadsBack(t *testing.T, b *conformanceBundle) {
 	}
 	revs := []uint64{0}
 	for c := 1; c <= n; c++ {
-		s := [2]*jetstream.Store{b.store, b.other}[c%2]
+		s := [2]*storage.Store{b.store, b.other}[c%2]
 		rev, err := s.AppendChunk(ctx, id, uint32(c), revs[c-1], events(c, c%3+1), custom(c))
 		require.NoError(t, err)
 		revs = append(revs, rev)
 	}
 
-	for _, s := range []*jetstream.Store{b.store, b.other} {
+	for _, s := range []*storage.Store{b.store, b.other} {
 		chunks, err := s.LoadHistory(ctx, id)
 		require.NoError(t, err)
 		require.Len(t, chunks, n)
@@ -397,7 +397,7 @@ func testStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 				put(t, id, jetflow.StatusPending, 0)
 				return 0
 			},
-			withError: jetstream.ErrConflict,
+			withError: storage.ErrConflict,
 		},
 		{
 			name: "update the current revision",
@@ -412,19 +412,19 @@ func testStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 				put(t, id, jetflow.StatusRunning, rev)
 				return rev
 			},
-			withError: jetstream.ErrConflict,
+			withError: storage.ErrConflict,
 		},
 		{
 			name: "update a revision not written yet",
 			prepare: func(t *testing.T, id string) uint64 {
 				return put(t, id, jetflow.StatusPending, 0) + 1000
 			},
-			withError: jetstream.ErrConflict,
+			withError: storage.ErrConflict,
 		},
 		{
 			name:      "update a missing status",
 			prepare:   func(t *testing.T, id string) uint64 { return 1 },
-			withError: jetstream.ErrConflict,
+			withError: storage.ErrConflict,
 		},
 		{
 			name: "create after a delete",
@@ -447,7 +447,7 @@ func testStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 				require.NoError(t, b.store.DeleteStatus(t.Context(), id, rev))
 				return rev
 			},
-			withError: jetstream.ErrConflict,
+			withError: storage.ErrConflict,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -469,7 +469,7 @@ func testStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 			require.NoError(t, err)
 			require.Greater(t, newRev, rev)
 			require.NoError(t, afterErr)
-			require.Equal(t, &jetstream.StatusEntry{Status: viaJSON(t, want), Revision: newRev}, after)
+			require.Equal(t, &storage.StatusEntry{Status: viaJSON(t, want), Revision: newRev}, after)
 		})
 	}
 }
@@ -505,7 +505,7 @@ func testStatusRace(t *testing.T, b *conformanceBundle) {
 			revs := make([]uint64, writers)
 			errs := make([]error, writers)
 			for i := range writers {
-				s := [2]*jetstream.Store{b.store, b.other}[i%2]
+				s := [2]*storage.Store{b.store, b.other}[i%2]
 				wg.Go(func() {
 					<-start
 					revs[i], errs[i] = s.PutStatus(ctx, id, status(id, jetflow.StatusRunning, strconv.Itoa(i)), rev)
@@ -514,7 +514,7 @@ func testStatusRace(t *testing.T, b *conformanceBundle) {
 			close(start)
 			wg.Wait()
 			winner := oneWinner(t, errs)
-			for _, s := range []*jetstream.Store{b.store, b.other} {
+			for _, s := range []*storage.Store{b.store, b.other} {
 				got, err := s.GetStatus(ctx, id)
 				require.NoError(t, err)
 				require.Equal(t, revs[winner], got.Revision)
@@ -534,9 +534,9 @@ func testStatusNotFound(t *testing.T, b *conformanceBundle) {
 	require.NoError(t, b.store.PurgeInstance(ctx, "purged", rev))
 
 	for _, id := range []string{"never written", "deleted", "purged"} {
-		for i, s := range []*jetstream.Store{b.store, b.other} {
+		for i, s := range []*storage.Store{b.store, b.other} {
 			got, err := s.GetStatus(ctx, id)
-			require.ErrorIs(t, err, jetstream.ErrNotFound, "%q through store %d", id, i)
+			require.ErrorIs(t, err, storage.ErrNotFound, "%q through store %d", id, i)
 			require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "%q through store %d", id, i)
 			require.Nil(t, got)
 		}
@@ -552,8 +552,8 @@ func testDeleteStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 		withError error
 	}{
 		{name: "the current revision", rev: func(_, current uint64) uint64 { return current }},
-		{name: "a stale revision", rev: func(first, _ uint64) uint64 { return first }, withError: jetstream.ErrConflict},
-		{name: "a revision not written yet", rev: func(_, current uint64) uint64 { return current + 1000 }, withError: jetstream.ErrConflict},
+		{name: "a stale revision", rev: func(first, _ uint64) uint64 { return first }, withError: storage.ErrConflict},
+		{name: "a revision not written yet", rev: func(_, current uint64) uint64 { return current + 1000 }, withError: storage.ErrConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -573,7 +573,7 @@ func testDeleteStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 				return
 			}
 			require.NoError(t, err)
-			require.ErrorIs(t, getErr, jetstream.ErrNotFound)
+			require.ErrorIs(t, getErr, storage.ErrNotFound)
 		})
 	}
 }
@@ -581,7 +581,7 @@ func testDeleteStatusCompareAndSet(t *testing.T, b *conformanceBundle) {
 func testReadYourWrites(t *testing.T, b *conformanceBundle) {
 	ctx := t.Context()
 	const id, rounds = "ryw", 20
-	stores := [2]*jetstream.Store{b.store, b.other}
+	stores := [2]*storage.Store{b.store, b.other}
 	var statusRev, chunkRev uint64
 	for r := range rounds {
 		// The stores take turns; each writes over the revisions it has just
@@ -615,12 +615,12 @@ type update struct {
 	Deleted bool
 }
 
-func updateOf(u jetstream.StatusUpdate) update {
+func updateOf(u storage.StatusUpdate) update {
 	return update{ID: u.Status.InstanceID, Rev: u.Revision, Deleted: u.Deleted}
 }
 
 // receiveUpdates receives n updates from ch.
-func receiveUpdates(t *testing.T, ch <-chan jetstream.StatusUpdate, n int, what string) []update {
+func receiveUpdates(t *testing.T, ch <-chan storage.StatusUpdate, n int, what string) []update {
 	t.Helper()
 	out := make([]update, 0, n)
 	for len(out) < n {
@@ -817,7 +817,7 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 			prev, err = b.store.AppendChunk(ctx, x, c, prev, events(int(c), 1), nil)
 			require.NoError(t, err)
 		}
-		var outs []jetstream.Outgoing
+		var outs []storage.Outgoing
 		for k := range 2 {
 			o, err := b.store.InboxWrite(orchMessage(x, fmt.Sprintf("%s:event:%d", x, k)))
 			require.NoError(t, err)
@@ -826,7 +826,7 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 		o, err := b.store.TimerWrite(orchMessage(x, x+":timer:1"), 1, time.Now().Add(time.Hour))
 		require.NoError(t, err)
 		outs = append(outs, o)
-		require.NoError(t, jetstream.FirstError(b.store.Publish(ctx, outs...)))
+		require.NoError(t, storage.FirstError(b.store.Publish(ctx, outs...)))
 		first[x], err = b.store.PutStatus(ctx, x, status(x, jetflow.StatusRunning, ""), 0)
 		require.NoError(t, err)
 		revs[x], err = b.store.PutStatus(ctx, x, status(x, jetflow.StatusCompleted, ""), first[x])
@@ -841,7 +841,7 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 		if !present {
 			chunks, inbox, timers = 0, 0, 0
 		}
-		for i, s := range []*jetstream.Store{b.store, b.other} {
+		for i, s := range []*storage.Store{b.store, b.other} {
 			got, err := s.GetStatus(ctx, x)
 			if present {
 				require.NoError(t, err, "%s: the status of %q through store %d", what, x, i)
@@ -867,10 +867,10 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 		withError error
 		gone      []string // the instances purged once it has run
 	}{
-		{name: "a stale revision", rev: func() uint64 { return first[id] }, withError: jetstream.ErrConflict},
-		{name: "a revision not written yet", rev: func() uint64 { return revs[id] + 1000 }, withError: jetstream.ErrConflict},
+		{name: "a stale revision", rev: func() uint64 { return first[id] }, withError: storage.ErrConflict},
+		{name: "a revision not written yet", rev: func() uint64 { return revs[id] + 1000 }, withError: storage.ErrConflict},
 		{name: "the current revision", rev: func() uint64 { return revs[id] }, gone: []string{id}},
-		{name: "again", rev: func() uint64 { return revs[id] }, withError: jetstream.ErrConflict, gone: []string{id}},
+		{name: "again", rev: func() uint64 { return revs[id] }, withError: storage.ErrConflict, gone: []string{id}},
 	} {
 		err := b.other.PurgeInstance(ctx, id, tc.rev())
 		if tc.withError != nil {
@@ -895,7 +895,7 @@ func oneWinner(t *testing.T, errs []error) int {
 			winner = i
 			continue
 		}
-		require.ErrorIs(t, err, jetstream.ErrConflict, "writer %d", i)
+		require.ErrorIs(t, err, storage.ErrConflict, "writer %d", i)
 	}
 	require.NotEqual(t, -1, winner, "one writer wins")
 	return winner

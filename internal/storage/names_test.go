@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"regexp"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,10 +38,10 @@ func TestEncodeToken(t *testing.T) {
 	for _, tc := range tokenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := jetstream.EncodeToken(tc.in)
+			got := storage.EncodeToken(tc.in)
 			require.Equal(t, tc.want, got)
 			require.Regexp(t, tokenChars, got)
-			back, err := jetstream.DecodeToken(got)
+			back, err := storage.DecodeToken(got)
 			require.NoError(t, err)
 			require.Equal(t, tc.in, back)
 		})
@@ -71,7 +71,7 @@ func TestDecodeToken(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := jetstream.DecodeToken(tc.in)
+			got, err := storage.DecodeToken(tc.in)
 			if tc.withError {
 				require.Error(t, err)
 				return
@@ -89,11 +89,11 @@ func FuzzEncodeToken(f *testing.F) {
 	f.Add("=2E")
 	f.Add("a.b.c.>")
 	f.Fuzz(func(t *testing.T, s string) {
-		enc := jetstream.EncodeToken(s)
+		enc := storage.EncodeToken(s)
 		if !tokenChars.MatchString(enc) {
 			t.Fatalf("EncodeToken(%q) = %q: not only [-_=A-Za-z0-9]", s, enc)
 		}
-		dec, err := jetstream.DecodeToken(enc)
+		dec, err := storage.DecodeToken(enc)
 		if err != nil {
 			t.Fatalf("DecodeToken(EncodeToken(%q) = %q): %v", s, enc, err)
 		}
@@ -104,7 +104,7 @@ func FuzzEncodeToken(f *testing.F) {
 			t.Fatalf("plain %q encoded as %q", s, enc)
 		}
 		// Any token, encoded or not, decodes without panicking.
-		_, _ = jetstream.DecodeToken(s)
+		_, _ = storage.DecodeToken(s)
 	})
 }
 
@@ -115,8 +115,8 @@ func isPlain(r rune) bool {
 func TestShard(t *testing.T) {
 	t.Parallel()
 	for _, shards := range []int{1, 2, 7, 64, 100000} {
-		n := jetstream.NewNames("jetflow", shards)
-		again := jetstream.NewNames("jetflow", shards)
+		n := storage.NewNames("jetflow", shards)
+		again := storage.NewNames("jetflow", shards)
 		seen := map[int]bool{}
 		for i := range 2000 {
 			id := "instance-" + strconv.Itoa(i)
@@ -135,16 +135,16 @@ func TestShard(t *testing.T) {
 
 	// Shards are part of stored subjects: pin a few, so that a change of
 	// hash is noticed (it would strand messages of running instances).
-	n := jetstream.NewNames("jetflow", 64)
+	n := storage.NewNames("jetflow", 64)
 	for id, want := range map[string]int{"order-1": 45, "a.b": 12, "é": 1, "": 5} {
 		require.Equal(t, want, n.Shard(id), "shard of %q", id)
 	}
-	require.Equal(t, 2, jetstream.NewNames("jetflow", 7).Shard("é"))
+	require.Equal(t, 2, storage.NewNames("jetflow", 7).Shard("é"))
 }
 
 func TestNames(t *testing.T) {
 	t.Parallel()
-	n := jetstream.NewNames("hub1", 64)
+	n := storage.NewNames("hub1", 64)
 	require.Equal(t, "hub1", n.Hub())
 	require.Equal(t, "hub1-status", n.StatusBucket())
 	require.Equal(t, "hub1-history", n.HistoryBucket())
@@ -169,8 +169,8 @@ func TestNames(t *testing.T) {
 	require.Equal(t, "a=2Eb.00000012", n.HistoryKey("a.b", 12))
 	require.Equal(t, "x.4294967295", n.HistoryKey("x", 1<<32-1))
 	require.Equal(t, "a=2Eb.*", n.HistoryFilter("a.b"))
-	require.Equal(t, "orchestrator.E1_HelloSequence", n.RegistryKey(jetstream.KindOrchestrator, "E1_HelloSequence"))
-	require.Equal(t, "activity.a=3Ab", n.RegistryKey(jetstream.KindActivity, "a:b"))
+	require.Equal(t, "orchestrator.E1_HelloSequence", n.RegistryKey(storage.KindOrchestrator, "E1_HelloSequence"))
+	require.Equal(t, "activity.a=3Ab", n.RegistryKey(storage.KindActivity, "a:b"))
 
 	// Whatever the id, an inbox subject has exactly five tokens and a
 	// timer subject six, so that filters and shard claims keep working.

@@ -1,4 +1,4 @@
-package jetstream
+package storage
 
 import (
 	"context"
@@ -47,7 +47,15 @@ const maxStatusBatch = 1024
 // decodes no values and drops nothing, so that a caller can keep a copy of
 // the bucket and know how far it has read it.
 func (s *Store) FollowStatuses(ctx context.Context) (<-chan StatusBatch, error) {
-	w, err := s.status.Watch(ctx, natsjs.AllKeys)
+	return s.follow(ctx, natsjs.AllKeys)
+}
+
+// follow is the one loop under every status watch: it watches the status
+// keys matching the subject filter keys and sends what arrives in
+// batches. A batch ends where the initial values end, so that each batch
+// is made of initial values only or of changes only.
+func (s *Store) follow(ctx context.Context, keys string, opts ...natsjs.WatchOpt) (<-chan StatusBatch, error) {
+	w, err := s.status.Watch(ctx, keys, opts...)
 	if err != nil {
 		return nil, mapErr("watching status", err)
 	}
@@ -57,15 +65,17 @@ func (s *Store) FollowStatuses(ctx context.Context) (<-chan StatusBatch, error) 
 		defer stopWatch(w)
 		var rev uint64
 		current := false
-		add := func(b *StatusBatch, e natsjs.KeyValueEntry) {
-			if e == nil { // the end of the initial values
+		// add adds e to b and tells whether b is complete: e ends the
+		// initial values.
+		add := func(b *StatusBatch, e natsjs.KeyValueEntry) bool {
+			if e == nil {
 				current = true
-				return
+				return true
 			}
 			rev = max(rev, e.Revision())
 			id, err := DecodeToken(e.Key())
 			if err != nil {
-				return // not an instance's key
+				return false // not an instance's key
 			}
 			r := StatusRecord{ID: id, Revision: e.Revision()}
 			if e.Operation() == natsjs.KeyValuePut {
@@ -74,9 +84,11 @@ func (s *Store) FollowStatuses(ctx context.Context) (<-chan StatusBatch, error) 
 				r.Deleted = true
 			}
 			b.Records = append(b.Records, r)
+			return false
 		}
 		for {
 			var b StatusBatch
+			var full bool
 			select {
 			case <-ctx.Done():
 				return
@@ -84,18 +96,18 @@ func (s *Store) FollowStatuses(ctx context.Context) (<-chan StatusBatch, error) 
 				if !ok {
 					return
 				}
-				add(&b, e)
+				full = add(&b, e)
 			}
 			open := true
 		more:
-			for open && len(b.Records) < maxStatusBatch {
+			for open && !full && len(b.Records) < maxStatusBatch {
 				select {
 				case e, ok := <-w.Updates():
 					if !ok {
 						open = false
 						break more
 					}
-					add(&b, e)
+					full = add(&b, e)
 				default:
 					break more
 				}

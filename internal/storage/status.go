@@ -1,4 +1,4 @@
-package jetstream
+package storage
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func (s *Store) getStatus(ctx context.Context, id string) (*StatusEntry, error) 
 	if err != nil {
 		return nil, mapErr("reading status of "+id, err)
 	}
-	return decodeStatus(e)
+	return decodeStatus(e.Key(), e.Value(), e.Revision())
 }
 
 func (s *Store) leaderStatus(ctx context.Context, id string) (*StatusEntry, error) {
@@ -52,20 +52,17 @@ func (s *Store) leaderStatus(ctx context.Context, id string) (*StatusEntry, erro
 	if m.kvOperation() != "" {
 		return nil, fmt.Errorf("reading status of %s: %w", id, ErrNotFound)
 	}
-	var out StatusEntry
-	if err := json.Unmarshal(m.Data, &out.Status); err != nil {
-		return nil, fmt.Errorf("status %q (revision %d) is not status JSON: %w", key, m.Sequence, err)
-	}
-	out.Revision = m.Sequence
-	return &out, nil
+	return decodeStatus(key, m.Data, m.Sequence)
 }
 
-func decodeStatus(e natsjs.KeyValueEntry) (*StatusEntry, error) {
+// decodeStatus decodes the status JSON stored under key (an instance id
+// or its encoded key, for the error) at revision rev.
+func decodeStatus(key string, value []byte, rev uint64) (*StatusEntry, error) {
 	var out StatusEntry
-	if err := json.Unmarshal(e.Value(), &out.Status); err != nil {
-		return nil, fmt.Errorf("status %q (revision %d) is not status JSON: %w", e.Key(), e.Revision(), err)
+	if err := json.Unmarshal(value, &out.Status); err != nil {
+		return nil, fmt.Errorf("status %q (revision %d) is not status JSON: %w", key, rev, err)
 	}
-	out.Revision = e.Revision()
+	out.Revision = rev
 	return &out, nil
 }
 
@@ -191,18 +188,12 @@ func (s *Store) WatchStatus(ctx context.Context, id string, fromRev uint64) (<-c
 // revision r resumes with fromRev r+1. A fromRev beyond the bucket's next
 // revision counts as 0 (see [Store.ResumeStatusRevision]).
 //
-// The prefix is matched on the instance ids (on their encoded keys, which
-// is the same: [EncodeToken] maps each byte on its own, so an encoded
-// prefix is a prefix of an encoded id exactly when the prefix is a prefix
-// of the id). A key is one subject token and NATS wildcards match whole
-// tokens only, so a partial-token prefix cannot be a server-side filter:
-// the watch receives every key of the bucket and drops the others here.
+// A key is one subject token and NATS wildcards match whole tokens only,
+// so a prefix that is part of a token cannot be a server-side filter: the
+// watch receives every key of the bucket and drops the other instances
+// here.
 func (s *Store) WatchStatuses(ctx context.Context, prefix string, fromRev uint64) (<-chan StatusUpdate, error) {
-	keyPrefix := ""
-	if prefix != "" {
-		keyPrefix = EncodeToken(prefix)
-	}
-	return s.watchStatus(ctx, natsjs.AllKeys, keyPrefix, fromRev)
+	return s.watchStatus(ctx, natsjs.AllKeys, prefix, fromRev)
 }
 
 // watchDrainTimeout bounds how long a stopped watch waits for nats.go's
@@ -210,69 +201,54 @@ func (s *Store) WatchStatuses(ctx context.Context, prefix string, fromRev uint64
 const watchDrainTimeout = 5 * time.Second
 
 // watchStatus watches the status keys matching the subject filter keys,
-// keeping those that start with keyPrefix.
-func (s *Store) watchStatus(ctx context.Context, keys, keyPrefix string, fromRev uint64) (<-chan StatusUpdate, error) {
+// keeping the instances whose id starts with prefix.
+func (s *Store) watchStatus(ctx context.Context, keys, prefix string, fromRev uint64) (<-chan StatusUpdate, error) {
 	fromRev, err := s.ResumeStatusRevision(ctx, fromRev)
 	if err != nil {
 		return nil, err
 	}
-	opts := []natsjs.WatchOpt{}
+	var opts []natsjs.WatchOpt
 	if fromRev > 0 {
 		// Delivery by start sequence: every message of the stream from
 		// fromRev on, that is the last value of each key changed since.
 		opts = append(opts, natsjs.ResumeFromRevision(fromRev))
 	}
-	w, err := s.status.Watch(ctx, keys, opts...)
+	batches, err := s.follow(ctx, keys, opts...)
 	if err != nil {
-		return nil, mapErr("watching status", err)
+		return nil, err
 	}
 	out := make(chan StatusUpdate, 16)
 	go func() {
 		defer close(out)
-		defer stopWatch(w)
-		// Until the initial values are all delivered (a nil entry), a
-		// delete marker is an instance that no longer exists, not a
-		// change the watcher has to hear of; unless it resumes.
-		initial := fromRev == 0
-		for {
-			var e natsjs.KeyValueEntry
-			select {
-			case <-ctx.Done():
-				return
-			case v, ok := <-w.Updates():
-				if !ok {
+		// Among the initial values, a delete marker is an instance that
+		// no longer exists, not a change the watcher has to hear of;
+		// unless it resumes.
+		current := fromRev > 0
+		for b := range batches {
+			initial := !current
+			current = b.Current
+			for _, r := range b.Records {
+				if !strings.HasPrefix(r.ID, prefix) {
+					continue
+				}
+				var u StatusUpdate
+				if r.Deleted {
+					if initial {
+						continue
+					}
+					u.Deleted, u.Revision, u.Status.InstanceID = true, r.Revision, r.ID
+				} else {
+					se, err := decodeStatus(r.ID, r.Value, r.Revision)
+					if err != nil {
+						continue
+					}
+					u.StatusEntry = *se
+				}
+				select {
+				case out <- u:
+				case <-ctx.Done():
 					return
 				}
-				e = v
-			}
-			if e == nil {
-				initial = false
-				continue
-			}
-			if keyPrefix != "" && !strings.HasPrefix(e.Key(), keyPrefix) {
-				continue
-			}
-			var u StatusUpdate
-			if e.Operation() != natsjs.KeyValuePut {
-				if initial {
-					continue
-				}
-				id, err := DecodeToken(e.Key())
-				if err != nil {
-					continue
-				}
-				u.Deleted, u.Revision, u.Status.InstanceID = true, e.Revision(), id
-			} else {
-				se, err := decodeStatus(e)
-				if err != nil {
-					continue
-				}
-				u.StatusEntry = *se
-			}
-			select {
-			case out <- u:
-			case <-ctx.Done():
-				return
 			}
 		}
 	}()

@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -27,7 +27,7 @@ type testBundle struct {
 	srv   *server.Server
 	nc    *nats.Conn
 	js    natsjs.JetStream // nats.go's own view, to check what is stored
-	store *jetstream.Store
+	store *storage.Store
 }
 
 // runServer starts an embedded server on dir and shuts it down when the
@@ -67,7 +67,7 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	b := setupServer(t)
 	var err error
-	b.store, err = jetstream.Open(t.Context(), b.nc, jetstream.Config{})
+	b.store, err = storage.Open(t.Context(), b.nc, storage.Config{})
 	require.NoError(t, err)
 	return b
 }
@@ -112,7 +112,7 @@ func TestOpen(t *testing.T) {
 			require.Equal(t, int64(1), st.History(), bucket)
 		}
 		got := b.store.Config()
-		require.Equal(t, jetstream.DefaultHub, got.Hub)
+		require.Equal(t, storage.DefaultHub, got.Hub)
 		require.Equal(t, 64, got.Shards)
 		require.Equal(t, 1, got.Replicas)
 		require.Equal(t, 10*time.Second, got.Timeout)
@@ -124,7 +124,7 @@ func TestOpen(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		nc2, _ := connect(t, b.srv)
-		again, err := jetstream.Open(t.Context(), nc2, jetstream.Config{})
+		again, err := storage.Open(t.Context(), nc2, storage.Config{})
 		require.NoError(t, err)
 		// Both see the same buckets.
 		rev, err := b.store.PutStatus(t.Context(), "x", &jetflow.Status{InstanceID: "x", RuntimeStatus: jetflow.StatusPending}, 0)
@@ -143,7 +143,7 @@ func TestOpen(t *testing.T) {
 		for i := range errs {
 			nc, _ := connect(t, b.srv)
 			wg.Go(func() {
-				_, errs[i] = jetstream.Open(t.Context(), nc, jetstream.Config{})
+				_, errs[i] = storage.Open(t.Context(), nc, storage.Config{})
 			})
 		}
 		wg.Wait()
@@ -168,7 +168,7 @@ func TestOpen(t *testing.T) {
 		_, err = b.js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: "jetflow-status", Description: "mine", History: 5})
 		require.NoError(t, err)
 
-		_, err = jetstream.Open(ctx, b.nc, jetstream.Config{})
+		_, err = storage.Open(ctx, b.nc, storage.Config{})
 		require.NoError(t, err)
 
 		orch, err := b.js.Stream(ctx, "jetflow-orch")
@@ -189,14 +189,14 @@ func TestOpen(t *testing.T) {
 	t.Run("another hub", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		other, err := jetstream.Open(t.Context(), b.nc, jetstream.Config{Hub: "other", Shards: 3})
+		other, err := storage.Open(t.Context(), b.nc, storage.Config{Hub: "other", Shards: 3})
 		require.NoError(t, err)
 		require.Len(t, streamNames(t, b.js), 10)
 		require.Equal(t, "other.orch.O.0.=C3=A9", other.Names().InboxSubject("O", "é"))
 		_, err = other.PutStatus(t.Context(), "x", &jetflow.Status{InstanceID: "x"}, 0)
 		require.NoError(t, err)
 		_, err = b.store.GetStatus(t.Context(), "x")
-		require.ErrorIs(t, err, jetstream.ErrNotFound, "hubs do not share statuses")
+		require.ErrorIs(t, err, storage.ErrNotFound, "hubs do not share statuses")
 	})
 }
 
@@ -205,20 +205,20 @@ func TestOpenBadConfig(t *testing.T) {
 	b := setupServer(t)
 	for _, tc := range []struct {
 		name      string
-		cfg       jetstream.Config
+		cfg       storage.Config
 		withError string
 	}{
-		{name: "hub with a dot", cfg: jetstream.Config{Hub: "a.b"}, withError: `hub "a.b"`},
-		{name: "hub with a space", cfg: jetstream.Config{Hub: "a b"}, withError: `hub "a b"`},
-		{name: "hub with a wildcard", cfg: jetstream.Config{Hub: "a*"}, withError: `hub "a*"`},
-		{name: "hub too long", cfg: jetstream.Config{Hub: strings.Repeat("h", 33)}, withError: "longer than 32"},
-		{name: "negative shards", cfg: jetstream.Config{Shards: -1}, withError: "shards -1"},
-		{name: "too many shards", cfg: jetstream.Config{Shards: 100001}, withError: "shards 100001"},
-		{name: "negative replicas", cfg: jetstream.Config{Replicas: -1}, withError: "replicas -1"},
-		{name: "too many replicas", cfg: jetstream.Config{Replicas: 6}, withError: "replicas 6"},
+		{name: "hub with a dot", cfg: storage.Config{Hub: "a.b"}, withError: `hub "a.b"`},
+		{name: "hub with a space", cfg: storage.Config{Hub: "a b"}, withError: `hub "a b"`},
+		{name: "hub with a wildcard", cfg: storage.Config{Hub: "a*"}, withError: `hub "a*"`},
+		{name: "hub too long", cfg: storage.Config{Hub: strings.Repeat("h", 33)}, withError: "longer than 32"},
+		{name: "negative shards", cfg: storage.Config{Shards: -1}, withError: "shards -1"},
+		{name: "too many shards", cfg: storage.Config{Shards: 100001}, withError: "shards 100001"},
+		{name: "negative replicas", cfg: storage.Config{Replicas: -1}, withError: "replicas -1"},
+		{name: "too many replicas", cfg: storage.Config{Replicas: 6}, withError: "replicas 6"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := jetstream.Open(t.Context(), b.nc, tc.cfg)
+			_, err := storage.Open(t.Context(), b.nc, tc.cfg)
 			require.ErrorContains(t, err, tc.withError)
 		})
 	}
@@ -226,7 +226,7 @@ func TestOpenBadConfig(t *testing.T) {
 	require.Empty(t, streamNames(t, b.js))
 
 	// Zero values are defaults, not errors.
-	s, err := jetstream.Open(t.Context(), b.nc, jetstream.Config{Hub: "h-1_A", Shards: 0})
+	s, err := storage.Open(t.Context(), b.nc, storage.Config{Hub: "h-1_A", Shards: 0})
 	require.NoError(t, err)
 	require.Equal(t, 64, s.Config().Shards)
 	require.Equal(t, "h-1_A-orch", s.Names().InboxStream())
@@ -306,11 +306,11 @@ func TestHistory(t *testing.T) {
 		rev1, err := b.store.AppendChunk(ctx, "x", 1, 0, events(1, 2), nil)
 		require.NoError(t, err)
 		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(2, 1), nil)
-		require.ErrorIs(t, err, jetstream.ErrConflict, "chunk 1 exists")
+		require.ErrorIs(t, err, storage.ErrConflict, "chunk 1 exists")
 		rev2, err := b.store.AppendChunk(ctx, "x", 2, rev1, events(2, 1), nil)
 		require.NoError(t, err)
 		_, err = b.store.AppendChunk(ctx, "x", 3, rev1, events(3, 1), nil)
-		require.ErrorIs(t, err, jetstream.ErrConflict, "a writer that missed chunk 2")
+		require.ErrorIs(t, err, storage.ErrConflict, "a writer that missed chunk 2")
 		_, err = b.store.AppendChunk(ctx, "x", 3, rev2, events(3, 1), nil)
 		require.NoError(t, err)
 
@@ -332,7 +332,7 @@ func TestHistory(t *testing.T) {
 		}
 		rev, err := b.store.PutStatus(ctx, "x", &jetflow.Status{InstanceID: "x", RuntimeStatus: jetflow.StatusCompleted}, 0)
 		require.NoError(t, err)
-		require.ErrorIs(t, b.store.PurgeInstance(ctx, "x", rev+1), jetstream.ErrConflict, "the status moved on")
+		require.ErrorIs(t, b.store.PurgeInstance(ctx, "x", rev+1), storage.ErrConflict, "the status moved on")
 		chunks, err := b.store.LoadHistory(ctx, "x")
 		require.NoError(t, err)
 		require.Len(t, chunks, 3, "nothing removed by a purge that lost")
@@ -344,11 +344,11 @@ func TestHistory(t *testing.T) {
 		// A writer that knew chunk 3 must not add chunk 4 to the history of
 		// a new run of the id.
 		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1), nil)
-		require.ErrorIs(t, err, jetstream.ErrConflict)
+		require.ErrorIs(t, err, storage.ErrConflict)
 		_, err = b.store.AppendChunk(ctx, "x", 1, 0, events(5, 1), nil)
 		require.NoError(t, err)
 		_, err = b.store.AppendChunk(ctx, "x", 4, prev, events(4, 1), nil)
-		require.ErrorIs(t, err, jetstream.ErrConflict)
+		require.ErrorIs(t, err, storage.ErrConflict)
 	})
 
 	t.Run("concurrent writers of one chunk: exactly one wins", func(t *testing.T) {
@@ -366,7 +366,7 @@ func TestHistory(t *testing.T) {
 				wins++
 				continue
 			}
-			require.ErrorIs(t, err, jetstream.ErrConflict)
+			require.ErrorIs(t, err, storage.ErrConflict)
 		}
 		require.Equal(t, 1, wins)
 	})
@@ -432,7 +432,7 @@ func TestGetStatus(t *testing.T) {
 	ctx := t.Context()
 
 	_, err := b.store.GetStatus(ctx, "nobody")
-	require.ErrorIs(t, err, jetstream.ErrNotFound)
+	require.ErrorIs(t, err, storage.ErrNotFound)
 
 	// The stored value is the status JSON as the HTTP API shows it, under
 	// the encoded id: `nats kv get jetflow-status <key>` shows it.
@@ -463,7 +463,7 @@ func TestGetStatus(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.store.GetStatus(ctx, "garbage")
 	require.Error(t, err)
-	require.NotErrorIs(t, err, jetstream.ErrNotFound)
+	require.NotErrorIs(t, err, storage.ErrNotFound)
 }
 
 func TestWatchStatus(t *testing.T) {
@@ -570,8 +570,8 @@ func TestWatchEveryStatus(t *testing.T) {
 	testkit.Quiet(t, ch, 200*time.Millisecond)
 }
 
-func orchMessage(id, msgID string) *jetstream.InboxMessage {
-	return &jetstream.InboxMessage{InstanceID: id, Orchestrator: "O", ExecutionID: "exec-1", Event: history.Event{
+func orchMessage(id, msgID string) *storage.InboxMessage {
+	return &storage.InboxMessage{InstanceID: id, Orchestrator: "O", ExecutionID: "exec-1", Event: history.Event{
 		Type: history.EventRaised, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		Name: "Approval", Input: json.RawMessage(`true`), MsgID: msgID,
 	}}
@@ -600,7 +600,7 @@ func TestPublish(t *testing.T) {
 		other, err := b.store.InboxWrite(orchMessage("x", "exec-1:result:1"))
 		require.NoError(t, err)
 		res := b.store.Publish(t.Context(), other, out, other)
-		require.NoError(t, jetstream.FirstError(res))
+		require.NoError(t, storage.FirstError(res))
 		require.False(t, res[0].Duplicate)
 		require.True(t, res[1].Duplicate)
 		require.True(t, res[2].Duplicate)
@@ -622,16 +622,16 @@ func TestPublish(t *testing.T) {
 		require.NoError(t, err)
 		msg, err := b.store.InboxWrite(orchMessage("x", "m1"))
 		require.NoError(t, err)
-		task, err := b.store.TaskWrite(&jetstream.ActivityTask{InstanceID: "x", ExecutionID: "e", TaskID: 1, Name: "say.hi"}, "e:task:1")
+		task, err := b.store.TaskWrite(&storage.ActivityTask{InstanceID: "x", ExecutionID: "e", TaskID: 1, Name: "say.hi"}, "e:task:1")
 		require.NoError(t, err)
 		require.Equal(t, "jetflow.act.say=2Ehi", task.Subject())
 
 		res := b.store.Publish(ctx, msg, stale, task)
 		require.Len(t, res, 3)
 		require.NoError(t, res[0].Err)
-		require.ErrorIs(t, res[1].Err, jetstream.ErrConflict)
+		require.ErrorIs(t, res[1].Err, storage.ErrConflict)
 		require.NoError(t, res[2].Err)
-		require.ErrorIs(t, jetstream.FirstError(res), jetstream.ErrConflict)
+		require.ErrorIs(t, storage.FirstError(res), storage.ErrConflict)
 		got, err := b.store.GetStatus(ctx, "x")
 		require.NoError(t, err)
 		require.Equal(t, rev, got.Revision)
@@ -641,7 +641,7 @@ func TestPublish(t *testing.T) {
 
 // received is one message a test consumer got.
 type received struct {
-	msg *jetstream.InboxMessage
+	msg *storage.InboxMessage
 	at  time.Time
 }
 
@@ -655,7 +655,7 @@ func TestTimer(t *testing.T) {
 	nc, err := nats.Connect(srv.ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	store, err := jetstream.Open(t.Context(), nc, jetstream.Config{})
+	store, err := storage.Open(t.Context(), nc, storage.Config{})
 	require.NoError(t, err)
 
 	now := time.Now()
@@ -670,7 +670,7 @@ func TestTimer(t *testing.T) {
 	out1, err := store.TimerWrite(msg1, 1, at1)
 	require.NoError(t, err)
 	require.Equal(t, store.Names().TimerSubject("timer.é", "exec-1", 1), out1.Subject())
-	require.NoError(t, jetstream.FirstError(store.Publish(t.Context(), out2, out1)))
+	require.NoError(t, storage.FirstError(store.Publish(t.Context(), out2, out1)))
 
 	// Restart the server before the timers are due.
 	nc.Close()
@@ -678,11 +678,11 @@ func TestTimer(t *testing.T) {
 	srv.WaitForShutdown()
 	srv = runServer(t, dir, listen)
 	nc, _ = connect(t, srv)
-	store, err = jetstream.Open(t.Context(), nc, jetstream.Config{})
+	store, err = storage.Open(t.Context(), nc, storage.Config{})
 	require.NoError(t, err)
 
 	got := make(chan received, 10)
-	c, err := store.ConsumeInbox(t.Context(), "O", jetstream.ConsumeConfig{}, func(m *jetstream.InboxMessage, d jetstream.Delivery) {
+	c, err := store.ConsumeInbox(t.Context(), "O", storage.ConsumeConfig{}, func(m *storage.InboxMessage, d storage.Delivery) {
 		got <- received{m, time.Now()}
 		d.Ack()
 	})
@@ -690,7 +690,7 @@ func TestTimer(t *testing.T) {
 	t.Cleanup(c.Stop)
 
 	for _, want := range []struct {
-		msg *jetstream.InboxMessage
+		msg *storage.InboxMessage
 		at  time.Time
 	}{{msg1, at1}, {msg2, at2}} {
 		r := testkit.Receive(t, got, 5*time.Second)
@@ -713,7 +713,7 @@ func TestPurgeAcked(t *testing.T) {
 	_, err := b.store.PurgeAcked(ctx, nil)
 	require.NoError(t, err)
 
-	var outs []jetstream.Outgoing
+	var outs []storage.Outgoing
 	for i := range 5 {
 		out, err := b.store.InboxWrite(orchMessage("m"+strconv.Itoa(i), "msg-"+strconv.Itoa(i)))
 		require.NoError(t, err)
@@ -725,16 +725,16 @@ func TestPurgeAcked(t *testing.T) {
 	const act = "Say hello."
 	for i := range 2 {
 		for _, name := range []string{act, "unconsumed"} {
-			out, err := b.store.TaskWrite(&jetstream.ActivityTask{InstanceID: "m0", ExecutionID: "e", TaskID: int32(i), Name: name}, name+strconv.Itoa(i))
+			out, err := b.store.TaskWrite(&storage.ActivityTask{InstanceID: "m0", ExecutionID: "e", TaskID: int32(i), Name: name}, name+strconv.Itoa(i))
 			require.NoError(t, err)
 			outs = append(outs, out)
 		}
 	}
-	require.NoError(t, jetstream.FirstError(b.store.Publish(ctx, outs...)))
+	require.NoError(t, storage.FirstError(b.store.Publish(ctx, outs...)))
 
 	// Ack the first three inbox messages and every task of one activity.
 	orchSeen := make(chan string, 10)
-	c, err := b.store.ConsumeInbox(ctx, "O", jetstream.ConsumeConfig{}, func(m *jetstream.InboxMessage, d jetstream.Delivery) {
+	c, err := b.store.ConsumeInbox(ctx, "O", storage.ConsumeConfig{}, func(m *storage.InboxMessage, d storage.Delivery) {
 		if m.InstanceID < "m3" {
 			d.Ack()
 		}
@@ -743,7 +743,7 @@ func TestPurgeAcked(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Stop)
 	actSeen := make(chan string, 10)
-	ac, err := b.store.ConsumeActivity(ctx, act, jetstream.ConsumeConfig{}, make(chan struct{}, 4), func(task *jetstream.ActivityTask, d jetstream.Delivery) {
+	ac, err := b.store.ConsumeActivity(ctx, act, storage.ConsumeConfig{}, make(chan struct{}, 4), func(task *storage.ActivityTask, d storage.Delivery) {
 		d.Ack()
 		actSeen <- task.Name
 	})
@@ -801,28 +801,28 @@ func TestRegistry(t *testing.T) {
 	names := []string{"E1_HelloSequence", "a.b c", "é"}
 
 	for _, n := range names {
-		ok, err := b.store.IsRegistered(ctx, jetstream.KindOrchestrator, n)
+		ok, err := b.store.IsRegistered(ctx, storage.KindOrchestrator, n)
 		require.NoError(t, err)
 		require.False(t, ok)
 	}
-	require.NoError(t, b.store.Register(ctx, jetstream.KindOrchestrator, names, "w1"))
-	require.NoError(t, b.store.Register(ctx, jetstream.KindOrchestrator, names, "w2"), "idempotent")
-	require.NoError(t, b.store.Register(ctx, jetstream.KindActivity, nil, "w1"))
+	require.NoError(t, b.store.Register(ctx, storage.KindOrchestrator, names, "w1"))
+	require.NoError(t, b.store.Register(ctx, storage.KindOrchestrator, names, "w2"), "idempotent")
+	require.NoError(t, b.store.Register(ctx, storage.KindActivity, nil, "w1"))
 
 	// Another process sees them; a name is registered per kind.
 	nc, _ := connect(t, b.srv)
-	other, err := jetstream.Open(ctx, nc, jetstream.Config{})
+	other, err := storage.Open(ctx, nc, storage.Config{})
 	require.NoError(t, err)
-	for _, s := range []*jetstream.Store{b.store, other} {
+	for _, s := range []*storage.Store{b.store, other} {
 		for _, n := range names {
-			ok, err := s.IsRegistered(ctx, jetstream.KindOrchestrator, n)
+			ok, err := s.IsRegistered(ctx, storage.KindOrchestrator, n)
 			require.NoError(t, err)
 			require.True(t, ok, n)
-			ok, err = s.IsRegistered(ctx, jetstream.KindActivity, n)
+			ok, err = s.IsRegistered(ctx, storage.KindActivity, n)
 			require.NoError(t, err)
 			require.False(t, ok, n)
 		}
-		ok, err := s.IsRegistered(ctx, jetstream.KindOrchestrator, "E1_HelloSequenc")
+		ok, err := s.IsRegistered(ctx, storage.KindOrchestrator, "E1_HelloSequenc")
 		require.NoError(t, err)
 		require.False(t, ok)
 	}

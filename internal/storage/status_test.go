@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"context"
@@ -12,15 +12,15 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
-	"github.com/jetflow/jetflow/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
 // drainQuiet receives updates until none comes for a moment.
-func drainQuiet(t *testing.T, ch <-chan jetstream.StatusUpdate) []jetstream.StatusUpdate {
+func drainQuiet(t *testing.T, ch <-chan storage.StatusUpdate) []storage.StatusUpdate {
 	t.Helper()
-	var out []jetstream.StatusUpdate
+	var out []storage.StatusUpdate
 	for {
 		select {
 		case u, ok := <-ch:
@@ -32,7 +32,7 @@ func drainQuiet(t *testing.T, ch <-chan jetstream.StatusUpdate) []jetstream.Stat
 	}
 }
 
-func ids(us []jetstream.StatusUpdate) []string {
+func ids(us []storage.StatusUpdate) []string {
 	out := make([]string, len(us))
 	for i, u := range us {
 		out[i] = u.Status.InstanceID
@@ -97,7 +97,7 @@ func TestWatchStatuses(t *testing.T) {
 		// The bucket keeps one value per key: a value overwritten (or
 		// purged) before the watch read it is skipped, so r1 and r2 may not
 		// both come; what comes, comes in order, and the deletion last.
-		var del jetstream.StatusUpdate
+		var del storage.StatusUpdate
 		var last uint64
 		for del = testkit.Receive(t, ch, 5*time.Second); !del.Deleted; del = testkit.Receive(t, ch, 5*time.Second) {
 			require.Contains(t, []uint64{r1, r2}, del.Revision)
@@ -185,7 +185,7 @@ func TestWatchStatusesResumeUnderWrites(t *testing.T) {
 		}
 	}()
 
-	var seen []jetstream.StatusUpdate
+	var seen []storage.StatusUpdate
 	after := uint64(0)
 	resumes := 0
 	for {
@@ -239,15 +239,20 @@ func TestWatchStatusesResumeUnderWrites(t *testing.T) {
 
 // TestWatchStopWithBacklog is not parallel: it counts goroutines. A watch
 // stopped while nats.go holds more entries than its channel takes must not
-// leave nats.go's delivery goroutine blocked for ever.
+// leave nats.go's delivery goroutine blocked for ever. The watch reads
+// ahead (batches of up to 1,024 records, a few of them buffered), so the
+// bucket holds more than that.
 func TestWatchStopWithBacklog(t *testing.T) {
 	b := setup(t)
 	ctx := t.Context()
-	for i := range 600 {
-		id := fmt.Sprintf("backlog-%03d", i)
-		_, err := b.store.PutStatus(ctx, id, status(id, jetflow.StatusPending, ""), 0)
+	outs := make([]storage.Outgoing, 10000)
+	for i := range outs {
+		id := fmt.Sprintf("backlog-%05d", i)
+		o, err := b.store.StatusWrite(id, status(id, jetflow.StatusPending, ""), 0)
 		require.NoError(t, err)
+		outs[i] = o
 	}
+	require.NoError(t, storage.FirstError(b.store.Publish(ctx, outs...)))
 	for range 3 {
 		wctx, cancel := context.WithCancel(ctx)
 		ch, err := b.store.WatchStatuses(wctx, "", 0)

@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"strconv"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // maxConsumerName is JetStream's limit on a durable consumer's name.
@@ -26,7 +26,7 @@ const subjectBudget = 2048
 // still readable: they start with the name's encoding.
 func TestLongNamesFit(t *testing.T) {
 	t.Parallel()
-	n := jetstream.NewNames(strings.Repeat("h", 32), 1000) // the longest hub
+	n := storage.NewNames(strings.Repeat("h", 32), 1000) // the longest hub
 	longestID := strings.Repeat("😀", jetflow.MaxInstanceIDLength)
 	require.NoError(t, jetflow.ValidateInstanceID(longestID))
 	names := []string{
@@ -48,7 +48,7 @@ func TestLongNamesFit(t *testing.T) {
 			}
 			consumers[c] = name
 		}
-		enc := jetstream.EncodeToken(name)
+		enc := storage.EncodeToken(name)
 		require.True(t, strings.HasPrefix(n.TaskConsumer(name), "act-"+enc[:100]), "readable: %s", n.TaskConsumer(name))
 		require.True(t, strings.HasPrefix(n.InboxConsumer(name), "orch-"+enc[:100]), "readable: %s", n.InboxConsumer(name))
 
@@ -59,7 +59,7 @@ func TestLongNamesFit(t *testing.T) {
 			"the orchestrator's consumer filter matches its inbox subjects")
 		require.LessOrEqual(t, len(n.TaskSubject(name)), subjectBudget)
 		require.LessOrEqual(t, len(n.TimerSubject(longestID, "exec", 1<<31-1)), subjectBudget)
-		require.LessOrEqual(t, len("$KV."+n.RegistryBucket()+"."+n.RegistryKey(jetstream.KindOrchestrator, name)), 4096-512)
+		require.LessOrEqual(t, len("$KV."+n.RegistryBucket()+"."+n.RegistryKey(storage.KindOrchestrator, name)), 4096-512)
 	}
 	// Names that fitted keep their consumers and subjects, so running hubs
 	// keep theirs.
@@ -75,7 +75,7 @@ func TestLongNamesFit(t *testing.T) {
 		i := strings.Index(c, "==")
 		require.Positive(t, i, c)
 		require.Regexp(t, `^(orch|act)-([-_A-Za-z0-9]|=[0-9A-F]{2})*==[0-9a-f]{16}$`, c)
-		_, err := jetstream.DecodeToken(strings.TrimPrefix(strings.TrimPrefix(c, "act-"), "orch-"))
+		_, err := storage.DecodeToken(strings.TrimPrefix(strings.TrimPrefix(c, "act-"), "orch-"))
 		require.Error(t, err)
 	}
 }

@@ -1,4 +1,4 @@
-package jetstream_test
+package storage_test
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // TestShardsAreTheHubs: the shard count is part of a hub's layout (a
@@ -19,20 +19,20 @@ func TestShardsAreTheHubs(t *testing.T) {
 	nc, _ := connect(t, srv)
 	ctx := t.Context()
 
-	first, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: "layout", Shards: 8})
+	first, err := storage.Open(ctx, nc, storage.Config{Hub: "layout", Shards: 8})
 	require.NoError(t, err)
 	require.Equal(t, 8, first.Config().Shards)
 
-	later, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: "layout"})
+	later, err := storage.Open(ctx, nc, storage.Config{Hub: "layout"})
 	require.NoError(t, err)
 	require.Equal(t, 8, later.Config().Shards, "the recorded count, not the default")
 	require.Equal(t, first.Names().InboxSubject("O", "id-1"), later.Names().InboxSubject("O", "id-1"))
 
-	_, err = jetstream.Open(ctx, nc, jetstream.Config{Hub: "layout", Shards: 16})
+	_, err = storage.Open(ctx, nc, storage.Config{Hub: "layout", Shards: 16})
 	require.ErrorIs(t, err, jetflow.ErrInvalidOption)
 	require.ErrorContains(t, err, `hub "layout" was created with 8 shards, not 16`)
 
-	same, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: "layout", Shards: 8})
+	same, err := storage.Open(ctx, nc, storage.Config{Hub: "layout", Shards: 8})
 	require.NoError(t, err)
 	require.Equal(t, 8, same.Config().Shards)
 }

@@ -1,10 +1,10 @@
-package jetstream_test
+package storage_test
 
 import (
 	"testing"
 
 	"github.com/jetflow/jetflow"
-	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,7 +34,7 @@ func TestLeaderReads(t *testing.T) {
 	require.NoError(t, err)
 	plainStatus, err := s.GetStatus(ctx, st.InstanceID)
 	require.NoError(t, err)
-	jetstream.SetLeaderReads(s, true)
+	storage.SetLeaderReads(s, true)
 
 	got, err := s.GetStatus(ctx, st.InstanceID)
 	require.NoError(t, err)
@@ -42,7 +42,7 @@ func TestLeaderReads(t *testing.T) {
 	require.Equal(t, plainStatus, got)
 	for _, id := range []string{"gone", "never"} {
 		_, err = s.GetStatus(ctx, id)
-		require.ErrorIs(t, err, jetstream.ErrNotFound, id)
+		require.ErrorIs(t, err, storage.ErrNotFound, id)
 	}
 
 	chunks, err := s.LoadHistory(ctx, st.InstanceID)
