@@ -49,11 +49,7 @@ func (a *api) takeWatchSlot(w http.ResponseWriter) (release func(), ok bool) {
 // Last-Event-ID revision) until its terminal status.
 func (a *api) watchInstance(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("instanceId")
-	after, ok := lastEventID(w, r)
-	if !ok {
-		return
-	}
-	release, ok := a.takeWatchSlot(w)
+	after, release, ok := a.beginWatch(w, r)
 	if !ok {
 		return
 	}
@@ -96,11 +92,7 @@ func (a *api) watchAll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	after, ok := lastEventID(w, r)
-	if !ok {
-		return
-	}
-	release, ok := a.takeWatchSlot(w)
+	after, release, ok := a.beginWatch(w, r)
 	if !ok {
 		return
 	}
@@ -114,6 +106,16 @@ func (a *api) watchAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.stream(ctx, w, r, updates)
+}
+
+// beginWatch reads the revision a watch resumes after (lastEventID) and
+// takes a watcher slot; on false it has answered the request.
+func (a *api) beginWatch(w http.ResponseWriter, r *http.Request) (after uint64, release func(), ok bool) {
+	if after, ok = lastEventID(w, r); !ok {
+		return 0, nil, false
+	}
+	release, ok = a.takeWatchSlot(w)
+	return after, release, ok
 }
 
 // lastEventID reads the revision to resume after: the Last-Event-ID header

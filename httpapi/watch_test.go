@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -529,24 +528,13 @@ func waitNoWatchGoroutines(t *testing.T) {
 // watchGoroutines counts the goroutines of watch streams and the watches
 // under them.
 func watchGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
+	return testkit.Goroutines(func(g string) bool {
 		for _, fn := range []string{"httpapi.(*api).stream", "client.(*Client).WatchStatus.func", "client.(*Client).WatchAll.func",
-			"jetstream.(*Store).watchStatus.func", "(*kvs).WatchFiltered.func"} {
+			"storage.(*Store).watchStatus.func", "storage.(*Store).follow.func", "(*kvs).WatchFiltered.func"} {
 			if strings.Contains(g, fn) {
-				count++
-				break
+				return true
 			}
 		}
-	}
-	return count
+		return false
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -272,20 +271,11 @@ func TestWatchStopWithBacklog(t *testing.T) {
 	})
 }
 
-// goroutines counts the goroutines whose stack trace (header included)
-// holds every one of parts: with "(*kvs).WatchFiltered.func", those inside
-// nats.go's KV watch callback.
+// goroutines counts the goroutines whose stack trace holds every one of
+// parts: with "(*kvs).WatchFiltered.func", those inside nats.go's KV watch
+// callback.
 func goroutines(parts ...string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return len(slices.DeleteFunc(strings.Split(string(buf), "\n\n"), func(g string) bool {
-		return slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(g, p) })
-	}))
+	return testkit.Goroutines(func(g string) bool {
+		return !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(g, p) })
+	})
 }
