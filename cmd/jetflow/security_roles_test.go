@@ -27,10 +27,10 @@ const rolesConf = "../../deploy/nats/roles.conf"
 // user name again) and inbox prefix.
 var roleUsers = []string{"admin", "server", "worker", "worker_hello", "watcher", "watcher_one"}
 
-// rolesServer runs a nats-server with JetStream on 127.0.0.1 configured by
-// deploy/nats/roles.conf (passwords defined before it, as the environment
-// would give them).
-func rolesServer(t *testing.T) *server.Server {
+// rolePermissions reads the permission sets of deploy/nats/roles.conf,
+// by user (the passwords defined before it, as the environment would give
+// them).
+func rolePermissions(t *testing.T) (*server.Options, map[string]*server.Permissions) {
 	t.Helper()
 	conf, err := os.ReadFile(rolesConf)
 	require.NoError(t, err)
@@ -40,6 +40,19 @@ func rolesServer(t *testing.T) *server.Server {
 	}
 	opts := &server.Options{}
 	require.NoError(t, opts.ProcessConfigString(vars.String()+string(conf)))
+	perms := map[string]*server.Permissions{}
+	for _, u := range opts.Users {
+		perms[u.Username] = u.Permissions
+	}
+	require.Len(t, perms, len(roleUsers), "the users of roles.conf")
+	return opts, perms
+}
+
+// rolesServer runs a nats-server with JetStream on 127.0.0.1 configured by
+// deploy/nats/roles.conf.
+func rolesServer(t *testing.T) *server.Server {
+	t.Helper()
+	opts, _ := rolePermissions(t)
 	opts.Host, opts.Port = "127.0.0.1", -1
 	opts.JetStream, opts.StoreDir = true, t.TempDir()
 	opts.NoSigs, opts.NoLog = true, true
@@ -89,9 +102,17 @@ func (v *violations) has(subject string) bool {
 // connectAs connects as a role and records its violations.
 func connectAs(t *testing.T, url, user string) (*nats.Conn, natsjs.JetStream, *violations) {
 	t.Helper()
+	return connectWith(t, url, user, nats.UserInfo(user, user+"-pw"))
+}
+
+// connectWith connects with the inbox prefix of role and the given
+// credentials, and records the connection's violations.
+func connectWith(t *testing.T, url, role string, creds ...nats.Option) (*nats.Conn, natsjs.JetStream, *violations) {
+	t.Helper()
 	v := &violations{}
-	nc, err := nats.Connect(url, nats.UserInfo(user, user+"-pw"), nats.CustomInboxPrefix("_INBOX_"+user),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { v.add(err) }))
+	opts := append([]nats.Option{nats.CustomInboxPrefix("_INBOX_" + role),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { v.add(err) })}, creds...)
+	nc, err := nats.Connect(url, opts...)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := natsjs.New(nc, natsjs.WithDefaultTimeout(2*time.Second))

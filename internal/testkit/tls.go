@@ -18,7 +18,8 @@ import (
 )
 
 // SelfSigned returns a self-signed PEM certificate and key for 127.0.0.1
-// named cn, and the certificate parsed: for tests of TLS servers.
+// named cn, and the certificate parsed: for tests of TLS servers and of
+// clients that present a certificate.
 func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte, cert *x509.Certificate) {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -31,7 +32,7 @@ func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte, cert *x509.Cer
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
