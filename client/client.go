@@ -344,7 +344,7 @@ func (c *Client) WaitForCompletion(ctx context.Context, id string) (*jetflow.Sta
 	// current value would not tell a missing status from one not yet
 	// delivered. The bucket keeps a key's last value, and a terminal
 	// status or a purge is that, so neither is missed.
-	ch, err := relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
+	ch, err := c.relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
 		return c.store.WatchStatus(ctx, id, cur.Revision)
 	}, func(u *storage.StatusUpdate) (send, last bool) {
 		return true, u.Deleted || u.Status.Finished()

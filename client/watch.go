@@ -79,7 +79,7 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 		}
 		start = nextRevision(fromRevision)
 	}
-	return relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
+	return c.relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
 		return c.store.WatchStatus(ctx, id, start)
 	}, func(u *storage.StatusUpdate) (send, last bool) {
 		return !u.Deleted, !u.Deleted && u.Status.Finished()
@@ -88,8 +88,8 @@ func (c *Client) WatchStatus(ctx context.Context, id string, fromRevision uint64
 
 // relay runs a store watch and forwards its updates as client Updates:
 // pick says which to send and after which to stop. The watch ends with ctx
-// or when relay stops.
-func relay(ctx context.Context, watch func(context.Context) (<-chan storage.StatusUpdate, error),
+// or when relay stops; while it runs, the store's metrics count it.
+func (c *Client) relay(ctx context.Context, watch func(context.Context) (<-chan storage.StatusUpdate, error),
 	pick func(*storage.StatusUpdate) (send, last bool)) (<-chan Update, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	in, err := watch(ctx)
@@ -98,9 +98,11 @@ func relay(ctx context.Context, watch func(context.Context) (<-chan storage.Stat
 		return nil, err
 	}
 	out := make(chan Update, 16)
+	ended := c.store.WatchStarted(ctx, storage.WatchGo)
 	go func() {
 		defer close(out)
 		defer cancel()
+		defer ended()
 		for u := range in {
 			send, last := pick(&u)
 			if send {
@@ -179,7 +181,7 @@ func (c *Client) WatchAll(ctx context.Context, f WatchFilter, fromRevision uint6
 	if fromRevision > 0 {
 		start = nextRevision(fromRevision) // the store starts afresh beyond its last revision
 	}
-	return relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
+	return c.relay(ctx, func(ctx context.Context) (<-chan storage.StatusUpdate, error) {
 		return c.store.WatchStatuses(ctx, f.InstanceIDPrefix, start)
 	}, func(u *storage.StatusUpdate) (send, last bool) {
 		return len(keep) == 0 || u.Deleted || keep[u.Status.RuntimeStatus], false

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/metrics"
 )
 
@@ -74,7 +75,7 @@ func (a *api) watchInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	updates, err := a.c.WatchStatus(ctx, id, after)
+	updates, err := a.c.WatchStatus(storage.WithWatchCounted(ctx), id, after) // counted as an SSE stream
 	if err != nil {
 		a.writeClientError(w, r, err)
 		return
@@ -100,7 +101,7 @@ func (a *api) watchAll(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	f := client.WatchFilter{InstanceIDPrefix: q.Get("instanceIdPrefix"), RuntimeStatus: statuses}
-	updates, err := a.c.WatchAll(ctx, f, after)
+	updates, err := a.c.WatchAll(storage.WithWatchCounted(ctx), f, after)
 	if err != nil {
 		a.writeClientError(w, r, err)
 		return

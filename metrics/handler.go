@@ -63,3 +63,15 @@ func Handler(g prometheus.Gatherer) http.Handler {
 		EnableOpenMetrics: true,
 	})
 }
+
+// HubLabel is the label that ForHub puts on every family: which hub the
+// process serves.
+const HubLabel = "hub"
+
+// ForHub returns reg with the label hub="<hub>" on everything registered
+// through it, so that one Prometheus and one dashboard tell the hubs apart:
+// register the Engine and the collectors of a hub's process through it
+// (jetflow's own processes do).
+func ForHub(reg prometheus.Registerer, hub string) prometheus.Registerer {
+	return prometheus.WrapRegistererWith(prometheus.Labels{HubLabel: hub}, reg)
+}

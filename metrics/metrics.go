@@ -13,18 +13,21 @@
 // # Wiring
 //
 //	reg := metrics.NewRegistry()              // Go, process and build info collectors
-//	m, err := metrics.New(reg)                // the engine's families
-//	reg.MustRegister(metrics.NewBacklogCollector(store, 0), metrics.NewInstancesCollector(client, 0))
+//	hub := metrics.ForHub(reg, store.Hub())   // hub="jetflow" on the engine's families
+//	m, err := metrics.New(hub)                // the engine's families
+//	hub.MustRegister(metrics.NewBacklogCollector(store, 0), metrics.NewInstancesCollector(client, 0))
 //	w, err := worker.New(store, registry, worker.Config{Metrics: m})
 //	mux.Handle("GET /metrics", metrics.Handler(reg))
 //	srv := &http.Server{Handler: m.Middleware(mux)} // HTTP requests by route
 //
-// An HTTP API's event streams and a Go client's watches report
-// themselves with Engine.WatchStarted.
+// The Engine given to a worker also counts the storage operations and the
+// Go client watches of its store (those of the clients and HTTP API on the
+// same store too); an HTTP API's event streams report themselves with
+// Engine.WatchStarted.
 //
 // The collectors read the whole hub, so every process that registers them
-// reports the same figures: aggregate them with max, not sum, or register
-// them in one process only.
+// reports the same figures: aggregate them with max by hub, not sum, or
+// register them in one process only.
 package metrics
 
 import (

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
@@ -270,7 +272,7 @@ func TestNilEngine(t *testing.T) {
 	m.InboxPoisoned("x")
 	m.TimerFired("x", time.Second)
 	m.CustomStatusUpdated("x")
-	m.StorageOp(metrics.OpPublish, time.Second, storage.ErrConflict)
+	m.StorageOp(storage.OpPublish, time.Second, storage.ErrConflict)
 }
 
 func TestFailureReasonIsBounded(t *testing.T) {
@@ -341,10 +343,10 @@ func TestPoisonAndFailedTurns(t *testing.T) {
 	require.Equal(t, 1.0, s.v(t, "jetflow_orchestration_failures_total", "orchestrator", name, "reason", jetflow.FailurePoisonMessage))
 	// The start's turn and the poison's turn each appended a chunk; a
 	// failed turn reloads the instance (a cache miss) before the next try.
-	require.Equal(t, 2.0, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", metrics.OpHistoryAppend))
-	require.GreaterOrEqual(t, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", metrics.OpHistoryLoad), 2.0)
+	require.Equal(t, 2.0, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", storage.OpHistoryAppend))
+	require.GreaterOrEqual(t, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", storage.OpHistoryLoad), 2.0)
 	require.GreaterOrEqual(t, s.v(t, "jetflow_sticky_cache_lookups_total", "result", metrics.CacheMiss), 2.0)
-	_, failedAppend := s.value("jetflow_storage_errors_total", "operation", metrics.OpHistoryAppend, "kind", metrics.ErrKindOther)
+	_, failedAppend := s.value("jetflow_storage_errors_total", "operation", storage.OpHistoryAppend, "kind", metrics.ErrKindOther)
 	require.False(t, failedAppend)
 	problems, err := promlint.New(bytes.NewReader(s.raw)).Lint()
 	require.NoError(t, err)
@@ -370,4 +372,62 @@ func TestServedNamesStartAtZero(t *testing.T) {
 	require.Equal(t, 0.0, s.v(t, "jetflow_orchestrations_completed_total", "orchestrator", "E1_HelloSequence", "status", "Completed"))
 	require.Equal(t, 0.0, s.v(t, "jetflow_orchestrations_completed_total", "orchestrator", "E1_HelloSequence", "status", "Failed"))
 	require.Equal(t, 0.0, s.v(t, "jetflow_activity_executions_total", "activity", "E1_SayHello", "outcome", metrics.ActivityCompleted))
+}
+
+// TestStorageOpsOfClients: the storage operations a client makes (a start,
+// status reads, a purge) and its watches are counted on the metrics its
+// store is observed by, as a worker's are: an HTTP server's process shows
+// them.
+func TestStorageOpsOfClients(t *testing.T) {
+	t.Parallel()
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	e := testengine.New(t, testengine.Options{
+		Register: func(r *jetflow.Registry) error { return samples.Register(r, samples.Options{}) },
+	})
+	e.Storage.Observe(m)
+	srv := httptest.NewServer(metrics.Handler(reg))
+	t.Cleanup(srv.Close)
+	ctx := e.Context(time.Minute)
+	id, err := e.Client.StartOrchestration(ctx, "E1_HelloSequence")
+	require.NoError(t, err)
+	_, err = e.Client.WaitForCompletion(ctx, id)
+	require.NoError(t, err)
+	require.NoError(t, e.Client.PurgeInstance(ctx, id))
+
+	// A Go watch counts while it runs.
+	watchers := func() float64 { return get(t, srv.URL).v(t, "jetflow_status_watchers", "kind", metrics.WatchGo) }
+	require.Equal(t, 0.0, watchers())
+	wctx, stop := context.WithCancel(ctx)
+	updates, err := e.Client.WatchAll(wctx, client.WatchFilter{}, 0)
+	require.NoError(t, err)
+	require.Equal(t, 1.0, watchers())
+	stop()
+	testkit.Collect(t, updates, 10*time.Second)
+	testkit.WaitFor(t, 10*time.Second, "the watch to end", func() bool { return watchers() == 0 })
+
+	// An SSE stream of the HTTP API counts as sse, not as the Go watch
+	// under it.
+	api := httptest.NewServer(httpapi.New(e.Client, httpapi.Config{Metrics: m}))
+	t.Cleanup(api.Close)
+	sctx, endStream := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, api.URL+httpapi.BasePath+"/watch", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req) // returns with the stream's headers: it runs
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sse := get(t, srv.URL)
+	require.Equal(t, 1.0, sse.v(t, "jetflow_status_watchers", "kind", metrics.WatchSSE))
+	require.Equal(t, 0.0, sse.v(t, "jetflow_status_watchers", "kind", metrics.WatchGo))
+	endStream()
+	resp.Body.Close()
+
+	s := get(t, srv.URL)
+	for _, op := range []string{storage.OpPublish, storage.OpStatusRead, storage.OpPurge} {
+		require.GreaterOrEqual(t, s.v(t, "jetflow_storage_operation_duration_seconds", "operation", op), 1.0, op)
+	}
+	// The worker's store is another one (its own connection), unobserved.
+	_, appended := s.value("jetflow_storage_operation_duration_seconds", "operation", storage.OpHistoryAppend)
+	require.False(t, appended, "history appends are the worker's")
 }

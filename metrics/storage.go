@@ -9,24 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Storage operations (the operation label of the jetflow_storage_*
-// families), as the workers make them.
-const (
-	// OpHistoryLoad: reading an instance's history chunks.
-	OpHistoryLoad = "history_load"
-	// OpHistoryAppend: writing the next chunk (the fence).
-	OpHistoryAppend = "history_append"
-	// OpStatusRead: reading an instance's status.
-	OpStatusRead = "status_read"
-	// OpStatusPut: a status write retried after a compare-and-set conflict.
-	OpStatusPut = "status_put"
-	// OpPublish: publishing a turn's actions and status, or an activity's
-	// result, awaited together.
-	OpPublish = "publish"
-	// OpPurge: removing acknowledged messages from the inbox and task streams.
-	OpPurge = "purge"
-)
-
 // Storage error kinds (the kind label of jetflow_storage_errors_total).
 const (
 	// ErrKindConflict: a compare-and-set lost (storage.ErrConflict).
@@ -49,10 +31,10 @@ type storageFamilies struct {
 func newStorageFamilies() storageFamilies {
 	return storageFamilies{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "storage_operation_duration_seconds",
-			Help:    "Time of the workers' storage operations, by operation (history_load, history_append, status_read, status_put, publish, purge).",
+			Help:    "Time of the storage operations of this process (its workers, clients and HTTP API), by operation (history_load, history_append, status_read, status_put, publish, purge).",
 			Buckets: LatencyBuckets}, []string{"operation"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "storage_errors_total",
-			Help: "Storage operations of the workers that failed, by operation and kind (conflict, unavailable, too_large, other)."},
+			Help: "Storage operations of this process that failed, by operation and kind (conflict, unavailable, too_large, other)."},
 			[]string{"operation", "kind"}),
 	}
 }

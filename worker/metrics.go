@@ -88,14 +88,6 @@ func turnResult(p plan, err error) string {
 	return metrics.TurnError
 }
 
-// storageOp records a storage operation begun at began that ended with
-// err.
-func (w *Worker) storageOp(op string, began time.Time, err error) {
-	if m := w.cfg.Metrics; m != nil {
-		m.StorageOp(op, time.Since(began), err)
-	}
-}
-
 // dropCache empties the sticky cache of a stopped worker (it cannot be
 // started again), so that jetflow_sticky_cache_instances counts only
 // the caches of running workers.

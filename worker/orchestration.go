@@ -15,7 +15,6 @@ import (
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/storage"
-	"github.com/jetflow/jetflow/metrics"
 )
 
 // maxConflictRetries bounds how often one batch is retried after losing
@@ -406,9 +405,7 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 	if n != st.chunks {
 		// An older chunk (later turns went on while its message waited):
 		// read the history to find it and the execution in force before it.
-		began := time.Now()
 		chunks, err := w.store.LoadHistory(ctx, id)
-		w.storageOp(metrics.OpHistoryLoad, began, err)
 		if err != nil {
 			return err
 		}
@@ -421,10 +418,7 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 		}
 	}
-	began := time.Now()
-	err := storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
-	w.storageOp(metrics.OpPublish, began, err)
-	return err
+	return storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
 }
 
 // commit stores the next history chunk (the fence), then publishes its
@@ -432,9 +426,7 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []history.Event, custom json.RawMessage) error {
 	n := st.chunks + 1
 	recorded := st.chunkCustom(custom)
-	began := time.Now()
 	rev, err := w.store.AppendChunk(ctx, id, n, st.chunkRev, chunk, recorded)
-	w.storageOp(metrics.OpHistoryAppend, began, err)
 	if err != nil {
 		return err
 	}
@@ -461,9 +453,7 @@ func retryDelay(n uint64) time.Duration {
 // chunk: a worker that just committed (a start, a continue-as-new) may not
 // have written its status yet.
 func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) {
-	began := time.Now()
 	se, err := w.store.GetStatus(ctx, id)
-	w.storageOp(metrics.OpStatusRead, began, err)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		if st.status != nil {
@@ -488,9 +478,7 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 // resendStartAfter, the worker sends the start again (the same message,
 // derived from the status, so a duplicate is dropped).
 func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
-	began := time.Now()
 	se, err := w.store.GetStatus(ctx, id)
-	w.storageOp(metrics.OpStatusRead, began, err)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return true
 	}
@@ -552,17 +540,13 @@ func (w *Worker) publish(ctx context.Context, id string, st *state, ex dispatche
 		// once the chunk's actions (a child's result to its parent, say)
 		// are stored, or a purge could take the history that would
 		// publish them again.
-		began := time.Now()
 		err := storage.FirstError(w.disp.PublishActions(ctx, ex, chunk))
-		w.storageOp(metrics.OpPublish, began, err)
 		if err != nil {
 			return err
 		}
 		chunk = nil
 	}
-	began := time.Now()
 	res := w.disp.PublishActions(ctx, ex, chunk, extra...)
-	w.storageOp(metrics.OpPublish, began, storage.FirstError(res))
 	if len(extra) == 0 {
 		return storage.FirstError(res)
 	}
@@ -591,9 +575,7 @@ func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, sta
 		// no later chunk now, the revision read is not a newer commit's, and
 		// one written from now on makes the compare-and-set below fail.
 		var rev uint64
-		began := time.Now()
 		cur, err := w.store.GetStatus(ctx, id)
-		w.storageOp(metrics.OpStatusRead, began, err)
 		switch {
 		case err == nil:
 			rev = cur.Revision
@@ -620,9 +602,7 @@ func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, sta
 		if later {
 			return storage.ErrConflict // our cache is stale: reload
 		}
-		began = time.Now()
 		nrev, err := w.store.PutStatus(ctx, id, status, rev)
-		w.storageOp(metrics.OpStatusPut, began, err)
 		if err == nil {
 			st.status, st.statusRev = status, nrev
 			return nil
@@ -649,18 +629,14 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	// a commit no newer than the history read, so a status computed from
 	// this history can never overwrite a newer one (the compare-and-set
 	// fails, and retryStatusWrite finds the later chunk).
-	began := time.Now()
 	se, err := w.store.GetStatus(ctx, id)
-	w.storageOp(metrics.OpStatusRead, began, err)
 	switch {
 	case err == nil:
 		st.status, st.statusRev = &se.Status, se.Revision
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
-	began = time.Now()
 	chunks, err := w.store.LoadHistory(ctx, id)
-	w.storageOp(metrics.OpHistoryLoad, began, err)
 	if err != nil {
 		return nil, err
 	}

@@ -70,8 +70,9 @@ type Config struct {
 	AckWait time.Duration
 	// Metrics, when set, receives the worker's turns, activities, cache
 	// lookups, slots, poison messages, timers and custom status updates
-	// (one *metrics.Engine may serve every worker of a process). Defaults
-	// to nil: no metrics.
+	// (one *metrics.Engine may serve every worker of a process), and the
+	// operations of the store (those of the clients on it too; the first
+	// Engine given to a store keeps them). Defaults to nil: no metrics.
 	Metrics *metrics.Engine
 	// MaxDeliveries is how many times a message may be delivered without
 	// being handled (its worker crashed, or hung past AckWait, each time)
@@ -195,6 +196,9 @@ func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, er
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
 	s := storage.Of(store)
+	if cfg.Metrics != nil {
+		s.Observe(cfg.Metrics) // the store's operations and watches, whoever makes them
+	}
 	w := &Worker{
 		cfg:       cfg,
 		store:     s,
@@ -383,9 +387,7 @@ func (w *Worker) janitor() {
 			return
 		case <-t.C:
 			fresh := w.leases.takeAcked()
-			began := time.Now()
 			left, err := w.store.PurgeAcked(w.ctx, ripe)
-			w.storageOp(metrics.OpPurge, began, err)
 			if err != nil && w.ctx.Err() == nil {
 				w.log.Warn("purging acknowledged messages", slog.Any("error", err))
 			}
@@ -455,9 +457,7 @@ func (w *Worker) runActivity(t *storage.ActivityTask, le *lease) {
 		w.leases.release(le)
 		return // canceled by StopAndCancel: let another worker run it
 	}
-	sent := time.Now()
 	err := w.disp.ActivityResult(ctx, t, result, failure)
-	w.storageOp(metrics.OpPublish, sent, err)
 	if err != nil {
 		w.log.Warn("sending activity result; the task will run again", slog.String("instance_id", t.InstanceID),
 			slog.String("activity", t.Name), slog.Any("error", err))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/metrics"
 )
@@ -21,13 +22,15 @@ import (
 // it, a worker does not).
 func processMetrics(store *jetstream.Store, c *client.Client) (*metrics.Engine, http.Handler, error) {
 	reg := metrics.NewRegistry()
-	m, err := metrics.New(reg)
+	hub := metrics.ForHub(reg, store.Hub())
+	m, err := metrics.New(hub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics: %w", err)
 	}
-	reg.MustRegister(metrics.NewBacklogCollector(store, 0))
+	storage.Of(store).Observe(m) // the storage operations and Go watches of the whole process
+	hub.MustRegister(metrics.NewBacklogCollector(store, 0))
 	if c != nil {
-		reg.MustRegister(metrics.NewInstancesCollector(c, 0))
+		hub.MustRegister(metrics.NewInstancesCollector(c, 0))
 	}
 	return m, metrics.Handler(reg), nil
 }

@@ -17,7 +17,7 @@ import (
 // TestDevMetrics: after the README's example (one E1_HelloSequence over
 // HTTP), GET /metrics on dev's HTTP port shows what happened: the start
 // and completion, three activities, the request by route, the open
-// instances, the backlog of the consumers.
+// instances, the backlog of the consumers; each with the hub's label.
 func TestDevMetrics(t *testing.T) {
 	t.Parallel()
 	d := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
@@ -27,12 +27,12 @@ func TestDevMetrics(t *testing.T) {
 	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
 
 	for _, want := range []string{
-		`jetflow_orchestrations_started_total{orchestrator="E1_HelloSequence"} 1`,
-		`jetflow_orchestrations_completed_total{orchestrator="E1_HelloSequence",status="Completed"} 1`,
-		`jetflow_activity_executions_total{activity="E1_SayHello",outcome="completed"} 3`,
-		`jetflow_http_requests_total{code="202",method="POST",route="POST /runtime/webhooks/durabletask/orchestrators/{name}/{instanceId}"} 1`,
-		`jetflow_instances{orchestrator="E1_HelloSequence",runtime_status="Completed"} 1`,
-		`jetflow_consumer_pending_messages{kind="activity",name="E1_SayHello"} 0`,
+		`jetflow_orchestrations_started_total{hub="jetflow",orchestrator="E1_HelloSequence"} 1`,
+		`jetflow_orchestrations_completed_total{hub="jetflow",orchestrator="E1_HelloSequence",status="Completed"} 1`,
+		`jetflow_activity_executions_total{activity="E1_SayHello",hub="jetflow",outcome="completed"} 3`,
+		`jetflow_http_requests_total{code="202",hub="jetflow",method="POST",route="POST /runtime/webhooks/durabletask/orchestrators/{name}/{instanceId}"} 1`,
+		`jetflow_instances{hub="jetflow",orchestrator="E1_HelloSequence",runtime_status="Completed"} 1`,
+		`jetflow_consumer_pending_messages{hub="jetflow",kind="activity",name="E1_SayHello"} 0`,
 		`jetflow_build_info{`,
 	} {
 		testkit.WaitForNoError(t, 10*time.Second, want, func() error {

@@ -3,6 +3,8 @@ package check
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
+	"strings"
 )
 
 // DashboardFile is the dashboard's JSON, relative to this directory.
@@ -38,6 +40,7 @@ type Row struct {
 
 // Selectors of the template variables.
 const (
+	hub  = `hub=~"$hub"`
 	orch = `orchestrator=~"$orchestrator"`
 	act  = `activity=~"$activity"`
 	open = `runtime_status=~"Pending|Running|Suspended"`
@@ -48,9 +51,31 @@ func q(quantile, family, by, sel string) string {
 	return "histogram_quantile(" + quantile + ", sum by (" + by + ") (rate(" + family + "_bucket{" + sel + "}" + ri + ")))"
 }
 
-func t(expr, legend string) Target { return Target{Expr: expr, Legend: legend} }
+func t(expr, legend string) Target { return Target{Expr: forHub(expr), Legend: legend} }
 
-func instant(expr, legend string) Target { return Target{Expr: expr, Legend: legend, Instant: true} }
+func instant(expr, legend string) Target {
+	return Target{Expr: forHub(expr), Legend: legend, Instant: true}
+}
+
+// family is a jetflow family in a query, with the opening of its label
+// matchers if it has them.
+var familyRef = regexp.MustCompile(`\b(jetflow_[a-z_]+)(\{?)`)
+
+// forHub adds the hub variable's matcher to every jetflow family of expr
+// (the label metrics.ForHub puts on them), but for jetflow_build_info,
+// which is the process's.
+func forHub(expr string) string {
+	return familyRef.ReplaceAllStringFunc(expr, func(m string) string {
+		name, open := strings.CutSuffix(m, "{")
+		switch {
+		case name == "jetflow_build_info":
+			return m
+		case open:
+			return name + "{" + hub + ","
+		}
+		return name + "{" + hub + "}"
+	})
+}
 
 // Rows are the dashboard's rows, top to bottom.
 var Rows = []Row{
@@ -67,15 +92,15 @@ var Rows = []Row{
 				` / sum(increase(jetflow_orchestrations_completed_total{`+orch+`}[$__range]))`, "failed")}},
 		{Title: "Open instances", Type: "stat", Unit: "short", Width: 4,
 			Description: "Instances Pending, Running or Suspended in the hub's status bucket (read at scrape time; max over the processes that export it).",
-			Targets:     []Target{t(`sum(max by (orchestrator, runtime_status) (jetflow_instances{`+orch+`,`+open+`}))`, "open")}},
+			Targets:     []Target{t(`sum(max by (hub, orchestrator, runtime_status) (jetflow_instances{`+orch+`,`+open+`}))`, "open")}},
 		{Title: "Poison messages (1h)", Type: "stat", Unit: "short", Width: 4,
 			Description: "Messages given up after MaxDeliveries in the last hour: each failed an instance or an activity call.",
 			Targets:     []Target{instant(`sum(increase(jetflow_poison_messages_total[1h])) or vector(0)`, "poison")}},
 		{Title: "Open instances by orchestrator and status", Type: "timeseries", Unit: "short", Width: 8,
-			Targets: []Target{t(`max by (orchestrator, runtime_status) (jetflow_instances{`+orch+`,`+open+`})`, "{{orchestrator}} {{runtime_status}}")}},
+			Targets: []Target{t(`max by (hub, orchestrator, runtime_status) (jetflow_instances{`+orch+`,`+open+`})`, "{{orchestrator}} {{runtime_status}}")}},
 		{Title: "Backlog", Type: "timeseries", Unit: "short", Width: 8,
 			Description: "Messages in JetStream that no worker has taken yet, all consumers.",
-			Targets:     []Target{t(`sum(max by (kind, name) (jetflow_consumer_pending_messages))`, "pending")}},
+			Targets:     []Target{t(`sum(max by (hub, kind, name) (jetflow_consumer_pending_messages))`, "pending")}},
 		{Title: "Oldest backlog", Type: "stat", Unit: "s", Width: 8,
 			Description: "Age of the oldest message not yet delivered, over all consumers: how far behind the workers are.",
 			Targets:     []Target{t(`max(jetflow_consumer_backlog_age_seconds)`, "age")}},
@@ -150,24 +175,24 @@ var Rows = []Row{
 	{Title: "Backlog", Panels: []Panel{
 		{Title: "Pending by consumer", Type: "timeseries", Unit: "short",
 			Description: "Messages not yet delivered, per orchestrator and activity consumer.",
-			Targets:     []Target{t(`max by (kind, name) (jetflow_consumer_pending_messages)`, "{{kind}} {{name}}")}},
+			Targets:     []Target{t(`max by (hub, kind, name) (jetflow_consumer_pending_messages)`, "{{kind}} {{name}}")}},
 		{Title: "Backlog age by consumer", Type: "timeseries", Unit: "s",
-			Targets: []Target{t(`max by (kind, name) (jetflow_consumer_backlog_age_seconds)`, "{{kind}} {{name}}")}},
+			Targets: []Target{t(`max by (hub, kind, name) (jetflow_consumer_backlog_age_seconds)`, "{{kind}} {{name}}")}},
 		{Title: "No worker serves it", Type: "table", Unit: "short",
 			Description: "Consumers with a backlog and no pull request waiting: no running worker registers the name.",
-			Targets: []Target{instant(`max by (kind, name) (jetflow_consumer_pending_messages) > 0`+
-				` and max by (kind, name) (jetflow_consumer_waiting_pulls) == 0`, "{{kind}} {{name}}")}},
+			Targets: []Target{instant(`max by (hub, kind, name) (jetflow_consumer_pending_messages) > 0`+
+				` and max by (hub, kind, name) (jetflow_consumer_waiting_pulls) == 0`, "{{kind}} {{name}}")}},
 		{Title: "In progress (ack pending)", Type: "timeseries", Unit: "short",
 			Targets: []Target{
-				t(`max by (kind, name) (jetflow_consumer_ack_pending_messages)`, "{{kind}} {{name}}"),
+				t(`max by (hub, kind, name) (jetflow_consumer_ack_pending_messages)`, "{{kind}} {{name}}"),
 			}},
 		{Title: "Redelivered, not yet acknowledged", Type: "timeseries", Unit: "short",
-			Targets: []Target{t(`max by (kind, name) (jetflow_consumer_redelivered_messages)`, "{{kind}} {{name}}")}},
+			Targets: []Target{t(`max by (hub, kind, name) (jetflow_consumer_redelivered_messages)`, "{{kind}} {{name}}")}},
 		{Title: "Waiting pulls", Type: "timeseries", Unit: "short",
-			Targets: []Target{t(`max by (kind, name) (jetflow_consumer_waiting_pulls)`, "{{kind}} {{name}}")}},
+			Targets: []Target{t(`max by (hub, kind, name) (jetflow_consumer_waiting_pulls)`, "{{kind}} {{name}}")}},
 		{Title: "Instances by status", Type: "table", Unit: "short", Width: 12,
 			Description: "Every instance in the status bucket, finished ones included until purged.",
-			Targets:     []Target{instant(`max by (orchestrator, runtime_status) (jetflow_instances{`+orch+`})`, "{{orchestrator}} {{runtime_status}}")}},
+			Targets:     []Target{instant(`max by (hub, orchestrator, runtime_status) (jetflow_instances{`+orch+`})`, "{{orchestrator}} {{runtime_status}}")}},
 		{Title: "Hub reads at scrape", Type: "timeseries", Unit: "s", Width: 12,
 			Description: "Time the backlog and instances collectors take to read the hub, and their failed reads.",
 			Targets: []Target{
@@ -294,8 +319,9 @@ func Dashboard() []byte {
 		"templating": map[string]any{"list": []any{
 			map[string]any{"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
 				"current": map[string]any{}, "hide": 0},
-			variable("orchestrator", "Orchestrator", "label_values(jetflow_orchestrations_started_total, orchestrator)"),
-			variable("activity", "Activity", "label_values(jetflow_activity_executions_total, activity)"),
+			variable("hub", "Hub", "label_values(jetflow_activity_slots, hub)"),
+			variable("orchestrator", "Orchestrator", `label_values(jetflow_orchestrations_started_total{`+hub+`}, orchestrator)`),
+			variable("activity", "Activity", `label_values(jetflow_activity_executions_total{`+hub+`}, activity)`),
 		}},
 		"panels": panels,
 	}

@@ -66,7 +66,7 @@ func readDashboard(t *testing.T) []dashboardTarget {
 	for _, v := range d.Templating.List {
 		vars = append(vars, v.Type+":"+v.Name)
 	}
-	require.Equal(t, []string{"datasource:datasource", "query:orchestrator", "query:activity"}, vars)
+	require.Equal(t, []string{"datasource:datasource", "query:hub", "query:orchestrator", "query:activity"}, vars)
 	var out []dashboardTarget
 	for _, p := range d.Panels {
 		if p.Type == "row" {
@@ -85,11 +85,12 @@ func readDashboard(t *testing.T) []dashboardTarget {
 }
 
 // substitute replaces Grafana's variables with values PromQL accepts:
-// every orchestrator and activity, and fixed windows.
+// the hub of jetflow dev, every orchestrator and activity, and fixed
+// windows.
 func substitute(expr, rateInterval, rng string) string {
 	return strings.NewReplacer(
 		"$__rate_interval", rateInterval, "$__range", rng, "$__interval", rateInterval,
-		"$orchestrator", ".*", "$activity", ".*",
+		"$hub", "jetflow", "$orchestrator", ".*", "$activity", ".*",
 	).Replace(expr)
 }
 
@@ -224,6 +225,6 @@ func TestQueriesParseAndUseExportedFamilies(t *testing.T) {
 		require.False(t, charted[f], "notCharted lists %s, which a panel shows", f)
 	}
 	require.True(t, slices.ContainsFunc(readDashboard(t), func(tg dashboardTarget) bool {
-		return strings.Contains(tg.Expr, "jetflow_consumer_waiting_pulls) == 0")
+		return strings.Contains(tg.Expr, `jetflow_consumer_waiting_pulls{hub=~"$hub"}) == 0`)
 	}), "the no-worker table")
 }

@@ -20,7 +20,8 @@ import (
 // the watch that reads the chunks may be served by a lagging replica: the
 // last chunk is then checked with the bucket's leader, and the history
 // read again until it is complete.
-func (s *Store) LoadHistory(ctx context.Context, id string) ([]Chunk, error) {
+func (s *Store) LoadHistory(ctx context.Context, id string) (chunks []Chunk, err error) {
+	defer func(began time.Time) { s.observe(OpHistoryLoad, began, err) }(time.Now())
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	for {
@@ -100,7 +101,8 @@ func decodeChunk(key string, value []byte) (Chunk, error) {
 // holding an old view loses even after the history was purged and begun
 // again with fewer chunks. custom, when set, is the custom status the
 // turn left (Chunk.CustomStatus). It returns the new chunk's revision.
-func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint64, events []history.Event, custom json.RawMessage) (uint64, error) {
+func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint64, events []history.Event, custom json.RawMessage) (rev uint64, err error) {
+	defer func(began time.Time) { s.observe(OpHistoryAppend, began, err) }(time.Now())
 	data, err := encode(&Chunk{Events: events, CustomStatus: custom})
 	if err != nil {
 		return 0, err

@@ -40,7 +40,13 @@ type Result struct {
 // Publish sends the writes together and waits for all their
 // acknowledgements, so their fsyncs overlap. Results are in the order of
 // outs.
-func (s *Store) Publish(ctx context.Context, outs ...Outgoing) []Result {
+func (s *Store) Publish(ctx context.Context, outs ...Outgoing) (res []Result) {
+	defer func(began time.Time) { s.observe(OpPublish, began, FirstError(res)) }(time.Now())
+	return s.publish(ctx, outs...)
+}
+
+// publish is Publish unobserved, for the operations made of one.
+func (s *Store) publish(ctx context.Context, outs ...Outgoing) []Result {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	res := make([]Result, len(outs))
@@ -373,7 +379,8 @@ func consume[T any](ctx context.Context, s *Store, st natsjs.Stream, name, filte
 // stayed below them, one by one. It is idempotent; any worker may call it.
 // It returns the acknowledged messages it left (their floor passed them,
 // or they could not be removed now).
-func (s *Store) PurgeAcked(ctx context.Context, acked []Acked) ([]Acked, error) {
+func (s *Store) PurgeAcked(ctx context.Context, acked []Acked) (_ []Acked, err error) {
+	defer func(began time.Time) { s.observe(OpPurge, began, err) }(time.Now())
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var errs []error

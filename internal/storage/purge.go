@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -18,7 +19,8 @@ import (
 // first, by compare-and-set, and only what was stored before that is
 // removed after it, so a run started once the status is gone keeps its
 // history and messages.
-func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) error {
+func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) (err error) {
+	defer func(began time.Time) { s.observe(OpPurge, began, err) }(time.Now())
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	hist, err := s.js.Stream(ctx, s.names.HistoryStream())

@@ -23,7 +23,9 @@ type StatusEntry struct {
 // reads through the bucket's leader, so that it never misses a write
 // acknowledged before.
 func (s *Store) GetStatus(ctx context.Context, id string) (*StatusEntry, error) {
+	began := time.Now()
 	e, err := s.getStatus(ctx, id)
+	s.observe(OpStatusRead, began, err)
 	if errors.Is(err, ErrNotFound) {
 		return nil, instanceNotFound(id)
 	}
@@ -69,12 +71,13 @@ func decodeStatus(key string, value []byte, rev uint64) (*StatusEntry, error) {
 // PutStatus writes an instance's status if its revision is still rev; rev 0
 // means the key must not exist (or was deleted). It returns the new
 // revision, or ErrConflict.
-func (s *Store) PutStatus(ctx context.Context, id string, st *jetflow.Status, rev uint64) (uint64, error) {
+func (s *Store) PutStatus(ctx context.Context, id string, st *jetflow.Status, rev uint64) (newRev uint64, err error) {
+	defer func(began time.Time) { s.observe(OpStatusPut, began, err) }(time.Now())
 	out, err := s.StatusWrite(id, st, rev)
 	if err != nil {
 		return 0, err
 	}
-	res := s.Publish(ctx, out)
+	res := s.publish(ctx, out)
 	if rev == 0 && errors.Is(res[0].Err, ErrConflict) {
 		// A deleted status leaves a delete marker as the key's last
 		// message, which GetStatus reports as ErrNotFound: take its

@@ -116,6 +116,7 @@ type Store struct {
 
 	statusMarkerTTL time.Duration // TTL of purge markers in the status bucket; 0: they stay
 	leaderReads     bool          // the hub is replicated: read statuses and histories through the leaders (leader.go)
+	observer        observer      // told of every operation (observe.go)
 }
 
 // Open opens the hub's streams and buckets, creating those that do not
