@@ -170,7 +170,11 @@ func (c *OrchestrationContext) CallActivity(name string, input any, opts ...Call
 		t.fail(fmt.Errorf("calling activity %q: %w", name, err))
 		return t
 	}
-	c.schedule(t, history.Event{Type: history.TaskScheduled, Name: name, Input: in, Timeout: o.timeout})
+	ev := history.Event{Type: history.TaskScheduled, Name: name, Input: in, Timeout: o.timeout}
+	if o.attempt > 1 {
+		ev.Attempt = int32(o.attempt)
+	}
+	c.schedule(t, ev)
 	return t
 }
 

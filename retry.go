@@ -15,6 +15,7 @@ type CallOption func(*callOptions)
 type callOptions struct {
 	retry   *RetryPolicy
 	timeout time.Duration
+	attempt int // of a retry policy's call, recorded from the second on
 }
 
 // WithStartToCloseTimeout bounds each attempt of the call: an activity
@@ -113,7 +114,7 @@ func (c *OrchestrationContext) callWithRetry(name string, input any, p RetryPoli
 	first := c.now
 	var attempt func(n int)
 	attempt = func(n int) {
-		a := c.CallActivity(name, input, WithStartToCloseTimeout(timeout)).(*task)
+		a := c.CallActivity(name, input, WithStartToCloseTimeout(timeout), func(o *callOptions) { o.attempt = n }).(*task)
 		a.whenDone(func() {
 			var tf *TaskFailedError
 			if a.err == nil || !errors.As(a.err, &tf) {

@@ -74,18 +74,23 @@ func TestRetry(t *testing.T) {
 			}
 			// Each wait is a durable timer recorded in history, due the
 			// policy's delay after the turn that saw the failure.
+			// Each attempt after the first records its number.
 			var delays []time.Duration
-			var scheduled int32
+			var attempts []int32
 			for _, e := range s.hist {
 				switch e.Type {
 				case history.TimerCreated:
 					delays = append(delays, e.FireAt.Sub(e.Time))
 				case history.TaskScheduled:
-					scheduled++
+					attempts = append(attempts, e.Attempt)
 				}
 			}
 			require.Equal(t, tc.delays, delays)
-			require.Equal(t, tc.runs, scheduled)
+			want := []int32{0}
+			for n := int32(2); n <= tc.runs; n++ {
+				want = append(want, n)
+			}
+			require.Equal(t, want, attempts)
 		})
 	}
 }

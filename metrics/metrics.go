@@ -136,6 +136,7 @@ type Engine struct {
 	actExecutions  *prometheus.CounterVec
 	actDuration    *prometheus.HistogramVec
 	actWait        *prometheus.HistogramVec
+	actRetries     *prometheus.CounterVec
 	actRedelivered *prometheus.CounterVec
 	actSlots       prometheus.Gauge
 	actSlotsUsed   prometheus.Gauge
@@ -188,6 +189,8 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 			"Time of one activity execution, by activity and outcome.", LatencyBuckets, "activity", "outcome"),
 		actWait: histogram("activity_schedule_to_start_seconds",
 			"Time from an activity task being stored to its execution starting (a slot taken), by activity.", LatencyBuckets, "activity"),
+		actRetries: counter("activity_retries_total",
+			"Activity attempts scheduled again by a retry policy (WithRetry) after a failed attempt, by activity.", "activity"),
 		actRedelivered: counter("activity_redeliveries_total",
 			"Activity tasks started again after an earlier delivery was not finished (a worker crashed, hung or stopped), by activity.",
 			"activity"),
@@ -211,7 +214,7 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 	}
 	for _, c := range append([]prometheus.Collector{m.orchStarted, m.orchCompleted, m.orchDuration, m.orchFailures,
 		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.cacheSize,
-		m.actExecutions, m.actDuration, m.actWait, m.actRedelivered, m.actSlots, m.actSlotsUsed,
+		m.actExecutions, m.actDuration, m.actWait, m.actRetries, m.actRedelivered, m.actSlots, m.actSlotsUsed,
 		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus}, append(m.http.collectors(), m.storage.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -231,9 +234,9 @@ func seconds(d time.Duration) float64 { return max(d, 0).Seconds() }
 
 // Serving makes the counters of the orchestrators and activities a worker
 // serves exist at zero (started, completed by each final status,
-// executions by their usual outcomes), so that the first event of each is
-// counted by rate and increase: a series that appears at 1 looks like no
-// change.
+// executions by their usual outcomes, retries), so that the first event of
+// each is counted by rate and increase: a series that appears at 1 looks
+// like no change.
 func (m *Engine) Serving(orchestrators, activities []string) {
 	if m == nil {
 		return
@@ -248,6 +251,7 @@ func (m *Engine) Serving(orchestrators, activities []string) {
 		for _, outcome := range []string{ActivityCompleted, ActivityFailed} {
 			m.actExecutions.WithLabelValues(a, outcome)
 		}
+		m.actRetries.WithLabelValues(a)
 	}
 }
 
@@ -348,6 +352,15 @@ func (m *Engine) ActivityDone(activity, outcome string, d time.Duration) {
 	if outcome == ActivityPoison {
 		m.poison.WithLabelValues(PoisonActivity, activity).Inc()
 	}
+}
+
+// ActivityRetried counts an attempt of activity scheduled again by a
+// retry policy.
+func (m *Engine) ActivityRetried(activity string) {
+	if m == nil {
+		return
+	}
+	m.actRetries.WithLabelValues(activity).Inc()
 }
 
 // ActivityStarted records an activity task's wait from being stored to

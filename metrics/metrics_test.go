@@ -3,12 +3,14 @@ package metrics_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -430,4 +432,45 @@ func TestStorageOpsOfClients(t *testing.T) {
 	// The worker's store is another one (its own connection), unobserved.
 	_, appended := s.value("jetflow_storage_operation_duration_seconds", "operation", storage.OpHistoryAppend)
 	require.False(t, appended, "history appends are the worker's")
+}
+
+// TestActivityRetries: each attempt a retry policy schedules again is
+// counted once, by activity, when the turn that schedules it commits.
+func TestActivityRetries(t *testing.T) {
+	t.Parallel()
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	var runs atomic.Int32
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{Metrics: m},
+		Register: func(r *jetflow.Registry) error {
+			if err := r.AddActivity("Flaky", func(*jetflow.ActivityContext) (any, error) {
+				if runs.Add(1) < 3 {
+					return nil, errors.New("not yet")
+				}
+				return "ok", nil
+			}); err != nil {
+				return err
+			}
+			return r.AddOrchestrator("Retrying", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				var out string
+				err := ctx.CallActivity("Flaky", nil, jetflow.WithRetry(jetflow.RetryPolicy{MaxAttempts: 5, FirstRetryInterval: 50 * time.Millisecond})).Await(&out)
+				return out, err
+			})
+		},
+	})
+	srv := httptest.NewServer(metrics.Handler(reg))
+	t.Cleanup(srv.Close)
+	ctx := e.Context(time.Minute)
+	id, err := e.Client.StartOrchestration(ctx, "Retrying")
+	require.NoError(t, err)
+	st, err := e.Client.WaitForCompletion(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+
+	s := get(t, srv.URL)
+	require.Equal(t, 2.0, s.v(t, "jetflow_activity_retries_total", "activity", "Flaky"))
+	require.Equal(t, 2.0, s.v(t, "jetflow_activity_executions_total", "activity", "Flaky", "outcome", metrics.ActivityFailed))
+	require.Equal(t, 1.0, s.v(t, "jetflow_activity_executions_total", "activity", "Flaky", "outcome", metrics.ActivityCompleted))
 }

@@ -40,7 +40,8 @@ func (w *Worker) observeBatch(batch []pending) {
 }
 
 // observeChunk records what a committed chunk holds: its size, the
-// executions it began and ended, and a change of custom status. begun is
+// executions it began and ended, the retries it scheduled, and a change of
+// custom status. begun is
 // the execution in force before the chunk (nil for none).
 func (w *Worker) observeChunk(begun *history.Event, chunk []history.Event, customChanged bool) {
 	m := w.cfg.Metrics
@@ -67,6 +68,10 @@ func (w *Worker) observeChunk(begun *history.Event, chunk []history.Event, custo
 				failure = ev.Failure.Type
 			}
 			m.OrchestrationCompleted(name, jetflow.RuntimeStatus(ev.Status.String()), failure, d)
+		case history.TaskScheduled:
+			if ev.Attempt > 1 {
+				m.ActivityRetried(ev.Name)
+			}
 		}
 	}
 	m.ChunkCommitted(name, len(chunk))

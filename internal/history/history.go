@@ -251,6 +251,10 @@ type Event struct {
 	// Timeout is, on TaskScheduled, the call's start-to-close timeout (0:
 	// the activity's registered one). Replay does not compare it.
 	Timeout time.Duration `msgpack:"to,omitempty" json:"timeout,omitempty"`
+	// Attempt is, on TaskScheduled, the attempt of a call with a retry
+	// policy: 2 for its first retry, and so on (0: a call's only or first
+	// attempt). Replay does not compare it.
+	Attempt int32 `msgpack:"att,omitempty" json:"attempt,omitempty"`
 	// MsgID is the id of the message that delivered this event, for
 	// exactly-once application; empty for events the orchestrator made.
 	MsgID string `msgpack:"mid,omitempty" json:"msgId,omitempty"`
