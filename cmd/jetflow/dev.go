@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -34,6 +36,7 @@ type devOptions struct {
 	sync       time.Duration
 	logLevel   string
 	natsAuth   bool
+	monitor    string
 	api        *apiOptions
 }
 
@@ -53,7 +56,9 @@ SetStatusTest), and the Durable Functions-compatible HTTP API on --http.
 
 Every write is fsynced before it is acknowledged unless --sync gives an
 interval. Ctrl-C shuts down cleanly; starting again on the same --data resumes
-the unfinished instances.
+the unfinished instances. Prometheus metrics are at /metrics on --http;
+--nats-monitor serves the embedded NATS's own monitoring (/varz, /jsz) for
+the NATS Prometheus exporter and its dashboards.
 
 Security: with --api-key or --keys (or when --nats-listen is not a loopback
 address, or with --nats-auth), the embedded NATS requires credentials too:
@@ -73,6 +78,7 @@ docs/SECURITY.md.`,
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "host:port of the HTTP API (port 0 picks a free one)")
 	f.DurationVar(&o.sync, "sync", 0, "fsync interval of the store; 0 fsyncs every write (safe against power loss, slower)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	f.StringVar(&o.monitor, "nats-monitor", "", "host:port of the embedded NATS's HTTP monitoring (/varz, /jsz: for the NATS Prometheus exporter; port 0 picks a free one); off by default")
 	f.BoolVar(&o.natsAuth, "nats-auth", false, "require credentials on the embedded NATS (on by default with --api-key or --keys, or beyond loopback)")
 	o.api = addAPIFlags(cmd, "")
 	return cmd
@@ -86,6 +92,11 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	}
 	if o.sync < 0 {
 		return fmt.Errorf("--sync %s: want 0 or a positive interval", o.sync)
+	}
+	if o.monitor != "" {
+		if _, port, err := net.SplitHostPort(o.monitor); err != nil || !validPort(port) {
+			return fmt.Errorf("--nats-monitor %q: want host:port (port 0 picks a free one)", o.monitor)
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	api, err := o.api.prepare("", logger)
@@ -113,7 +124,10 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return listenError("--nats-listen", o.natsListen, err)
 	}
 
-	ecfg := embedded.Config{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger}
+	ecfg := embedded.Config{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger, Monitor: o.monitor}
+	if o.monitor != "" && !loopback(o.monitor) {
+		fmt.Fprintf(stderr, "WARNING: NATS monitoring listens on %s, beyond loopback, without authentication: whoever reaches it sees the server's connections, streams and consumers\n", o.monitor)
+	}
 	var users devNATSUsers
 	var usersFile string
 	connOpts := []nats.Option{nats.Name("jetflow-dev"), nats.MaxReconnects(-1)}
@@ -188,6 +202,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		dir:           dir,
 		hub:           o.hub,
 		statusBucket:  storage.Of(store).Names().StatusBucket(),
+		monitorURL:    monitorURL(srv),
 		sync:          o.sync,
 		orchestrators: reg.OrchestratorNames(),
 		activities:    reg.ActivityNames(),
@@ -247,8 +262,10 @@ func dialable(addr string) string {
 // banner is what dev prints once it runs.
 type banner struct {
 	natsURL, httpURL, dir, hub, statusBucket string
-	sync                                     time.Duration
-	orchestrators, activities                []string
+	// monitorURL is the embedded NATS's monitoring, when served.
+	monitorURL                string
+	sync                      time.Duration
+	orchestrators, activities []string
 	// apiKey is the admin key (curl examples send it); scopedKeys says
 	// the API takes scoped keys (the examples send $KEY, one of them);
 	// tls says the API is served over TLS.
@@ -284,6 +301,9 @@ func printBanner(w io.Writer, b banner) {
 	if b.usersFile != "" {
 		natsLine += "\n                credentials required: user jetflow may do everything, user watcher may only\n" +
 			"                read and watch the status bucket (passwords in " + b.usersFile + ")"
+	}
+	if b.monitorURL != "" {
+		natsLine += "\n  NATS monitor  " + b.monitorURL + "  (/varz, /jsz: point the NATS Prometheus exporter here)"
 	}
 	watch := "nats --server " + shellQuote(b.natsURL) + " kv watch " + b.statusBucket
 	var watcher string
@@ -328,4 +348,19 @@ Press Ctrl-C to stop.
 		natsLine, b.httpURL, b.dir, b.hub, b.statusBucket,
 		strings.Join(b.orchestrators, ", "), strings.Join(b.activities, ", "),
 		watch, curl, api, curl, api, tlsNote, cliFlags, cliFlags, watcher)
+}
+
+// monitorURL is the URL of srv's HTTP monitoring, or "" when it serves
+// none.
+func monitorURL(srv *server.Server) string {
+	if a := srv.MonitorAddr(); a != nil {
+		return "http://" + dialable(a.String())
+	}
+	return ""
+}
+
+// validPort reports whether p is a TCP port number (0 included).
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }

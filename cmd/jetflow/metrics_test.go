@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,4 +49,31 @@ func TestDevMetrics(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// TestDevNATSMonitor: --nats-monitor serves the embedded NATS's
+// monitoring, which the NATS Prometheus exporter reads (/varz, /jsz), and
+// the banner says where; a bad address is a one-line error.
+func TestDevNATSMonitor(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--nats-monitor", "127.0.0.1:0")
+	m := regexp.MustCompile(`NATS monitor\s+(http://\S+)`).FindStringSubmatch(d.stdout.String())
+	require.NotNil(t, m, "the banner names the monitor: %s", d.stdout)
+	get := func(path string) map[string]any {
+		resp, err := http.Get(m[1] + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		var v map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v), path)
+		return v
+	}
+	require.NotNil(t, get("/varz")["jetstream"], "varz has JetStream")
+	jsz := get("/jsz?streams=true")
+	require.GreaterOrEqual(t, jsz["streams"], float64(5), "the hub's streams and buckets: %v", jsz)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	requireOneLineError(t, cli(t, ctx, "dev", "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--nats-monitor", "nowhere"),
+		"--nats-monitor")
 }

@@ -40,6 +40,12 @@ type Config struct {
 	// anything, which is safe only on a loopback address of a machine
 	// whose users are trusted.
 	Users []*server.User
+	// Monitor, when set, is the host:port of the server's HTTP monitoring
+	// (/varz, /jsz, /connz, /healthz: what the NATS Prometheus exporter
+	// and the NATS dashboards read; port 0 picks a free one, which
+	// Server.MonitorAddr tells). It has no authentication. Defaults to
+	// none.
+	Monitor string
 }
 
 // Run starts an embedded nats-server with JetStream and waits until
@@ -74,6 +80,25 @@ func Run(cfg Config) (*server.Server, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = 1 << 20
 	}
+	var monHost string
+	var monPort int
+	if cfg.Monitor != "" {
+		h, p, err := net.SplitHostPort(cfg.Monitor)
+		if err != nil {
+			return nil, fmt.Errorf("embedded server: monitor address %q: %w", cfg.Monitor, err)
+		}
+		if monPort, err = strconv.Atoi(p); err != nil || monPort < 0 || monPort > 65535 {
+			return nil, fmt.Errorf("embedded server: monitor address %q: bad port", cfg.Monitor)
+		}
+		if monPort == 0 {
+			monPort = -1 // nats-server: a free port
+		} else if l, err := net.Listen("tcp", cfg.Monitor); err != nil { // as for the client port
+			return nil, fmt.Errorf("embedded server: monitor: %w", err)
+		} else {
+			l.Close()
+		}
+		monHost = h
+	}
 	opts := &server.Options{
 		ServerName:         "jetflow-dev",
 		Host:               host,
@@ -86,6 +111,8 @@ func Run(cfg Config) (*server.Server, error) {
 		SyncInterval:       cfg.SyncInterval,
 		JetStreamMaxMemory: 1 << 30,
 		Users:              cfg.Users,
+		HTTPHost:           monHost,
+		HTTPPort:           monPort,
 	}
 	for _, u := range cfg.Users {
 		if u == nil || u.Username == "" || u.Password == "" {
