@@ -14,6 +14,9 @@ import (
 // globalOptions are the flags every verb takes.
 type globalOptions struct {
 	hub string
+	// check is --check: parse and validate the command line, then exit
+	// without running the verb.
+	check bool
 }
 
 // run executes the command line args and returns the process's exit
@@ -54,6 +57,9 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 	})
 	root.PersistentFlags().StringVar(&g.hub, "hub", jetstream.DefaultHub,
 		"hub (namespace of every stream and bucket, like a Durable Functions task hub)")
+	root.PersistentFlags().BoolVar(&g.check, "check", false,
+		"check the command line (the verb, its flags and their values, its arguments) and exit without doing anything")
+	_ = root.PersistentFlags().MarkHidden("check") // for deploy/check, not a verb of its own
 	root.AddCommand(
 		newDevCmd(g),
 		newWorkerCmd(g),
@@ -69,8 +75,40 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newControlCmd(g, rewindVerb),
 		newRestartCmd(g),
 		newPurgeCmd(g),
+		newInitCmd(g),
 	)
+	checkOnly(root, g)
 	return root
+}
+
+// checkOnly makes every verb under root honour --check: cobra has parsed
+// the flags and checked the arguments by the time it calls RunE, so with
+// --check a verb returns there, before it reads a file, listens or
+// connects. The root itself, which otherwise prints its help, refuses
+// --check without a verb. deploy/check runs the command line of every
+// jetflow service of deploy/compose this way.
+func checkOnly(root *cobra.Command, g *globalOptions) {
+	var wrap func(*cobra.Command)
+	wrap = func(cmd *cobra.Command) {
+		for _, c := range cmd.Commands() {
+			wrap(c)
+		}
+		if runE := cmd.RunE; runE != nil {
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				if g.check {
+					return nil
+				}
+				return runE(cmd, args)
+			}
+		}
+	}
+	wrap(root)
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if g.check {
+			return fmt.Errorf("--check: no verb given (see '%s --help')", cmd.CommandPath())
+		}
+		return cmd.Help()
+	}
 }
 
 // exitCode is an error that ends the process with that status and no
