@@ -209,3 +209,80 @@ func TestPurgeInstances(t *testing.T) {
 	require.Len(t, page.Instances, 1)
 	require.Equal(t, running, page.Instances[0].InstanceID)
 }
+
+func TestPurgeProgress(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	ctx := e.Context(60 * time.Second)
+	c := e.Client
+	for _, id := range []string{"prog-0", "prog-1", "prog-2", "other-0"} {
+		_, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID(id))
+		require.NoError(t, err)
+		_, err = c.WaitForCompletion(ctx, id)
+		require.NoError(t, err)
+	}
+	_, err := c.StartOrchestration(ctx, "SetStatusTest", client.WithInstanceID("prog-running"))
+	require.NoError(t, err)
+
+	t.Run("counted, then each purge", func(t *testing.T) {
+		var got []client.PurgeProgress
+		n, err := c.PurgeInstances(ctx, client.Query{InstanceIDPrefix: "prog-"},
+			client.WithPurgeProgress(func(p client.PurgeProgress) { got = append(got, p) }))
+		require.NoError(t, err)
+		require.Equal(t, 3, n)
+		require.Equal(t, []client.PurgeProgress{{Total: 3}, {Total: 3, Purged: 1}, {Total: 3, Purged: 2}, {Total: 3, Purged: 3}}, got,
+			"the running instance is not counted")
+		_, err = c.GetStatus(ctx, "other-0")
+		require.NoError(t, err, "outside the query")
+	})
+
+	t.Run("nothing to purge", func(t *testing.T) {
+		for _, q := range []client.Query{
+			{InstanceIDPrefix: "prog-", RuntimeStatus: []jetflow.RuntimeStatus{jetflow.StatusRunning}},
+			{InstanceIDPrefix: "nothing-"},
+		} {
+			var got []client.PurgeProgress
+			n, err := c.PurgeInstances(ctx, q, client.WithPurgeProgress(func(p client.PurgeProgress) { got = append(got, p) }))
+			require.NoError(t, err)
+			require.Zero(t, n)
+			require.Equal(t, []client.PurgeProgress{{}}, got, "reported once, before purging, for %+v", q)
+		}
+		_, err := c.GetStatus(ctx, "prog-running")
+		require.NoError(t, err)
+	})
+
+	t.Run("invalid query", func(t *testing.T) {
+		called := false
+		_, err := c.PurgeInstances(ctx, client.Query{RuntimeStatus: []jetflow.RuntimeStatus{"Sleeping"}},
+			client.WithPurgeProgress(func(client.PurgeProgress) { called = true }))
+		require.ErrorIs(t, err, jetflow.ErrInvalidOption)
+		require.False(t, called)
+	})
+
+	t.Run("a count over many index pages, stopped by the callback", func(t *testing.T) {
+		// More finished instances than a page of the index holds, and
+		// running ones among them.
+		sts := make([]jetflow.Status, client.MaxPageSize+500+20)
+		for i := range sts {
+			sts[i] = jetflow.Status{Name: "Bulk", InstanceID: fmt.Sprintf("bulk-%04d", i), RuntimeStatus: jetflow.StatusCompleted,
+				CreatedTime: jetflow.Time{Time: time.Now().UTC()}}
+			if i%76 == 0 { // 20 of them
+				sts[i].RuntimeStatus = jetflow.StatusRunning
+			}
+		}
+		putStatuses(t, e.Storage, sts)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var got []client.PurgeProgress
+		n, err := c.PurgeInstances(ctx, client.Query{InstanceIDPrefix: "bulk-"}, client.WithPurgeProgress(func(p client.PurgeProgress) {
+			got = append(got, p)
+			cancel()
+		}))
+		require.ErrorIs(t, err, context.Canceled)
+		require.Zero(t, n)
+		require.Equal(t, []client.PurgeProgress{{Total: client.MaxPageSize + 500}}, got)
+		page, err := c.ListInstances(t.Context(), client.Query{InstanceIDPrefix: "bulk-", Top: client.MaxPageSize})
+		require.NoError(t, err)
+		require.Len(t, page.Instances, client.MaxPageSize, "none purged")
+	})
+}
