@@ -76,6 +76,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newRestartCmd(g),
 		newPurgeCmd(g),
 		newInitCmd(g),
+		newHealthcheckCmd(g),
 	)
 	checkOnly(root, g)
 	return root

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow/internal/testkit"
+	"github.com/jetflow/jetflow/jetstream/embedded"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// TestInit creates a hub with `jetflow init` on a fresh server and runs it
+// again on the existing hub; a hub it cannot create (three replicas on one
+// server) is a one-line error, and nothing is created.
+func TestInit(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Run(embedded.Config{Dir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	url := srv.ClientURL()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := natsjs.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	streams := func() []string {
+		var names []string
+		for name := range js.StreamNames(ctx).Name() {
+			names = append(names, name)
+		}
+		return names
+	}
+
+	requireOneLineError(t, cli(t, ctx, "init", "--nats", url, "--replicas", "3", "--hub", "big"), "replicas")
+	require.Empty(t, streams(), "a failed init created streams")
+
+	for range 2 { // creates the hub, then finds it
+		r := cli(t, ctx, "init", "--nats", url, "--hub", "orders")
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "jetflow init: hub orders ready on "+url+"\n", r.stdout)
+	}
+	require.ElementsMatch(t, []string{"orders-orch", "orders-act", "KV_orders-status", "KV_orders-history", "KV_orders-registry"}, streams())
+}
+
+// TestHealthcheck probes a real `jetflow server`: 0 once it serves, a
+// one-line error for a route that is not 200 and for a port nobody
+// listens on.
+func TestHealthcheck(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Run(embedded.Config{Dir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // free again: nobody listens there yet
+
+	requireOneLineError(t, cli(t, context.Background(), "healthcheck", "http://"+addr+"/healthz", "--timeout", "2s"), "connection refused")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		var out, stderr testkit.Buffer
+		done <- run(ctx, []string{"server", "--nats", srv.ClientURL(), "--http", addr, "--api-key", "0123456789abcdef", "--log-level", "warn"}, &out, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		require.Equal(t, 0, testkit.Receive(t, done, 20*time.Second, "the server did not stop"))
+	})
+	testkit.WaitFor(t, 20*time.Second, "jetflow healthcheck to pass", func() bool {
+		return cli(t, context.Background(), "healthcheck", "http://"+addr+"/healthz").code == 0
+	})
+	requireOneLineError(t, cli(t, context.Background(), "healthcheck", "http://"+addr+"/metrics"), "401 Unauthorized")
+	requireOneLineError(t, cli(t, context.Background(), "healthcheck", "://bad"), "missing protocol scheme")
+}
