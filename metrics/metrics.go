@@ -133,6 +133,7 @@ type Engine struct {
 	turnEvents     *prometheus.HistogramVec
 	cacheLookups   *prometheus.CounterVec
 	cacheSize      prometheus.Gauge
+	cacheBytes     prometheus.Gauge
 	actExecutions  *prometheus.CounterVec
 	actDuration    *prometheus.HistogramVec
 	actWait        *prometheus.HistogramVec
@@ -182,6 +183,8 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 			"Turns that found the instance's state in the sticky cache (hit) or read its history (miss).", "result"),
 		cacheSize: gauge("sticky_cache_instances",
 			"Idle instances whose state the workers of this process keep in their sticky caches."),
+		cacheBytes: gauge("sticky_cache_bytes",
+			"Estimated memory of the histories the sticky caches of this process keep (bounded by worker.Config.CacheBytes per worker)."),
 		actExecutions: counter("activity_executions_total",
 			"Activity executions finished, by activity and outcome (completed, failed, timeout, poison, not_registered).",
 			"activity", "outcome"),
@@ -213,7 +216,7 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 		storage: newStorageFamilies(),
 	}
 	for _, c := range append([]prometheus.Collector{m.orchStarted, m.orchCompleted, m.orchDuration, m.orchFailures,
-		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.cacheSize,
+		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.cacheSize, m.cacheBytes,
 		m.actExecutions, m.actDuration, m.actWait, m.actRetries, m.actRedelivered, m.actSlots, m.actSlotsUsed,
 		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus}, append(m.http.collectors(), m.storage.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
@@ -323,6 +326,15 @@ func (m *Engine) CacheSize(d int) {
 		return
 	}
 	m.cacheSize.Add(float64(d))
+}
+
+// CacheBytes adds d to the estimated bytes of the sticky caches' idle
+// instances.
+func (m *Engine) CacheBytes(d int64) {
+	if m == nil {
+		return
+	}
+	m.cacheBytes.Add(float64(d))
 }
 
 // ActivityOutcome is the outcome label of an activity execution that

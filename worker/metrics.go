@@ -99,12 +99,9 @@ func turnResult(p plan, err error) string {
 func (w *Worker) dropCache() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := w.idle.Len()
-	for e := w.idle.Front(); e != nil; e = e.Next() {
-		inst := e.Value.(*instance)
-		inst.elem = nil
+	for w.idle.Len() > 0 {
+		inst := w.idle.Front().Value.(*instance)
+		w.unpark(inst)
 		delete(w.instances, inst.id)
 	}
-	w.idle.Init()
-	w.cfg.Metrics.CacheSize(-n)
 }

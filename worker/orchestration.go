@@ -37,6 +37,9 @@ type instance struct {
 	running bool          // a goroutine owns the instance and runs its turns
 	state   *state        // nil until loaded; dropped after a conflict
 	elem    *list.Element // position in Worker.idle, when idle with state
+	// parkedBytes are the state's bytes counted in Worker.idleBytes while
+	// idle.
+	parkedBytes int64
 	// held are messages that overtook the instance's start (it is
 	// Pending): kept, with their leases, and queued again after
 	// holdBackDelay by the timer retry.
@@ -78,9 +81,7 @@ func (w *Worker) onMessage(m *storage.InboxMessage, d storage.Delivery) {
 // held.
 func (w *Worker) wake(inst *instance) {
 	if inst.elem != nil {
-		w.idle.Remove(inst.elem)
-		inst.elem = nil
-		w.cfg.Metrics.CacheSize(-1)
+		w.unpark(inst)
 	}
 	if inst.running {
 		return
@@ -217,13 +218,25 @@ func (w *Worker) park(inst *instance) {
 		return
 	}
 	inst.elem = w.idle.PushFront(inst)
+	inst.parkedBytes = inst.state.bytes
+	w.idleBytes += inst.parkedBytes
 	w.cfg.Metrics.CacheSize(1)
-	for w.idle.Len() > w.cfg.CacheSize {
-		old := w.idle.Remove(w.idle.Back()).(*instance)
-		old.elem = nil
+	w.cfg.Metrics.CacheBytes(inst.parkedBytes)
+	for w.idle.Len() > w.cfg.CacheSize || w.idleBytes > w.cfg.CacheBytes {
+		old := w.idle.Back().Value.(*instance)
+		w.unpark(old)
 		delete(w.instances, old.id)
-		w.cfg.Metrics.CacheSize(-1)
 	}
+}
+
+// unpark takes an idle instance out of the sticky cache's list. Called
+// with w.mu held.
+func (w *Worker) unpark(inst *instance) {
+	w.idle.Remove(inst.elem)
+	inst.elem = nil
+	w.idleBytes -= inst.parkedBytes
+	w.cfg.Metrics.CacheSize(-1)
+	w.cfg.Metrics.CacheBytes(-inst.parkedBytes)
 }
 
 // holdBack keeps messages that overtook their instance's start, and

@@ -30,6 +30,28 @@ type state struct {
 	before    *history.Event  // the ExecutionStarted in force before the last chunk; nil for none
 	custom    json.RawMessage // the custom status the last chunk that recorded one left
 	customSet bool            // a chunk recorded a custom status
+
+	// bytes estimates the memory the state holds (sizeOf its events and
+	// message ids), for the sticky cache's byte bound.
+	bytes int64
+}
+
+// eventOverhead is what sizeOf counts for an event besides its payloads:
+// the struct, its strings and times.
+const eventOverhead = 256
+
+// sizeOf estimates the memory of events: their payloads and a fixed cost
+// each.
+func sizeOf(events []history.Event) int64 {
+	var n int64
+	for i := range events {
+		e := &events[i]
+		n += eventOverhead + int64(len(e.Input)+len(e.Result)+len(e.Name)+len(e.MsgID))
+		if e.Failure != nil {
+			n += int64(len(e.Failure.Message) + len(e.Failure.Type))
+		}
+	}
+	return n
 }
 
 func newState() *state { return &state{applied: map[string]uint32{}} }
@@ -127,17 +149,23 @@ func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom j
 		e := &events[i]
 		if e.MsgID != "" {
 			st.applied[e.MsgID] = n
+			st.bytes += int64(len(e.MsgID)) + 48 // the map entry
 		}
 		if e.Type == history.ExecutionStarted {
 			var carry []history.Event
 			if k := len(st.events); k > 0 && st.events[k-1].Type == history.OrchestratorStarted {
 				carry = st.events[k-1:]
 			}
+			st.bytes -= sizeOf(st.events) - sizeOf(carry)
 			st.events = append([]history.Event(nil), carry...)
 		}
 		st.events = append(st.events, *e)
+		st.bytes += sizeOf(events[i : i+1])
 	}
-	st.events = history.Rewound(st.events)
+	if rewound := history.Rewound(st.events); len(rewound) != len(st.events) {
+		st.bytes -= sizeOf(st.events) - sizeOf(rewound)
+		st.events = rewound
+	}
 	st.started, st.done = nil, nil
 	for i := range st.events {
 		switch st.events[i].Type {

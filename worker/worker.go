@@ -62,6 +62,12 @@ type Config struct {
 	// history stays in memory, so their next turn needs no reload).
 	// Defaults to 10000; -1 disables the cache.
 	CacheSize int
+	// CacheBytes bounds the memory of the sticky cache too: idle instances
+	// are evicted, least recently used first, while their histories (an
+	// estimate: the events' payloads and a fixed cost per event) exceed
+	// it. An instance whose history alone is larger is not kept. Defaults
+	// to 256 MiB.
+	CacheBytes int64
 	// MaxAckPending bounds the inbox messages delivered to this worker and
 	// not yet acknowledged. Defaults to 20000.
 	MaxAckPending int
@@ -120,6 +126,9 @@ func (c Config) withDefaults() Config {
 	if c.CacheSize == 0 {
 		c.CacheSize = 10000
 	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 256 << 20
+	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = 20000
 	}
@@ -146,6 +155,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("ActivityConcurrency %d: want at least 1", c.ActivityConcurrency)
 	case c.CacheSize < -1:
 		return fmt.Errorf("CacheSize %d: want -1 or more", c.CacheSize)
+	case c.CacheBytes < 0:
+		return fmt.Errorf("CacheBytes %d: want 0 (the default) or more", c.CacheBytes)
 	case c.MaxDeliveries < -1:
 		return fmt.Errorf("MaxDeliveries %d: want -1 or more", c.MaxDeliveries)
 	case c.AckWait < time.Second:
@@ -171,6 +182,7 @@ type Worker struct {
 	mu        sync.Mutex
 	instances map[string]*instance
 	idle      *list.List // of *instance with cached state and no work, most recent first
+	idleBytes int64      // the states' bytes of the idle instances
 	consumers []storage.Consumer
 	running   sync.WaitGroup // turns and activities in progress, and the janitor
 	started   bool
@@ -534,15 +546,24 @@ type Stats struct {
 	// Blocked is the number of turns given up because the orchestrator
 	// did not give control back within Config.TurnTimeout.
 	Blocked int64
+	// Cached is the number of idle instances in the sticky cache, and
+	// CachedBytes the estimate of their histories' memory.
+	Cached      int
+	CachedBytes int64
 }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	cached, cachedBytes := w.idle.Len(), w.idleBytes
+	w.mu.Unlock()
 	return Stats{
-		Turns:      w.turns.Load(),
-		Conflicts:  w.conflicts.Load(),
-		Loads:      w.loads.Load(),
-		Activities: w.activities.Load(),
-		Blocked:    w.blocked.Load(),
+		Turns:       w.turns.Load(),
+		Conflicts:   w.conflicts.Load(),
+		Loads:       w.loads.Load(),
+		Activities:  w.activities.Load(),
+		Blocked:     w.blocked.Load(),
+		Cached:      cached,
+		CachedBytes: cachedBytes,
 	}
 }

@@ -147,6 +147,9 @@ var Rows = []Row{
 		{Title: "Sticky cache instances", Type: "timeseries", Unit: "short",
 			Description: "Idle instances whose state the workers keep in memory, per process.",
 			Targets:     []Target{t(`sum by (job, instance) (jetflow_sticky_cache_instances)`, "{{job}} {{instance}}")}},
+		{Title: "Sticky cache memory", Type: "timeseries", Unit: "bytes",
+			Description: "Estimated memory of the cached histories, per process (bounded by each worker's CacheBytes).",
+			Targets:     []Target{t(`sum by (job, instance) (jetflow_sticky_cache_bytes)`, "{{job}} {{instance}}")}},
 		{Title: "Orchestration slots", Type: "timeseries", Unit: "short",
 			Targets: []Target{
 				t(`sum(jetflow_orchestration_slots)`, "slots"),
