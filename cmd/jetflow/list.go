@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,11 +22,11 @@ func newListCmd(g *globalOptions) *cobra.Command {
 	var (
 		statuses, prefix, from, to, token string
 		top                               int
-		asJSON                            bool
+		asJSON, all                       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List instances, a page at a time, filtered by status, id prefix and created time",
+		Short: "List instances, a page at a time or all, filtered by status, id prefix and created time",
 		Long: `List prints one page of the hub's instances, in instance id order: a table
 (ID, NAME, STATUS, CREATED, UPDATED), or with --json the status JSON of each
 (as "jetflow status" prints it) in an array.
@@ -37,10 +38,18 @@ the instances created in that range (inclusive; yyyy-MM-ddTHH:mm:ssZ, any RFC
 3339 time, or yyyy-MM-dd, in UTC).
 
 When more instances follow, the token and the command that prints the next
-page go to stderr: run it again with --continue TOKEN.`,
+page go to stderr: run it again with --continue TOKEN.
+
+With --all it prints every page, one table or one JSON array (from the page
+of --continue on, when given), --top instances per request (default 1000).
+While it lists, a spinner with the count so far is drawn on stderr when
+stderr is a terminal (and, with --json, stdout is not: the array it prints
+scrolls past there), and never otherwise. If a page fails midway, the JSON
+array is left unterminated, and the exit status is 1.`,
 		Example: `  jetflow list
   jetflow list --status running,pending --prefix order- --top 500
-  jetflow list --created-from 2025-01-01 --json`,
+  jetflow list --created-from 2025-01-01 --json
+  jetflow list --all --status failed --json > failed.json`,
 		Args: argsRange(0, 0),
 	}
 	o := addClientFlags(cmd, g)
@@ -52,10 +61,14 @@ page go to stderr: run it again with --continue TOKEN.`,
 	f.StringVar(&to, "created-to", "", "keep the instances created at or before this time")
 	f.StringVar(&token, "continue", "", "print the page after the one that gave this token")
 	f.BoolVar(&asJSON, "json", false, "print a JSON array of status objects instead of a table")
+	f.BoolVar(&all, "all", false, "print every page, not one")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		q := client.Query{InstanceIDPrefix: prefix, Top: top, ContinuationToken: token}
+		q := client.Query{InstanceIDPrefix: prefix, Top: top, ContinuationToken: token, OmitInput: !asJSON}
 		if top < 1 || top > client.MaxPageSize {
 			return fmt.Errorf("--top %d: want 1 to %d", top, client.MaxPageSize)
+		}
+		if all && !cmd.Flags().Changed("top") {
+			q.Top = client.MaxPageSize
 		}
 		var err error
 		if q.RuntimeStatus, err = parseStatusList(statuses); err != nil {
@@ -71,6 +84,11 @@ page go to stderr: run it again with --continue TOKEN.`,
 			if *t.dst, err = httpapi.ParseTime(t.v); err != nil {
 				return fmt.Errorf("%s: %w", t.flag, err)
 			}
+		}
+		if all {
+			return o.withClient(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				return listAll(ctx, cmd, c, q, asJSON)
+			})
 		}
 		return o.withClient(cmd.Context(), requestTimeout, func(ctx context.Context, c *client.Client) error {
 			page, err := c.ListInstances(ctx, q)
@@ -97,6 +115,63 @@ page go to stderr: run it again with --continue TOKEN.`,
 	return cmd
 }
 
+// listAll prints every instance q selects, page after page: one table,
+// or one JSON array written as the pages come. A spinner on stderr counts
+// them while stderr is a terminal, unless the array is being written to
+// that terminal too.
+func listAll(ctx context.Context, cmd *cobra.Command, c *client.Client, q client.Query, asJSON bool) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	bar := newProgress(stderr, isTerminal(stderr) && !(asJSON && isTerminal(stdout)), -1, "listing")
+	out := bufio.NewWriter(stdout)
+	var (
+		table *statusTable
+		array *statusArray
+	)
+	if asJSON {
+		array = &statusArray{w: out}
+	} else {
+		table = newStatusTable(out)
+	}
+	n := 0
+	for st, err := range c.ListAll(ctx, q) {
+		if errors.Is(err, client.ErrInvalidContinuationToken) {
+			err = fmt.Errorf("--continue: %w", err)
+		}
+		if err != nil {
+			bar.done()
+			if n == 0 {
+				return err
+			}
+			if asJSON {
+				_ = out.Flush() // what was listed, in an array left open
+			}
+			return fmt.Errorf("listed %d instances, then: %w", n, err)
+		}
+		if asJSON {
+			err = array.add(st)
+		} else {
+			table.add(st)
+		}
+		if err != nil {
+			bar.done()
+			return err
+		}
+		n++
+		bar.set(n)
+	}
+	bar.done()
+	var err error
+	if asJSON {
+		err = array.close()
+	} else {
+		err = table.flush()
+	}
+	if err != nil {
+		return err
+	}
+	return out.Flush()
+}
+
 // parseStatusList reads --status: runtime status names separated by
 // commas, in any case.
 func parseStatusList(s string) ([]jetflow.RuntimeStatus, error) {
@@ -109,14 +184,31 @@ func parseStatusList(s string) ([]jetflow.RuntimeStatus, error) {
 
 // printStatusTable writes one line per instance under a header.
 func printStatusTable(w io.Writer, sts []jetflow.Status) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED\tUPDATED")
+	t := newStatusTable(w)
 	for _, st := range sts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(st.InstanceID), cell(st.Name), st.RuntimeStatus,
-			tableTime(st.CreatedTime), tableTime(st.LastUpdatedTime))
+		t.add(st)
 	}
-	return tw.Flush()
+	return t.flush()
 }
+
+// statusTable is a table of statuses, one line per instance under a
+// header, in columns aligned when it is flushed.
+type statusTable struct{ tw *tabwriter.Writer }
+
+func newStatusTable(w io.Writer) *statusTable {
+	t := &statusTable{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	fmt.Fprintln(t.tw, "ID\tNAME\tSTATUS\tCREATED\tUPDATED")
+	return t
+}
+
+// add adds the line of st; nothing is written before flush.
+func (t *statusTable) add(st jetflow.Status) {
+	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\n", cell(st.InstanceID), cell(st.Name), st.RuntimeStatus,
+		tableTime(st.CreatedTime), tableTime(st.LastUpdatedTime))
+}
+
+// flush writes the table.
+func (t *statusTable) flush() error { return t.tw.Flush() }
 
 // cell makes s safe for one table cell: tabs and line breaks would break
 // the columns.
@@ -136,14 +228,44 @@ func tableTime(t jetflow.Time) string {
 
 // printStatusesJSON writes the statuses as an indented JSON array.
 func printStatusesJSON(w io.Writer, sts []jetflow.Status) error {
-	if sts == nil {
-		sts = []jetflow.Status{}
+	a := &statusArray{w: w}
+	for _, st := range sts {
+		if err := a.add(st); err != nil {
+			return err
+		}
 	}
-	b, err := json.MarshalIndent(sts, "", "  ")
+	return a.close()
+}
+
+// statusArray writes statuses as one indented JSON array, a status at a
+// time: the text json.MarshalIndent(sts, "", "  ") gives, and a newline.
+type statusArray struct {
+	w io.Writer
+	n int // statuses written
+}
+
+// add writes st as the array's next element.
+func (a *statusArray) add(st jetflow.Status) error {
+	b, err := json.MarshalIndent(st, "  ", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(b))
+	sep := ",\n  "
+	if a.n == 0 {
+		sep = "[\n  "
+	}
+	a.n++
+	_, err = fmt.Fprintf(a.w, "%s%s", sep, b)
+	return err
+}
+
+// close ends the array.
+func (a *statusArray) close() error {
+	end := "\n]\n"
+	if a.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(a.w, end)
 	return err
 }
 
