@@ -19,6 +19,17 @@ func (c *Client) GetHistory(ctx context.Context, id string, opts ...HistoryOptio
 		opt(&o)
 	}
 	outputs := o.outputs
+	events, err := c.currentExecution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return historyView(events, outputs), nil
+}
+
+// currentExecution returns the history events of the instance's current
+// execution (from its last ExecutionStarted on), or
+// jetflow.ErrInstanceNotFound.
+func (c *Client) currentExecution(ctx context.Context, id string) ([]history.Event, error) {
 	if err := jetflow.ValidateInstanceID(id); err != nil {
 		return nil, err
 	}
@@ -40,7 +51,7 @@ func (c *Client) GetHistory(ctx context.Context, id string, opts ...HistoryOptio
 			return nil, err
 		}
 	}
-	return historyView(events, outputs), nil
+	return events, nil
 }
 
 // HistoryOption configures GetHistory.

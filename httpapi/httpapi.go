@@ -235,6 +235,14 @@ type Config struct {
 	// Defaults to nil (no such route).
 	MetricsHandler http.Handler
 
+	// UI, when set, is the status page (package ui's Handler), served at
+	// GET /ui/ with / redirecting to it. Its files are served without a
+	// key even when keys are configured: they hold no data (the page asks
+	// for the key and sends it on every API call it makes), and a browser
+	// cannot send a key with the request that opens a page. Defaults to
+	// nil (no page).
+	UI http.Handler
+
 	// WatchWriteTimeout bounds each write of a watch stream (an event or a
 	// keep-alive comment): a client that does not take it in time (one that
 	// stopped reading) is disconnected, which ends its stream and frees its
@@ -317,7 +325,7 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.hosts, _ = newHostPolicy(cfg.BaseURL, cfg.AllowedHosts)
 	a.origins, _ = newOriginPolicy(cfg.BaseURL, cfg.AllowedOrigins)
 	if cfg.APIKey != "" {
-		a.admin = []keyEntry{{sum: sha256.Sum256([]byte(cfg.APIKey)), p: &principal{name: "admin", admin: true}}}
+		a.admin = []keyEntry{{sum: sha256.Sum256([]byte(cfg.APIKey)), p: &principal{name: "admin", admin: true, scopes: []string{ScopeAdmin}}}}
 	}
 	if cfg.MaxWatchers > 0 {
 		a.watchers = make(chan struct{}, cfg.MaxWatchers)
@@ -339,7 +347,13 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/rewind", admin(a.rewind))
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/watch", read(a.watchInstance))
 	a.mux.HandleFunc("GET "+BasePath+"/watch", read(a.watchAll))
+	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}/tasks", read(a.tasks))
+	a.mux.HandleFunc("GET "+BasePath+"/whoami", a.whoami)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
+	if h := cfg.UI; h != nil {
+		a.mux.Handle("GET "+UIPath, h)
+		a.mux.Handle("GET /{$}", http.RedirectHandler(UIPath, http.StatusFound))
+	}
 	if h := cfg.MetricsHandler; h != nil {
 		a.mux.HandleFunc("GET /metrics", read(h.ServeHTTP))
 	}
@@ -393,11 +407,11 @@ func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *api) authEnabled() bool { return a.cfg.APIKey != "" || a.cfg.Keys != nil }
 
 // authenticate returns the principal of r's key (everyone when no key is
-// configured, and on /healthz), and the key when it came as ?code=; an
+// configured, on /healthz and on the status page's files), and the key when it came as ?code=; an
 // error for a missing or unknown key, or a key in the query string where
 // those are refused.
 func (a *api) authenticate(r *http.Request) (p *principal, queryKey string, err error) {
-	if !a.authEnabled() || r.URL.Path == "/healthz" {
+	if !a.authEnabled() || r.URL.Path == "/healthz" || a.public(r) {
 		return everyone, "", nil
 	}
 	key := r.Header.Get("x-functions-key")

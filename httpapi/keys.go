@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -106,16 +107,17 @@ const scopeHelp = "admin, read, start, start:NAME, raise or raise:NAME"
 // principal is what an authenticated key may do.
 type principal struct {
 	name               string
+	scopes             []string // as configured, for GET /whoami
 	admin, read        bool
 	startAll, raiseAll bool
 	start, raise       map[string]bool
 }
 
 // everyone is the principal of a server without keys.
-var everyone = &principal{name: "anonymous", admin: true}
+var everyone = &principal{name: "anonymous", admin: true, scopes: []string{ScopeAdmin}}
 
 func newPrincipal(name string, scopes []string) (*principal, error) {
-	p := &principal{name: name, start: map[string]bool{}, raise: map[string]bool{}}
+	p := &principal{name: name, scopes: slices.Clone(scopes), start: map[string]bool{}, raise: map[string]bool{}}
 	for _, s := range scopes {
 		kind, arg, hasArg := strings.Cut(s, ":")
 		switch {

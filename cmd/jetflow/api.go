@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/ui"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -35,6 +36,7 @@ type apiOptions struct {
 	allowedHosts   []string
 	tlsCert        string
 	tlsKey         string
+	noUI           bool
 }
 
 // addAPIFlags adds the HTTP API's flags to cmd. The TLS flags are
@@ -52,6 +54,7 @@ func addAPIFlags(cmd *cobra.Command, tlsPrefix string) *apiOptions {
 	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names accepted in the Host header besides IP addresses, names without a dot (localhost) and --public-url's host (* for any)")
 	f.StringVar(&o.tlsCert, tlsPrefix+"tls-cert", "", "serve the HTTP API over TLS with this certificate (PEM), read again when it changes")
 	f.StringVar(&o.tlsKey, tlsPrefix+"tls-key", "", "private key (PEM) of --"+tlsPrefix+"tls-cert")
+	f.BoolVar(&o.noUI, "no-ui", false, "do not serve the live status page at /ui/ (its files need no key; its API calls do)")
 	return o
 }
 
@@ -74,6 +77,9 @@ func (o *apiOptions) prepare(tlsPrefix string, logger *slog.Logger) (*httpAPI, e
 		AllowedOrigins: o.allowedOrigins,
 		AllowedHosts:   o.allowedHosts,
 	}}
+	if !o.noUI {
+		h.cfg.UI = ui.Handler()
+	}
 	if err := h.cfg.Validate(); err != nil {
 		flag := "--allowed-origins"
 		if strings.HasPrefix(err.Error(), "base URL") {

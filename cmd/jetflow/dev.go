@@ -199,6 +199,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		apiKey:        o.api.apiKey,
 		scopedKeys:    api.cfg.Keys != nil,
 		tls:           api.certs != nil,
+		ui:            api.cfg.UI != nil,
 		dir:           dir,
 		hub:           o.hub,
 		statusBucket:  storage.Of(store).Names().StatusBucket(),
@@ -271,6 +272,8 @@ type banner struct {
 	// tls says the API is served over TLS.
 	apiKey          string
 	scopedKeys, tls bool
+	// ui says the status page is served (at /ui/).
+	ui bool
 	// watcherURL is the NATS URL of the read-only watcher, and usersFile
 	// the file of the credentials, when NATS requires them.
 	watcherURL, usersFile string
@@ -304,6 +307,10 @@ func printBanner(w io.Writer, b banner) {
 	}
 	if b.monitorURL != "" {
 		natsLine += "\n  NATS monitor  " + b.monitorURL + "  (/varz, /jsz: point the NATS Prometheus exporter here)"
+	}
+	httpLine := b.httpURL
+	if b.ui {
+		httpLine += "\n  status page   " + b.httpURL + "/ui/  (live, in a browser)"
 	}
 	watch := "nats --server " + shellQuote(b.natsURL) + " kv watch " + b.statusBucket
 	var watcher string
@@ -345,7 +352,7 @@ The same with the CLI (watch prints each change until the instance finishes):
 %s
 Press Ctrl-C to stop.
 `,
-		natsLine, b.httpURL, b.dir, b.hub, b.statusBucket,
+		natsLine, httpLine, b.dir, b.hub, b.statusBucket,
 		strings.Join(b.orchestrators, ", "), strings.Join(b.activities, ", "),
 		watch, curl, api, curl, api, tlsNote, cliFlags, cliFlags, watcher)
 }
