@@ -184,11 +184,11 @@ func executions(t *testing.T, e *testengine.Engine, id string) int {
 func TestStartAnswerLost(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
-	ctx := e.Context(90 * time.Second)
 	statusPub := "PUB $KV." + e.Storage.Names().StatusBucket() + "."
 
 	t.Run("retried within the call", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(90 * time.Second) // from when the subtest runs, not when it was queued
 		// Hold the status write's answer until the client, having given
 		// up on it, sends its next request.
 		p := newAnswerHolder(t, e.Listen, statusPub, "$JS.API.")
@@ -208,6 +208,7 @@ func TestStartAnswerLost(t *testing.T) {
 
 	t.Run("cut off by its caller", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(90 * time.Second) // from when the subtest runs, not when it was queued
 		// The caller gives up (an HTTP client gone) while the status
 		// write is on its way: the start still ends with its message.
 		p := newAnswerHolder(t, e.Listen, statusPub, "")
@@ -230,6 +231,7 @@ func TestStartAnswerLost(t *testing.T) {
 
 	t.Run("retried after the run finished", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(90 * time.Second) // from when the subtest runs, not when it was queued
 		// Hold the answer to the start message: it is stored and runs.
 		p := newAnswerHolder(t, e.Listen, "PUB "+e.Storage.Names().Hub()+".orch.", "")
 		c := proxiedClient(t, e, p)

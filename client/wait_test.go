@@ -55,6 +55,7 @@ func TestWaitForCompletionNotFound(t *testing.T) {
 
 	t.Run("purged", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		id, err := c.StartOrchestration(ctx, "E1_HelloSequence", client.WithInstanceID("wait-purged"))
 		require.NoError(t, err)
 		_, err = c.WaitForCompletion(ctx, id)
@@ -65,6 +66,7 @@ func TestWaitForCompletionNotFound(t *testing.T) {
 
 	t.Run("purged while waiting", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		id, err := c.StartOrchestration(ctx, "SetStatusTest", client.WithInstanceID("wait-gone"))
 		require.NoError(t, err)
 		ch, err := c.WatchStatus(ctx, id, 0)

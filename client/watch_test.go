@@ -26,6 +26,7 @@ func TestWatchAll(t *testing.T) {
 
 	t.Run("prefix and runtime status", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		completed, err := e.Client.WatchAll(wctx, client.WatchFilter{
@@ -87,6 +88,7 @@ func TestWatchAll(t *testing.T) {
 
 	t.Run("deletions", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		start(t, "E1_HelloSequence", "gone-1", nil)
 		st, err := e.Client.WaitForCompletion(ctx, "gone-1")
 		require.NoError(t, err)
@@ -121,6 +123,7 @@ func TestWatchAll(t *testing.T) {
 
 	t.Run("bad filters", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		for _, tt := range []struct {
 			name      string
 			f         client.WatchFilter

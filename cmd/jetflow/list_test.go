@@ -74,6 +74,7 @@ func TestList(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		r := cli(t, ctx, "list", "--nats", url, "--prefix", "cli-0", "--status", "failed,Completed")
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		require.Empty(t, r.stderr, "one page: nothing to continue")
@@ -91,6 +92,7 @@ func TestList(t *testing.T) {
 
 	t.Run("json", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		r := cli(t, ctx, "list", "--nats", url, "--json", "--status", "FAILED", "--created-from", "2025-06-01T08:05:00Z", "--created-to", "2025-06-01T10:20:00+02:00")
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 		var sts []jetflow.Status
@@ -109,6 +111,7 @@ func TestList(t *testing.T) {
 
 	t.Run("pages", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		args := []string{"list", "--nats", url, "--top", "10", "--json"}
 		var got []string
 		for page := 1; ; page++ {
@@ -141,6 +144,7 @@ func TestList(t *testing.T) {
 
 	t.Run("errors", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		for _, tt := range []struct {
 			args     []string
 			contains string

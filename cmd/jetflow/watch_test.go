@@ -80,11 +80,10 @@ func TestWatchVerb(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
 	url := e.Server.ClientURL()
-	ctx := e.Context(60 * time.Second)
 
 	start := func(t *testing.T, name, id string) {
 		t.Helper()
-		r := cli(t, ctx, "start", name, "--id", id, "--nats", url)
+		r := cli(t, e.Context(30*time.Second), "start", name, "--id", id, "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 	}
 
@@ -139,6 +138,7 @@ func TestWatchVerb(t *testing.T) {
 
 	t.Run("ResumeOne", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		start(t, "E1_HelloSequence", "one-1")
 		r := cli(t, ctx, "watch", "one-1", "--nats", url)
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
@@ -158,6 +158,7 @@ func TestWatchVerb(t *testing.T) {
 
 	t.Run("ResumeBeyondLastRevision", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		// A revision the hub's status bucket has not reached (one kept from
 		// before the hub was restored or recreated) resumes as a fresh
 		// watch: the current values, then each change.
@@ -180,6 +181,7 @@ func TestWatchVerb(t *testing.T) {
 
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
+		ctx := e.Context(60 * time.Second) // from when the subtest runs, not when it was queued
 		requireOneLineError(t, cli(t, ctx, "watch", "x", "--prefix", "y", "--nats", url), "not both")
 		requireOneLineError(t, cli(t, ctx, "watch", "x", "--from-revision", "18446744073709551616", "--nats", url), "--from-revision")
 		requireOneLineError(t, cli(t, ctx, "watch", "--prefix", "", "--from-revision", "12x", "--nats", url), "--from-revision")

@@ -225,11 +225,13 @@ func (s *Store) watchStatus(ctx context.Context, keys, prefix string, fromRev ui
 		defer close(out)
 		// Among the initial values, a delete marker is an instance that
 		// no longer exists, not a change the watcher has to hear of;
-		// unless it resumes.
-		current := fromRev > 0
+		// unless it resumes. A batch holds initial values only when the
+		// watch was not current before it (follow ends a batch where
+		// they end).
+		wasCurrent := false
 		for b := range batches {
-			initial := !current
-			current = b.Current
+			initial := fromRev == 0 && !wasCurrent
+			wasCurrent = b.Current
 			for _, r := range b.Records {
 				if !strings.HasPrefix(r.ID, prefix) {
 					continue

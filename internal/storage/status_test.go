@@ -279,3 +279,31 @@ func goroutines(parts ...string) int {
 		return !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(g, p) })
 	})
 }
+
+// TestWatchResumeDeletionPastOneBatch: a resumed watch sends deletions
+// however many records come before them. The watch reads in batches of at
+// most 1,024 records; a deletion in a later batch, before the watch has
+// caught up, was taken for an initial value and dropped.
+func TestWatchResumeDeletionPastOneBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	outs := make([]storage.Outgoing, 1500)
+	for i := range outs {
+		id := fmt.Sprintf("many-%04d", i)
+		o, err := b.store.StatusWrite(id, status(id, jetflow.StatusRunning, ""), 0)
+		require.NoError(t, err)
+		outs[i] = o
+	}
+	res := b.store.Publish(ctx, outs...)
+	require.NoError(t, storage.FirstError(res))
+	require.NoError(t, b.store.DeleteStatus(ctx, "many-0007", res[7].Seq))
+
+	ch, err := b.store.WatchStatuses(ctx, "many-", res[0].Seq)
+	require.NoError(t, err)
+	deleted := false
+	for n := 0; !deleted; n++ {
+		u := testkit.Receive(t, ch, 10*time.Second, "update %d: no deletion of many-0007 came", n)
+		deleted = u.Deleted && u.Status.InstanceID == "many-0007"
+	}
+}
