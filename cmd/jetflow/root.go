@@ -77,6 +77,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newPurgeCmd(g),
 		newInitCmd(g),
 		newHealthcheckCmd(g),
+		newBenchCmd(g),
 	)
 	checkOnly(root, g)
 	return root
