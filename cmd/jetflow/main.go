@@ -14,6 +14,10 @@
 //
 //	jetflow worker [--concurrency N] [--no-orchestrations|--no-activities]  run the samples' workers
 //	jetflow server [--http ADDR] [--api-key KEY] [--keys FILE]  run the HTTP API without workers
+//	jetflow init [--replicas 3]                   create the hub's streams and buckets, then exit
+//	jetflow healthcheck [URL]                     exit 0 if a server's /healthz answers 200
+//	jetflow bench [--scenario S] [--instances N] [--workers W] [--json]
+//	                                              measure the engine against the raw write rate
 //
 // Security (docs/SECURITY.md): dev and server take --api-key, --keys FILE
 // (scoped keys, read again on SIGHUP), --no-query-key, --public-url,
@@ -26,18 +30,20 @@
 //	jetflow status ID [--history]                 print its status JSON (with its history)
 //	jetflow watch ID [--from-revision N]          print each status change until it finishes
 //	jetflow watch --prefix P [--from-revision N]  print the changes of many instances until Ctrl-C
-//	jetflow list [--status S] [--prefix P] [--created-from T] [--created-to T] [--top N] [--continue TOKEN] [--json]
-//	                                              print a page of instances
+//	jetflow list [--status S] [--prefix P] [--created-from T] [--created-to T] [--top N] [--continue TOKEN] [--all] [--json]
+//	                                              print a page of instances (every page with --all)
 //	jetflow raise ID EVENT [JSON]                 send it an external event
 //	jetflow terminate ID [--reason TEXT]          terminate it
 //	jetflow suspend ID [--reason TEXT]            suspend it
 //	jetflow resume ID [--reason TEXT]             resume it
 //	jetflow rewind ID [--reason TEXT]             run a failed instance again from where it failed
 //	jetflow restart ID [--same-id]                run a finished instance again, print the new id
-//	jetflow purge ID                              remove a finished instance
-//	jetflow purge --created-before T [--created-after T] [--status S]
+//	jetflow purge ID [--json]                     remove a finished instance
+//	jetflow purge --created-before T [--created-after T] [--status S] [--json]
 //	                                              remove the finished instances selected
 //
+// Long verbs (bulk purge, list --all, bench) draw progress on stderr when
+// it is a terminal, never when it is piped; --json prints JSON only.
 // Errors are printed as one line on stderr, with a non-zero exit status.
 package main
 
