@@ -112,6 +112,16 @@ func containerEnv(c corev1.Container) map[string]string {
 	return env
 }
 
+// secretRef returns the Secret key a container's variable comes from.
+func secretRef(t *testing.T, c corev1.Container, name string) *corev1.SecretKeySelector {
+	t.Helper()
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+	require.GreaterOrEqual(t, i, 0, "%s has %s", c.Name, name)
+	require.NotNil(t, c.Env[i].ValueFrom, "%s: %s comes from a Secret", c.Name, name)
+	require.NotNil(t, c.Env[i].ValueFrom.SecretKeyRef, "%s: %s comes from a Secret", c.Name, name)
+	return c.Env[i].ValueFrom.SecretKeyRef
+}
+
 // requireSecure checks a pod's security contexts: non-root, read-only
 // root file system, no capabilities, no privilege escalation.
 func requireSecure(t *testing.T, what string, pod corev1.PodSpec) {
@@ -191,9 +201,7 @@ func TestHelmChart(t *testing.T) {
 				if tc.natsSecret != "" {
 					require.Contains(t, c.Args, "--user="+role[what], what)
 					require.Contains(t, c.Args, "--password=$(JETFLOW_NATS_PASSWORD)", what)
-					i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "JETFLOW_NATS_PASSWORD" })
-					require.GreaterOrEqual(t, i, 0, what)
-					ref := c.Env[i].ValueFrom.SecretKeyRef
+					ref := secretRef(t, c, "JETFLOW_NATS_PASSWORD")
 					require.Equal(t, tc.natsSecret, ref.Name, what)
 					require.Equal(t, role[what]+"-password", ref.Key, what)
 				}
@@ -208,8 +216,7 @@ func TestHelmChart(t *testing.T) {
 				require.Equal(t, "/healthz", p.HTTPGet.Path)
 				require.Equal(t, "http", p.HTTPGet.Port.String())
 			}
-			require.Equal(t, "JETFLOW_API_KEY", srv.Env[slices.IndexFunc(srv.Env, func(e corev1.EnvVar) bool { return e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.Name == "JETFLOW_API_KEY" })].Name)
-			apiRef := srv.Env[slices.IndexFunc(srv.Env, func(e corev1.EnvVar) bool { return e.Name == "JETFLOW_API_KEY" })].ValueFrom.SecretKeyRef
+			apiRef := secretRef(t, srv, "JETFLOW_API_KEY")
 			require.Equal(t, tc.apiSecret, apiRef.Name)
 			secrets := map[string]*corev1.Secret{}
 			for _, s := range objectsOf[*corev1.Secret](objs) {
