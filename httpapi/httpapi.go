@@ -46,16 +46,28 @@
 //	    (all when absent), keeping the updates whose runtimeStatus is one of
 //	    a comma-separated list (all when absent), as server-sent events,
 //	    until the client leaves.
+//	GET  /runtime/webhooks/durabletask/instances/{instanceId}/tasks
+//	    The work of the instance's current execution (client.Tasks): each
+//	    activity attempt, timer and sub-orchestration with its state, times
+//	    (to the millisecond), attempt, due time and instance id, the events
+//	    received, and the parent. What showHistory leaves out: pending work,
+//	    attempts, sub-orchestration ids. 404 unknown.
+//	GET  /runtime/webhooks/durabletask/whoami
+//	    The request's key: {"name", "scopes", "keyRequired"}, so that a
+//	    client offers only what the key may do. Any valid key may ask.
 //	GET  /healthz
 //	    200 "ok" once the API can take requests.
+//	GET  /ui/ (and / redirecting to it)
+//	    The status page (package ui), when Config.UI is set.
 //
-// With Config.APIKey or Config.Keys set, every route but /healthz needs a
-// key as the x-functions-key header or the code query parameter (not the
-// query with Config.NoQueryKey): 401 without one, 403 with a key that
-// lacks the scope the route needs (the message names it). Config.APIKey
-// has every scope; the keys of Config.Keys have theirs (see Key): read
-// for the GET routes, start[:NAME] to start, raise[:NAME] to raise
-// events, admin for everything else. A start authenticated with ?code=
+// With Config.APIKey or Config.Keys set, every route but /healthz and the
+// status page's files needs a key as the x-functions-key header or the
+// code query parameter (not the query with Config.NoQueryKey): 401
+// without one, 403 with a key that lacks the scope the route needs (the
+// message names it). Config.APIKey has every scope; the keys of
+// Config.Keys have theirs (see Key): read for the GET routes (whoami needs
+// none), start[:NAME] to start, raise[:NAME] to raise events, admin for
+// everything else. A start authenticated with ?code=
 // answers with management URLs that carry the same code, as Durable
 // Functions' do; a key sent as a header is never echoed.
 //

@@ -36,9 +36,12 @@
     return d.toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
 
-  function fmtDuration(ms) {
+  // fmtDuration writes a duration; precise ones (task times) show
+  // milliseconds under a second.
+  function fmtDuration(ms, precise) {
     if (ms === null || isNaN(ms)) return '—';
     if (ms < 0) ms = 0;
+    if (precise && ms < 1000) return Math.round(ms) + ' ms';
     let s = Math.round(ms / 1000);
     if (s < 60) return s + ' s';
     const d = Math.floor(s / 86400); s -= d * 86400;
@@ -221,6 +224,7 @@
     let last = '';
     let delay = 500;
     while (!signal.aborted) {
+      let events = 0;
       try {
         const h = headers({ Accept: 'text/event-stream' });
         if (last) h['Last-Event-ID'] = last;
@@ -243,7 +247,7 @@
             if (line.endsWith('\r')) line = line.slice(0, -1);
             if (line === '') {
               if (ev.id !== null) last = ev.id;
-              if (ev.data.length) onEvent(ev.event, ev.data.join('\n'));
+              if (ev.data.length) { events++; onEvent(ev.event, ev.data.join('\n')); }
               ev = { event: 'message', data: [], id: null };
               continue;
             }
@@ -266,6 +270,9 @@
         }
       }
       if (signal.aborted) return;
+      // A stream that ended after events (an instance's ends after its
+      // terminal status) is asked again at once: 204 says it is over.
+      if (events) continue;
       setConn(name, false);
       await sleep(delay, signal);
       delay = Math.min(delay * 2, 10000);
@@ -401,7 +408,16 @@
     if (list.next && last !== undefined && st.instanceId > last) return;
     const before = ids.find((id) => id > st.instanceId);
     flash(addRow(st, before ? list.rows.get(before).tr : null));
-    $('#list-empty').hidden = true;
+    pageInfo();
+  }
+
+  function pageInfo() {
+    const n = list.rows.size;
+    $('#list-empty').hidden = n > 0;
+    $('#prev-page').disabled = list.tokens.length === 0;
+    $('#first-page').disabled = list.tokens.length === 0;
+    $('#next-page').disabled = !list.next;
+    $('#page-info').textContent = `page ${list.tokens.length + 1} · ${n} shown` + (list.next ? ' · more follow' : '');
   }
 
   function listRemoved(id) {
@@ -409,6 +425,7 @@
     if (!row) return;
     row.tr.remove();
     list.rows.delete(id);
+    pageInfo();
   }
 
   async function loadList(token) {
@@ -445,11 +462,7 @@
     tbody.textContent = '';
     list.rows.clear();
     for (const st of rows) addRow(st);
-    $('#list-empty').hidden = rows.length > 0;
-    $('#prev-page').disabled = list.tokens.length === 0;
-    $('#first-page').disabled = list.tokens.length === 0;
-    $('#next-page').disabled = !next;
-    $('#page-info').textContent = `page ${list.tokens.length + 1} · ${rows.length} shown` + (next ? ' · more follow' : '');
+    pageInfo();
   }
 
   $('#next-page').addEventListener('click', () => { list.tokens.push(list.token); loadList(list.next); });
@@ -569,7 +582,7 @@
     setText('#i-updated', fmtTime(st.lastUpdatedTime));
     setText('#i-duration', fmtDuration(instanceDuration(st)));
     const custom = $('#i-custom');
-    const text = pretty(st.customStatus);
+    const text = st.customStatus === null ? '(none)' : pretty(st.customStatus);
     if (custom.textContent !== text) {
       custom.textContent = text;
       flash(custom);
@@ -671,27 +684,35 @@
       return;
     }
     const now = Date.now();
-    const t0 = parseTime(st.createdTime).getTime();
+    // Status times are whole seconds, task times milliseconds: start at the
+    // first task when the creation time is its second, truncated.
+    const created = parseTime(st.createdTime).getTime();
+    const first = Math.min(...tasks.map((t) => parseTime(t.scheduledTime).getTime()));
+    const t0 = first >= created && first - created < 1000 ? first : created;
+    // What an execution's end abandoned ends with its last result.
+    const finished = TERMINAL.has(st.runtimeStatus) ?
+      Math.max(parseTime(st.lastUpdatedTime).getTime(), ...tasks.filter((t) => t.endTime).map((t) => parseTime(t.endTime).getTime())) : null;
     const ends = tasks.map((t) => {
       if (t.endTime) return parseTime(t.endTime).getTime();
+      if (t.state === 'abandoned') return Math.max(finished || now, parseTime(t.scheduledTime).getTime());
       if (t.kind === 'timer' && t.fireAt) return Math.max(parseTime(t.fireAt).getTime(), now);
       return now;
     });
     let t1 = Math.max(...ends, parseTime(st.lastUpdatedTime).getTime());
     if (t1 - t0 < 1000) t1 = t0 + 1000;
     const pct = (ms) => ((ms - t0) / (t1 - t0)) * 100;
-    const axis = el('div', { class: 'tl-axis' }, el('span', { text: fmtTime(st.createdTime) }), el('span', { text: '+' + fmtDuration(t1 - t0) }));
+    const axis = el('div', { class: 'tl-axis' }, el('span', { text: fmtTime(new Date(t0).toISOString()) }), el('span', { text: '+' + fmtDuration(t1 - t0) }));
     box.append(axis);
     const labels = { activity: 'activity', timer: 'timer', subOrchestration: 'sub-orchestration', event: 'event' };
     tasks.forEach((t, i) => {
       const start = parseTime(t.scheduledTime).getTime();
       const end = ends[i];
-      let name = t.kind === 'timer' ? 'timer' : t.name;
+      let name = t.kind === 'timer' ? 'due ' + fmtTime(t.fireAt) : t.name;
       if (t.kind === 'activity' && t.attempt > 1) name += ` · attempt ${t.attempt}`;
       if (t.rewound) name += ' · rewound';
       const what = t.kind === 'event' ? 'arrived' : t.state;
-      const span = fmtDuration(end - start);
-      const desc = `${labels[t.kind]} ${name}: ${what}` + (t.kind === 'timer' && t.fireAt ? `, due ${fmtTime(t.fireAt)}` : '') +
+      const span = fmtDuration(end - start, true);
+      const desc = `${labels[t.kind]} ${name}: ${what}` +
         `, ${t.kind === 'event' ? 'waited' : 'took'} ${t.state === 'pending' ? span + ' so far' : span}` + (t.failure ? ' — ' + t.failure : '');
       const bar = el('div', { class: `tl-bar k-${t.kind} t-${t.state}`, title: desc });
       bar.style.left = pct(start) + '%';
