@@ -1,6 +1,8 @@
 package check
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,16 +29,21 @@ func commands[T instructions.Command](s instructions.Stage) []T {
 	return out
 }
 
+// repoFile reads a file at the repository's root.
+func repoFile(t *testing.T, name string) io.Reader {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, name))
+	require.NoError(t, err)
+	return bytes.NewReader(b)
+}
+
 // TestDockerfile parses the repository's Dockerfile with BuildKit's own
 // parser (there is no docker here to build it) and checks the image's
 // shape: a build stage that builds ./cmd/jetflow statically, and a small
 // final stage that runs that binary as a non-root user.
 func TestDockerfile(t *testing.T) {
 	t.Parallel()
-	f, err := os.Open(filepath.Join(repoRoot, "Dockerfile"))
-	require.NoError(t, err)
-	defer f.Close()
-	ast, err := parser.Parse(f)
+	ast, err := parser.Parse(repoFile(t, "Dockerfile"))
 	require.NoError(t, err)
 	require.Empty(t, ast.Warnings, "BuildKit's parser warns")
 	stages, _, err := instructions.Parse(ast.AST, nil)
@@ -107,10 +114,7 @@ func TestDockerfile(t *testing.T) {
 // each Go and embedded file of the engine's packages it imports.
 func TestDockerignore(t *testing.T) {
 	t.Parallel()
-	f, err := os.Open(filepath.Join(repoRoot, ".dockerignore"))
-	require.NoError(t, err)
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
+	patterns, err := ignorefile.ReadAll(repoFile(t, ".dockerignore"))
 	require.NoError(t, err)
 	pm, err := patternmatcher.New(patterns)
 	require.NoError(t, err)

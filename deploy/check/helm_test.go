@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -71,13 +72,7 @@ func decodeStrict(t *testing.T, manifests map[string]string) []runtime.Object {
 	t.Helper()
 	decoder := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
 	var objs []runtime.Object
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range manifests {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(manifests)) {
 		m := manifests[name]
 		if strings.TrimSpace(m) == "" {
 			continue
