@@ -88,7 +88,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 // --check a verb returns there, before it reads a file, listens or
 // connects. The root itself, which otherwise prints its help, refuses
 // --check without a verb. deploy/check runs the command line of every
-// jetflow service of deploy/compose this way.
+// jetflow service of deploy/compose and container of deploy/k8s this way.
 func checkOnly(root *cobra.Command, g *globalOptions) {
 	var wrap func(*cobra.Command)
 	wrap = func(cmd *cobra.Command) {
