@@ -247,7 +247,7 @@
             if (line.endsWith('\r')) line = line.slice(0, -1);
             if (line === '') {
               if (ev.id !== null) last = ev.id;
-              if (ev.data.length) { events++; onEvent(ev.event, ev.data.join('\n')); }
+              if (ev.data.length) { events++; onEvent(ev.event, ev.data.join('\n'), Number(ev.id) || 0); }
               ev = { event: 'message', data: [], id: null };
               continue;
             }
@@ -281,7 +281,7 @@
 
   // ---- what the fleet watch has seen ----
 
-  // known holds, per instance id, what the fleet watch last said: the
+  // known holds, per instance id, what the watches last said: the
   // status chips count it, and trail keeps the custom statuses seen while
   // the page is open (an instance may be done before its view opens).
   const known = new Map();
@@ -289,18 +289,38 @@
   let fleetAbort = null;
   let fleetPrefix = null;
 
-  function remember(st) {
+  // remember records a status a watch delivered with its KV revision, and
+  // reports whether it is newer than what was known: the fleet's watch and
+  // the instance's deliver the same changes, in either order.
+  function remember(st, rev) {
     const k = known.get(st.instanceId);
+    if (k && rev && rev <= k.rev) return false;
     const cs = JSON.stringify(st.customStatus);
     const trail = k ? k.trail : [];
     if (trail[trail.length - 1] !== cs) {
       trail.push(cs);
       if (trail.length > 20) trail.shift();
     }
-    known.set(st.instanceId, { name: st.name, runtimeStatus: st.runtimeStatus, createdTime: st.createdTime, trail });
+    const brief = { instanceId: st.instanceId, name: st.name, runtimeStatus: st.runtimeStatus, customStatus: st.customStatus,
+      createdTime: st.createdTime, lastUpdatedTime: st.lastUpdatedTime };
+    known.set(st.instanceId, { st: brief, trail, rev });
     if (!names.has(st.name)) {
       names.add(st.name);
       $('#names').append(el('option', { value: st.name }));
+    }
+    return true;
+  }
+
+  // onStatus takes a status from either watch.
+  function onStatus(st, rev) {
+    if (remember(st, rev)) {
+      listUpdated(st);
+      countsLater();
+    }
+    if (view.id === st.instanceId && !(rev && rev <= view.rev)) {
+      view.rev = rev;
+      renderStatus(st);
+      refreshDetails();
     }
   }
 
@@ -316,18 +336,16 @@
     stream('fleet', '/watch' + q, onFleetEvent, fleetAbort.signal, (e) => show($('#list-msg'), 'Live updates stopped: ' + e.message, 'error'));
   }
 
-  function onFleetEvent(type, data) {
+  function onFleetEvent(type, data, rev) {
     let v;
     try { v = JSON.parse(data); } catch (_) { return; }
     if (type === 'deleted') {
       known.delete(v.instanceId);
       listRemoved(v.instanceId);
+      countsLater();
     } else if (type === 'status') {
-      remember(v);
-      listUpdated(v);
-      if (view.id === v.instanceId) renderTrail();
+      onStatus(v, rev);
     }
-    countsLater();
   }
 
   // ---- the list ----
@@ -366,6 +384,7 @@
       el('td', { class: 'dur', text: fmtDuration(instanceDuration(st)) }),
     );
     tr.dataset.id = st.instanceId;
+    tr.classList.toggle('gone', !matchesFilters(st)); // left the selection (its status changed)
   }
 
   function addRow(st, before) {
@@ -389,11 +408,6 @@
       const same = row.st.lastUpdatedTime === st.lastUpdatedTime && row.st.runtimeStatus === st.runtimeStatus &&
         JSON.stringify(row.st.customStatus) === JSON.stringify(st.customStatus);
       if (same) return;
-      if (!matchesFilters(st)) { // left the selection (its status changed)
-        row.tr.classList.add('gone');
-      } else {
-        row.tr.classList.remove('gone');
-      }
       row.st = st;
       rowCells(row.tr, st);
       flash(row.tr);
@@ -461,7 +475,13 @@
     list.next = next;
     tbody.textContent = '';
     list.rows.clear();
-    for (const st of rows) addRow(st);
+    // The page's rows show what the watches said last: a change that came
+    // while the page was read is not lost, and a change the watches have not
+    // delivered yet will update the row when it comes.
+    for (const st of rows) {
+      const k = known.get(st.instanceId);
+      addRow(k ? k.st : st);
+    }
     pageInfo();
   }
 
@@ -473,9 +493,9 @@
     const box = $('#chips');
     const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
     let all = 0;
-    for (const [id, k] of known) {
-      if (!matchesFilters({ instanceId: id, name: k.name, runtimeStatus: k.runtimeStatus, createdTime: k.createdTime }, true)) continue;
-      counts[k.runtimeStatus] = (counts[k.runtimeStatus] || 0) + 1;
+    for (const k of known.values()) {
+      if (!matchesFilters(k.st, true)) continue;
+      counts[k.st.runtimeStatus] = (counts[k.st.runtimeStatus] || 0) + 1;
       all++;
     }
     const chip = (status, label, n) => {
@@ -539,18 +559,29 @@
     if (message && field) { field.setAttribute('aria-invalid', 'true'); field.focus(); }
   }
 
+  // readForm checks a form of a name and an optional JSON value before
+  // anything is sent: it returns {name, body}, or null after saying in out
+  // what is wrong.
+  function readForm(form, out, nameField, nameWhat, jsonField, jsonWhat) {
+    const name = form.elements[nameField].value.trim();
+    if (!name) { fieldError(form, form.elements[nameField], out, `Enter ${nameWhat}.`); return null; }
+    let body;
+    try { body = parseJSONField(form.elements[jsonField].value); } catch (e) {
+      fieldError(form, form.elements[jsonField], out, `${jsonWhat} is ${e.message}`);
+      return null;
+    }
+    fieldError(form, null, out, '');
+    return { name, body };
+  }
+
   $('#start-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const form = ev.target;
     const out = $('#start-error');
-    const name = form.elements.name.value.trim();
+    const v = readForm(form, out, 'name', 'the orchestrator’s name', 'input', 'Input');
+    if (!v) return;
+    const { name, body } = v;
     const id = form.elements.id.value.trim();
-    if (!name) return fieldError(form, form.elements.name, out, 'Enter the orchestrator’s name.');
-    let body;
-    try { body = parseJSONField(form.elements.input.value); } catch (e) {
-      return fieldError(form, form.elements.input, out, 'Input is ' + e.message);
-    }
-    fieldError(form, null, out, '');
     const path = '/orchestrators/' + encodeURIComponent(name) + (id ? '/' + encodeURIComponent(id) : '');
     const button = form.querySelector('button[type=submit]');
     button.disabled = true;
@@ -567,7 +598,9 @@
 
   // ---- one instance ----
 
-  const view = { name: '', id: '', abort: null, st: null, tasks: null, history: null, busy: false, dirty: false };
+  // view is what the page shows; rev is the KV revision of the status the
+  // instance view shows.
+  const view = { name: '', id: '', abort: null, st: null, rev: 0, tasks: null, history: null, busy: false, dirty: false };
 
   function setText(sel, text) { $(sel).textContent = text; }
 
@@ -785,17 +818,12 @@
     if (view.abort) view.abort.abort();
     view.abort = new AbortController();
     const id = view.id;
-    stream('instance', '/instances/' + encodeURIComponent(id) + '/watch', (type, data) => {
+    stream('instance', '/instances/' + encodeURIComponent(id) + '/watch', (type, data, rev) => {
       if (view.id !== id) return;
       let v;
       try { v = JSON.parse(data); } catch (_) { return; }
-      if (type === 'deleted') {
-        show($('#i-msg'), 'This instance was purged.', 'ok');
-        return;
-      }
-      remember(v);
-      renderStatus(v);
-      refreshDetails();
+      if (type === 'deleted') show($('#i-msg'), 'This instance was purged.', 'ok');
+      else if (type === 'status') onStatus(v, rev);
     }, view.abort.signal, (e) => {
       if (view.id !== id) return;
       show($('#i-msg'), e.status === 404 ? 'No instance with this id (it may have been purged).' :
@@ -881,13 +909,9 @@
     ev.preventDefault();
     const form = ev.target;
     const out = $('#raise-error');
-    const event = form.elements.event.value.trim();
-    if (!event) return fieldError(form, form.elements.event, out, 'Enter the event’s name.');
-    let body;
-    try { body = parseJSONField(form.elements.data.value); } catch (e) {
-      return fieldError(form, form.elements.data, out, 'Data is ' + e.message);
-    }
-    fieldError(form, null, out, '');
+    const v = readForm(form, out, 'event', 'the event’s name', 'data', 'Data');
+    if (!v) return;
+    const { name: event, body } = v;
     const answer = await confirmDialog({ title: `Raise ${event}?`, text: `The instance receives the event ${event} with data ${body === undefined ? 'null' : short(body, 200)}.` });
     if (!answer) return;
     try {
@@ -919,7 +943,7 @@
   }
 
   function showInstance(id) {
-    Object.assign(view, { name: 'instance', id, st: null, tasks: null, history: null });
+    Object.assign(view, { name: 'instance', id, st: null, rev: 0, tasks: null, history: null });
     $('#list-view').hidden = true;
     $('#instance-view').hidden = false;
     document.title = id + ' · jetflow';

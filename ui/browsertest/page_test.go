@@ -2,7 +2,6 @@ package browsertest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -23,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "write the screenshots to docs/ui-list.png and docs/ui-instance.png")
@@ -53,24 +53,7 @@ func chromium(t *testing.T) string {
 type dev struct {
 	url    string // the status page, http://127.0.0.1:PORT/ui/
 	origin string // http://127.0.0.1:PORT
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *testkit.Buffer
 }
 
 // startDev builds jetflow from this tree and runs `jetflow dev` on free
@@ -95,7 +78,7 @@ func startDev(t *testing.T) *dev {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dev{stderr: &lockedBuffer{}}
+	d := &dev{stderr: &testkit.Buffer{}}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
