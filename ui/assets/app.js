@@ -182,7 +182,6 @@
   const can = {
     has: (s) => who.scopes.includes(s),
     admin: () => can.has('admin'),
-    read: () => can.admin() || can.has('read'),
     startSome: () => can.admin() || who.scopes.some((s) => s === 'start' || s.startsWith('start:')),
     start: (name) => can.admin() || can.has('start') || can.has('start:' + name),
     raise: (name) => can.admin() || can.has('raise') || can.has('raise:' + name),
@@ -194,7 +193,7 @@
     label.textContent = '';
     if (who.keyRequired) {
       label.append(el('span', { text: 'key ' }), el('strong', { text: who.name }),
-        el('span', { text: ' · ' + (can.admin() ? 'admin' : 'read-only: ' + who.scopes.join(', ')) }));
+        el('span', { text: ' · ' + (can.admin() ? 'admin' : who.scopes.every((s) => s === 'read') ? 'read-only' : 'may only ' + who.scopes.join(', ')) }));
       label.classList.toggle('readonly', !can.admin());
     }
     $('#forget-key').hidden = !who.keyRequired;
@@ -581,6 +580,7 @@
     const v = readForm(form, out, 'name', 'the orchestrator’s name', 'input', 'Input');
     if (!v) return;
     const { name, body } = v;
+    if (!can.start(name)) return fieldError(form, form.elements.name, out, `This key may not start ${name} (it needs the scope start:${name}).`);
     const id = form.elements.id.value.trim();
     const path = '/orchestrators/' + encodeURIComponent(name) + (id ? '/' + encodeURIComponent(id) : '');
     const button = form.querySelector('button[type=submit]');

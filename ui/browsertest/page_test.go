@@ -404,6 +404,16 @@ func TestStatusPage(t *testing.T) {
 		b.waitUntil("the new row, counted", `document.querySelector('#instances tr[data-id="city-1"]') !== null && document.querySelector('#chips [data-status=""] .count').textContent === '7'`)
 		b.screenshot("ui-list.png")
 
+		// The id prefix goes to the list API and the fleet watch; the name
+		// is matched in the page; the counts follow both.
+		rowIDs := `[...document.querySelectorAll('#instances tbody tr')].map(tr => tr.dataset.id).join(' ')`
+		b.do("an id prefix", chromedp.SendKeys(chromedp.CSS(`#filters [name=prefix]`), "city"))
+		b.waitUntil("the cities only", rowIDs+` === 'city-1 city-2' && document.querySelector('#chips [data-status=""] .count').textContent === '2'`)
+		b.do("a name", chromedp.SendKeys(chromedp.CSS(`#filters [name=name]`), "delay"))
+		b.waitUntil("nothing", rowIDs+` === '' && !document.querySelector('#list-empty').hidden && document.querySelector('#chips [data-status=""] .count').textContent === '0'`)
+		b.do("clearing the filters", chromedp.Click(chromedp.CSS(`#filters button[type=reset]`)))
+		b.waitUntil("every row again", `document.querySelectorAll('#instances tbody tr').length === 7 && document.querySelector('#chips [data-status=""] .count').textContent === '7'`)
+
 		// Terminating from the page, with its confirmation and reason.
 		b.do("opening delay-600", chromedp.Click(chromedp.CSS(`#instances tr[data-id="delay-600"] a`)))
 		b.waitUntil("its pending timer", instanceView+` && document.querySelector('#i-pending').textContent.includes('timer')`)
