@@ -419,9 +419,9 @@ func (a *api) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *api) authEnabled() bool { return a.cfg.APIKey != "" || a.cfg.Keys != nil }
 
 // authenticate returns the principal of r's key (everyone when no key is
-// configured, on /healthz and on the status page's files), and the key when it came as ?code=; an
-// error for a missing or unknown key, or a key in the query string where
-// those are refused.
+// configured, on /healthz and on the status page's files), and the key
+// when it came as ?code=; an error for a missing or unknown key, or a key
+// in the query string where those are refused.
 func (a *api) authenticate(r *http.Request) (p *principal, queryKey string, err error) {
 	if !a.authEnabled() || r.URL.Path == "/healthz" || a.public(r) {
 		return everyone, "", nil
