@@ -22,14 +22,20 @@ func init() {
 	})
 }
 
+// Execute replays a turn; it never fails (see executor.Executor).
+func (x goExecutor) Execute(_ context.Context, instanceID string, past, newEvents []history.Event) (*executor.TurnResult, error) {
+	return x.replayer.Execute(instanceID, past, newEvents), nil
+}
+
 // RunActivity runs the task's activity, its SetProgress reports going to
-// progress.
-func (x goExecutor) RunActivity(ctx context.Context, t executor.Task, progress func(json.RawMessage) error) (json.RawMessage, *history.Failure) {
+// progress; it never fails (the activity's error is its failure).
+func (x goExecutor) RunActivity(ctx context.Context, t executor.Task, progress func(json.RawMessage) error) (json.RawMessage, *history.Failure, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if progress != nil {
 		ctx = context.WithValue(ctx, progressKey{}, progressReporter(progress))
 	}
-	return x.registry.runActivity(ctx, t.Name, t.InstanceID, t.TaskID, t.Input)
+	result, failure := x.registry.runActivity(ctx, t.Name, t.InstanceID, t.TaskID, t.Input)
+	return result, failure, nil
 }

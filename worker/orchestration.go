@@ -292,6 +292,11 @@ func (w *Worker) process(inst *instance, batch []pending) {
 			if len(held) > 0 {
 				w.holdBack(inst, held)
 			}
+			if inst.state != nil {
+				if err := w.trim(w.ctx, inst.id, inst.state); err != nil {
+					log.Warn("jetflow: trimming the executions that continued as new", slog.Any("error", err))
+				}
+			}
 			return
 		}
 		inst.state = nil // reload before the next try
@@ -389,19 +394,30 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 // something other than a task, or the process stalls) is given up, as a
 // stalled process loses its lease: its slot is freed, its messages are
 // handed back for a later try, and should the blocked code ever return,
-// nothing of that turn is committed.
+// nothing of that turn is committed. An executor that fails (a remote
+// SDK that dropped its stream) gives the turn up the same way.
 func (w *Worker) execute(id string, past, turn []history.Event) (*executor.TurnResult, error) {
 	if w.cfg.TurnTimeout < 0 {
-		return w.exec.Execute(id, past, turn), nil
+		return w.exec.Execute(w.ctx, id, past, turn)
 	}
-	done := make(chan *executor.TurnResult, 1)
-	go func() { done <- w.exec.Execute(id, past, turn) }()
-	t := time.NewTimer(w.cfg.TurnTimeout)
-	defer t.Stop()
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.TurnTimeout)
+	defer cancel()
+	type outcome struct {
+		res *executor.TurnResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := w.exec.Execute(ctx, id, past, turn)
+		done <- outcome{res, err}
+	}()
 	select {
-	case res := <-done:
-		return res, nil
-	case <-t.C:
+	case o := <-done:
+		return o.res, o.err
+	case <-ctx.Done():
+		if w.ctx.Err() != nil {
+			return nil, fmt.Errorf("turn canceled: %w", w.ctx.Err())
+		}
 		w.blocked.Add(1)
 		return nil, fmt.Errorf("the orchestrator did not give control back within %s (orchestrator code must not block "+
 			"except by awaiting tasks: no I/O, channels, locks or time.Sleep); the turn is given up", w.cfg.TurnTimeout)
@@ -423,12 +439,16 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 			return err
 		}
 		old := newState()
+		found := false
 		for _, c := range chunks {
 			if c.Number == n {
-				before, events = old.started, c.Events
+				before, events, found = old.started, c.Events, true
 				break
 			}
 			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
+		}
+		if !found {
+			return nil // trimmed: its messages were all acknowledged (see trim)
 		}
 	}
 	return storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))

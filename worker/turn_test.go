@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func testExecutor(t *testing.T) executeFunc {
 	}))
 	x := executor.Go(r, nil)
 	return func(id string, past, turn []history.Event) (*executor.TurnResult, error) {
-		return x.Execute(id, past, turn), nil
+		return x.Execute(context.Background(), id, past, turn)
 	}
 }
 

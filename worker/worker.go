@@ -197,7 +197,7 @@ type Worker struct {
 	// Config.Metrics, which Stop takes away again.
 	orchSlots, actSlots int
 
-	turns, conflicts, loads, activities, blocked atomic.Int64
+	turns, conflicts, loads, activities, blocked, trims atomic.Int64
 }
 
 // New returns a worker of the hub behind store for the orchestrators and
@@ -455,7 +455,15 @@ func (w *Worker) runActivity(t *storage.ActivityTask, le *lease) {
 		failure = &history.Failure{Type: jetflow.FailurePoisonMessage, Message: fmt.Sprintf(
 			"activity %q was delivered %d times without finishing (its worker crashed or hung each time); giving up", t.Name, n)}
 	} else {
-		result, failure = w.callActivity(ctx, t)
+		var err error
+		if result, failure, err = w.callActivity(ctx, t); err != nil {
+			if w.ctx.Err() == nil {
+				w.log.Warn("the activity's executor handed its task back; it will run again", slog.String("instance_id", t.InstanceID),
+					slog.String("activity", t.Name), slog.Any("error", err))
+			}
+			w.leases.nak(le, storage.HandBackDelay)
+			return
+		}
 	}
 	w.activities.Add(1)
 	if m := w.cfg.Metrics; m != nil {
@@ -489,15 +497,16 @@ const timeoutGrace = time.Second
 // activity's context is canceled, and an activity that does not return
 // within timeoutGrace is abandoned (it keeps running, but its slot and
 // lease are given up). Either way the attempt fails with a "Timeout".
-func (w *Worker) callActivity(ctx context.Context, t *storage.ActivityTask) (json.RawMessage, *history.Failure) {
+func (w *Worker) callActivity(ctx context.Context, t *storage.ActivityTask) (json.RawMessage, *history.Failure, error) {
 	timeout := t.Timeout
-	if timeout <= 0 {
+	if timeout <= 0 && w.reg != nil {
 		timeout = w.reg.ActivityTimeout(t.Name)
 	}
-	run := func(ctx context.Context) (json.RawMessage, *history.Failure) {
+	run := func(ctx context.Context) (json.RawMessage, *history.Failure, error) {
 		progress := &progressWriter{w: w, id: t.InstanceID, name: t.Name, taskID: t.TaskID}
 		defer progress.stop()
-		return w.exec.RunActivity(ctx, executor.Task{Name: t.Name, InstanceID: t.InstanceID, TaskID: t.TaskID, Input: t.Input}, progress.report)
+		return w.exec.RunActivity(ctx, executor.Task{Name: t.Name, InstanceID: t.InstanceID, ExecutionID: t.ExecutionID, TaskID: t.TaskID,
+			Input: t.Input}, progress.report)
 	}
 	if timeout <= 0 {
 		return run(ctx)
@@ -507,11 +516,12 @@ func (w *Worker) callActivity(ctx context.Context, t *storage.ActivityTask) (jso
 	type outcome struct {
 		result  json.RawMessage
 		failure *history.Failure
+		err     error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		r, f := run(tctx)
-		done <- outcome{r, f}
+		r, f, err := run(tctx)
+		done <- outcome{r, f, err}
 	}()
 	var o outcome
 	select {
@@ -525,10 +535,10 @@ func (w *Worker) callActivity(ctx context.Context, t *storage.ActivityTask) (jso
 		}
 	}
 	if !errors.Is(tctx.Err(), context.DeadlineExceeded) || ctx.Err() != nil {
-		return o.result, o.failure
+		return o.result, o.failure, o.err
 	}
 	return nil, &history.Failure{Type: jetflow.FailureTimeout, Message: fmt.Sprintf(
-		"activity %q did not finish within its start-to-close timeout of %s", t.Name, timeout)}
+		"activity %q did not finish within its start-to-close timeout of %s", t.Name, timeout)}, nil
 }
 
 // Stats are a worker's counters since it was created.
@@ -546,6 +556,9 @@ type Stats struct {
 	// Blocked is the number of turns given up because the orchestrator
 	// did not give control back within Config.TurnTimeout.
 	Blocked int64
+	// Trims is the number of times the chunks of executions that
+	// continued as new were removed from an instance's history.
+	Trims int64
 	// Cached is the number of idle instances in the sticky cache, and
 	// CachedBytes the estimate of their histories' memory.
 	Cached      int
@@ -563,6 +576,7 @@ func (w *Worker) Stats() Stats {
 		Loads:       w.loads.Load(),
 		Activities:  w.activities.Load(),
 		Blocked:     w.blocked.Load(),
+		Trims:       w.trims.Load(),
 		Cached:      cached,
 		CachedBytes: cachedBytes,
 	}

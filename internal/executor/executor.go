@@ -20,21 +20,32 @@ import (
 
 // Executor runs orchestrators and activities. Implementations are safe
 // for concurrent use.
+//
+// An error from either method means that the executor could not run the
+// work at all (a remote SDK dropped its stream, abandoned the item, or
+// ctx ended): the worker then commits nothing and hands the messages back
+// for a later try, as it does for a turn past its timeout. What the user
+// code itself got wrong is never an error: it fails the execution or the
+// activity in the result.
 type Executor interface {
 	// Execute replays past (the current execution's events, starting with
 	// ExecutionStarted) and then applies newEvents (this turn's events:
 	// first an OrchestratorStarted, then message events such as
 	// TaskCompleted, EventRaised, TimerFired, ExecutionTerminated, or an
 	// ExecutionStarted when past is empty, or an ExecutionRewound), and
-	// returns the turn. It has no side effects and does not fail: what
-	// goes wrong fails the execution in the result. If past already holds
-	// an ExecutionCompleted, the result is Done with no events.
-	Execute(instanceID string, past, newEvents []history.Event) *TurnResult
+	// returns the turn. It has no side effects: what goes wrong in the
+	// orchestrator fails the execution in the result. If past already
+	// holds an ExecutionCompleted, the result is Done with no events. ctx
+	// bounds the turn (the worker's turn timeout, its shutdown); the Go
+	// executor never fails.
+	Execute(ctx context.Context, instanceID string, past, newEvents []history.Event) (*TurnResult, error)
 	// RunActivity runs one attempt of an activity task. On success result
 	// is its output JSON and failure is nil; otherwise failure says what
-	// went wrong (its Type one of jetflow's Failure… names). progress
-	// receives the activity's progress reports (JSON values).
-	RunActivity(ctx context.Context, task Task, progress func(json.RawMessage) error) (result json.RawMessage, failure *history.Failure)
+	// went wrong (its Type one of jetflow's Failure… names, or the error
+	// type a remote SDK reported). progress receives the activity's
+	// progress reports (JSON values). An error hands the task back
+	// unanswered, to run again; the Go executor never fails.
+	RunActivity(ctx context.Context, task Task, progress func(json.RawMessage) error) (result json.RawMessage, failure *history.Failure, err error)
 }
 
 // Task is one activity call to run.
@@ -43,6 +54,8 @@ type Task struct {
 	Name string
 	// InstanceID is the calling orchestration's instance.
 	InstanceID string
+	// ExecutionID is the calling execution's id.
+	ExecutionID string
 	// TaskID numbers the call within its execution.
 	TaskID int32
 	// Input is the call's input JSON, or empty.
