@@ -192,6 +192,8 @@ type Worker struct {
 	orchSem chan struct{}
 	actSem  chan struct{}
 	leases  *leases
+	// serving are the names consumed, by kind (see serve).
+	serving map[string]map[string]bool
 
 	// slots are the orchestration and activity slots Start added to
 	// Config.Metrics, which Stop takes away again.
@@ -203,11 +205,24 @@ type Worker struct {
 // New returns a worker of the hub behind store for the orchestrators and
 // activities of reg, on the store's clock. Call Start to run it.
 func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, error) {
+	if reg == nil {
+		return nil, errors.New("worker: a nil registry")
+	}
+	return newWorker(store, reg, nil, cfg)
+}
+
+// newWorker makes a worker running its turns and activities on x, or on
+// the Go executor of reg when x is nil (see remote.go for a worker
+// without a registry).
+func newWorker(store *jetstream.Store, reg *jetflow.Registry, x executor.Executor, cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
 	s := storage.Of(store)
+	if x == nil {
+		x = executor.Go(reg, cfg.Logger)
+	}
 	if cfg.Metrics != nil {
 		s.Observe(cfg.Metrics) // the store's operations and watches, whoever makes them
 	}
@@ -216,7 +231,7 @@ func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, er
 		store:     s,
 		disp:      dispatcher.New(s),
 		reg:       reg,
-		exec:      executor.Go(reg, cfg.Logger),
+		exec:      x,
 		log:       cfg.Logger.With(slog.String("worker", cfg.Name)),
 		instances: map[string]*instance{},
 		idle:      list.New(),
@@ -224,6 +239,7 @@ func New(store *jetstream.Store, reg *jetflow.Registry, cfg Config) (*Worker, er
 		actSem:    make(chan struct{}, cfg.ActivityConcurrency),
 		quit:      make(chan struct{}),
 		leases:    newLeases(cfg.AckWait, cfg.PurgeInterval > 0),
+		serving:   map[string]map[string]bool{storage.KindOrchestrator: {}, storage.KindActivity: {}},
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w, nil
@@ -237,55 +253,24 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return errors.New("worker already started")
 	}
-	orchs, err := selectNames("orchestrator", w.reg.OrchestratorNames(), w.cfg.Orchestrators)
+	orchs, acts, err := w.names()
 	if err != nil {
 		return err
 	}
-	acts, err := selectNames("activity", w.reg.ActivityNames(), w.cfg.Activities)
-	if err != nil {
+	if err := w.serve(ctx, orchs, acts); err != nil {
+		w.stopConsumers()
 		return err
-	}
-	if w.cfg.NoOrchestrations {
-		orchs = nil
-	}
-	if w.cfg.NoActivities {
-		acts = nil
-	}
-	if err := w.store.Register(ctx, storage.KindOrchestrator, orchs, w.cfg.Name); err != nil {
-		return err
-	}
-	if err := w.store.Register(ctx, storage.KindActivity, acts, w.cfg.Name); err != nil {
-		return err
-	}
-	ccfg := storage.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
-	for _, name := range orchs {
-		c, err := w.store.ConsumeInbox(ctx, name, ccfg, w.onMessage)
-		if err != nil {
-			w.stopConsumers()
-			return err
-		}
-		w.consumers = append(w.consumers, c)
-	}
-	for _, name := range acts {
-		acfg := ccfg
-		acfg.Buffer = min(1000, 2*w.cfg.ActivityConcurrency)
-		c, err := w.store.ConsumeActivity(ctx, name, acfg, w.actSem, w.onTask)
-		if err != nil {
-			w.stopConsumers()
-			return err
-		}
-		w.consumers = append(w.consumers, c)
 	}
 	w.started = true
-	if len(orchs) > 0 {
+	// A worker without a registry may be given names later (serve).
+	if len(orchs) > 0 || w.reg == nil {
 		w.orchSlots = w.cfg.OrchestrationConcurrency
 	}
-	if len(acts) > 0 {
+	if len(acts) > 0 || w.reg == nil {
 		w.actSlots = w.cfg.ActivityConcurrency
 	}
 	w.cfg.Metrics.OrchestrationSlots(w.orchSlots)
 	w.cfg.Metrics.ActivitySlots(w.actSlots)
-	w.cfg.Metrics.Serving(orchs, acts)
 	go w.leases.keep(w.ctx.Done())
 	if w.cfg.PurgeInterval > 0 {
 		w.running.Add(1)

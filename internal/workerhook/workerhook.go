@@ -1,0 +1,53 @@
+// Package workerhook lets engine packages build a worker on an executor
+// other than the Go one (the gRPC sidecar's, whose orchestrators and
+// activities live in SDK processes), with names given at run time, without
+// package worker exporting that plumbing. Package worker installs the
+// constructor at init, as package jetstream installs storage.Of.
+//
+// This package is internal: its API may change between releases.
+package workerhook
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jetflow/jetflow/internal/executor"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+// Worker is a worker on a non-Go executor.
+type Worker interface {
+	// Start registers the worker's names and starts consuming; see
+	// worker.Worker.Start.
+	Start(ctx context.Context) error
+	// Stop stops the worker gracefully; see worker.Worker.Stop.
+	Stop(ctx context.Context) error
+	// StopAndCancel stops the worker and cancels its work in progress.
+	StopAndCancel(ctx context.Context) error
+	// Serve adds orchestrator and activity names while the worker runs:
+	// each new name is registered in the hub's registry and gets its
+	// consumer; names already served are skipped. Names are never
+	// removed: an instance whose SDK is gone waits for it in the worker,
+	// its messages' leases kept alive.
+	Serve(ctx context.Context, orchestrators, activities []string) error
+}
+
+var newWorker func(store *jetstream.Store, x executor.Executor, cfg any) (Worker, error)
+
+// Set installs the constructor; package worker calls it once, at init.
+func Set(f func(store *jetstream.Store, x executor.Executor, cfg any) (Worker, error)) { newWorker = f }
+
+// New returns a worker of the hub behind store whose turns and activities
+// run on x. cfg is a worker.Config: its Orchestrators and Activities are
+// the names served from the start (none is checked against a registry;
+// more can be added with Serve), and its other fields mean what they mean
+// for worker.New.
+func New(store *jetstream.Store, x executor.Executor, cfg any) (Worker, error) {
+	if newWorker == nil {
+		return nil, errors.New("workerhook: package worker is not linked in")
+	}
+	if x == nil {
+		return nil, errors.New("workerhook: a nil executor")
+	}
+	return newWorker(store, x, cfg)
+}

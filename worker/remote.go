@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jetflow/jetflow/internal/executor"
+	"github.com/jetflow/jetflow/internal/storage"
+	"github.com/jetflow/jetflow/internal/workerhook"
+	"github.com/jetflow/jetflow/jetstream"
+)
+
+func init() {
+	workerhook.Set(func(store *jetstream.Store, x executor.Executor, cfg any) (workerhook.Worker, error) {
+		c, ok := cfg.(Config)
+		if !ok {
+			return nil, fmt.Errorf("workerhook: want a worker.Config, got %T", cfg)
+		}
+		w, err := newWorker(store, nil, x, c)
+		if err != nil {
+			return nil, err
+		}
+		return remote{w}, nil
+	})
+}
+
+// remote is a worker without a registry, as workerhook hands it out.
+type remote struct{ *Worker }
+
+// Serve adds names while the worker runs (see workerhook.Worker).
+func (r remote) Serve(ctx context.Context, orchestrators, activities []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		return fmt.Errorf("worker not started")
+	}
+	if r.stopping() {
+		return fmt.Errorf("worker stopping")
+	}
+	return r.serve(ctx, compact(orchestrators), compact(activities))
+}
+
+// names returns the orchestrators and activities the worker starts with:
+// those of Config the registry has (all of them by default), or, for a
+// worker without a registry, those of Config.
+func (w *Worker) names() (orchs, acts []string, err error) {
+	if w.reg == nil {
+		orchs, acts = compact(w.cfg.Orchestrators), compact(w.cfg.Activities)
+	} else {
+		if orchs, err = selectNames("orchestrator", w.reg.OrchestratorNames(), w.cfg.Orchestrators); err != nil {
+			return nil, nil, err
+		}
+		if acts, err = selectNames("activity", w.reg.ActivityNames(), w.cfg.Activities); err != nil {
+			return nil, nil, err
+		}
+	}
+	if w.cfg.NoOrchestrations {
+		orchs = nil
+	}
+	if w.cfg.NoActivities {
+		acts = nil
+	}
+	return orchs, acts, nil
+}
+
+// serve registers the names not served yet and starts their consumers.
+// Called with w.mu held.
+func (w *Worker) serve(ctx context.Context, orchs, acts []string) error {
+	orchs = slices.DeleteFunc(slices.Clone(orchs), func(n string) bool { return w.serving[storage.KindOrchestrator][n] })
+	acts = slices.DeleteFunc(slices.Clone(acts), func(n string) bool { return w.serving[storage.KindActivity][n] })
+	if len(orchs)+len(acts) == 0 {
+		return nil
+	}
+	if err := w.store.Register(ctx, storage.KindOrchestrator, orchs, w.cfg.Name); err != nil {
+		return err
+	}
+	if err := w.store.Register(ctx, storage.KindActivity, acts, w.cfg.Name); err != nil {
+		return err
+	}
+	ccfg := storage.ConsumeConfig{MaxAckPending: w.cfg.MaxAckPending, AckWait: w.cfg.AckWait, Logger: w.log}
+	for _, name := range orchs {
+		c, err := w.store.ConsumeInbox(ctx, name, ccfg, w.onMessage)
+		if err != nil {
+			return err
+		}
+		w.consumers = append(w.consumers, c)
+		w.serving[storage.KindOrchestrator][name] = true
+	}
+	for _, name := range acts {
+		acfg := ccfg
+		acfg.Buffer = min(1000, 2*w.cfg.ActivityConcurrency)
+		c, err := w.store.ConsumeActivity(ctx, name, acfg, w.actSem, w.onTask)
+		if err != nil {
+			return err
+		}
+		w.consumers = append(w.consumers, c)
+		w.serving[storage.KindActivity][name] = true
+	}
+	w.cfg.Metrics.Serving(orchs, acts)
+	return nil
+}
+
+// compact returns names sorted, without repeats or empty names.
+func compact(names []string) []string {
+	out := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" })
+	return slices.Compact(slices.Sorted(slices.Values(out)))
+}
