@@ -168,8 +168,17 @@ type Failure struct {
 	// Message is the error text.
 	Message string `msgpack:"m" json:"message"`
 	// Type is a short classification, e.g. "ActivityError", "Panic",
-	// "NonDeterminism", "ActivityNotRegistered".
+	// "NonDeterminism", "ActivityNotRegistered", or the error type an SDK
+	// reported ("TypeError").
 	Type string `msgpack:"t,omitempty" json:"type,omitempty"`
+	// Stack is the stack trace an SDK reported with the error, or empty.
+	Stack string `msgpack:"s,omitempty" json:"stack,omitempty"`
+	// Inner is the error that caused this one, as an SDK reported it, or
+	// nil.
+	Inner *Failure `msgpack:"c,omitempty" json:"inner,omitempty"`
+	// NonRetriable is set when an SDK marked the error as one that a
+	// retry cannot cure.
+	NonRetriable bool `msgpack:"nr,omitempty" json:"nonRetriable,omitempty"`
 }
 
 // Rules is the version of the replay rules an execution runs under. It is
