@@ -292,6 +292,11 @@ func (w *Worker) process(inst *instance, batch []pending) {
 			if len(held) > 0 {
 				w.holdBack(inst, held)
 			}
+			if inst.state != nil {
+				if err := w.trim(w.ctx, inst.id, inst.state); err != nil {
+					log.Warn("jetflow: trimming the executions that continued as new", slog.Any("error", err))
+				}
+			}
 			return
 		}
 		inst.state = nil // reload before the next try
@@ -434,12 +439,16 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 			return err
 		}
 		old := newState()
+		found := false
 		for _, c := range chunks {
 			if c.Number == n {
-				before, events = old.started, c.Events
+				before, events, found = old.started, c.Events, true
 				break
 			}
 			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
+		}
+		if !found {
+			return nil // trimmed: its messages were all acknowledged (see trim)
 		}
 	}
 	return storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))

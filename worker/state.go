@@ -31,10 +31,32 @@ type state struct {
 	custom    json.RawMessage // the custom status the last chunk that recorded one left
 	customSet bool            // a chunk recorded a custom status
 
+	// marks are the stored chunks from the first one loaded to the last,
+	// oldest first, for trimming the executions that continued as new;
+	// startChunk is the chunk holding the current execution's
+	// ExecutionStarted (0 for none).
+	marks      []chunkMark
+	startChunk uint32
+
 	// bytes estimates the memory the state holds (sizeOf its events and
 	// message ids), for the sticky cache's byte bound.
 	bytes int64
 }
+
+// chunkMark is what a state keeps of a stored chunk to trim it later:
+// its number, its revision and its turn's time.
+type chunkMark struct {
+	n   uint32
+	rev uint64
+	at  time.Time
+}
+
+// appliedOverhead is what sizeOf counts for an entry of the applied map
+// besides its key.
+const appliedOverhead = 48
+
+// markOverhead is what sizeOf counts for a chunk's mark.
+const markOverhead = 32
 
 // eventOverhead is what sizeOf counts for an event besides its payloads:
 // the struct, its strings and times.
@@ -142,6 +164,12 @@ func execution(id string, e *history.Event) dispatcher.Execution {
 func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom json.RawMessage) {
 	st.before, st.lastChunk = st.started, events
 	st.chunks, st.chunkRev = n, rev
+	var at time.Time
+	if len(events) > 0 {
+		at = events[0].Time
+	}
+	st.marks = append(st.marks, chunkMark{n: n, rev: rev, at: at})
+	st.bytes += markOverhead
 	if custom != nil {
 		st.custom, st.customSet = custom, true
 	}
@@ -149,9 +177,10 @@ func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom j
 		e := &events[i]
 		if e.MsgID != "" {
 			st.applied[e.MsgID] = n
-			st.bytes += int64(len(e.MsgID)) + 48 // the map entry
+			st.bytes += int64(len(e.MsgID)) + appliedOverhead
 		}
 		if e.Type == history.ExecutionStarted {
+			st.startChunk = n
 			var carry []history.Event
 			if k := len(st.events); k > 0 && st.events[k-1].Type == history.OrchestratorStarted {
 				carry = st.events[k-1:]

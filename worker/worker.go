@@ -199,7 +199,7 @@ type Worker struct {
 	// Config.Metrics, which Stop takes away again.
 	orchSlots, actSlots int
 
-	turns, conflicts, loads, activities, blocked atomic.Int64
+	turns, conflicts, loads, activities, blocked, trims atomic.Int64
 }
 
 // New returns a worker of the hub behind store for the orchestrators and
@@ -541,6 +541,9 @@ type Stats struct {
 	// Blocked is the number of turns given up because the orchestrator
 	// did not give control back within Config.TurnTimeout.
 	Blocked int64
+	// Trims is the number of times the chunks of executions that
+	// continued as new were removed from an instance's history.
+	Trims int64
 	// Cached is the number of idle instances in the sticky cache, and
 	// CachedBytes the estimate of their histories' memory.
 	Cached      int
@@ -558,6 +561,7 @@ func (w *Worker) Stats() Stats {
 		Loads:       w.loads.Load(),
 		Activities:  w.activities.Load(),
 		Blocked:     w.blocked.Load(),
+		Trims:       w.trims.Load(),
 		Cached:      cached,
 		CachedBytes: cachedBytes,
 	}

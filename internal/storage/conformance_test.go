@@ -69,6 +69,10 @@ const conformanceTimeout = 10 * time.Second
 //     it is sent are still in revision order and the last one (a terminal
 //     status, a delete) is never missed; a watch resumed from a revision
 //     misses no instance changed at or after it;
+//   - trim: TrimHistory removes an instance's chunks before a revision,
+//     and the fence still holds over the chunks left;
+//   - the inbox: InboxMessageIDs lists the ids of an instance's stored
+//     messages, oldest first, and no other instance's;
 //   - purge: PurgeInstance removes the instance's status, history, inbox
 //     messages and timers, and nothing of any other instance.
 //
@@ -90,6 +94,8 @@ func runConformance(t *testing.T, setup conformanceSetup) {
 		{"watch: current value then each change", testWatchStatus},
 		{"watch: resume from a revision", testWatchResume},
 		{"purge: the instance and nothing else", testPurge},
+		{"trim: earlier chunks go, the fence stays", testTrim},
+		{"inbox: the ids of an instance's stored messages", testInboxMessageIDs},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -899,4 +905,49 @@ func oneWinner(t *testing.T, errs []error) int {
 	}
 	require.NotEqual(t, -1, winner, "one writer wins")
 	return winner
+}
+
+func testTrim(t *testing.T, b *conformanceBundle) {
+	ctx := t.Context()
+	const id = "trim 1"
+	revs := []uint64{0}
+	for c := 1; c <= 4; c++ {
+		rev, err := b.store.AppendChunk(ctx, id, uint32(c), revs[c-1], events(c, 1), nil)
+		require.NoError(t, err)
+		revs = append(revs, rev)
+	}
+	require.NoError(t, b.store.TrimHistory(ctx, id, revs[3]))
+	for _, s := range []*storage.Store{b.store, b.other} {
+		chunks, err := s.LoadHistory(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, chunks, 2)
+		require.EqualValues(t, 3, chunks[0].Number)
+		require.EqualValues(t, 4, chunks[1].Number)
+	}
+	_, err := b.other.AppendChunk(ctx, id, 5, revs[2], events(5, 1), nil)
+	require.ErrorIs(t, err, storage.ErrConflict, "a writer holding a trimmed chunk's revision")
+	_, err = b.other.AppendChunk(ctx, id, 5, revs[4], events(5, 1), nil)
+	require.NoError(t, err, "the writer holding the last revision")
+}
+
+func testInboxMessageIDs(t *testing.T, b *conformanceBundle) {
+	ctx := t.Context()
+	const id = "inbox me"
+	var outs []storage.Outgoing
+	for _, x := range []string{id, "inbox", id + " too", id} {
+		o, err := b.store.InboxWrite(orchMessage(x, fmt.Sprintf("%s:event:%d", x, len(outs))))
+		require.NoError(t, err)
+		outs = append(outs, o)
+	}
+	require.NoError(t, storage.FirstError(b.store.Publish(ctx, outs...)))
+	for _, s := range []*storage.Store{b.store, b.other} {
+		ids, complete, err := s.InboxMessageIDs(ctx, id)
+		require.NoError(t, err)
+		require.True(t, complete)
+		require.Equal(t, []string{id + ":event:0", id + ":event:3"}, ids)
+		ids, complete, err = s.InboxMessageIDs(ctx, "nobody")
+		require.NoError(t, err)
+		require.True(t, complete)
+		require.Empty(t, ids)
+	}
 }

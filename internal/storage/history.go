@@ -159,3 +159,33 @@ func (s *Store) TrimHistory(ctx context.Context, id string, keep uint64) error {
 	err = st.Purge(ctx, natsjs.WithPurgeSubject(s.names.HistorySubjects(id)), natsjs.WithPurgeSequence(keep))
 	return mapErr("trimming history of "+id, err)
 }
+
+// maxInboxScan bounds how many of an instance's stored inbox messages
+// InboxMessageIDs reads.
+const maxInboxScan = 1000
+
+// InboxMessageIDs returns the message ids of an instance's messages
+// stored in the inbox: those not yet acknowledged, and those acknowledged
+// that PurgeAcked has not removed yet. A message that is not among them
+// can never be delivered again. ok is false, with the ids read so far,
+// when the instance has more than maxInboxScan stored messages (the
+// caller decides as if they were all pending). On a replicated hub the
+// stream's leader answers, so a message acknowledged and removed is
+// never reported stored and then seen again.
+func (s *Store) InboxMessageIDs(ctx context.Context, id string) (ids []string, ok bool, err error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	filter := s.names.InstanceInboxFilter(id)
+	for seq := uint64(1); len(ids) < maxInboxScan; {
+		m, err := s.orch.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(filter))
+		if errors.Is(err, natsjs.ErrMsgNotFound) {
+			return ids, true, nil
+		}
+		if err != nil {
+			return ids, false, mapErr("reading the inbox of "+id, err)
+		}
+		ids = append(ids, m.Header.Get(nats.MsgIdHdr))
+		seq = m.Sequence + 1
+	}
+	return ids, false, nil
+}

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jetflow/jetflow/internal/history"
@@ -16,27 +17,40 @@ import (
 const timerSkew = time.Second
 
 // CheckChunks checks the chunks of an instance's stored history, as
-// [jetstream.Store.LoadHistory] returns them: numbered 1, 2, 3… without a
-// gap, none empty, and their events together sound (see [CheckHistory]).
-// It returns the events, or an error that names the chunk and the event
-// at fault.
+// [jetstream.Store.LoadHistory] returns them: numbered without a gap from
+// 1, or, once the executions that continued as new were trimmed, from the
+// chunk that began an execution; none empty; and their events together
+// sound (see [CheckHistory]). The events of a trimmed history before its
+// first ExecutionStarted end an execution whose start was trimmed, and are
+// not checked. It returns the events from the first ExecutionStarted on
+// (all of them for an untrimmed history), or an error that names the chunk
+// and the event at fault.
 func CheckChunks(chunks []storage.Chunk) ([]history.Event, error) {
 	if len(chunks) == 0 {
 		return nil, errors.New("no history")
 	}
+	first := chunks[0].Number
 	var events []history.Event
 	chunkOf := make([]uint32, 0, len(chunks))
 	for i, c := range chunks {
-		if c.Number != uint32(i+1) {
-			return nil, fmt.Errorf("chunk %d is number %d: chunk numbers are not 1..%d", i+1, c.Number, len(chunks))
+		if c.Number != first+uint32(i) {
+			return nil, fmt.Errorf("chunk %d is number %d: chunk numbers are not %d..%d", i+1, c.Number, first, first+uint32(len(chunks))-1)
 		}
 		if len(c.Events) == 0 {
 			return nil, fmt.Errorf("chunk %d is empty", c.Number)
 		}
-		for range c.Events {
+		evs := c.Events
+		if i == 0 && first > 1 {
+			k := slices.IndexFunc(evs, func(e history.Event) bool { return e.Type == history.ExecutionStarted })
+			if k < 0 {
+				return nil, fmt.Errorf("chunk %d, the first of a trimmed history, begins no execution", c.Number)
+			}
+			evs = evs[k:]
+		}
+		for range evs {
 			chunkOf = append(chunkOf, c.Number)
 		}
-		events = append(events, c.Events...)
+		events = append(events, evs...)
 	}
 	if err := check(events, func(i int) string { return fmt.Sprintf("chunk %d, event %d", chunkOf[i], i) }); err != nil {
 		return nil, err

@@ -164,3 +164,33 @@ func TestCheckHistory(t *testing.T) {
 	require.ErrorContains(t, testkit.CheckHistory([]history.Event{{Type: history.ExecutionStarted, ExecutionID: "e"}, {Type: 99}}),
 		"execution 1, event 1 (Type(99)): unknown event type")
 }
+
+// TestCheckChunksTrimmed: a history whose executions that continued as
+// new were trimmed starts at a later chunk, with the end of a trimmed
+// execution before its first ExecutionStarted; one with a gap, or whose
+// first chunk begins nothing, is not sound.
+func TestCheckChunksTrimmed(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	turn := history.Event{Type: history.OrchestratorStarted, Time: at}
+	raised := func(msg string) history.Event {
+		return history.Event{Type: history.EventRaised, Name: "E", Input: json.RawMessage("1"), MsgID: msg, Time: at}
+	}
+	next := func(exec string) history.Event {
+		return history.Event{Type: history.ExecutionStarted, Time: at, Name: "X", ExecutionID: exec}
+	}
+	continued := history.Event{Type: history.ExecutionCompleted, Status: history.StatusContinuedAsNew, Time: at}
+	trimmed := []storage.Chunk{
+		{Number: 7, Events: []history.Event{turn, raised("m6"), continued, turn, next("e7")}},
+		{Number: 8, Events: []history.Event{turn, raised("m7"), continued, turn, next("e8")}},
+	}
+	events, err := testkit.CheckChunks(trimmed)
+	require.NoError(t, err)
+	require.Len(t, events, 6, "the events from the first ExecutionStarted on")
+	require.Equal(t, history.ExecutionStarted, events[0].Type)
+
+	_, err = testkit.CheckChunks([]storage.Chunk{trimmed[0], {Number: 9, Events: trimmed[1].Events}})
+	require.ErrorContains(t, err, "chunk numbers are not 7..8")
+	_, err = testkit.CheckChunks([]storage.Chunk{{Number: 7, Events: []history.Event{turn, raised("m6")}}})
+	require.ErrorContains(t, err, "begins no execution")
+}

@@ -23,14 +23,20 @@ var errNotYet = errors.New("the condition does not hold")
 // after timeout. cond runs on the caller's goroutine and may call require.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if err := poll(timeout, func() error {
+	if !Within(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Within polls cond as WaitFor does and reports whether it held within
+// timeout, for a test that acts again while a condition does not hold yet.
+func Within(timeout time.Duration, cond func() bool) bool {
+	return poll(timeout, func() error {
 		if cond() {
 			return nil
 		}
 		return errNotYet
-	}); err != nil {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
+	}) == nil
 }
 
 // WaitForNoError is WaitFor for a check that says why it does not hold
