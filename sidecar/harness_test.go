@@ -11,6 +11,7 @@ import (
 	pb "github.com/jetflow/jetflow/internal/durabletask"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/jetstream"
+	"github.com/jetflow/jetflow/worker"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -288,3 +289,6 @@ func hello(r *pb.ActivityRequest) (*wrapperspb.StringValue, *pb.TaskFailureDetai
 	}
 	return wrapperspb.String(mustJSON("Hello " + name + "!")), nil
 }
+
+// workerConfig is a sidecar worker configuration with an ack wait of d.
+func workerConfig(d time.Duration) worker.Config { return worker.Config{AckWait: d} }
