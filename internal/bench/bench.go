@@ -8,12 +8,26 @@
 // the messages stored in the hub's streams and buckets (every KV write is
 // one) during the run, divided by the orchestrations run. The ceiling
 // ratio is orchestrations/s × writes per orchestration ÷ raw writes/s.
+//
+// Scenarios:
+//
+//   - hello: E1_HelloSequence, one alone and then Instances at once;
+//   - fanout: FanOutFanIn of 100 and of 1,000 activities;
+//   - status-watch: custom status changes, from their commit to a Go
+//     watcher and to a server-sent events client of the HTTP API;
+//   - long-history: one instance running Steps sequential activities, the
+//     step time at its start and at its end, with the sticky cache and
+//     without it;
+//   - waiting: Instances instances waiting for an event: the start rate,
+//     the memory they hold, the completion rate once the events come;
+//   - scale: the hello load with 1, 2 and 4 workers.
 package bench
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -34,15 +48,32 @@ import (
 
 // Scenarios are the scenarios Run knows, in the order `--scenario all`
 // runs them.
-var Scenarios = []string{"hello", "fanout"}
+var Scenarios = []string{"hello", "fanout", "status-watch", "long-history", "waiting", "scale"}
 
 // Config describes a run.
 type Config struct {
 	// Scenario is one of Scenarios.
 	Scenario string
-	// Instances is how many instances the hello scenario starts at once.
-	// Defaults to 300.
+	// Instances is how many instances the hello and scale scenarios start
+	// at once (defaults to 300) and how many the waiting scenario leaves
+	// waiting (defaults to 10,000).
 	Instances int
+	// Changes is how many custom status changes the status-watch scenario
+	// measures. Defaults to 200.
+	Changes int
+	// Steps is how many sequential activities the long-history scenario's
+	// instance runs with the sticky cache on. Defaults to 5,000 (each step
+	// costs more as the history grows: 10,000 take two minutes here).
+	Steps int
+	// UncachedSteps is how many it runs with the sticky cache off, where
+	// every step replays the whole history (its cost grows with the
+	// square of the count). Defaults to 1,000.
+	UncachedSteps int
+	// MonitorURL is the monitoring endpoint of the hub's nats-server
+	// (e.g. http://127.0.0.1:8222), read for the server's memory (/varz)
+	// when Connect is set; without it, the memory of a server that is not
+	// embedded is not measured.
+	MonitorURL string
 	// Workers is how many workers run the samples, each on a connection
 	// of its own as separate processes would. Defaults to 1; 0 with
 	// NoWorkers runs none (the hub's own workers serve the samples).
@@ -92,6 +123,15 @@ type Result struct {
 	// Cases are the sub-results of a scenario with several (fanout: 100
 	// and 1,000 activities).
 	Cases []Case `json:"cases,omitempty"`
+	// StatusWatch, LongHistory, Waiting and Scale are the figures of the
+	// scenario of that name.
+	StatusWatch *StatusWatch `json:"statusWatch,omitempty"`
+	LongHistory *LongHistory `json:"longHistory,omitempty"`
+	Waiting     *Waiting     `json:"waiting,omitempty"`
+	Scale       []ScalePoint `json:"scale,omitempty"`
+	// Notes say what a figure means where it depends on the run (what
+	// was not measured, and why).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Case is one measurement of a scenario with several.
@@ -109,34 +149,99 @@ type env struct {
 	store   *jetstream.Store
 	client  *client.Client
 	workers []*worker.Worker
+	// steps records when the long-history activities ran.
+	steps stepClock
+	// logs counts what the workers logged.
+	logs logTally
+	// progressMu serialises Config.Progress, which activities call too.
+	progressMu sync.Mutex
 }
 
 // Run runs cfg.Scenario and returns what it measured.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Instances == 0 {
-		cfg.Instances = 300
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Workers == 0 && !cfg.NoWorkers {
-		cfg.Workers = 1
-	}
-	switch {
-	case cfg.Instances < 1:
-		return nil, fmt.Errorf("%w: instances %d: want at least 1", jetflow.ErrInvalidOption, cfg.Instances)
-	case cfg.Workers < 0:
-		return nil, fmt.Errorf("%w: workers %d: want 0 or more", jetflow.ErrInvalidOption, cfg.Workers)
-	case !slices.Contains(Scenarios, cfg.Scenario):
-		return nil, fmt.Errorf("%w: scenario %q: want one of %s", jetflow.ErrInvalidOption, cfg.Scenario, strings.Join(Scenarios, ", "))
+	if cfg.Scenario == "scale" {
+		cfg.Workers = ScaleWorkers[0] // and more as it runs
 	}
 	e, err := open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer e.close()
-	switch cfg.Scenario {
+	return e.run(ctx)
+}
+
+// run runs the scenario and notes what the workers logged.
+func (e *env) run(ctx context.Context) (r *Result, err error) {
+	switch e.cfg.Scenario {
 	case "fanout":
-		return e.fanout(ctx)
+		r, err = e.fanout(ctx)
+	case "status-watch":
+		r, err = e.statusWatch(ctx)
+	case "long-history":
+		r, err = e.longHistory(ctx)
+	case "waiting":
+		r, err = e.waiting(ctx)
+	case "scale":
+		r, err = e.scale(ctx)
+	default:
+		r, err = e.hello(ctx)
 	}
-	return e.hello(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n, ok := e.logs.note(); ok {
+		r.Notes = append(r.Notes, e.cfg.Scenario+": "+n)
+	}
+	return r, nil
+}
+
+// withDefaults checks cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Instances == 0 {
+		cfg.Instances = 300
+		if cfg.Scenario == "waiting" {
+			cfg.Instances = 10000
+		}
+	}
+	if cfg.Workers == 0 && !cfg.NoWorkers {
+		cfg.Workers = 1
+	}
+	if cfg.Changes == 0 {
+		cfg.Changes = 200
+	}
+	if cfg.Steps == 0 {
+		cfg.Steps = 5000
+	}
+	if cfg.UncachedSteps == 0 {
+		cfg.UncachedSteps = 1000
+	}
+	switch {
+	case !slices.Contains(Scenarios, cfg.Scenario):
+		return cfg, fmt.Errorf("%w: scenario %q: want one of %s", jetflow.ErrInvalidOption, cfg.Scenario, strings.Join(Scenarios, ", "))
+	case cfg.Instances < 1:
+		return cfg, fmt.Errorf("%w: instances %d: want at least 1", jetflow.ErrInvalidOption, cfg.Instances)
+	case cfg.Workers < 0:
+		return cfg, fmt.Errorf("%w: workers %d: want 0 or more", jetflow.ErrInvalidOption, cfg.Workers)
+	case cfg.Changes < 1:
+		return cfg, fmt.Errorf("%w: changes %d: want at least 1", jetflow.ErrInvalidOption, cfg.Changes)
+	case cfg.Steps < 2 || cfg.UncachedSteps < 2:
+		return cfg, fmt.Errorf("%w: steps %d and uncached steps %d: want at least 2 each", jetflow.ErrInvalidOption, cfg.Steps, cfg.UncachedSteps)
+	case cfg.MonitorURL != "" && !strings.HasPrefix(cfg.MonitorURL, "http://") && !strings.HasPrefix(cfg.MonitorURL, "https://"):
+		return cfg, fmt.Errorf("%w: monitor URL %q: want an http:// or https:// URL", jetflow.ErrInvalidOption, cfg.MonitorURL)
+	}
+	if cfg.NoWorkers || cfg.Workers == 0 {
+		switch cfg.Scenario {
+		case "status-watch", "long-history", "scale":
+			// Their orchestrators are the bench's own, and long-history and
+			// scale set the workers' configuration and count.
+			return cfg, fmt.Errorf("%w: scenario %s runs its own workers: want --workers 1 or more", jetflow.ErrInvalidOption, cfg.Scenario)
+		}
+	}
+	return cfg, nil
 }
 
 func open(ctx context.Context, cfg Config) (*env, error) {
@@ -156,42 +261,65 @@ func open(ctx context.Context, cfg Config) (*env, error) {
 		return nil, err
 	}
 	e.client = client.New(e.store)
-	for i := range cfg.Workers {
+	if err := e.startWorkers(ctx, cfg.Workers, worker.Config{}); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// startWorkers starts n workers of the samples and of the bench's own
+// orchestrators, each on a connection of its own, with wcfg (its Name
+// set for each).
+func (e *env) startWorkers(ctx context.Context, n int, wcfg worker.Config) error {
+	for range n {
+		i := len(e.workers)
 		wc, err := e.cfg.Connect(fmt.Sprintf("jetflow-bench-worker-%d", i))
 		if err != nil {
-			e.close()
-			return nil, err
+			return err
 		}
 		e.conns = append(e.conns, wc)
-		ws, err := jetstream.Open(ctx, wc, cfg.Hub)
+		ws, err := jetstream.Open(ctx, wc, e.cfg.Hub)
 		if err != nil {
-			e.close()
-			return nil, err
+			return err
 		}
 		reg := jetflow.NewRegistry()
 		if err := samples.Register(reg, samples.Options{}); err != nil {
-			e.close()
-			return nil, err
+			return err
 		}
-		w, err := worker.New(ws, reg, worker.Config{Name: fmt.Sprintf("bench-%d", i)})
-		if err == nil {
-			err = w.Start(ctx)
+		if err := e.register(reg); err != nil {
+			return err
 		}
+		wcfg.Name = fmt.Sprintf("bench-%d", i)
+		wcfg.Logger = slog.New(&e.logs)
+		w, err := worker.New(ws, reg, wcfg)
 		if err != nil {
-			e.close()
-			return nil, err
+			return err
+		}
+		if err := w.Start(ctx); err != nil {
+			return err
 		}
 		e.workers = append(e.workers, w)
 	}
-	return e, nil
+	return nil
+}
+
+// stopWorkers stops the workers running, all at once.
+func (e *env) stopWorkers(ctx context.Context) error {
+	errs := make([]error, len(e.workers))
+	var wg sync.WaitGroup
+	for i, w := range e.workers {
+		wg.Go(func() { errs[i] = w.Stop(ctx) })
+	}
+	wg.Wait()
+	e.workers = nil
+	return errors.Join(errs...)
 }
 
 func (e *env) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, w := range e.workers {
-		_ = w.Stop(ctx)
-	}
+	_ = e.stopWorkers(ctx)
 	if e.client != nil {
 		e.client.Close()
 	}
@@ -226,6 +354,8 @@ func (e *env) embed() error {
 // progress reports done of total steps.
 func (e *env) progress(done, total int) {
 	if e.cfg.Progress != nil {
+		e.progressMu.Lock()
+		defer e.progressMu.Unlock()
 		e.cfg.Progress(done, total)
 	}
 }

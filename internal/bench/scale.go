@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jetflow/jetflow/worker"
+)
+
+// ScaleWorkers are the worker counts the scale scenario runs.
+var ScaleWorkers = []int{1, 2, 4}
+
+// ScalePoint is the hello load run with one number of workers.
+type ScalePoint struct {
+	Workers int `json:"workers"`
+	// Seconds is how long the run took.
+	Seconds                 float64 `json:"seconds"`
+	OrchestrationsPerSecond float64 `json:"orchestrationsPerSecond"`
+	// Ratio is OrchestrationsPerSecond ÷ that of one worker.
+	Ratio float64 `json:"ratio"`
+	P50   float64 `json:"p50Ms"`
+	P99   float64 `json:"p99Ms"`
+	// CPUSeconds is the CPU time (user and system) this process used
+	// during the run: the workers and the client, and the server too when
+	// it is embedded; CPUPerOrchestration is the same per orchestration,
+	// in milliseconds, and CoresBusy CPUSeconds ÷ the run's seconds.
+	CPUSeconds          float64 `json:"cpuSeconds"`
+	CPUPerOrchestration float64 `json:"cpuMsPerOrchestration"`
+	CoresBusy           float64 `json:"coresBusy"`
+}
+
+// scale runs the hello load (Instances E1_HelloSequence at once, after a
+// few alone to warm up) with 1, 2 and 4 workers in this process, each on
+// a connection of its own: one hub, workers added between the runs (open
+// starts the first).
+func (e *env) scale(ctx context.Context) (*Result, error) {
+	cfg := e.cfg
+	r := &Result{Scenario: "scale", Instances: cfg.Instances, Workers: ScaleWorkers[len(ScaleWorkers)-1]}
+	total := len(ScaleWorkers) * cfg.Instances
+	for k, workers := range ScaleWorkers {
+		if err := e.startWorkers(ctx, workers-len(e.workers), worker.Config{}); err != nil {
+			return nil, err
+		}
+		pt, err := e.scalePoint(ctx, func(n int) { e.progress(k*cfg.Instances+n, total) })
+		if err != nil {
+			return nil, fmt.Errorf("%d workers: %w", workers, err)
+		}
+		if k == 0 {
+			pt.Ratio = 1
+		} else {
+			pt.Ratio = pt.OrchestrationsPerSecond / r.Scale[0].OrchestrationsPerSecond
+		}
+		r.Scale = append(r.Scale, pt)
+		r.Seconds += pt.Seconds
+	}
+	if cfg.Connect == nil {
+		r.Notes = append(r.Notes, "scale: the server is embedded: CPU is the whole process's (workers, client and server); "+
+			"with --nats it is the workers' and client's only")
+	}
+	return r, nil
+}
+
+// scalePoint runs the hello load once with the workers running.
+func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error) {
+	for i := range 5 { // warm up: connections, consumers, caches
+		if _, err := e.runAll(ctx, "E1_HelloSequence", nil, []string{fmt.Sprintf("%s%d", prefix("warm"), i)}); err != nil {
+			return ScalePoint{}, err
+		}
+	}
+	p := prefix("scale")
+	ids := make([]string, e.cfg.Instances)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%d", p, i)
+	}
+	cpu0, cpuErr := cpuTime()
+	start := time.Now()
+	times, err := e.runAll(ctx, "E1_HelloSequence", done, ids)
+	if err != nil {
+		return ScalePoint{}, err
+	}
+	elapsed := time.Since(start)
+	cpu1, err := cpuTime()
+	n := float64(e.cfg.Instances)
+	pt := ScalePoint{Workers: len(e.workers), Seconds: elapsed.Seconds(), OrchestrationsPerSecond: n / elapsed.Seconds(),
+		P50: ms(quantile(times, 0.5)), P99: ms(quantile(times, 0.99))}
+	if cpuErr == nil && err == nil { // else this system does not tell: no CPU figures
+		cpu := (cpu1 - cpu0).Seconds()
+		pt.CPUSeconds, pt.CPUPerOrchestration, pt.CoresBusy = cpu, 1000*cpu/n, cpu/elapsed.Seconds()
+	}
+	return pt, nil
+}
