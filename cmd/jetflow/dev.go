@@ -38,6 +38,11 @@ type devOptions struct {
 	natsAuth   bool
 	monitor    string
 	api        *apiOptions
+	grpc       sidecarOptions
+	noGRPC     bool
+	// grpcGiven: --grpc was given, so a busy port is an error; the
+	// default one, taken by another process, only turns the sidecar off.
+	grpcGiven bool
 }
 
 // shutdownTimeout bounds each step of dev's shutdown.
@@ -52,7 +57,10 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 with JetStream (file store under --data, its client port on --nats-listen so
 other processes and the nats CLI can join), the dispatcher, a worker with the
 samples registered (E1_HelloSequence, CityRecommender, ReserveTicket,
-SetStatusTest), and the Durable Functions-compatible HTTP API on --http.
+SetStatusTest), the Durable Functions-compatible HTTP API on --http, and the
+Durable Task gRPC sidecar on --grpc (the SDKs' default address), so that
+orchestrators and activities written with the Durable Task SDKs for
+JavaScript, Python, Java and .NET run on it too (--no-grpc turns it off).
 
 Every write is fsynced before it is acknowledged unless --sync gives an
 interval. Ctrl-C shuts down cleanly; starting again on the same --data resumes
@@ -68,7 +76,14 @@ printed in the banner. The HTTP API refuses requests that a web page could
 send (foreign Host or Origin headers, bodies that are not JSON); see
 docs/SECURITY.md.`,
 		Args: argsRange(0, 0),
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if o.noGRPC {
+				return nil
+			}
+			return o.grpc.validate()
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.grpcGiven = cmd.Flags().Changed("grpc")
 			return runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -81,6 +96,8 @@ docs/SECURITY.md.`,
 	f.StringVar(&o.monitor, "nats-monitor", "", "host:port of the embedded NATS's HTTP monitoring (/varz, /jsz: for the NATS Prometheus exporter; port 0 picks a free one); off by default")
 	f.BoolVar(&o.natsAuth, "nats-auth", false, "require credentials on the embedded NATS (on by default with --api-key or --keys, or beyond loopback)")
 	o.api = addAPIFlags(cmd, "")
+	o.grpc.addFlags(cmd)
+	f.BoolVar(&o.noGRPC, "no-grpc", false, "serve no gRPC sidecar")
 	return cmd
 }
 
@@ -122,6 +139,18 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	defer httpLn.Close()
 	if err := checkFree(o.natsListen); err != nil {
 		return listenError("--nats-listen", o.natsListen, err)
+	}
+	var grpcLn net.Listener
+	if !o.noGRPC {
+		switch grpcLn, err = o.grpc.listen(stderr); {
+		case err == nil:
+			defer grpcLn.Close()
+		case !o.grpcGiven && errors.Is(err, syscall.EADDRINUSE):
+			fmt.Fprintf(stderr, "WARNING: no gRPC sidecar: %s is in use (another jetflow dev or sidecar?); pick another address with --grpc\n", o.grpc.addr)
+			grpcLn = nil
+		default:
+			return listenError("--grpc", o.grpc.addr, err)
+		}
 	}
 
 	ecfg := embedded.Config{Dir: dir, Listen: o.natsListen, SyncInterval: o.sync, Logger: logger, Monitor: o.monitor}
@@ -192,8 +221,20 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		}
 	}()
 
+	var grpcServed <-chan error
+	var grpcAddr string
+	if grpcLn != nil {
+		stopGRPC, served, err := o.grpc.start(ctx, store, grpcLn, logger, worker.Config{Logger: logger, Metrics: m})
+		if err != nil {
+			return err
+		}
+		defer stopGRPC() // before the worker stops (deferred earlier, run later)
+		grpcServed, grpcAddr = served, dialable(grpcLn.Addr().String())
+	}
+
 	stopAPI, served := api.start(httpLn, c, nc, logger)
 	b := banner{
+		grpcAddr:      grpcAddr,
 		natsURL:       "nats://" + dialable(strings.TrimPrefix(srv.ClientURL(), "nats://")),
 		httpURL:       api.scheme + "://" + dialable(httpLn.Addr().String()),
 		apiKey:        o.api.apiKey,
@@ -220,6 +261,8 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	case <-ctx.Done():
 	case err := <-served:
 		runErr = fmt.Errorf("HTTP server: %w", err)
+	case err := <-grpcServed:
+		runErr = fmt.Errorf("gRPC sidecar: %w", err)
 	}
 	fmt.Fprintln(stdout, "jetflow dev: shutting down")
 	stopAPI()
@@ -277,6 +320,8 @@ type banner struct {
 	// watcherURL is the NATS URL of the read-only watcher, and usersFile
 	// the file of the credentials, when NATS requires them.
 	watcherURL, usersFile string
+	// grpcAddr is the gRPC sidecar's address, when served.
+	grpcAddr string
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -311,6 +356,9 @@ func printBanner(w io.Writer, b banner) {
 	httpLine := b.httpURL
 	if b.ui {
 		httpLine += "\n  status page   " + b.httpURL + "/ui/  (live, in a browser)"
+	}
+	if b.grpcAddr != "" {
+		httpLine += "\n  gRPC sidecar  " + b.grpcAddr + "  (Durable Task SDKs: JavaScript, Python, Java, .NET)"
 	}
 	watch := "nats --server " + shellQuote(b.natsURL) + " kv watch " + b.statusBucket
 	var watcher string

@@ -3,10 +3,11 @@
 //
 // `jetflow dev` runs everything in one process for development: an embedded
 // nats-server with JetStream (its client port open to other processes and
-// the nats CLI), a worker with the samples registered and the Durable
-// Functions–compatible HTTP API:
+// the nats CLI), a worker with the samples registered, the Durable
+// Functions–compatible HTTP API and the Durable Task gRPC sidecar (for the
+// Durable Task SDKs of other languages; --no-grpc turns it off):
 //
-//	go run ./cmd/jetflow dev [--data ./.jetflow] [--nats-listen 127.0.0.1:4222] [--http 127.0.0.1:8080]
+//	go run ./cmd/jetflow dev [--data ./.jetflow] [--nats-listen 127.0.0.1:4222] [--http 127.0.0.1:8080] [--grpc 127.0.0.1:4001]
 //
 // The other verbs talk to a running hub over NATS (--nats, default
 // nats://127.0.0.1:4222 or $JETFLOW_NATS_URL; --creds, --nkey, --user,
@@ -14,6 +15,8 @@
 //
 //	jetflow worker [--concurrency N] [--no-orchestrations|--no-activities]  run the samples' workers
 //	jetflow server [--http ADDR] [--api-key KEY] [--keys FILE]  run the HTTP API without workers
+//	jetflow sidecar [--grpc ADDR] [--orchestrators a,b] [--activities c,d]
+//	                                              serve the Durable Task gRPC protocol to the SDKs' workers and clients
 //	jetflow init [--replicas 3]                   create the hub's streams and buckets, then exit
 //	jetflow healthcheck [URL]                     exit 0 if a server's /healthz answers 200
 //	jetflow bench [--scenario S] [--instances N] [--workers W] [--json]
