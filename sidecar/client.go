@@ -366,6 +366,9 @@ func unimplemented(what string) error {
 	return status.Errorf(codes.Unimplemented, "%s is not supported by jetflow", what)
 }
 
+// errEntities refuses the entity RPCs.
+var errEntities = status.Error(codes.Unimplemented, "entities are not supported by jetflow")
+
 // ListInstanceIds is not supported: use QueryInstances.
 func (s *Server) ListInstanceIds(context.Context, *pb.ListInstanceIdsRequest) (*pb.ListInstanceIdsResponse, error) {
 	return nil, unimplemented("ListInstanceIds (use QueryInstances)")
@@ -379,32 +382,32 @@ func (s *Server) StreamInstanceHistory(*pb.StreamInstanceHistoryRequest, grpc.Se
 
 // CompleteEntityTask is refused: entities are not supported.
 func (s *Server) CompleteEntityTask(context.Context, *pb.EntityBatchResult) (*pb.CompleteTaskResponse, error) {
-	return nil, unimplemented("entities")
+	return nil, errEntities
 }
 
 // AbandonTaskEntityWorkItem is refused: entities are not supported.
 func (s *Server) AbandonTaskEntityWorkItem(context.Context, *pb.AbandonEntityTaskRequest) (*pb.AbandonEntityTaskResponse, error) {
-	return nil, unimplemented("entities")
+	return nil, errEntities
 }
 
 // SignalEntity is refused: entities are not supported.
 func (s *Server) SignalEntity(context.Context, *pb.SignalEntityRequest) (*pb.SignalEntityResponse, error) {
-	return nil, unimplemented("entities")
+	return nil, errEntities
 }
 
 // GetEntity is refused: entities are not supported.
 func (s *Server) GetEntity(context.Context, *pb.GetEntityRequest) (*pb.GetEntityResponse, error) {
-	return nil, unimplemented("entities")
+	return nil, errEntities
 }
 
 // QueryEntities is refused: entities are not supported.
 func (s *Server) QueryEntities(context.Context, *pb.QueryEntitiesRequest) (*pb.QueryEntitiesResponse, error) {
-	return nil, unimplemented("entities")
+	return nil, errEntities
 }
 
 // CleanEntityStorage is refused: entities are not supported.
 func (s *Server) CleanEntityStorage(context.Context, *pb.CleanEntityStorageRequest) (*pb.CleanEntityStorageResponse, error) {
-	return nil, unimplemented("entities")
+	return nil, errEntities
 }
 
 // CreateTaskHub is not supported: `jetflow init` creates a hub.
