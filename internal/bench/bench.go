@@ -153,25 +153,32 @@ type env struct {
 	steps stepClock
 	// logs counts what the workers logged.
 	logs logTally
+	// noSplit is set when the scale scenario could not profile the CPU.
+	noSplit bool
 	// progressMu serialises Config.Progress, which activities call too.
 	progressMu sync.Mutex
 }
 
 // Run runs cfg.Scenario and returns what it measured.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
-	cfg, err := cfg.withDefaults()
+func Run(ctx context.Context, cfg Config) (r *Result, err error) {
+	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Scenario == "scale" {
 		cfg.Workers = ScaleWorkers[0] // and more as it runs
 	}
-	e, err := open(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	return e.run(ctx)
+	// The bench's goroutines, the workers' and the embedded server's carry
+	// labels saying which they are (see cpuSplit).
+	onSide(ctx, sideBench, func(ctx context.Context) {
+		var e *env
+		if e, err = open(ctx, cfg); err != nil {
+			return
+		}
+		defer e.close()
+		r, err = e.run(ctx)
+	})
+	return r, err
 }
 
 // run runs the scenario and notes what the workers logged.
@@ -271,7 +278,13 @@ func open(ctx context.Context, cfg Config) (*env, error) {
 // startWorkers starts n workers of the samples and of the bench's own
 // orchestrators, each on a connection of its own, with wcfg (its Name
 // set for each).
-func (e *env) startWorkers(ctx context.Context, n int, wcfg worker.Config) error {
+func (e *env) startWorkers(ctx context.Context, n int, wcfg worker.Config) (err error) {
+	onSide(ctx, sideEngine, func(ctx context.Context) { err = e.startLabelled(ctx, n, wcfg) })
+	return err
+}
+
+// startLabelled is startWorkers with the goroutine labelled.
+func (e *env) startLabelled(ctx context.Context, n int, wcfg worker.Config) error {
 	for range n {
 		i := len(e.workers)
 		wc, err := e.cfg.Connect(fmt.Sprintf("jetflow-bench-worker-%d", i))
@@ -339,7 +352,10 @@ func (e *env) embed() error {
 	if err != nil {
 		return err
 	}
-	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: "127.0.0.1:0", SyncInterval: e.cfg.Sync})
+	var srv *server.Server
+	onSide(context.Background(), sideServer, func(context.Context) {
+		srv, err = embedded.Run(embedded.Config{Dir: dir, Listen: "127.0.0.1:0", SyncInterval: e.cfg.Sync})
+	})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return err

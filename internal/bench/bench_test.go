@@ -113,6 +113,16 @@ func TestScenarios(t *testing.T) {
 					require.GreaterOrEqual(t, p.P99, p.P50)
 					require.Positive(t, p.CPUSeconds)
 					require.InDelta(t, 1000*p.CPUSeconds/20, p.CPUPerOrchestration, 1e-9)
+					require.Len(t, p.CPUShares, 4, "server, engine, bench and other")
+					var sum float64
+					for side, share := range p.CPUShares {
+						require.Contains(t, []string{"server", "engine", "bench", "other"}, side)
+						require.True(t, share >= 0 && share <= 1, "%s: %v", side, share)
+						sum += share
+					}
+					if sum > 0 { // the profile took samples (at 100 Hz: a few, on this small load)
+						require.InDelta(t, 1, sum, 1e-9)
+					}
 				}
 				require.Equal(t, 1.0, r.Scale[0].Ratio)
 			}

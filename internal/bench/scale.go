@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,14 @@ type ScalePoint struct {
 	CPUSeconds          float64 `json:"cpuSeconds"`
 	CPUPerOrchestration float64 `json:"cpuMsPerOrchestration"`
 	CoresBusy           float64 `json:"coresBusy"`
+	// CPUShares splits this process's CPU time between the embedded
+	// "server", the "engine" (workers, their connections, the activities),
+	// the "bench" (the client making the load and watching it) and
+	// "other" (the garbage collector's background work, the runtime),
+	// from a CPU profile of the run whose samples carry a label saying
+	// which goroutine took them. Nil when a CPU profile was being written
+	// already (--cpuprofile).
+	CPUShares map[string]float64 `json:"cpuShares,omitempty"`
 }
 
 // scale runs the hello load (Instances E1_HelloSequence at once, after a
@@ -54,9 +63,12 @@ func (e *env) scale(ctx context.Context) (*Result, error) {
 		r.Scale = append(r.Scale, pt)
 		r.Seconds += pt.Seconds
 	}
-	if cfg.Connect == nil {
-		r.Notes = append(r.Notes, "scale: the server is embedded: CPU is the whole process's (workers, client and server); "+
-			"with --nats it is the workers' and client's only")
+	if e.server != nil {
+		r.Notes = append(r.Notes, "scale: the server is embedded: CPU is the whole process's (workers, client and server), "+
+			"cpuShares say how it splits; with --nats it is the workers' and client's only")
+	}
+	if e.noSplit {
+		r.Notes = append(r.Notes, "scale: a CPU profile was being written (--cpuprofile): the CPU split was not measured")
 	}
 	return r, nil
 }
@@ -73,18 +85,34 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s%d", p, i)
 	}
-	cpu0, cpuErr := cpuTime()
-	start := time.Now()
-	times, err := e.runAll(ctx, "E1_HelloSequence", done, ids)
+	var (
+		times      []time.Duration
+		cpu0, cpu1 time.Duration
+		cpuErr     error
+		elapsed    time.Duration
+	)
+	shares, profiled, err := cpuSplit(func() error {
+		cpu0, cpuErr = cpuTime()
+		start := time.Now()
+		var err error
+		if times, err = e.runAll(ctx, "E1_HelloSequence", done, ids); err != nil {
+			return err
+		}
+		elapsed = time.Since(start)
+		cpu1, err = cpuTime()
+		cpuErr = errors.Join(cpuErr, err)
+		return nil
+	})
 	if err != nil {
 		return ScalePoint{}, err
 	}
-	elapsed := time.Since(start)
-	cpu1, err := cpuTime()
+	if !profiled {
+		e.noSplit = true
+	}
 	n := float64(e.cfg.Instances)
 	pt := ScalePoint{Workers: len(e.workers), Seconds: elapsed.Seconds(), OrchestrationsPerSecond: n / elapsed.Seconds(),
-		P50: ms(quantile(times, 0.5)), P99: ms(quantile(times, 0.99))}
-	if cpuErr == nil && err == nil { // else this system does not tell: no CPU figures
+		P50: ms(quantile(times, 0.5)), P99: ms(quantile(times, 0.99)), CPUShares: shares}
+	if cpuErr == nil { // else this system does not tell: no CPU figures
 		cpu := (cpu1 - cpu0).Seconds()
 		pt.CPUSeconds, pt.CPUPerOrchestration, pt.CoresBusy = cpu, 1000*cpu/n, cpu/elapsed.Seconds()
 	}
