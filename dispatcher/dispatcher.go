@@ -264,7 +264,8 @@ type Execution struct {
 
 // PublishActions publishes the actions of a committed history chunk (activity
 // tasks, timers, sub-orchestration starts, the result to a parent, the
-// start of the next execution after continue-as-new) together with extra
+// start of the next execution after continue-as-new, the removal of a
+// finished instance once the hub's retention has passed) together with extra
 // writes prepared by the caller (the instance's status), and waits for all
 // of them. The chunk must already be durable: these messages are its
 // outbox, and re-publishing them after a crash is harmless.
@@ -277,6 +278,11 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 		}
 		if ok {
 			outs = append(outs, out)
+		}
+		if exp, ok, err := d.expiry(&ex, &events[i]); err != nil {
+			return []storage.Result{{Err: err}}
+		} else if ok {
+			outs = append(outs, exp)
 		}
 		switch events[i].Type {
 		case history.ExecutionStarted:
@@ -343,6 +349,19 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		return out, true, err
 	}
 	return storage.Outgoing{}, false, nil
+}
+
+// expiry returns, for the event that finishes an execution on a hub with a
+// retention, the message that removes the instance once it has passed.
+func (d *Dispatcher) expiry(ex *Execution, e *history.Event) (storage.Outgoing, bool, error) {
+	keep := d.store.Retention()
+	if e.Type != history.ExecutionCompleted || e.Status == history.StatusContinuedAsNew || keep <= 0 {
+		return storage.Outgoing{}, false, nil
+	}
+	at := e.Time.Add(keep)
+	out, err := d.store.ExpiryWrite(&storage.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID,
+		Event: history.Event{Type: history.InstanceExpired, Time: at, MsgID: ex.ExecutionID + ":expire"}}, at)
+	return out, true, err
 }
 
 // ParentResult is the message telling a parent how its sub-orchestration

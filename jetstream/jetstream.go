@@ -72,6 +72,18 @@ type Config struct {
 	// second. Applies to status buckets created with it (older ones keep
 	// their markers).
 	PurgeMarkerTTL time.Duration
+	// Retention, when positive, is how long the hub keeps a finished
+	// instance (Completed, Failed or Terminated): that long after it
+	// finishes, its status, history and anything left for it are removed,
+	// as a purge removes them, by the server's own message schedule and
+	// whichever worker takes it. It is a hub setting: recorded in the hub
+	// when given (negative records none), and used by every process that
+	// opens the hub without one; a process reads it when it opens the hub,
+	// and an instance keeps the retention in force when it finished.
+	// Defaults to the hub's setting, which for a new hub is none: finished
+	// instances stay until purged, as in Durable Functions. At least 1
+	// second when positive.
+	Retention time.Duration
 	// Now is the clock of everything built on the store: workers and
 	// clients. Defaults to time.Now.
 	Now func() time.Time

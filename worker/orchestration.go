@@ -364,6 +364,16 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 			return p, false, err
 		}
 	}
+	if p.expire {
+		// The compare-and-set on the status revision loses to a restart
+		// that got in first: the turn is then taken again on fresh state.
+		if err := w.store.PurgeInstance(ctx, inst.id, st.statusRev); err != nil {
+			return p, false, err
+		}
+		w.expired.Add(1)
+		inst.state = nil
+		return p, false, nil
+	}
 	switch {
 	case p.chunk != nil:
 		if err := w.commit(ctx, inst.id, st, p.chunk, p.custom); err != nil {

@@ -69,6 +69,9 @@ type plan struct {
 	// this batch: it came back, so its ack is missing and the writer of
 	// the chunk may have died before publishing the chunk's actions.
 	republish []uint32
+	// expire is set when the batch removes the instance: the hub's
+	// retention has passed since it finished (see expired).
+	expire bool
 	// refused are start messages of other runs that arrived while the
 	// instance runs; a sub-orchestration's parent is told.
 	refused []*history.Event
@@ -87,6 +90,10 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		if n, ok := st.appliedIn(m.Event.MsgID); ok && !slices.Contains(p.republish, n) {
 			p.republish = append(p.republish, n)
 		}
+	}
+	if expired(st, in.batch) {
+		p.expire = true // the batch's other messages are for a finished instance
+		return p, nil
 	}
 	// A rewind of a failed execution is a turn of its own; the batch's
 	// other messages wait for the next one (the execution runs again then).
@@ -130,8 +137,9 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 	seen := make(map[string]struct{}, len(in.batch))
 	for i, m := range in.batch {
 		ev := m.Event
-		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || st.isApplied(ev.MsgID) {
-			continue // a rewind of an execution that has not failed is dropped
+		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || ev.Type == history.InstanceExpired ||
+			st.isApplied(ev.MsgID) {
+			continue // a rewind of an execution that has not failed is dropped, and so is an expiry that expired does not take
 		}
 		// A message can be in a batch twice: delivered again while it
 		// waited (a server restart can do that), or published twice.
@@ -303,6 +311,26 @@ func poisonOf(in turnInput) string {
 	return ""
 }
 
+// expired reports whether a batch removes its instance: it holds the
+// InstanceExpired of the execution that finished last, and the instance
+// was not started again since (the status is that execution's final one,
+// and the batch starts no new run). An expiry of an execution that was
+// rewound or restarted is dropped: the run that took its place schedules
+// its own when it finishes.
+func expired(st *state, batch []*storage.InboxMessage) bool {
+	found := false
+	for _, m := range batch {
+		switch {
+		case m.Event.Type == history.ExecutionStarted && !st.isApplied(m.Event.MsgID):
+			return false
+		case m.Event.Type == history.InstanceExpired && st.isExecution(m.ExecutionID):
+			found = true
+		}
+	}
+	return found && st.done != nil && st.done.Status != history.StatusContinuedAsNew &&
+		st.status != nil && st.status.RuntimeStatus.IsTerminal()
+}
+
 // poisoned reports whether a message delivered n times is to be given up.
 func poisoned(maxDeliveries int, n uint64) bool {
 	return maxDeliveries > 0 && n > uint64(maxDeliveries)
@@ -319,6 +347,8 @@ func needsFreshState(st *state, batch []*storage.InboxMessage) bool {
 		switch {
 		case !st.running():
 			return true // nothing runs, as far as the cache knows
+		case m.Event.Type == history.InstanceExpired:
+			return true // the cache may not know that it finished
 		case m.Event.Type == history.ExecutionStarted && m.Event.ExecutionID != st.started.ExecutionID:
 			return true // a new run while one runs
 		case m.ExecutionID != "" && m.ExecutionID != st.started.ExecutionID:

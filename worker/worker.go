@@ -199,7 +199,7 @@ type Worker struct {
 	// Config.Metrics, which Stop takes away again.
 	orchSlots, actSlots int
 
-	turns, conflicts, loads, activities, blocked, trims atomic.Int64
+	turns, conflicts, loads, activities, blocked, trims, expired atomic.Int64
 }
 
 // New returns a worker of the hub behind store for the orchestrators and
@@ -544,6 +544,9 @@ type Stats struct {
 	// Trims is the number of times the chunks of executions that
 	// continued as new were removed from an instance's history.
 	Trims int64
+	// Expired is the number of finished instances this worker removed
+	// because the hub's retention had passed (see jetstream.Config.Retention).
+	Expired int64
 	// Cached is the number of idle instances in the sticky cache, and
 	// CachedBytes the estimate of their histories' memory.
 	Cached      int
@@ -562,6 +565,7 @@ func (w *Worker) Stats() Stats {
 		Activities:  w.activities.Load(),
 		Blocked:     w.blocked.Load(),
 		Trims:       w.trims.Load(),
+		Expired:     w.expired.Load(),
 		Cached:      cached,
 		CachedBytes: cachedBytes,
 	}

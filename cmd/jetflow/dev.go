@@ -37,6 +37,7 @@ type devOptions struct {
 	logLevel   string
 	natsAuth   bool
 	monitor    string
+	retention  time.Duration
 	api        *apiOptions
 	grpc       sidecarOptions
 	noGRPC     bool
@@ -95,6 +96,7 @@ docs/SECURITY.md.`,
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	f.StringVar(&o.monitor, "nats-monitor", "", "host:port of the embedded NATS's HTTP monitoring (/varz, /jsz: for the NATS Prometheus exporter; port 0 picks a free one); off by default")
 	f.BoolVar(&o.natsAuth, "nats-auth", false, "require credentials on the embedded NATS (on by default with --api-key or --keys, or beyond loopback)")
+	addRetentionFlag(cmd, &o.retention)
 	o.api = addAPIFlags(cmd, "")
 	o.grpc.addFlags(cmd)
 	f.BoolVar(&o.noGRPC, "no-grpc", false, "serve no gRPC sidecar")
@@ -191,7 +193,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("connecting to the embedded NATS server: %w", err)
 	}
 	defer nc.Close()
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub})
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Retention: o.retention})
 	if err != nil {
 		return fmt.Errorf("opening hub %q: %w", o.hub, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -24,6 +25,8 @@ func newInitCmd(g *globalOptions) *cobra.Command {
 		Long: `Init creates the hub's streams and buckets (with --replicas replicas: 3 on
 a cluster) unless they exist, records its layout, and exits. Existing ones
 are left as they are: init never changes a running hub's replicas.
+--retention records how long the hub keeps finished instances (run init again
+to change it; processes read it when they start).
 
 Run it once, before the servers and workers, with the "admin" role of
 deploy/nats/roles.conf (the other roles may not create streams), e.g. as a
@@ -32,16 +35,28 @@ one-shot job of a deployment (deploy/compose, deploy/k8s).`,
 		Args:    argsRange(0, 0),
 	}
 	o := addProcessFlags(cmd, g)
+	addRetentionFlag(cmd, &o.retention)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		nc, _, _, err := o.open(cmd.Context(), "jetflow-init", cmd.ErrOrStderr())
+		nc, store, _, err := o.open(cmd.Context(), "jetflow-init", cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
-		fmt.Fprintf(cmd.OutOrStdout(), "jetflow init: hub %s ready on %s\n", o.hub, redactURL(o.natsURL))
+		kept := "finished instances are kept until purged"
+		if d := storage.Of(store).Retention(); d > 0 {
+			kept = "finished instances are removed " + d.String() + " after they finish"
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "jetflow init: hub %s ready on %s; %s\n", o.hub, redactURL(o.natsURL), kept)
 		return nil
 	}
 	return cmd
+}
+
+// addRetentionFlag adds --retention, the hub setting of how long finished
+// instances stay (jetstream.Config.Retention).
+func addRetentionFlag(cmd *cobra.Command, d *time.Duration) {
+	cmd.Flags().DurationVar(d, "retention", 0, "remove finished instances this long after they finish (e.g. 720h), a setting of the hub that every process follows; "+
+		"-1s turns it off; 0 (default) keeps the hub's, which for a new hub is off")
 }
 
 // defaultHealthURL is what `jetflow healthcheck` probes by default: the

@@ -42,9 +42,26 @@ func TestInit(t *testing.T) {
 	for range 2 { // creates the hub, then finds it
 		r := cli(t, ctx, "init", "--nats", url, "--hub", "orders")
 		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
-		require.Equal(t, "jetflow init: hub orders ready on "+url+"\n", r.stdout)
+		require.Equal(t, "jetflow init: hub orders ready on "+url+"; finished instances are kept until purged\n", r.stdout)
 	}
 	require.ElementsMatch(t, []string{"orders-orch", "orders-act", "KV_orders-status", "KV_orders-history", "KV_orders-registry"}, streams())
+
+	// --retention is the hub's: recorded once, followed by a later init
+	// that gives none, turned off with a negative one.
+	for _, tc := range []struct{ flag, says string }{
+		{"--retention=720h", "removed 720h0m0s after they finish"},
+		{"", "removed 720h0m0s after they finish"},
+		{"--retention=-1s", "kept until purged"},
+	} {
+		args := []string{"init", "--nats", url, "--hub", "orders"}
+		if tc.flag != "" {
+			args = append(args, tc.flag)
+		}
+		r := cli(t, ctx, args...)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "jetflow init: hub orders ready on "+url+"; finished instances are "+tc.says+"\n", r.stdout, "init %s", tc.flag)
+	}
+	requireOneLineError(t, cli(t, ctx, "init", "--nats", url, "--hub", "orders", "--retention", "10ms"), "retention 10ms: want at least 1s")
 }
 
 // TestHealthcheck probes a real `jetflow server`: 0 once it serves, a

@@ -23,6 +23,9 @@ type processOptions struct {
 	*clientOptions
 	logLevel string
 	replicas int
+	// retention is the hub's retention to record (init's --retention); 0
+	// keeps the hub's.
+	retention time.Duration
 }
 
 func addProcessFlags(cmd *cobra.Command, g *globalOptions) *processOptions {
@@ -44,7 +47,7 @@ func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Replicas: o.replicas})
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Replicas: o.replicas, Retention: o.retention})
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, redactURL(o.natsURL), err)

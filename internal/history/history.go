@@ -67,6 +67,11 @@ const (
 	// OrchestratorStarted with MsgID "<execution>:yield") whose turn runs
 	// the execution. Replay ignores it.
 	OrchestratorYielded Type = 17
+	// InstanceExpired is a message, never stored in history: the hub's
+	// retention has passed since the execution named by the message
+	// finished, and the instance is to be removed (see
+	// storage.Config.Retention).
+	InstanceExpired Type = 18
 )
 
 var typeNames = map[Type]string{
@@ -87,6 +92,7 @@ var typeNames = map[Type]string{
 	ExecutionResumed:          "ExecutionResumed",
 	ExecutionRewound:          "ExecutionRewound",
 	OrchestratorYielded:       "OrchestratorYielded",
+	InstanceExpired:           "InstanceExpired",
 }
 
 // String returns the Durable Task name of the event type, as shown in the

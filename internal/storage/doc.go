@@ -15,8 +15,10 @@
 //	KV   jetflow-registry   orchestrator.<name>    registered orchestrator and activity
 //	                        activity.<name>        names (for "nobody registered X" errors)
 //	                        hub.shards             the hub's shard count (its layout)
+//	                        hub.retention          how long finished instances stay
 //	     jetflow-orch       jetflow.orch.<orchestrator>.<shard>.<id>      orchestration inbox
 //	                        jetflow.timer.<shard>.<id>.<execution>.<n>    durable timers (message schedules)
+//	                        jetflow.timer.<shard>.<id>.<execution>.expire the removal of a finished instance
 //	     jetflow-act        jetflow.act.<activity name>       activity tasks
 //
 // Two words name the two queues: the inbox (orchestration messages and

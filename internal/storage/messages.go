@@ -135,6 +135,20 @@ func (s *Store) InboxWrite(m *InboxMessage) (Outgoing, error) {
 // and delivers it to the instance's inbox at time at (rounded up to the
 // second, never before at), across restarts.
 func (s *Store) TimerWrite(m *InboxMessage, timerID int32, at time.Time) (Outgoing, error) {
+	return s.scheduleWrite(m, s.names.TimerSubject(m.InstanceID, m.ExecutionID, timerID), at,
+		fmt.Sprintf("scheduling timer %d of %s", timerID, m.InstanceID))
+}
+
+// ExpiryWrite prepares the message that removes a finished instance at
+// at (an InstanceExpired for the execution that finished).
+func (s *Store) ExpiryWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
+	return s.scheduleWrite(m, s.names.ExpirySubject(m.InstanceID, m.ExecutionID), at,
+		"scheduling the removal of "+m.InstanceID)
+}
+
+// scheduleWrite prepares m, held on subject until at, when the server
+// publishes it to the instance's inbox.
+func (s *Store) scheduleWrite(m *InboxMessage, subject string, at time.Time, what string) (Outgoing, error) {
 	data, err := encode(m)
 	if err != nil {
 		return Outgoing{}, err
@@ -145,12 +159,12 @@ func (s *Store) TimerWrite(m *InboxMessage, timerID int32, at time.Time) (Outgoi
 		at = sec.Add(time.Second)
 	}
 	return Outgoing{
-		subject:  s.names.TimerSubject(m.InstanceID, m.ExecutionID, timerID),
+		subject:  subject,
 		data:     data,
 		msgID:    m.Event.MsgID,
 		schedule: at,
 		target:   s.names.InboxSubject(m.Orchestrator, m.InstanceID),
-		what:     fmt.Sprintf("scheduling timer %d of %s", timerID, m.InstanceID),
+		what:     what,
 	}, nil
 }
 

@@ -125,6 +125,17 @@ func (n Names) TimerSubject(id, executionID string, timerID int32) string {
 	return fmt.Sprintf("%s.timer.%d.%s.%s.%d", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID), timerID)
 }
 
+// ExpirySubject is the subject holding the schedule of an execution's
+// InstanceExpired message (among the instance's timers, so that a purge
+// removes it).
+func (n Names) ExpirySubject(id, executionID string) string {
+	return fmt.Sprintf("%s.timer.%d.%s.%s.expire", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID))
+}
+
+// RetentionKey is the registry key recording the hub's retention (see
+// Config.Retention).
+func (n Names) RetentionKey() string { return "hub.retention" }
+
 // TimerFilter matches the timer subjects of an instance.
 func (n Names) TimerFilter(id string) string {
 	return fmt.Sprintf("%s.timer.%d.%s.>", n.hub, n.Shard(id), EncodeToken(id))

@@ -40,6 +40,7 @@ type Config struct {
 	DuplicateWindow time.Duration
 	Timeout         time.Duration
 	PurgeMarkerTTL  time.Duration
+	Retention       time.Duration
 	Now             func() time.Time
 }
 
@@ -81,6 +82,9 @@ func (c *Config) validate() error {
 	}
 	if c.PurgeMarkerTTL < time.Second {
 		return fmt.Errorf("purge marker TTL %s: want at least 1s", c.PurgeMarkerTTL)
+	}
+	if c.Retention > 0 && c.Retention < time.Second {
+		return fmt.Errorf("retention %s: want at least 1s, or a negative value for none", c.Retention)
 	}
 	return nil
 }
@@ -203,6 +207,9 @@ func (s *Store) setup(ctx context.Context) error {
 	if err := s.layout(ctx); err != nil {
 		return err
 	}
+	if err := s.retention(ctx); err != nil {
+		return err
+	}
 	n = s.names
 	stream := func(name, desc string, subjects []string, schedules bool) (natsjs.Stream, error) {
 		st, err := s.js.Stream(ctx, name)
@@ -267,6 +274,41 @@ func (s *Store) layout(ctx context.Context) error {
 	s.names = NewNames(s.cfg.Hub, n)
 	return nil
 }
+
+// retention reads the hub's retention, recording the configured one
+// first when one is given and differs from the recorded one (the last
+// process to give one sets it for the hub).
+func (s *Store) retention(ctx context.Context) error {
+	key := s.names.RetentionKey()
+	var recorded time.Duration
+	e, err := s.getRegistry(ctx, key)
+	switch {
+	case errors.Is(err, natsjs.ErrKeyNotFound):
+	case err != nil:
+		return fmt.Errorf("reading the hub's retention: %w", err)
+	default:
+		if recorded, err = time.ParseDuration(string(e.Value())); err != nil || recorded < 0 {
+			return fmt.Errorf("the hub's settings: %s is %q, not a retention", key, e.Value())
+		}
+	}
+	want := s.cfg.Retention
+	if want == 0 {
+		s.cfg.Retention = recorded
+		return nil
+	}
+	want = max(want, 0)
+	if e == nil || want != recorded {
+		if _, err := s.registry.Put(ctx, key, []byte(want.String())); err != nil {
+			return fmt.Errorf("recording the hub's retention: %w", err)
+		}
+	}
+	s.cfg.Retention = want
+	return nil
+}
+
+// Retention is how long the hub keeps finished instances; 0 keeps them
+// until they are purged.
+func (s *Store) Retention() time.Duration { return s.cfg.Retention }
 
 // getRegistry reads a registry key. On a cluster, a bucket created a
 // moment ago may not answer direct gets yet (no responders): it asks

@@ -186,6 +186,23 @@ func TestOpen(t *testing.T) {
 		require.Len(t, streamNames(t, b.js), 5)
 	})
 
+	t.Run("retention is the hub's", func(t *testing.T) {
+		t.Parallel()
+		b := setupServer(t)
+		open := func(keep time.Duration) time.Duration {
+			t.Helper()
+			s, err := storage.Open(t.Context(), b.nc, storage.Config{Hub: "kept", Retention: keep})
+			require.NoError(t, err)
+			return s.Retention()
+		}
+		require.Zero(t, open(0), "a new hub keeps finished instances")
+		require.Equal(t, time.Hour, open(time.Hour))
+		require.Equal(t, time.Hour, open(0), "a process that gives none uses the hub's")
+		require.Equal(t, 2*time.Hour, open(2*time.Hour), "one that gives another sets it")
+		require.Zero(t, open(-1), "negative: none")
+		require.Zero(t, open(0))
+	})
+
 	t.Run("another hub", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -216,6 +233,7 @@ func TestOpenBadConfig(t *testing.T) {
 		{name: "too many shards", cfg: storage.Config{Shards: 100001}, withError: "shards 100001"},
 		{name: "negative replicas", cfg: storage.Config{Replicas: -1}, withError: "replicas -1"},
 		{name: "too many replicas", cfg: storage.Config{Replicas: 6}, withError: "replicas 6"},
+		{name: "retention under a second", cfg: storage.Config{Retention: time.Millisecond}, withError: "retention 1ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := storage.Open(t.Context(), b.nc, tc.cfg)
