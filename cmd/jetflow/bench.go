@@ -71,7 +71,7 @@ See docs/BENCHMARKS.md.`,
 	f.IntVar(&uncachedSteps, "uncached-steps", 1000, "sequential activities of the long-history scenario's instance with the sticky cache off")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the hub's streams when bench creates them (3 on a cluster)")
 	f.DurationVar(&sync, "sync", 0, "fsync interval of the embedded server; 0 fsyncs every write")
-	f.StringVar(&monitor, "monitor", "", "monitoring URL of the --nats server (e.g. http://n1:8222): its memory in the waiting scenario")
+	f.StringVar(&monitor, "monitor", "", "monitoring `URL` of the --nats server (e.g. http://n1:8222): its memory in the waiting scenario")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile to `FILE` at the end of the run")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")

@@ -76,7 +76,10 @@ type Config struct {
 	MonitorURL string
 	// Workers is how many workers run the samples, each on a connection
 	// of its own as separate processes would. Defaults to 1; 0 with
-	// NoWorkers runs none (the hub's own workers serve the samples).
+	// NoWorkers runs none (the hub's own workers serve the samples). The
+	// status-watch, long-history and scale scenarios need at least one
+	// (their orchestrators are the bench's own); scale runs 1, 2 and 4
+	// (ScaleWorkers) whatever it says.
 	Workers int
 	// NoWorkers runs no worker in this process.
 	NoWorkers bool
@@ -245,7 +248,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		case "status-watch", "long-history", "scale":
 			// Their orchestrators are the bench's own, and long-history and
 			// scale set the workers' configuration and count.
-			return cfg, fmt.Errorf("%w: scenario %s runs its own workers: want --workers 1 or more", jetflow.ErrInvalidOption, cfg.Scenario)
+			return cfg, fmt.Errorf("%w: scenario %s runs its own workers: want at least one worker in this process", jetflow.ErrInvalidOption, cfg.Scenario)
 		}
 	}
 	return cfg, nil

@@ -40,12 +40,17 @@ type Waiting struct {
 	// instance ones the growth between them divided by the instances.
 	// This process holds the workers (their sticky cache), the client and
 	// the scenario's own watch; on the embedded server, the server too.
-	RSSMB                float64 `json:"rssMB"`
-	HeapMB               float64 `json:"heapMB"`
-	BaselineRSSMB        float64 `json:"baselineRssMB"`
-	BaselineHeapMB       float64 `json:"baselineHeapMB"`
-	RSSPerInstanceKB     float64 `json:"rssPerInstanceKB"`
-	HeapPerInstanceKB    float64 `json:"heapPerInstanceKB"`
+	RSSMB             float64 `json:"rssMB"`
+	HeapMB            float64 `json:"heapMB"`
+	BaselineRSSMB     float64 `json:"baselineRssMB"`
+	BaselineHeapMB    float64 `json:"baselineHeapMB"`
+	RSSPerInstanceKB  float64 `json:"rssPerInstanceKB"`
+	HeapPerInstanceKB float64 `json:"heapPerInstanceKB"`
+	// ServerMemMB is the nats-server's resident memory once every
+	// instance waits, when it is a process of its own whose monitoring
+	// endpoint was given (Config.MonitorURL: its /varz mem), with the
+	// same baseline and growth per instance as this process's;
+	// ServerMemoryMeasured says how it was measured, or why it was not.
 	ServerMemMB          float64 `json:"serverMemMB,omitempty"`
 	BaselineServerMemMB  float64 `json:"baselineServerMemMB,omitempty"`
 	ServerPerInstanceKB  float64 `json:"serverPerInstanceKB,omitempty"`
@@ -148,11 +153,11 @@ func (e *env) waiting(ctx context.Context) (*Result, error) {
 	}
 	w.RSSMB, w.HeapMB = mb(after.rss), mb(after.heap)
 	w.BaselineRSSMB, w.BaselineHeapMB = mb(before.rss), mb(before.heap)
-	w.RSSPerInstanceKB = float64(after.rss-before.rss) / 1024 / float64(n)
-	w.HeapPerInstanceKB = float64(after.heap-before.heap) / 1024 / float64(n)
+	w.RSSPerInstanceKB = perInstanceKB(before.rss, after.rss, n)
+	w.HeapPerInstanceKB = perInstanceKB(before.heap, after.heap, n)
 	if serverAfter > 0 {
 		w.ServerMemMB, w.BaselineServerMemMB = mb(serverAfter), mb(serverBefore)
-		w.ServerPerInstanceKB = float64(serverAfter-serverBefore) / 1024 / float64(n)
+		w.ServerPerInstanceKB = perInstanceKB(serverBefore, serverAfter, n)
 	}
 
 	raised := time.Now()
@@ -209,6 +214,12 @@ func memNow() mem {
 }
 
 func mb(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// perInstanceKB is the growth from before to after (negative if memory
+// was given back) per instance, in KiB.
+func perInstanceKB(before, after uint64, n int) float64 {
+	return (float64(after) - float64(before)) / 1024 / float64(n)
+}
 
 // rss reads this process's resident set size from /proc (0 where there
 // is none).
