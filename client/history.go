@@ -117,7 +117,7 @@ func historyView(events []history.Event, outputs bool) []HistoryEvent {
 			continue
 		case history.ExecutionStarted:
 			v.FunctionName, v.Input = e.Name, payload(e.Input)
-		case history.EventRaised:
+		case history.EventRaised, history.EventSent:
 			v.Name, v.Input = e.Name, payload(e.Input)
 		case history.TimerFired:
 			v.FireAt = timePtr(e.FireAt)

@@ -336,6 +336,24 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
 		}})
 		return out, true, err
+	case history.EventSent:
+		// An event to another instance, to its orchestrator's inbox, with a
+		// message id of the sender's execution and event, so that a chunk
+		// published again raises it once. As with RaiseEvent, an unknown or
+		// finished target gets nothing, and the sender is not told.
+		st, err := d.store.GetStatus(ctx, e.InstanceID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return storage.Outgoing{}, false, nil
+		case err != nil:
+			return storage.Outgoing{}, false, err
+		case st.Status.Finished():
+			return storage.Outgoing{}, false, nil
+		}
+		out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: e.InstanceID, Orchestrator: st.Status.Name, Event: history.Event{
+			Type: history.EventRaised, Time: e.Time, Name: e.Name, Input: e.Input, MsgID: ex.ExecutionID + ":sent:" + id,
+		}})
+		return out, true, err
 	case history.OrchestratorYielded:
 		out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID, Event: history.Event{
 			Type: history.OrchestratorStarted, Time: e.Time, MsgID: ex.ExecutionID + ":yield",

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf16"
 
@@ -15,8 +16,8 @@ import (
 )
 
 // FailureUnsupported is the failure type of an execution whose SDK asked
-// for something jetflow does not do (entity operations, terminating or
-// rewinding another instance from an orchestrator).
+// for something jetflow does not do (entity operations, terminating
+// another instance from an orchestrator, a rewind action).
 const FailureUnsupported = "NotSupported"
 
 // noEventID is the event id of history events that are not scheduling
@@ -128,6 +129,9 @@ func historyEvent(instanceID string, e *history.Event) *pb.HistoryEvent {
 		h.EventType = &pb.HistoryEvent_TimerFired{TimerFired: &pb.TimerFiredEvent{FireAt: ts(e.FireAt), TimerId: e.TaskID}}
 	case history.EventRaised:
 		h.EventType = &pb.HistoryEvent_EventRaised{EventRaised: &pb.EventRaisedEvent{Name: e.Name, Input: str(e.Input)}}
+	case history.EventSent:
+		h.EventId = e.ID
+		h.EventType = &pb.HistoryEvent_EventSent{EventSent: &pb.EventSentEvent{InstanceId: e.InstanceID, Name: e.Name, Input: str(e.Input)}}
 	case history.SubOrchestrationCreated:
 		h.EventId = e.ID
 		h.EventType = &pb.HistoryEvent_SubOrchestrationInstanceCreated{SubOrchestrationInstanceCreated: &pb.SubOrchestrationInstanceCreatedEvent{
@@ -310,15 +314,26 @@ func turnResult(instanceID string, past, newEvents []history.Event, resp *pb.Orc
 			}
 			if done.Status != history.StatusCompleted {
 				// Nobody reads the results of what a failed, terminated or
-				// continued execution scheduled.
-				res.Events = nil
+				// continued execution scheduled; the events it sent go.
+				res.Events = slices.DeleteFunc(res.Events, func(e history.Event) bool { return e.Type != history.EventSent })
 			}
 			res.Events = append(res.Events, *done)
 			res.Done, res.CarryOver = true, carry
 			return res
 		case *pb.OrchestratorAction_SendEvent:
-			return fail(FailureUnsupported, fmt.Sprintf("action %d: sending event %q to instance %q: jetflow orchestrators cannot send events to other instances yet",
-				id, act.SendEvent.GetName(), act.SendEvent.GetInstance().GetInstanceId()))
+			se := act.SendEvent
+			if err := jetflow.ValidateName(se.GetName()); err != nil {
+				return fail(jetflow.FailureOrchestratorError, fmt.Sprintf("action %d: event name: %v", id, err))
+			}
+			target := se.GetInstance().GetInstanceId()
+			if err := jetflow.ValidateInstanceID(target); err != nil {
+				return fail(jetflow.FailureOrchestratorError, fmt.Sprintf("action %d: the instance id of event %q: %v", id, se.GetName(), err))
+			}
+			data, err := jsonOf(fmt.Sprintf("the data of event %q", se.GetName()), se.GetData())
+			if err != nil {
+				return fail(jetflow.FailureOrchestratorError, err.Error())
+			}
+			res.Events = append(res.Events, history.Event{Type: history.EventSent, ID: id, Time: now, Name: se.GetName(), InstanceID: target, Input: data})
 		case *pb.OrchestratorAction_TerminateOrchestration:
 			return fail(FailureUnsupported, fmt.Sprintf("action %d: terminating instance %q from an orchestrator is not supported by jetflow",
 				id, act.TerminateOrchestration.GetInstanceId()))

@@ -53,8 +53,11 @@
 // waits again for what failed. Failure details keep their type, message,
 // stack trace and inner failures both ways. A custom status that is not
 // JSON is stored as a JSON string; an empty input, result or event
-// payload is no value. Entities, events sent to other instances and
-// terminating other instances from an orchestrator are not supported:
+// payload is no value. An event an orchestrator sends to another
+// instance is recorded (history.EventSent, given back to the SDK as
+// EventSent) and raised on that instance once the turn is committed, at
+// most once. Entities and terminating other instances from an
+// orchestrator are not supported:
 // such an action fails the execution with a FailureUnsupported failure
 // saying so, and a stream whose filters name entities is refused.
 package sidecar

@@ -432,3 +432,51 @@ func TestNamesLearnt(t *testing.T) {
 	_, err = b.e.Client.StartOrchestration(ctxFor(t, 10*time.Second), "NobodyServesThis")
 	require.ErrorIs(t, err, jetflow.ErrUnknownOrchestrator)
 }
+
+// TestEventSent: an SDK orchestrator's event to another instance is
+// raised there once, and the SDK finds it in history as EventSent (with
+// its action's id) on the next turn.
+func TestEventSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	k := connect(t, b.c, filters([]string{"Sender", "Waiter"}, []string{"Work"}))
+	k.serve(map[string]orchFunc{
+		"Waiter": waiter,
+		"Sender": func(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+			if _, ok := results(r)[2]; ok {
+				for _, h := range r.GetPastEvents() {
+					if s := h.GetEventSent(); s != nil && h.GetEventId() == 1 && s.GetInstanceId() == "es-target" && s.GetName() == "Go" {
+						return []*pb.OrchestratorAction{completeWith(3, `"sent"`)}, nil
+					}
+				}
+				return []*pb.OrchestratorAction{failWith(3, &pb.TaskFailureDetails{ErrorMessage: "no EventSent #1 in history"})}, nil
+			}
+			if scheduled(r, 2) {
+				return nil, nil
+			}
+			return []*pb.OrchestratorAction{
+				{Id: 1, OrchestratorActionType: &pb.OrchestratorAction_SendEvent{SendEvent: &pb.SendEventAction{
+					Instance: &pb.OrchestrationInstance{InstanceId: "es-target"}, Name: "Go", Data: wrapperspb.String(`{"from":"sender"}`)}}},
+				callActivity(2, "Work", ""),
+			}, nil
+		},
+	}, map[string]actFunc{"Work": upper})
+	ctx := ctxFor(t, 30*time.Second)
+	_, err := b.c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Waiter", InstanceId: "es-target"})
+	require.NoError(t, err)
+	_, err = b.c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Sender", InstanceId: "es-sender"})
+	require.NoError(t, err)
+	require.JSONEq(t, `"sent"`, string(waitDone(t, b, "es-sender").Output))
+	require.JSONEq(t, `{"from":"sender"}`, string(waitDone(t, b, "es-target").Output))
+	chunks, err := b.e.Storage.LoadHistory(ctx, "es-target")
+	require.NoError(t, err)
+	raised := 0
+	for _, c := range chunks {
+		for _, e := range c.Events {
+			if e.Type == history.EventRaised {
+				raised++
+			}
+		}
+	}
+	require.Equal(t, 1, raised)
+}

@@ -72,6 +72,12 @@ const (
 	// finished, and the instance is to be removed (see
 	// storage.Config.Retention).
 	InstanceExpired Type = 18
+	// EventSent records an event the orchestrator sent to another
+	// instance: ID, InstanceID, Name, Input. Its action raises the event
+	// on that instance, or nothing if the instance does not exist or has
+	// finished. SDK orchestrators (package sidecar) send events; the Go
+	// replayer never records one.
+	EventSent Type = 19
 )
 
 var typeNames = map[Type]string{
@@ -93,6 +99,7 @@ var typeNames = map[Type]string{
 	ExecutionRewound:          "ExecutionRewound",
 	OrchestratorYielded:       "OrchestratorYielded",
 	InstanceExpired:           "InstanceExpired",
+	EventSent:                 "EventSent",
 }
 
 // String returns the Durable Task name of the event type, as shown in the
@@ -305,6 +312,8 @@ func (e *Event) Describe() string {
 		return fmt.Sprintf("%s #%d at %s", e.Type, e.ID, e.FireAt.UTC().Format(time.RFC3339))
 	case EventRaised:
 		return fmt.Sprintf("%s %q", e.Type, e.Name)
+	case EventSent:
+		return fmt.Sprintf("%s #%d %q to %q", e.Type, e.ID, e.Name, e.InstanceID)
 	}
 	return e.Type.String()
 }
