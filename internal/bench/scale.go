@@ -14,14 +14,17 @@ var ScaleWorkers = []int{1, 2, 4}
 
 // ScalePoint is the hello load run with one number of workers.
 type ScalePoint struct {
+	// Workers is how many workers ran.
 	Workers int `json:"workers"`
-	// Seconds is how long the run took.
+	// Seconds is how long the run took, and OrchestrationsPerSecond its
+	// rate.
 	Seconds                 float64 `json:"seconds"`
 	OrchestrationsPerSecond float64 `json:"orchestrationsPerSecond"`
 	// Ratio is OrchestrationsPerSecond ÷ that of one worker.
 	Ratio float64 `json:"ratio"`
-	P50   float64 `json:"p50Ms"`
-	P99   float64 `json:"p99Ms"`
+	// P50 and P99 are the instances' end-to-end times, in milliseconds.
+	P50 float64 `json:"p50Ms"`
+	P99 float64 `json:"p99Ms"`
 	// CPUSeconds is the CPU time (user and system) this process used
 	// during the run: the workers and the client, and the server too when
 	// it is embedded; CPUPerOrchestration is the same per orchestration,

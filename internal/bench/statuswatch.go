@@ -63,6 +63,8 @@ type StatusWatch struct {
 
 // Latency is a distribution of times, in milliseconds.
 type Latency struct {
+	// P50 and P99 are the median and the 99th percentile (nearest rank),
+	// Max the longest.
 	P50 float64 `json:"p50Ms"`
 	P99 float64 `json:"p99Ms"`
 	Max float64 `json:"maxMs"`
