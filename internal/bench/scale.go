@@ -69,6 +69,8 @@ func (e *env) scale(ctx context.Context) (*Result, error) {
 	if e.server != nil {
 		r.Notes = append(r.Notes, "scale: the server is embedded: CPU is the whole process's (workers, client and server), "+
 			"cpuShares say how it splits; with --nats it is the workers' and client's only")
+	} else {
+		r.Notes = append(r.Notes, "scale: the hub's own workers, if any run, serve the load too: the worker counts are this process's")
 	}
 	if e.noSplit {
 		r.Notes = append(r.Notes, "scale: a CPU profile was being written (--cpuprofile): the CPU split was not measured")
