@@ -117,6 +117,10 @@ type Config struct {
 	// Messages to SDKs have no limit beyond the protocol's (a work item
 	// carries the whole history of an execution).
 	MaxRecvMsgSize int
+	// Announced, when set, is called with the names a connecting SDK
+	// worker announces (its work-item filters), before the sidecar serves
+	// them: jetflow dev uses it to stop its Go samples of the same names.
+	Announced func(orchestrators, activities []string)
 	// Worker configures the embedded worker (concurrency, ack wait,
 	// deliveries, metrics). Its Logger defaults to Logger; its Name to
 	// "sidecar-<hostname>-<pid>"; its Orchestrators and Activities are

@@ -274,6 +274,9 @@ func (s *Server) open(req *pb.GetWorkItemsRequest) (*stream, error) {
 		st.names[activity][a.GetName()] = true
 		acts = append(acts, a.GetName())
 	}
+	if s.cfg.Announced != nil && len(orchs)+len(acts) > 0 {
+		s.cfg.Announced(orchs, acts)
+	}
 	if err := s.serve(orchs, acts); err != nil {
 		return nil, err
 	}

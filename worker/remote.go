@@ -12,6 +12,14 @@ import (
 )
 
 func init() {
+	workerhook.SetYield(func(w any, orchestrators, activities []string) ([]string, []string, error) {
+		ww, ok := w.(*Worker)
+		if !ok {
+			return nil, nil, fmt.Errorf("workerhook: want a *worker.Worker, got %T", w)
+		}
+		o, a := ww.yield(orchestrators, activities)
+		return o, a, nil
+	})
 	workerhook.Set(func(store *jetstream.Store, x executor.Executor, cfg any) (workerhook.Worker, error) {
 		c, ok := cfg.(Config)
 		if !ok {
@@ -67,8 +75,8 @@ func (w *Worker) names() (orchs, acts []string, err error) {
 // serve registers the names not served yet and starts their consumers.
 // Called with w.mu held.
 func (w *Worker) serve(ctx context.Context, orchs, acts []string) error {
-	orchs = slices.DeleteFunc(slices.Clone(orchs), func(n string) bool { return w.serving[storage.KindOrchestrator][n] })
-	acts = slices.DeleteFunc(slices.Clone(acts), func(n string) bool { return w.serving[storage.KindActivity][n] })
+	orchs = slices.DeleteFunc(slices.Clone(orchs), func(n string) bool { return w.serving[storage.KindOrchestrator][n] != nil })
+	acts = slices.DeleteFunc(slices.Clone(acts), func(n string) bool { return w.serving[storage.KindActivity][n] != nil })
 	if len(orchs)+len(acts) == 0 {
 		return nil
 	}
@@ -85,7 +93,7 @@ func (w *Worker) serve(ctx context.Context, orchs, acts []string) error {
 			return err
 		}
 		w.consumers = append(w.consumers, c)
-		w.serving[storage.KindOrchestrator][name] = true
+		w.serving[storage.KindOrchestrator][name] = c
 	}
 	for _, name := range acts {
 		acfg := ccfg
@@ -95,10 +103,36 @@ func (w *Worker) serve(ctx context.Context, orchs, acts []string) error {
 			return err
 		}
 		w.consumers = append(w.consumers, c)
-		w.serving[storage.KindActivity][name] = true
+		w.serving[storage.KindActivity][name] = c
 	}
 	w.cfg.Metrics.Serving(orchs, acts)
 	return nil
+}
+
+// yield stops consuming the names of this worker's among orchestrators
+// and activities, and returns them. What their consumers had fetched is
+// still handled here.
+func (w *Worker) yield(orchestrators, activities []string) (orchs, acts []string) {
+	w.mu.Lock()
+	var stop []storage.Consumer
+	take := func(kind string, names []string) []string {
+		var out []string
+		for _, n := range compact(names) {
+			if c := w.serving[kind][n]; c != nil {
+				stop = append(stop, c)
+				delete(w.serving[kind], n)
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	orchs, acts = take(storage.KindOrchestrator, orchestrators), take(storage.KindActivity, activities)
+	w.consumers = slices.DeleteFunc(w.consumers, func(c storage.Consumer) bool { return slices.Contains(stop, c) })
+	w.mu.Unlock()
+	for _, c := range stop {
+		c.Drain()
+	}
+	return orchs, acts
 }
 
 // compact returns names sorted, without repeats or empty names.

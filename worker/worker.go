@@ -192,8 +192,9 @@ type Worker struct {
 	orchSem chan struct{}
 	actSem  chan struct{}
 	leases  *leases
-	// serving are the names consumed, by kind (see serve).
-	serving map[string]map[string]bool
+	// serving are the consumers of the names consumed, by kind and name
+	// (see serve).
+	serving map[string]map[string]storage.Consumer
 
 	// slots are the orchestration and activity slots Start added to
 	// Config.Metrics, which Stop takes away again.
@@ -239,7 +240,7 @@ func newWorker(store *jetstream.Store, reg *jetflow.Registry, x executor.Executo
 		actSem:    make(chan struct{}, cfg.ActivityConcurrency),
 		quit:      make(chan struct{}),
 		leases:    newLeases(cfg.AckWait, cfg.PurgeInterval > 0),
-		serving:   map[string]map[string]bool{storage.KindOrchestrator: {}, storage.KindActivity: {}},
+		serving:   map[string]map[string]storage.Consumer{storage.KindOrchestrator: {}, storage.KindActivity: {}},
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w, nil

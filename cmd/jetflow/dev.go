@@ -18,6 +18,7 @@ import (
 	"github.com/jetflow/jetflow/client"
 	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/storage"
+	"github.com/jetflow/jetflow/internal/workerhook"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
 	"github.com/jetflow/jetflow/samples"
@@ -226,7 +227,17 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	var grpcServed <-chan error
 	var grpcAddr string
 	if grpcLn != nil {
-		stopGRPC, served, err := o.grpc.start(ctx, store, grpcLn, logger, worker.Config{Logger: logger, Metrics: m})
+		// An SDK worker announcing a name of the Go samples (the JavaScript
+		// samples have the same names) takes it over: one implementation
+		// runs each orchestrator, or their turns would mix.
+		takeOver := func(orchs, acts []string) {
+			yo, ya, err := workerhook.Yield(w, orchs, acts)
+			if err == nil && len(yo)+len(ya) > 0 {
+				fmt.Fprintf(stdout, "jetflow dev: an SDK worker now serves %s; the Go samples of those names stop until dev restarts\n",
+					strings.Join(append(yo, ya...), ", "))
+			}
+		}
+		stopGRPC, served, err := o.grpc.start(ctx, store, grpcLn, logger, worker.Config{Logger: logger, Metrics: m}, takeOver)
 		if err != nil {
 			return err
 		}

@@ -66,10 +66,12 @@ func (o *sidecarOptions) listen(stderr io.Writer) (net.Listener, error) {
 	return ln, nil
 }
 
-// start runs a sidecar on store, serving ln; stop stops it.
-func (o *sidecarOptions) start(ctx context.Context, store *jetstream.Store, ln net.Listener, logger *slog.Logger, wcfg worker.Config) (stop func(), served <-chan error, err error) {
+// start runs a sidecar on store, serving ln; stop stops it. announced,
+// if not nil, is told the names SDK workers announce.
+func (o *sidecarOptions) start(ctx context.Context, store *jetstream.Store, ln net.Listener, logger *slog.Logger, wcfg worker.Config,
+	announced func(orchestrators, activities []string)) (stop func(), served <-chan error, err error) {
 	s, err := sidecar.New(store, sidecar.Config{Logger: logger, Orchestrators: o.orchestrators, Activities: o.activities,
-		MaxItemsPerStream: o.perStream, Worker: wcfg})
+		MaxItemsPerStream: o.perStream, Worker: wcfg, Announced: announced})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,7 +149,7 @@ and hands back what they held.`,
 			defer stopMetrics()
 			cfg.Metrics = m
 		}
-		stop, served, err := so.start(ctx, store, ln, logger, cfg)
+		stop, served, err := so.start(ctx, store, ln, logger, cfg, nil)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow/jetflow"
 	pb "github.com/jetflow/jetflow/internal/durabletask"
 	"github.com/jetflow/jetflow/internal/testengine"
 	"github.com/jetflow/jetflow/internal/testkit"
@@ -113,4 +114,34 @@ func TestSidecarFlags(t *testing.T) {
 	} {
 		requireOneLineError(t, cli(t, ctx, append([]string{"--check"}, strings.Fields(c.args)...)...), c.contains)
 	}
+}
+
+// TestDevYieldsSampleNames: an SDK worker announcing names of dev's Go
+// samples takes them over, so that one implementation runs each: the next
+// E1_HelloSequence goes to the SDK's stream.
+func TestDevYieldsSampleNames(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0")
+	m := grpcAddrRE.FindStringSubmatch(d.stdout.String())
+	require.NotNil(t, m, "banner: %s", d.stdout)
+	c := dialSidecar(t, m[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.GetWorkItems(ctx, &pb.GetWorkItemsRequest{WorkItemFilters: &pb.WorkItemFilters{
+		Orchestrations: []*pb.OrchestrationFilter{{Name: "E1_HelloSequence"}}, Activities: []*pb.ActivityFilter{{Name: "E1_SayHello"}}}})
+	require.NoError(t, err)
+	testkit.WaitFor(t, 10*time.Second, "dev to hand the names over", func() bool {
+		return strings.Contains(d.stdout.String(), "an SDK worker now serves E1_HelloSequence, E1_SayHello")
+	})
+	require.Equal(t, 202, d.post(t, "/runtime/webhooks/durabletask/orchestrators/E1_HelloSequence/yield-1", ""))
+	for {
+		wi, err := st.Recv()
+		require.NoError(t, err)
+		if r := wi.GetOrchestratorRequest(); r != nil {
+			require.Equal(t, "yield-1", r.GetInstanceId())
+			break
+		}
+	}
+	status := d.waitStatus(t, "yield-1", func(jetflow.Status) bool { return true })
+	require.NotEqual(t, jetflow.StatusCompleted, status.RuntimeStatus, "the Go sample did not run it")
 }

@@ -32,7 +32,28 @@ type Worker interface {
 	Serve(ctx context.Context, orchestrators, activities []string) error
 }
 
-var newWorker func(store *jetstream.Store, x executor.Executor, cfg any) (Worker, error)
+var (
+	newWorker func(store *jetstream.Store, x executor.Executor, cfg any) (Worker, error)
+	yield     func(w any, orchestrators, activities []string) ([]string, []string, error)
+)
+
+// SetYield installs Yield's implementation; package worker calls it once,
+// at init.
+func SetYield(f func(w any, orchestrators, activities []string) ([]string, []string, error)) {
+	yield = f
+}
+
+// Yield makes w, a *worker.Worker, stop consuming those of orchestrators
+// and activities it consumes, and returns them: jetflow dev gives the
+// names of its Go samples up to an SDK worker that announces the same
+// names, so that one implementation runs each. What the worker had fetched
+// for them it still runs.
+func Yield(w any, orchestrators, activities []string) (orchs, acts []string, err error) {
+	if yield == nil {
+		return nil, nil, errors.New("workerhook: package worker is not linked in")
+	}
+	return yield(w, orchestrators, activities)
+}
 
 // Set installs the constructor; package worker calls it once, at init.
 func Set(f func(store *jetstream.Store, x executor.Executor, cfg any) (Worker, error)) { newWorker = f }
