@@ -26,6 +26,14 @@ const defaultNATSURL = "nats://127.0.0.1:4222"
 // natsURLEnv names the environment variable with the default --nats URL.
 const natsURLEnv = "JETFLOW_NATS_URL"
 
+// natsPasswordEnv and natsTokenEnv name the environment variables read
+// when --password or --token is not given: a secret in the environment
+// stays out of the process list, where any local user reads arguments.
+const (
+	natsPasswordEnv = "JETFLOW_NATS_PASSWORD"
+	natsTokenEnv    = "JETFLOW_NATS_TOKEN"
+)
+
 // requestTimeout bounds every verb except watch.
 const requestTimeout = 30 * time.Second
 
@@ -50,8 +58,8 @@ func addClientFlags(cmd *cobra.Command, g *globalOptions) *clientOptions {
 	f.StringVar(&o.creds, "creds", "", "NATS credentials file")
 	f.StringVar(&o.nkey, "nkey", "", "NATS NKey seed file")
 	f.StringVar(&o.user, "user", "", "NATS user")
-	f.StringVar(&o.password, "password", "", "NATS password")
-	f.StringVar(&o.token, "token", "", "NATS token")
+	f.StringVar(&o.password, "password", "", "NATS password (default $"+natsPasswordEnv+", which keeps it out of the process list)")
+	f.StringVar(&o.token, "token", "", "NATS token (default $"+natsTokenEnv+")")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "CA certificate file to verify the NATS server")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "client certificate file for NATS TLS")
 	f.StringVar(&o.tlsKey, "tls-key", "", "client key file for NATS TLS")
@@ -73,11 +81,18 @@ func (o *clientOptions) dial(name string, extra ...nats.Option) (*nats.Conn, err
 		}
 		opts = append(opts, opt)
 	}
-	if o.user != "" || o.password != "" {
-		opts = append(opts, nats.UserInfo(o.user, o.password))
+	password, token := o.password, o.token
+	if password == "" {
+		password = os.Getenv(natsPasswordEnv)
 	}
-	if o.token != "" {
-		opts = append(opts, nats.Token(o.token))
+	if token == "" {
+		token = os.Getenv(natsTokenEnv)
+	}
+	if o.user != "" || password != "" {
+		opts = append(opts, nats.UserInfo(o.user, password))
+	}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
 	}
 	if o.tlsCA != "" {
 		opts = append(opts, nats.RootCAs(o.tlsCA))

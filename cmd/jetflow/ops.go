@@ -31,7 +31,7 @@ to change it; processes read it when they start).
 Run it once, before the servers and workers, with the "admin" role of
 deploy/nats/roles.conf (the other roles may not create streams), e.g. as a
 one-shot job of a deployment (deploy/compose, deploy/k8s).`,
-		Example: `  jetflow init --replicas 3 --nats nats://nats:4222 --user admin --password "$ADMIN_PW" --inbox-prefix _INBOX_admin`,
+		Example: `  JETFLOW_NATS_PASSWORD=$ADMIN_PW jetflow init --replicas 3 --nats nats://nats:4222 --user admin --inbox-prefix _INBOX_admin`,
 		Args:    argsRange(0, 0),
 	}
 	o := addProcessFlags(cmd, g)

@@ -83,3 +83,40 @@ func TestNATSConnectionSecured(t *testing.T) {
 	r = cli(t, ctx, "raise", "tls-1", "Go", "--nats", url, "--tls-ca", certFile, "--nkey", seedFile, "--inbox-prefix", watcherInboxPrefix)
 	require.NotEqual(t, 0, r.code, "the NKey watcher may not raise: %s", r.stdout)
 }
+
+// TestNATSPasswordFromEnvironment: without --password (or --token) the CLI
+// takes the secret from $JETFLOW_NATS_PASSWORD ($JETFLOW_NATS_TOKEN), so a
+// deployment keeps it out of the process list; a flag given wins. Not
+// parallel: the environment is the process's (the parallel tests wait
+// until it is restored).
+func TestNATSPasswordFromEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts server.Options
+		env  string
+		args []string
+	}{
+		{"password", server.Options{Users: []*server.User{{Username: "admin", Password: "env-pw"}}}, natsPasswordEnv, []string{"--user", "admin"}},
+		{"token", server.Options{Authorization: "env-token"}, natsTokenEnv, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, true, t.TempDir(), true, true
+			s, err := server.NewServer(&opts)
+			require.NoError(t, err)
+			go s.Start()
+			require.True(t, s.ReadyForConnections(10*time.Second))
+			t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			args := append([]string{"list", "--nats", s.ClientURL()}, tc.args...)
+
+			requireOneLineError(t, cli(t, ctx, args...), "Authorization Violation")
+			t.Setenv(tc.env, map[string]string{"password": "env-pw", "token": "env-token"}[tc.name])
+			r := cli(t, ctx, args...)
+			require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+			flag := "--" + tc.name
+			requireOneLineError(t, cli(t, ctx, append(args, flag, "wrong")...), "Authorization Violation")
+		})
+	}
+}

@@ -119,6 +119,9 @@ func TestCompose(t *testing.T) {
 			prefix, _ := flagValue(s.Command, "inbox-prefix")
 			require.Equal(t, role, user, name)
 			require.Equal(t, "_INBOX_"+role, prefix, name)
+			_, onCommandLine := flagValue(s.Command, "password")
+			require.False(t, onCommandLine, "%s: a password on the command line is in every process list", name)
+			require.NotEmpty(t, env["JETFLOW_NATS_PASSWORD"], "%s: its role's password, from .env", name)
 			urls := strings.Split(env["JETFLOW_NATS_URL"], ",")
 			require.Len(t, urls, 3, "%s knows every NATS server", name)
 			for _, u := range urls {

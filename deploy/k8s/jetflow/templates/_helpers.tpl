@@ -56,7 +56,6 @@ The container's NATS connection for a role (dict "root" $ "role" "worker"):
 - --inbox-prefix=_INBOX_{{ .role }}
 {{- if eq $v.mode "password" }}
 - --user={{ index $v.users .role }}
-- --password=$(JETFLOW_NATS_PASSWORD)
 {{- else if eq $v.mode "creds" }}
 - --creds=/etc/jetflow/nats/{{ .role }}.creds
 {{- else if ne $v.mode "none" }}
