@@ -3,31 +3,40 @@ package sidecar
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/httpapi"
 	"github.com/jetflow/jetflow/internal/testkit"
+	"github.com/jetflow/jetflow/samples"
 	"github.com/stretchr/testify/require"
 )
 
-// dtjsDir holds the Node.js side of TestDurableTaskJS: the
-// @microsoft/durabletask-js package, pinned by its package-lock.json, and
-// conformance.mjs.
-const dtjsDir = "testdata/dtjs"
+// samplesJSDir holds the JavaScript samples and, with them, the Node.js
+// side of TestDurableTaskJS: the @microsoft/durabletask-js package, pinned
+// by its package-lock.json, and conformance.mjs.
+const samplesJSDir = "../samples/js"
 
 // TestDurableTaskJS runs the official Durable Task JavaScript SDK
 // (@microsoft/durabletask-js 0.4.0), unchanged, against a sidecar on a
-// real engine: testdata/dtjs/conformance.mjs runs E1_HelloSequence,
-// sub-orchestrations, timers racing events, a caught activity failure,
-// events, suspend, resume, terminate and purge through the SDK's worker
-// and client, and calls across languages with a Go worker's GoUpper and
-// GoCallsJS. It prints "N passed, N failed"; a failed check fails the
-// test. The hello instance's custom status is followed here through
-// jetflow's status watch (what `nats kv watch` and the HTTP API's SSE
-// show): Tokyo, Seattle, London.
+// real engine: samples/js/conformance.mjs runs the four custom-status
+// samples of samples/js (E1_HelloSequence, CityRecommender, ReserveTicket,
+// once with its durable timer shortened by input, SetStatusTest) and checks
+// their outputs and custom statuses through the SDK's client and jetflow's
+// HTTP API, and runs sub-orchestrations, timers racing events, a caught
+// activity failure, events, suspend, resume, terminate and purge, and calls
+// across languages with a Go worker's GoUpper and GoCallsJS. It prints
+// "N passed, N failed"; a failed check fails the test. The samples'
+// custom statuses are followed here too, in order, through jetflow's
+// status watch (a KV watch of the status bucket, what `nats kv watch`
+// shows).
 //
 // It needs node and npm (skipped without them) and, the first time, the
 // npm registry (see testkit.NPMCI).
@@ -35,9 +44,9 @@ func TestDurableTaskJS(t *testing.T) {
 	node, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
 	if errNode != nil || errNpm != nil {
-		t.Skip("node and npm are needed to run the Durable Task JavaScript SDK (testdata/dtjs): not on PATH")
+		t.Skip("node and npm are needed to run the Durable Task JavaScript SDK (samples/js): not on PATH")
 	}
-	testkit.NPMCI(t, npm, dtjsDir)
+	testkit.NPMCI(t, npm, samplesJSDir)
 	b := setup(t, func(r *jetflow.Registry) error {
 		if err := r.AddActivity("GoUpper", func(ctx *jetflow.ActivityContext) (any, error) {
 			var s string
@@ -55,41 +64,71 @@ func TestDurableTaskJS(t *testing.T) {
 			return out, err
 		})
 	}, Config{})
+	api := httptest.NewServer(httpapi.New(b.e.Client, httpapi.Config{Logger: b.e.Logger()}))
+	t.Cleanup(api.Close)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	customs := make(chan []string, 1)
+	updates, err := b.e.Client.WatchAll(ctx, client.WatchFilter{InstanceIDPrefix: "conf-"}, 0)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	customs := map[string][]string{} // each instance's custom statuses, in order, repeats left out
 	go func() {
-		// The start is the script's: wait for the instance, then follow it.
-		var seen []string
-		defer func() { customs <- seen }()
-		for ctx.Err() == nil {
-			updates, err := b.e.Client.WatchStatus(ctx, "conf-hello", 0)
-			if err != nil {
-				return
+		for u := range updates {
+			c := string(u.Status.CustomStatus)
+			mu.Lock()
+			if seen := customs[u.InstanceID]; c != "" && c != "null" && (len(seen) == 0 || seen[len(seen)-1] != c) {
+				customs[u.InstanceID] = append(seen, c)
 			}
-			for u := range updates {
-				if c := string(u.Status.CustomStatus); c != "" && c != "null" && (len(seen) == 0 || seen[len(seen)-1] != c) {
-					seen = append(seen, c)
-				}
-				if u.Status.Finished() {
-					return
-				}
-			}
+			mu.Unlock()
 		}
 	}()
 
-	cmd := exec.CommandContext(ctx, node, "conformance.mjs", b.url)
-	cmd.Dir = dtjsDir
+	cmd := exec.CommandContext(ctx, node, "conformance.mjs", b.url, api.URL+httpapi.BasePath)
+	cmd.Dir = samplesJSDir
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("conformance.mjs did not finish in time:\n%s", out.String())
 	}
 	require.NoError(t, err, "conformance.mjs:\n%s", out.String())
 	require.Contains(t, out.String(), " passed, 0 failed", "conformance.mjs:\n%s", out.String())
 	t.Logf("conformance.mjs:\n%s", out.String())
-	require.Equal(t, []string{`"Tokyo"`, `"Seattle"`, `"London"`}, testkit.Receive(t, customs, 30*time.Second, "the custom statuses"))
+
+	offer := func(user string, timeout int) string {
+		b, err := json.Marshal(samples.DiscountOffer{Discount: samples.Discount(user), DiscountTimeout: timeout,
+			BookingURL: "https://www.myawesomebookingweb.com"})
+		require.NoError(t, err)
+		return string(b)
+	}
+	want := map[string][]string{
+		"conf-hello":        {`"Tokyo"`, `"Seattle"`, `"London"`},
+		"conf-city":         {`{"recommendedCities":["Seattle","London"],"recommendedSeasons":["Summer"]}`},
+		"conf-ticket-yes":   {offer("user-7", 60), `{"message":"Thank you for confirming your booking."}`},
+		"conf-ticket-late":  {offer("user-8", 1), `{"message":"The booking was not confirmed on time. Please try again."}`},
+		"conf-status":       {`{"nextActions":["A","B","C"],"foo":2}`},
+		"conf-parent-child": {`"Tokyo"`, `"Seattle"`, `"London"`},
+	}
+	testkit.WaitForNoError(t, 20*time.Second, "the custom statuses of the samples in the status watch", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for id, w := range want {
+			if strings.Join(customs[id], " ") != strings.Join(w, " ") {
+				return &mismatch{id: id, got: customs[id], want: w}
+			}
+		}
+		return nil
+	})
+}
+
+// mismatch is a custom status sequence other than the one expected.
+type mismatch struct {
+	id        string
+	got, want []string
+}
+
+func (m *mismatch) Error() string {
+	return m.id + ": custom statuses " + strings.Join(m.got, " → ") + ", want " + strings.Join(m.want, " → ")
 }
