@@ -274,8 +274,23 @@ func turnResult(instanceID string, past, newEvents []history.Event, resp *pb.Orc
 		return fail(jetflow.FailureOrchestratorError, err.Error())
 	}
 	res.CustomStatus = custom
+	used := map[int32]bool{} // ids of the execution's scheduling events: an action repeating one would corrupt history
+	for _, evs := range [][]history.Event{past, newEvents} {
+		for _, e := range evs {
+			if e.IsScheduling() || e.Type == history.EventSent {
+				used[e.ID] = true
+			}
+		}
+	}
 	for _, a := range resp.GetActions() {
 		id := a.GetId()
+		if _, completes := a.GetOrchestratorActionType().(*pb.OrchestratorAction_CompleteOrchestration); !completes {
+			if used[id] {
+				return fail(jetflow.FailureNonDeterminism, fmt.Sprintf("action %d: the id is already used by an action of this execution "+
+					"(the SDK sent an action twice, or numbered two actions alike)", id))
+			}
+			used[id] = true
+		}
 		switch act := a.GetOrchestratorActionType().(type) {
 		case *pb.OrchestratorAction_ScheduleTask:
 			if err := jetflow.ValidateName(act.ScheduleTask.GetName()); err != nil {

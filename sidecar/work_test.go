@@ -480,3 +480,26 @@ func TestEventSent(t *testing.T) {
 	}
 	require.Equal(t, 1, raised)
 }
+
+// TestRepeatedActionIDFails: an SDK that numbers two actions alike fails
+// its execution instead of writing a history with two events of one id.
+func TestRepeatedActionIDFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	k := connect(t, b.c, filters([]string{"Twice"}, nil))
+	k.serve(map[string]orchFunc{"Twice": func(*pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+		return []*pb.OrchestratorAction{callActivity(1, "A", ""), callActivity(1, "B", "")}, nil
+	}}, nil)
+	resp, err := b.c.StartInstance(ctxFor(t, 30*time.Second), &pb.CreateInstanceRequest{Name: "Twice"})
+	require.NoError(t, err)
+	st := waitDone(t, b, resp.GetInstanceId())
+	require.Equal(t, jetflow.StatusFailed, st.RuntimeStatus)
+	require.Contains(t, string(st.Output), "already used")
+	chunks, err := b.e.Storage.LoadHistory(ctxFor(t, 10*time.Second), resp.GetInstanceId())
+	require.NoError(t, err)
+	for _, c := range chunks {
+		for _, e := range c.Events {
+			require.NotEqual(t, history.TaskScheduled, e.Type, "nothing of the turn was kept")
+		}
+	}
+}
