@@ -29,7 +29,7 @@ type bundle struct {
 // setup runs an engine (with the Go orchestrators and activities of
 // register, on one Go worker) and a sidecar on it, serving gRPC on
 // 127.0.0.1.
-func setup(t *testing.T, register func(r *jetflow.Registry) error, cfg Config) *bundle {
+func setup(t testing.TB, register func(r *jetflow.Registry) error, cfg Config) *bundle {
 	t.Helper()
 	e := testengine.New(t, testengine.Options{Register: register})
 	b := &bundle{e: e}
@@ -39,7 +39,7 @@ func setup(t *testing.T, register func(r *jetflow.Registry) error, cfg Config) *
 }
 
 // startSidecar runs a sidecar on store until the test ends.
-func startSidecar(t *testing.T, e *testengine.Engine, store *jetstream.Store, cfg Config) (*Server, string) {
+func startSidecar(t testing.TB, e *testengine.Engine, store *jetstream.Store, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = e.Logger()
@@ -58,7 +58,7 @@ func startSidecar(t *testing.T, e *testengine.Engine, store *jetstream.Store, cf
 	return s, lis.Addr().String()
 }
 
-func dial(t *testing.T, addr string) pb.TaskHubSidecarServiceClient {
+func dial(t testing.TB, addr string) pb.TaskHubSidecarServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -66,7 +66,7 @@ func dial(t *testing.T, addr string) pb.TaskHubSidecarServiceClient {
 	return pb.NewTaskHubSidecarServiceClient(conn)
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -74,7 +74,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 
 // sdk is a fake SDK worker: one GetWorkItems stream.
 type sdk struct {
-	t      *testing.T
+	t      testing.TB
 	c      pb.TaskHubSidecarServiceClient
 	cancel context.CancelFunc
 	items  chan *pb.WorkItem // work items, pings left out
@@ -83,7 +83,7 @@ type sdk struct {
 }
 
 // connect opens a stream with req.
-func connect(t *testing.T, c pb.TaskHubSidecarServiceClient, req *pb.GetWorkItemsRequest) *sdk {
+func connect(t testing.TB, c pb.TaskHubSidecarServiceClient, req *pb.GetWorkItemsRequest) *sdk {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
