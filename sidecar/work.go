@@ -33,6 +33,7 @@ const (
 	activity
 )
 
+// String names the kind in messages.
 func (k kind) String() string {
 	if k == orchestration {
 		return "orchestration"
@@ -52,7 +53,6 @@ type stream struct {
 	inflight [2]int
 	out      chan *pb.WorkItem // capacity max[0]+max[1]: a send never blocks
 	items    map[string]*item
-	gone     chan struct{} // closed when the stream ends
 }
 
 // serves reports whether the stream takes work of kind k for name.
@@ -249,7 +249,7 @@ func (s *Server) abandon(k kind, token string) error {
 
 // open registers a stream.
 func (s *Server) open(req *pb.GetWorkItemsRequest) (*stream, error) {
-	st := &stream{items: map[string]*item{}, gone: make(chan struct{})}
+	st := &stream{items: map[string]*item{}}
 	st.max[orchestration] = bound(req.GetMaxConcurrentOrchestrationWorkItems(), s.cfg.MaxItemsPerStream)
 	st.max[activity] = bound(req.GetMaxConcurrentActivityWorkItems(), s.cfg.MaxItemsPerStream)
 	st.out = make(chan *pb.WorkItem, st.max[orchestration]+st.max[activity])
@@ -301,12 +301,11 @@ func bound(asked int32, limit int) int {
 	return limit
 }
 
-// close unregisters a stream and hands back at once what it held.
+// closeStream unregisters a stream and hands back at once what it held.
 func (s *Server) closeStream(st *stream, why error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.streams, st)
-	close(st.gone)
 	for _, it := range st.items {
 		s.take(it)
 		it.done <- answer{err: why}
