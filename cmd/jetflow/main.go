@@ -11,16 +11,19 @@
 //
 // The other verbs talk to a running hub over NATS (--nats, default
 // nats://127.0.0.1:4222 or $JETFLOW_NATS_URL; --creds, --nkey, --user,
-// --password, --token and --tls-* for secured servers):
+// --password or $JETFLOW_NATS_PASSWORD, --token or $JETFLOW_NATS_TOKEN, and
+// --tls-* for secured servers):
 //
 //	jetflow worker [--concurrency N] [--no-orchestrations|--no-activities]  run the samples' workers
 //	jetflow server [--http ADDR] [--api-key KEY] [--keys FILE]  run the HTTP API without workers
 //	jetflow sidecar [--grpc ADDR] [--orchestrators a,b] [--activities c,d]
 //	                                              serve the Durable Task gRPC protocol to the SDKs' workers and clients
-//	jetflow init [--replicas 3]                   create the hub's streams and buckets, then exit
+//	jetflow init [--replicas 3] [--retention D]   create the hub's streams and buckets, then exit
+//	                                              (--retention: remove finished instances D after they finish)
 //	jetflow healthcheck [URL]                     exit 0 if a server's /healthz answers 200
-//	jetflow bench [--scenario S] [--instances N] [--workers W] [--json]
+//	jetflow bench [--scenario S] [--instances N] [--workers W] [--json] [--cpuprofile F]
 //	                                              measure the engine against the raw write rate
+//	                                              (S: hello, fanout, status-watch, long-history, waiting, scale, all)
 //
 // Security (docs/SECURITY.md): dev and server take --api-key, --keys FILE
 // (scoped keys, read again on SIGHUP), --no-query-key, --public-url,
