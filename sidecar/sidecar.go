@@ -23,9 +23,13 @@
 // SDKs; a stream without filters takes every name the sidecar serves
 // (Config.Orchestrators and Config.Activities, the names other streams
 // announced, and names nobody in the hub serves that this sidecar's
-// clients start or its orchestrators call). Activities are routed by name
-// across languages: a Go orchestrator calls an activity served by an SDK
-// like any other, and an SDK orchestrator calls Go activities.
+// clients start or its orchestrators call). The sidecar consumes a name's
+// messages only while a connected stream takes it: when the last one goes,
+// it stops, and what waited for a stream is handed back, so that with
+// several sidecars the work goes to those with SDK workers. Activities are
+// routed by name across languages: a Go orchestrator calls an activity
+// served by an SDK like any other, and an SDK orchestrator calls Go
+// activities.
 //
 // # Work items
 //
@@ -94,9 +98,10 @@ const DefaultAddress = "127.0.0.1:4001"
 type Config struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Orchestrators and Activities are names served from the start, for
-	// SDK workers that send no work-item filters. Defaults to none: names
-	// come from the filters of connected SDKs (and see the package doc).
+	// Orchestrators and Activities are names served to SDK workers that
+	// send no work-item filters, while one is connected. Defaults to none:
+	// names come from the filters of connected SDKs (and see the package
+	// doc).
 	Orchestrators []string
 	Activities    []string
 	// MaxItemsPerStream bounds the work items of each kind (orchestration,
@@ -124,9 +129,9 @@ type Config struct {
 	// Worker configures the embedded worker (concurrency, ack wait,
 	// deliveries, metrics). Its Logger defaults to Logger; its Name to
 	// "sidecar-<hostname>-<pid>"; its Orchestrators and Activities are
-	// replaced by the ones above, and its TurnTimeout by -1 (a turn may
-	// wait as long as it takes for an SDK to connect; TurnTimeout above
-	// bounds the time it is out).
+	// set by the sidecar (the names connected streams take), and its
+	// TurnTimeout is -1 (TurnTimeout above bounds the time a turn is out
+	// to an SDK).
 	Worker worker.Config
 }
 
@@ -153,7 +158,7 @@ func (c Config) withDefaults(maxPayload int64) Config {
 		host, _ := os.Hostname()
 		c.Worker.Name = "sidecar-" + host + "-" + strconv.Itoa(os.Getpid())
 	}
-	c.Worker.Orchestrators, c.Worker.Activities = c.Orchestrators, c.Activities
+	c.Worker.Orchestrators, c.Worker.Activities = nil, nil
 	c.Worker.NoOrchestrations, c.Worker.NoActivities = false, false
 	c.Worker.TurnTimeout = -1
 	return c
@@ -194,8 +199,13 @@ type Server struct {
 	items      map[string]*item
 	byKey      map[string]*item
 	answered   map[string]time.Time
-	served     [2]map[string]bool
-	stopOnce   sync.Once
+	// served are the names the worker consumes; known the names of
+	// Config and those learnt, for streams without filters.
+	served, known [2]map[string]bool
+	// serving orders the worker's Serve and Unserve calls, so that a name
+	// a stream takes is never left unserved by a stream that just ended.
+	serving  sync.Mutex
+	stopOnce sync.Once
 }
 
 // New returns a sidecar of the hub behind store. Call Start, then Serve.
@@ -217,12 +227,13 @@ func New(store *jetstream.Store, cfg Config) (*Server, error) {
 		byKey:    map[string]*item{},
 		answered: map[string]time.Time{},
 		served:   [2]map[string]bool{{}, {}},
+		known:    [2]map[string]bool{{}, {}},
 	}
 	for _, n := range cfg.Orchestrators {
-		s.served[orchestration][n] = true
+		s.known[orchestration][n] = true
 	}
 	for _, n := range cfg.Activities {
-		s.served[activity][n] = true
+		s.known[activity][n] = true
 	}
 	w, err := workerhook.New(store, remoteExecutor{s}, cfg.Worker)
 	if err != nil {

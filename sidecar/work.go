@@ -95,6 +95,17 @@ func (s *Server) changed() {
 	s.wake = make(chan struct{})
 }
 
+// covered reports whether a connected stream takes work of kind k for
+// name. Called with s.mu held.
+func (s *Server) covered(k kind, name string) bool {
+	for st := range s.streams {
+		if st.serves(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // pick returns the stream with the most free room for an item of kind k
 // for name, or nil. Called with s.mu held.
 func (s *Server) pick(k kind, name string) *stream {
@@ -122,6 +133,13 @@ func (s *Server) dispatch(ctx context.Context, k kind, name, key string, timeout
 		if s.closing {
 			s.mu.Unlock()
 			return answer{}, errShutdown
+		}
+		if !s.covered(k, name) {
+			// No stream takes the name (its last one just ended): back to
+			// the stream, for a sidecar with an SDK that takes it; this
+			// one stops consuming it (closeStream).
+			s.mu.Unlock()
+			return answer{}, fmt.Errorf("no SDK worker connected to this sidecar serves %s %q; handing the work back", k, name)
 		}
 		if st := s.pick(k, name); st != nil {
 			it = &item{token: newToken(), kind: k, key: key, st: st, done: make(chan answer, 1)}
@@ -260,6 +278,11 @@ func (s *Server) open(req *pb.GetWorkItemsRequest) (*stream, error) {
 	st.all = f == nil || len(f.GetOrchestrations())+len(f.GetActivities()) == 0
 	st.names = [2]map[string]bool{{}, {}}
 	var orchs, acts []string
+	if st.all {
+		s.mu.Lock()
+		orchs, acts = mapsKeys(s.known[orchestration]), mapsKeys(s.known[activity])
+		s.mu.Unlock()
+	}
 	for _, o := range f.GetOrchestrations() {
 		if err := jetflow.ValidateName(o.GetName()); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "orchestration filter: %v", err)
@@ -274,21 +297,25 @@ func (s *Server) open(req *pb.GetWorkItemsRequest) (*stream, error) {
 		st.names[activity][a.GetName()] = true
 		acts = append(acts, a.GetName())
 	}
-	if s.cfg.Announced != nil && len(orchs)+len(acts) > 0 {
+	if s.cfg.Announced != nil && !st.all && len(orchs)+len(acts) > 0 {
 		s.cfg.Announced(orchs, acts)
 	}
-	if err := s.serve(orchs, acts); err != nil {
-		return nil, err
-	}
+	// The stream is registered before its names are served, so that the
+	// messages the new consumers deliver find it.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closing {
+		s.mu.Unlock()
 		return nil, status.Error(codes.Unavailable, errShutdown.Error())
 	}
 	s.nextStream++
 	st.id = s.nextStream
 	s.streams[st] = struct{}{}
 	s.changed()
+	s.mu.Unlock()
+	if err := s.serve(orchs, acts); err != nil {
+		s.closeStream(st, err)
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -301,16 +328,31 @@ func bound(asked int32, limit int) int {
 	return limit
 }
 
-// closeStream unregisters a stream and hands back at once what it held.
+// closeStream unregisters a stream and hands back at once what it held;
+// the worker stops consuming the names no stream takes any more.
 func (s *Server) closeStream(st *stream, why error) {
+	s.serving.Lock()
+	defer s.serving.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.streams, st)
 	for _, it := range st.items {
 		s.take(it)
 		it.done <- answer{err: why}
 	}
 	s.changed()
+	var gone [2][]string
+	for k := range s.served {
+		for n := range s.served[k] {
+			if !s.covered(kind(k), n) {
+				gone[k] = append(gone[k], n)
+				delete(s.served[k], n)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(gone[orchestration])+len(gone[activity]) > 0 {
+		s.worker.Unserve(gone[orchestration], gone[activity])
+	}
 }
 
 // serve makes the worker consume the names (registering them in the
@@ -319,6 +361,8 @@ func (s *Server) serve(orchs, acts []string) error {
 	if len(orchs)+len(acts) == 0 {
 		return nil
 	}
+	s.serving.Lock()
+	defer s.serving.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.worker.Serve(ctx, orchs, acts); err != nil {
@@ -354,6 +398,9 @@ func (s *Server) learn(ctx context.Context, k kind, name string) {
 	if ok, err := s.store.IsRegistered(ctx, kindName, name); err != nil || ok {
 		return
 	}
+	s.mu.Lock()
+	s.known[k][name] = true
+	s.mu.Unlock()
 	var err error
 	if k == orchestration {
 		err = s.serve([]string{name}, nil)

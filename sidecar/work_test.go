@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -501,5 +502,39 @@ func TestRepeatedActionIDFails(t *testing.T) {
 		for _, e := range c.Events {
 			require.NotEqual(t, history.TaskScheduled, e.Type, "nothing of the turn was kept")
 		}
+	}
+}
+
+// TestWorkFollowsTheSDK: a sidecar consumes a name only while a stream
+// takes it, so when the SDK worker moves to another sidecar, every
+// instance runs there; none waits on the sidecar it left.
+func TestWorkFollowsTheSDK(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	first := connect(t, b.c, filters([]string{"Once"}, []string{"Up"}))
+	first.serve(map[string]orchFunc{"Once": callOnce("Up")}, map[string]actFunc{"Up": upper})
+	ctx := ctxFor(t, 60*time.Second)
+	resp, err := b.c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Once", Input: wrapperspb.String(`"a"`)})
+	require.NoError(t, err)
+	require.JSONEq(t, `"A"`, string(waitDone(t, b, resp.GetInstanceId()).Output))
+
+	first.cancel() // the SDK worker moves to another sidecar
+	testkit.WaitFor(t, 10*time.Second, "the first sidecar to stop consuming the names", func() bool {
+		b.s.mu.Lock()
+		defer b.s.mu.Unlock()
+		return len(b.s.served[orchestration])+len(b.s.served[activity]) == 0
+	})
+	_, url := startSidecar(t, b.e, b.e.Store, Config{})
+	other := dial(t, url)
+	second := connect(t, other, filters([]string{"Once"}, []string{"Up"}))
+	second.serve(map[string]orchFunc{"Once": callOnce("Up")}, map[string]actFunc{"Up": upper})
+	var ids []string
+	for i := range 8 {
+		resp, err := other.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Once", Input: wrapperspb.String(mustJSON(fmt.Sprint("x", i)))})
+		require.NoError(t, err)
+		ids = append(ids, resp.GetInstanceId())
+	}
+	for i, id := range ids {
+		require.JSONEq(t, mustJSON(fmt.Sprint("X", i)), string(waitDone(t, b, id).Output))
 	}
 }

@@ -49,6 +49,14 @@ func (r remote) Serve(ctx context.Context, orchestrators, activities []string) e
 	return r.serve(ctx, compact(orchestrators), compact(activities))
 }
 
+// Unserve stops consuming names (see workerhook.Worker).
+func (r remote) Unserve(orchestrators, activities []string) {
+	if r.stopping() {
+		return // Stop drains every consumer
+	}
+	r.yield(orchestrators, activities)
+}
+
 // names returns the orchestrators and activities the worker starts with:
 // those of Config the registry has (all of them by default), or, for a
 // worker without a registry, those of Config.

@@ -26,10 +26,11 @@ type Worker interface {
 	StopAndCancel(ctx context.Context) error
 	// Serve adds orchestrator and activity names while the worker runs:
 	// each new name is registered in the hub's registry and gets its
-	// consumer; names already served are skipped. Names are never
-	// removed: an instance whose SDK is gone waits for it in the worker,
-	// its messages' leases kept alive.
+	// consumer; names already served are skipped.
 	Serve(ctx context.Context, orchestrators, activities []string) error
+	// Unserve stops consuming names (see Yield); what their consumers had
+	// fetched is still handled by the worker.
+	Unserve(orchestrators, activities []string)
 }
 
 var (
