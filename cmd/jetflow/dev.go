@@ -144,7 +144,16 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return listenError("--nats-listen", o.natsListen, err)
 	}
 	var grpcLn net.Listener
-	if !o.noGRPC {
+	switch {
+	case o.noGRPC:
+	case api.authenticated() && !o.grpcGiven:
+		// The sidecar takes no key: by default it would open what the
+		// keys lock.
+		fmt.Fprintf(stderr, "NOTE: no gRPC sidecar: it takes no key, and the HTTP API has keys; serve it anyway with --grpc %s\n", o.grpc.addr)
+	default:
+		if api.authenticated() {
+			fmt.Fprintf(stderr, "WARNING: the gRPC sidecar on %s takes no key: whoever reaches it can start, run and purge instances, whatever the HTTP API's keys\n", o.grpc.addr)
+		}
 		switch grpcLn, err = o.grpc.listen(stderr); {
 		case err == nil:
 			defer grpcLn.Close()

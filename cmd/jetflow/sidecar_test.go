@@ -97,6 +97,15 @@ func TestDevServesGRPC(t *testing.T) {
 
 	off := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-grpc")
 	require.NotContains(t, off.stdout.String(), "gRPC sidecar")
+
+	// The sidecar takes no key: with keys, dev serves it only when asked.
+	keyed := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api-key", "0123456789abcdef")
+	require.NotContains(t, keyed.stdout.String(), "gRPC sidecar")
+	require.Contains(t, keyed.stderr.String(), "NOTE: no gRPC sidecar: it takes no key")
+	asked := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api-key", "0123456789abcdef",
+		"--grpc", "127.0.0.1:0")
+	require.Contains(t, asked.stdout.String(), "gRPC sidecar")
+	require.Contains(t, asked.stderr.String(), "WARNING: the gRPC sidecar on 127.0.0.1:0 takes no key")
 }
 
 // TestSidecarFlags checks the sidecar's flag values under --check.
