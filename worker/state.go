@@ -117,6 +117,19 @@ func (st *state) failed() bool {
 	return st.done != nil && st.done.Status == history.StatusFailed
 }
 
+// scheduledIDs returns the ids of the current execution's scheduling
+// events (activities, timers, sub-orchestrations).
+func (st *state) scheduledIDs() map[int32]bool {
+	ids := map[int32]bool{}
+	for i := range st.events {
+		switch st.events[i].Type {
+		case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationCreated:
+			ids[st.events[i].ID] = true
+		}
+	}
+	return ids
+}
+
 // isExecution reports whether executionID is the current execution's.
 func (st *state) isExecution(executionID string) bool {
 	return st.started != nil && st.started.ExecutionID == executionID

@@ -331,6 +331,17 @@ func expired(st *state, batch []*storage.InboxMessage) bool {
 		st.status != nil && st.status.RuntimeStatus.IsTerminal()
 }
 
+// isResult reports whether events of type t complete a scheduling event
+// (by TaskID).
+func isResult(t history.Type) bool {
+	switch t {
+	case history.TaskCompleted, history.TaskFailed, history.TimerFired,
+		history.SubOrchestrationCompleted, history.SubOrchestrationFailed:
+		return true
+	}
+	return false
+}
+
 // poisoned reports whether a message delivered n times is to be given up.
 func poisoned(maxDeliveries int, n uint64) bool {
 	return maxDeliveries > 0 && n > uint64(maxDeliveries)
@@ -338,8 +349,12 @@ func poisoned(maxDeliveries int, n uint64) bool {
 
 // needsFreshState reports whether a batch holds a message that the cached
 // state would refuse or drop, or that starts another execution: the cases
-// where a stale cache would lose a message.
+// where a stale cache would lose a message; or the result of a task, timer
+// or sub-orchestration that the cache never saw scheduled, the sign that
+// another worker went on with the instance (running the turn on the cache
+// would only end in a lost commit).
 func needsFreshState(st *state, batch []*storage.InboxMessage) bool {
+	var scheduled map[int32]bool // the cached execution's scheduling ids, when a result needs them
 	for _, m := range batch {
 		if st.isApplied(m.Event.MsgID) {
 			continue
@@ -353,6 +368,13 @@ func needsFreshState(st *state, batch []*storage.InboxMessage) bool {
 			return true // a new run while one runs
 		case m.ExecutionID != "" && m.ExecutionID != st.started.ExecutionID:
 			return true // for another run
+		case isResult(m.Event.Type):
+			if scheduled == nil {
+				scheduled = st.scheduledIDs()
+			}
+			if !scheduled[m.Event.TaskID] {
+				return true // scheduled by a turn the cache missed
+			}
 		}
 	}
 	return false

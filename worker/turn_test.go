@@ -251,3 +251,33 @@ func TestDecideYields(t *testing.T) {
 	got = types(p.chunk)
 	require.Equal(t, "OrchestratorYielded", got[len(got)-1])
 }
+
+// TestNeedsFreshState: a cached state is checked against storage before a
+// turn for the batches a stale cache would mishandle, and only those.
+func TestNeedsFreshState(t *testing.T) {
+	t.Parallel()
+	x := testExecutor(t)
+	calls := running(t, x, startEvent("Calls", "x1", `"a"`)) // scheduled activity 0
+	waits := running(t, x, startEvent("Waits", "x2", `null`))
+	result := func(exec string, id int32) *storage.InboxMessage {
+		m := msg(history.Event{Type: history.TaskCompleted, Time: t0, TaskID: id, Result: json.RawMessage(`1`),
+			MsgID: exec + ":result:" + string(rune('0'+id))})
+		m.ExecutionID = exec
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		st    *state
+		batch []*storage.InboxMessage
+		want  bool
+	}{
+		{"the result of a task the cache scheduled", calls, []*storage.InboxMessage{result("x1", 0)}, false},
+		{"an event for the running execution", waits, []*storage.InboxMessage{msg(raised("go", "e1"))}, false},
+		{"the result of a task the cache never saw scheduled: another worker went on", calls,
+			[]*storage.InboxMessage{result("x1", 0), result("x1", 1)}, true},
+		{"a result for another execution", calls, []*storage.InboxMessage{result("x0", 0)}, true},
+		{"a start of another run", waits, []*storage.InboxMessage{msg(startEvent("Waits", "x3", `null`))}, true},
+	} {
+		require.Equal(t, tc.want, needsFreshState(tc.st, tc.batch), tc.name)
+	}
+}
