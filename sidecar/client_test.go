@@ -9,6 +9,7 @@ import (
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -238,4 +239,24 @@ func TestClientRPCs(t *testing.T) {
 		require.Equal(t, codes.Unimplemented, status.Code(err))
 	})
 	_ = jetflow.StatusCompleted
+}
+
+// TestKey: a sidecar with a key refuses calls and streams without it.
+func TestKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{Key: "s3cret"})
+	ctx := ctxFor(t, 10*time.Second)
+	_, err := b.c.Hello(ctx, nil)
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	st, err := b.c.GetWorkItems(ctx, &pb.GetWorkItemsRequest{})
+	require.NoError(t, err)
+	_, err = st.Recv()
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	wrong := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nope")
+	_, err = b.c.StartInstance(wrong, &pb.CreateInstanceRequest{Name: "X"})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	for _, md := range [][]string{{"authorization", "Bearer s3cret"}, {"x-functions-key", "s3cret"}} {
+		_, err = b.c.Hello(metadata.AppendToOutgoingContext(ctx, md...), nil)
+		require.NoError(t, err, "%v", md)
+	}
 }

@@ -122,6 +122,12 @@ type Config struct {
 	// Messages to SDKs have no limit beyond the protocol's (a work item
 	// carries the whole history of an execution).
 	MaxRecvMsgSize int
+	// Key, when set, is required on every call, in its metadata as
+	// "authorization: Bearer KEY" (or "x-functions-key: KEY"); calls
+	// without it get Unauthenticated. Defaults to none: whoever reaches the
+	// listener may do everything. (The SDKs send metadata with their
+	// metadataGenerator option.)
+	Key string
 	// Announced, when set, is called with the names a connecting SDK
 	// worker announces (its work-item filters), before the sidecar serves
 	// them: jetflow dev uses it to stop its Go samples of the same names.
@@ -248,6 +254,8 @@ func New(store *jetstream.Store, cfg Config) (*Server, error) {
 		// them with GOAWAY "too_many_pings".
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
 	)
 	pb.RegisterTaskHubSidecarServiceServer(s.grpc, s)
 	return s, nil

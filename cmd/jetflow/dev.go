@@ -146,12 +146,13 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	var grpcLn net.Listener
 	switch {
 	case o.noGRPC:
-	case api.authenticated() && !o.grpcGiven:
-		// The sidecar takes no key: by default it would open what the
-		// keys lock.
-		fmt.Fprintf(stderr, "NOTE: no gRPC sidecar: it takes no key, and the HTTP API has keys; serve it anyway with --grpc %s\n", o.grpc.addr)
+	case api.authenticated() && o.api.apiKey == "" && !o.grpcGiven:
+		// The sidecar takes only the admin key: with scoped keys alone, by
+		// default it would open what the keys lock.
+		fmt.Fprintf(stderr, "NOTE: no gRPC sidecar: it takes the admin key (--api-key) only, and the HTTP API has scoped keys; serve it without a key with --grpc %s\n", o.grpc.addr)
 	default:
-		if api.authenticated() {
+		o.grpc.key = o.api.apiKey // the SDKs send it as metadata: authorization: Bearer KEY
+		if api.authenticated() && o.grpc.key == "" {
 			fmt.Fprintf(stderr, "WARNING: the gRPC sidecar on %s takes no key: whoever reaches it can start, run and purge instances, whatever the HTTP API's keys\n", o.grpc.addr)
 		}
 		switch grpcLn, err = o.grpc.listen(stderr); {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/jetflow/jetflow"
@@ -22,6 +23,8 @@ type sidecarOptions struct {
 	orchestrators []string
 	activities    []string
 	perStream     int
+	// key is required on every call when set (sidecar.Config.Key).
+	key string
 }
 
 func (o *sidecarOptions) addFlags(cmd *cobra.Command) {
@@ -60,8 +63,8 @@ func (o *sidecarOptions) listen(stderr io.Writer) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !loopback(o.addr) {
-		fmt.Fprintf(stderr, "WARNING: the gRPC sidecar listens on %s, beyond loopback, without authentication: anyone who reaches it can start, run and purge instances\n", o.addr)
+	if !loopback(o.addr) && o.key == "" {
+		fmt.Fprintf(stderr, "WARNING: the gRPC sidecar listens on %s, beyond loopback, without a key: anyone who reaches it can start, run and purge instances; set --api-key\n", o.addr)
 	}
 	return ln, nil
 }
@@ -71,7 +74,7 @@ func (o *sidecarOptions) listen(stderr io.Writer) (net.Listener, error) {
 func (o *sidecarOptions) start(ctx context.Context, store *jetstream.Store, ln net.Listener, logger *slog.Logger, wcfg worker.Config,
 	announced func(orchestrators, activities []string)) (stop func(), served <-chan error, err error) {
 	s, err := sidecar.New(store, sidecar.Config{Logger: logger, Orchestrators: o.orchestrators, Activities: o.activities,
-		MaxItemsPerStream: o.perStream, Worker: wcfg, Announced: announced})
+		MaxItemsPerStream: o.perStream, Worker: wcfg, Announced: announced, Key: o.key})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -107,13 +110,18 @@ that do not, --orchestrators and --activities name them (and names nobody in
 the hub serves are learnt as the SDK's clients start them or its
 orchestrators call them). Run as many sidecars as you like: they share the
 work like workers. SIGTERM or Ctrl-C ends the SDKs' streams with UNAVAILABLE
-and hands back what they held.`,
+and hands back what they held.
+
+With --api-key (or $JETFLOW_API_KEY) every call must carry the key in its
+metadata, "authorization: Bearer KEY" (the SDKs' metadataGenerator option);
+without it, whoever reaches --grpc may do everything.`,
 		Args:    argsRange(0, 0),
 		PreRunE: func(*cobra.Command, []string) error { return so.validate() },
 	}
 	o := addProcessFlags(cmd, g)
 	so.addFlags(cmd)
 	f := cmd.Flags()
+	f.StringVar(&so.key, "api-key", os.Getenv(apiKeyEnv), "key required in every call's metadata, as authorization: Bearer KEY (env "+apiKeyEnv+")")
 	f.IntVar(&cfg.OrchestrationConcurrency, "concurrency", 256, "instances whose turns run at once")
 	f.IntVar(&cfg.ActivityConcurrency, "activity-concurrency", 64, "activities that run at once")
 	f.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long a message may stay unacknowledged before another process gets it (what a crashed sidecar held comes back after it)")

@@ -13,7 +13,10 @@ import (
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -58,6 +61,9 @@ func TestSidecarVerb(t *testing.T) {
 	require.NoError(t, err)
 	st, err := c.GetWorkItems(cctx, &pb.GetWorkItemsRequest{})
 	require.NoError(t, err)
+	first, err := st.Recv() // the first ping: the stream is open, the names served
+	require.NoError(t, err)
+	require.NotNil(t, first.GetHealthPing())
 	resp, err := c.StartInstance(cctx, &pb.CreateInstanceRequest{Name: "Answer", InstanceId: "cli-1"})
 	require.NoError(t, err)
 	for {
@@ -98,14 +104,15 @@ func TestDevServesGRPC(t *testing.T) {
 	off := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-grpc")
 	require.NotContains(t, off.stdout.String(), "gRPC sidecar")
 
-	// The sidecar takes no key: with keys, dev serves it only when asked.
-	keyed := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api-key", "0123456789abcdef")
-	require.NotContains(t, keyed.stdout.String(), "gRPC sidecar")
-	require.Contains(t, keyed.stderr.String(), "NOTE: no gRPC sidecar: it takes no key")
-	asked := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api-key", "0123456789abcdef",
+	// With an admin key the sidecar requires it too.
+	keyed := startDev(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api-key", "0123456789abcdef",
 		"--grpc", "127.0.0.1:0")
-	require.Contains(t, asked.stdout.String(), "gRPC sidecar")
-	require.Contains(t, asked.stderr.String(), "WARNING: the gRPC sidecar on 127.0.0.1:0 takes no key")
+	m = grpcAddrRE.FindStringSubmatch(keyed.stdout.String())
+	require.NotNil(t, m, "banner: %s", keyed.stdout)
+	_, err = dialSidecar(t, m[1]).Hello(ctx, &emptypb.Empty{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	_, err = dialSidecar(t, m[1]).Hello(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer 0123456789abcdef"), &emptypb.Empty{})
+	require.NoError(t, err)
 }
 
 // TestSidecarFlags checks the sidecar's flag values under --check.
