@@ -3,16 +3,13 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jetflow/jetflow/httpapi"
+	"github.com/jetflow/jetflow/internal/testkit"
 )
 
 // dfClientDir holds the Node.js side of TestDurableFunctionsJSClient: the
@@ -48,7 +45,7 @@ func TestDurableFunctionsJSClient(t *testing.T) {
 	if errNode != nil || errNpm != nil {
 		t.Skip("node and npm are needed to run the durable-functions client (testdata/dfclient): not on PATH")
 	}
-	npmCI(t, npm)
+	testkit.NPMCI(t, npm, dfClientDir)
 
 	for _, mode := range []string{"webhook", "rpc"} {
 		t.Run(mode, func(t *testing.T) {
@@ -76,39 +73,5 @@ func TestDurableFunctionsJSClient(t *testing.T) {
 			}
 			t.Logf("conformance.mjs --mode=%s:\n%s", mode, out.String())
 		})
-	}
-}
-
-// npmCI installs the packages of package-lock.json into
-// testdata/dfclient/node_modules with `npm ci`, unless the installation
-// there was made from the same package.json and package-lock.json (a
-// stamp file in node_modules records their hash).
-func npmCI(t *testing.T, npm string) {
-	t.Helper()
-	h := sha256.New()
-	for _, name := range []string{"package.json", "package-lock.json"} {
-		b, err := os.ReadFile(filepath.Join(dfClientDir, name))
-		if err != nil {
-			t.Fatalf("reading %s: %v", name, err)
-		}
-		h.Write(b)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	stamp := filepath.Join(dfClientDir, "node_modules", ".jetflow-installed")
-	if b, err := os.ReadFile(stamp); err == nil && string(b) == sum {
-		return
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("reading %s: %v", stamp, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-	cmd.Dir = dfClientDir
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v:\n%s", dfClientDir, err, out)
-	}
-	if err := os.WriteFile(stamp, []byte(sum), 0o644); err != nil {
-		t.Fatalf("writing %s: %v", stamp, err)
 	}
 }
