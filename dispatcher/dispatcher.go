@@ -279,7 +279,7 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 		if ok {
 			outs = append(outs, out)
 		}
-		if exp, ok, err := d.expiry(&ex, &events[i]); err != nil {
+		if exp, ok, err := d.expiry(ctx, &ex, &events[i]); err != nil {
 			return []storage.Result{{Err: err}}
 		} else if ok {
 			outs = append(outs, exp)
@@ -371,10 +371,13 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 
 // expiry returns, for the event that finishes an execution on a hub with a
 // retention, the message that removes the instance once it has passed.
-func (d *Dispatcher) expiry(ex *Execution, e *history.Event) (storage.Outgoing, bool, error) {
-	keep := d.store.Retention()
-	if e.Type != history.ExecutionCompleted || e.Status == history.StatusContinuedAsNew || keep <= 0 {
+func (d *Dispatcher) expiry(ctx context.Context, ex *Execution, e *history.Event) (storage.Outgoing, bool, error) {
+	if e.Type != history.ExecutionCompleted || e.Status == history.StatusContinuedAsNew {
 		return storage.Outgoing{}, false, nil
+	}
+	keep, err := d.store.Retention(ctx)
+	if err != nil || keep <= 0 {
+		return storage.Outgoing{}, false, err
 	}
 	at := e.Time.Add(keep)
 	out, err := d.store.ExpiryWrite(&storage.InboxMessage{InstanceID: ex.InstanceID, Orchestrator: ex.Name, ExecutionID: ex.ExecutionID,

@@ -42,8 +42,12 @@ one-shot job of a deployment (deploy/compose, deploy/k8s).`,
 			return err
 		}
 		defer nc.Close()
+		d, err := storage.Of(store).Retention(cmd.Context())
+		if err != nil {
+			return err
+		}
 		kept := "finished instances are kept until purged"
-		if d := storage.Of(store).Retention(); d > 0 {
+		if d > 0 {
 			kept = "finished instances are removed " + d.String() + " after they finish"
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "jetflow init: hub %s ready on %s; %s\n", o.hub, redactURL(o.natsURL), kept)

@@ -118,6 +118,10 @@ type Store struct {
 
 	registered sync.Map // registry key -> struct{}: names known to be registered
 
+	retentionMu    sync.Mutex
+	retention      time.Duration // the hub's retention, once retentionKnown
+	retentionKnown bool
+
 	statusMarkerTTL time.Duration // TTL of purge markers in the status bucket; 0: they stay
 	leaderReads     bool          // the hub is replicated: read statuses and histories through the leaders (leader.go)
 	observer        observer      // told of every operation (observe.go)
@@ -207,8 +211,10 @@ func (s *Store) setup(ctx context.Context) error {
 	if err := s.layout(ctx); err != nil {
 		return err
 	}
-	if err := s.retention(ctx); err != nil {
-		return err
+	if s.cfg.Retention != 0 {
+		if err := s.recordRetention(ctx); err != nil {
+			return err
+		}
 	}
 	n = s.names
 	stream := func(name, desc string, subjects []string, schedules bool) (natsjs.Stream, error) {
@@ -275,40 +281,53 @@ func (s *Store) layout(ctx context.Context) error {
 	return nil
 }
 
-// retention reads the hub's retention, recording the configured one
-// first when one is given and differs from the recorded one (the last
-// process to give one sets it for the hub).
-func (s *Store) retention(ctx context.Context) error {
+// recordRetention records the configured retention as the hub's (the
+// last process to give one sets it for the hub), unless it is recorded
+// already.
+func (s *Store) recordRetention(ctx context.Context) error {
+	want := max(s.cfg.Retention, 0)
+	if e, err := s.getRegistry(ctx, s.names.RetentionKey()); err == nil && string(e.Value()) == want.String() {
+		s.setRetention(want)
+		return nil
+	}
+	if _, err := s.registry.Put(ctx, s.names.RetentionKey(), []byte(want.String())); err != nil {
+		return fmt.Errorf("recording the hub's retention: %w", err)
+	}
+	s.setRetention(want)
+	return nil
+}
+
+func (s *Store) setRetention(d time.Duration) {
+	s.retentionMu.Lock()
+	s.retention, s.retentionKnown = d, true
+	s.retentionMu.Unlock()
+}
+
+// Retention is how long the hub keeps finished instances (0: until they
+// are purged): the one this process gave, or the hub's, read the first
+// time it is asked for (only the processes that finish instances need it,
+// so that a watcher's role need not read it).
+func (s *Store) Retention(ctx context.Context) (time.Duration, error) {
+	s.retentionMu.Lock()
+	defer s.retentionMu.Unlock()
+	if s.retentionKnown {
+		return s.retention, nil
+	}
 	key := s.names.RetentionKey()
-	var recorded time.Duration
+	var d time.Duration
 	e, err := s.getRegistry(ctx, key)
 	switch {
 	case errors.Is(err, natsjs.ErrKeyNotFound):
 	case err != nil:
-		return fmt.Errorf("reading the hub's retention: %w", err)
+		return 0, mapErr("reading the hub's retention", err)
 	default:
-		if recorded, err = time.ParseDuration(string(e.Value())); err != nil || recorded < 0 {
-			return fmt.Errorf("the hub's settings: %s is %q, not a retention", key, e.Value())
+		if d, err = time.ParseDuration(string(e.Value())); err != nil || d < 0 {
+			return 0, fmt.Errorf("the hub's settings: %s is %q, not a retention", key, e.Value())
 		}
 	}
-	want := s.cfg.Retention
-	if want == 0 {
-		s.cfg.Retention = recorded
-		return nil
-	}
-	want = max(want, 0)
-	if e == nil || want != recorded {
-		if _, err := s.registry.Put(ctx, key, []byte(want.String())); err != nil {
-			return fmt.Errorf("recording the hub's retention: %w", err)
-		}
-	}
-	s.cfg.Retention = want
-	return nil
+	s.retention, s.retentionKnown = d, true
+	return d, nil
 }
-
-// Retention is how long the hub keeps finished instances; 0 keeps them
-// until they are purged.
-func (s *Store) Retention() time.Duration { return s.cfg.Retention }
 
 // getRegistry reads a registry key. On a cluster, a bucket created a
 // moment ago may not answer direct gets yet (no responders): it asks

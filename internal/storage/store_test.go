@@ -193,7 +193,9 @@ func TestOpen(t *testing.T) {
 			t.Helper()
 			s, err := storage.Open(t.Context(), b.nc, storage.Config{Hub: "kept", Retention: keep})
 			require.NoError(t, err)
-			return s.Retention()
+			d, err := s.Retention(t.Context())
+			require.NoError(t, err)
+			return d
 		}
 		require.Zero(t, open(0), "a new hub keeps finished instances")
 		require.Equal(t, time.Hour, open(time.Hour))
