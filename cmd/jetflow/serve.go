@@ -55,6 +55,49 @@ func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer
 	return nc, store, logger, nil
 }
 
+// workerFlags are the flags of the processes that run a worker (worker,
+// sidecar) besides its names: how much runs at once, the ack wait, metrics
+// and purging.
+type workerFlags struct {
+	metricsAddr string
+	noPurge     bool
+}
+
+// addWorkerFlags adds the workerFlags to cmd, filling cfg; what names the
+// process in the flags' help ("worker", "sidecar").
+func addWorkerFlags(cmd *cobra.Command, cfg *worker.Config, what string) *workerFlags {
+	wf := &workerFlags{}
+	f := cmd.Flags()
+	f.IntVar(&cfg.OrchestrationConcurrency, "concurrency", 256, "instances whose turns run at once")
+	f.IntVar(&cfg.ActivityConcurrency, "activity-concurrency", 64, "activities that run at once")
+	f.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long a message may stay unacknowledged before another process gets it (what a crashed "+what+" held comes back after it)")
+	f.StringVar(&wf.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; default none)")
+	f.BoolVar(&wf.noPurge, "no-purge", false, "leave the removal of acknowledged messages to other workers (for a NATS role without purge rights, e.g. a worker limited to some names)")
+	return wf
+}
+
+// apply completes cfg with the flags, the logger and, with --metrics, the
+// metrics served until stop is called.
+func (wf *workerFlags) apply(cfg *worker.Config, store *jetstream.Store, logger *slog.Logger) (stop func(), err error) {
+	cfg.Logger = logger
+	if wf.noPurge {
+		cfg.PurgeInterval = -1
+	}
+	if wf.metricsAddr == "" {
+		return func() {}, nil
+	}
+	m, h, err := processMetrics(store, nil)
+	if err != nil {
+		return nil, err
+	}
+	stop, err = serveMetrics(wf.metricsAddr, h, logger)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metrics = m
+	return stop, nil
+}
+
 func newWorkerCmd(g *globalOptions) *cobra.Command {
 	var cfg worker.Config
 	cmd := &cobra.Command{
@@ -71,18 +114,12 @@ worker.New(...).Start (see the README).`,
 		Args: argsRange(0, 0),
 	}
 	o := addProcessFlags(cmd, g)
+	wo := addWorkerFlags(cmd, &cfg, "worker")
 	f := cmd.Flags()
-	f.IntVar(&cfg.OrchestrationConcurrency, "concurrency", 256, "instances whose turns run at once")
-	f.IntVar(&cfg.ActivityConcurrency, "activity-concurrency", 64, "activities that run at once")
-	f.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long a message may stay unacknowledged before another worker gets it (what a crashed worker held comes back after it)")
 	f.StringSliceVar(&cfg.Orchestrators, "orchestrators", nil, "run only these orchestrators (comma-separated; default all)")
 	f.StringSliceVar(&cfg.Activities, "activities", nil, "run only these activities (comma-separated; default all)")
 	f.BoolVar(&cfg.NoOrchestrations, "no-orchestrations", false, "run activities only")
 	f.BoolVar(&cfg.NoActivities, "no-activities", false, "run orchestrations only")
-	var noPurge bool
-	var metricsAddr string
-	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; default none)")
-	f.BoolVar(&noPurge, "no-purge", false, "leave the removal of acknowledged messages to other workers (for a NATS role without purge rights, e.g. a worker limited to some names)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		nc, store, logger, err := o.open(ctx, "jetflow-worker", cmd.ErrOrStderr())
@@ -94,22 +131,11 @@ worker.New(...).Start (see the README).`,
 		if err := samples.Register(reg, samples.Options{}); err != nil {
 			return fmt.Errorf("registering the samples: %w", err)
 		}
-		cfg.Logger = logger
-		if noPurge {
-			cfg.PurgeInterval = -1
+		stopMetrics, err := wo.apply(&cfg, store, logger)
+		if err != nil {
+			return err
 		}
-		if metricsAddr != "" {
-			m, h, err := processMetrics(store, nil)
-			if err != nil {
-				return err
-			}
-			stopMetrics, err := serveMetrics(metricsAddr, h, logger)
-			if err != nil {
-				return err
-			}
-			defer stopMetrics()
-			cfg.Metrics = m
-		}
+		defer stopMetrics()
 		w, err := worker.New(store, reg, cfg)
 		if err != nil {
 			return err

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"time"
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/jetstream"
@@ -122,13 +121,7 @@ without it, whoever reaches --grpc may do everything.`,
 	so.addFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&so.key, "api-key", os.Getenv(apiKeyEnv), "key required in every call's metadata, as authorization: Bearer KEY (env "+apiKeyEnv+")")
-	f.IntVar(&cfg.OrchestrationConcurrency, "concurrency", 256, "instances whose turns run at once")
-	f.IntVar(&cfg.ActivityConcurrency, "activity-concurrency", 64, "activities that run at once")
-	f.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long a message may stay unacknowledged before another process gets it (what a crashed sidecar held comes back after it)")
-	var metricsAddr string
-	var noPurge bool
-	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; default none)")
-	f.BoolVar(&noPurge, "no-purge", false, "leave the removal of acknowledged messages to other workers (for a NATS role without purge rights)")
+	wo := addWorkerFlags(cmd, &cfg, "sidecar")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ln, err := so.listen(cmd.ErrOrStderr())
 		if err != nil {
@@ -141,22 +134,11 @@ without it, whoever reaches --grpc may do everything.`,
 			return err
 		}
 		defer nc.Close()
-		cfg.Logger = logger
-		if noPurge {
-			cfg.PurgeInterval = -1
+		stopMetrics, err := wo.apply(&cfg, store, logger)
+		if err != nil {
+			return err
 		}
-		if metricsAddr != "" {
-			m, h, err := processMetrics(store, nil)
-			if err != nil {
-				return err
-			}
-			stopMetrics, err := serveMetrics(metricsAddr, h, logger)
-			if err != nil {
-				return err
-			}
-			defer stopMetrics()
-			cfg.Metrics = m
-		}
+		defer stopMetrics()
 		stop, served, err := so.start(ctx, store, ln, logger, cfg, nil)
 		if err != nil {
 			return err
