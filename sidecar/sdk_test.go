@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -35,8 +36,9 @@ const samplesJSDir = "../samples/js"
 // across languages with a Go worker's GoUpper and GoCallsJS. It prints
 // "N passed, N failed"; a failed check fails the test. The samples'
 // custom statuses are followed here too, in order, through jetflow's
-// status watch (a KV watch of the status bucket, what `nats kv watch`
-// shows).
+// status watch and through the nats CLI's `nats kv watch jetflow-status`
+// (the nats binary on PATH, which .ci/run installs; the test says so when
+// it is missing and checks the status watch alone).
 //
 // It needs node and npm (skipped without them) and, the first time, the
 // npm registry (see testkit.NPMCI).
@@ -72,17 +74,31 @@ func TestDurableTaskJS(t *testing.T) {
 	updates, err := b.e.Client.WatchAll(ctx, client.WatchFilter{InstanceIDPrefix: "conf-"}, 0)
 	require.NoError(t, err)
 	var mu sync.Mutex
-	customs := map[string][]string{} // each instance's custom statuses, in order, repeats left out
+	// Each instance's custom statuses, in order, repeats left out, as the
+	// status watch and as `nats kv watch` saw them.
+	customs := map[string][]string{}
+	natsKV := map[string][]string{}
+	record := func(seen map[string][]string, id string, custom json.RawMessage) {
+		c := string(custom)
+		mu.Lock()
+		defer mu.Unlock()
+		if s := seen[id]; c != "" && c != "null" && (len(s) == 0 || s[len(s)-1] != c) {
+			seen[id] = append(s, c)
+		}
+	}
 	go func() {
 		for u := range updates {
-			c := string(u.Status.CustomStatus)
-			mu.Lock()
-			if seen := customs[u.InstanceID]; c != "" && c != "null" && (len(seen) == 0 || seen[len(seen)-1] != c) {
-				customs[u.InstanceID] = append(seen, c)
-			}
-			mu.Unlock()
+			record(customs, u.InstanceID, u.Status.CustomStatus)
 		}
 	}()
+	natsCLI, errCLI := exec.LookPath("nats")
+	if errCLI != nil {
+		t.Log("the nats CLI is not on PATH: the statuses are followed through the status watch alone, not `nats kv watch`")
+	} else {
+		followNATSKVWatch(t, ctx, natsCLI, "nats://"+b.e.Listen, func(id string, st jetflow.Status) {
+			record(natsKV, id, st.CustomStatus)
+		})
+	}
 
 	cmd := exec.CommandContext(ctx, node, "conformance.mjs", b.url, api.URL+httpapi.BasePath)
 	cmd.Dir = samplesJSDir
@@ -111,16 +127,58 @@ func TestDurableTaskJS(t *testing.T) {
 		"conf-status":       {`{"nextActions":["A","B","C"],"foo":2}`},
 		"conf-parent-child": {`"Tokyo"`, `"Seattle"`, `"London"`},
 	}
-	testkit.WaitForNoError(t, 20*time.Second, "the custom statuses of the samples in the status watch", func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		for id, w := range want {
-			if strings.Join(customs[id], " ") != strings.Join(w, " ") {
-				return &mismatch{id: id, got: customs[id], want: w}
-			}
+	for _, watch := range []struct {
+		what string
+		seen map[string][]string
+	}{{"the status watch", customs}, {"nats kv watch", natsKV}} {
+		if watch.what == "nats kv watch" && errCLI != nil {
+			continue
 		}
-		return nil
-	})
+		testkit.WaitForNoError(t, 20*time.Second, "the custom statuses of the samples in "+watch.what, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			for id, w := range want {
+				if strings.Join(watch.seen[id], " ") != strings.Join(w, " ") {
+					return &mismatch{id: id, got: watch.seen[id], want: w}
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// followNATSKVWatch runs `nats kv watch jetflow-status` against natsURL
+// until ctx ends (or the test does), and hands each status it prints to
+// seen. The CLI prints a line per change:
+// "[time] PUT jetflow-status > <key>: <status JSON>".
+func followNATSKVWatch(t *testing.T, ctx context.Context, natsCLI, natsURL string, seen func(id string, st jetflow.Status)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(ctx, natsCLI, "--server", natsURL, "kv", "watch", "jetflow-status")
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		defer func() { _ = cmd.Wait() }()
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			_, rest, ok := strings.Cut(sc.Text(), "] PUT jetflow-status > ")
+			if !ok {
+				continue
+			}
+			key, value, ok := strings.Cut(rest, ": ")
+			var st jetflow.Status
+			if !ok || json.Unmarshal([]byte(value), &st) != nil {
+				continue
+			}
+			seen(key, st)
+		}
+	}()
 }
 
 // mismatch is a custom status sequence other than the one expected.
