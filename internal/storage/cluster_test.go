@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testkit"
 	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -109,4 +112,84 @@ func runCluster(t *testing.T, n int) []*server.Server {
 	require.NoError(t, js.DeleteStream(t.Context(), "placement-probe"))
 	nc.Close()
 	return servers
+}
+
+// TestBackToBackWritesOnCluster: on an R3 hub, a writer's next
+// compare-and-set right after its acknowledged one (a history chunk over
+// the last, a status over the one just written) is not a conflict. The
+// stream's leader may still hold the first write's expectation "in
+// process" when the second arrives and refuses it without a sequence
+// (error 10164); the store tries such a write again instead of reporting
+// a conflict that never happened.
+func TestBackToBackWritesOnCluster(t *testing.T) {
+	t.Parallel()
+	servers := runCluster(t, 3)
+	// A store on each server: most writes go through one that does not
+	// lead the stream.
+	var stores []*storage.Store
+	for _, srv := range servers {
+		nc, _ := connect(t, srv)
+		stores = append(stores, openStore(t, nc, storage.Config{Hub: "b2b", Replicas: 3}))
+	}
+	ctx := t.Context()
+	const writers, writes = 24, 25
+	errs := make(chan error, writers)
+	for w := range writers {
+		s := stores[w%len(stores)]
+		go func() {
+			id := "b2b-" + strconv.Itoa(w)
+			var chunkRev, statusRev uint64
+			for c := uint32(1); c <= writes; c++ {
+				var err error
+				if chunkRev, err = s.AppendChunk(ctx, id, c, chunkRev, events(int(c), 1), nil); err != nil {
+					errs <- fmt.Errorf("chunk %d of %s: %w", c, id, err)
+					return
+				}
+				if statusRev, err = s.PutStatus(ctx, id, status(id, jetflow.StatusRunning, strconv.Itoa(int(c))), statusRev); err != nil {
+					errs <- fmt.Errorf("status %d of %s: %w", c, id, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		require.NoError(t, <-errs)
+	}
+}
+
+// TestRetryInProcess: a write refused because the leader still processes
+// an earlier expectation on its subject (10164) is tried again until it
+// goes through; a real conflict (10071, with the stream's sequence) is
+// returned at once; a refusal that lasts ends as a conflict.
+func TestRetryInProcess(t *testing.T) {
+	t.Parallel()
+	inProcess := &natsjs.APIError{Code: 400, ErrorCode: natsjs.JSErrCodeStreamWrongLastSequenceConstant, Description: "wrong last sequence"}
+	conflict := &natsjs.APIError{Code: 400, ErrorCode: natsjs.JSErrCodeStreamWrongLastSequence, Description: "wrong last sequence: 7"}
+	for _, tc := range []struct {
+		name     string
+		answers  []error // what the server says to each try; the last one repeats
+		tries    int
+		conflict bool
+	}{
+		{"refused twice, then stored", []error{inProcess, inProcess, nil}, 3, false},
+		{"a real conflict", []error{conflict}, 1, true},
+		{"refused every time", []error{inProcess}, 21, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tries := 0
+			err := storage.RetryInProcess(t.Context(), func() error {
+				tries++
+				return tc.answers[min(tries, len(tc.answers))-1]
+			})
+			require.Equal(t, tc.tries, tries)
+			if tc.conflict {
+				require.Error(t, err)
+				require.True(t, errors.Is(storage.MapErrForTest(err), storage.ErrConflict), "%v is a conflict", err)
+			} else {
+				require.NoError(t, err)
+			}
+		})
+	}
 }

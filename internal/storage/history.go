@@ -110,7 +110,11 @@ func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint6
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	msg := &nats.Msg{Subject: s.names.HistorySubject(id, n), Data: data}
-	ack, err := s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequenceForSubject(prev, s.names.HistorySubjects(id)))
+	var ack *natsjs.PubAck
+	err = retryInProcess(ctx, func() (err error) {
+		ack, err = s.js.PublishMsg(ctx, msg, natsjs.WithExpectLastSequenceForSubject(prev, s.names.HistorySubjects(id)))
+		return err
+	})
 	if err != nil {
 		return 0, mapErr(fmt.Sprintf("writing history chunk %d of %s", n, id), err)
 	}

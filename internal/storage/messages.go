@@ -51,8 +51,7 @@ func (s *Store) publish(ctx context.Context, outs ...Outgoing) []Result {
 	defer cancel()
 	res := make([]Result, len(outs))
 	if len(outs) == 1 { // one round trip; no async bookkeeping
-		ack, err := s.js.PublishMsg(ctx, outs[0].msg(), outs[0].opts()...)
-		res[0] = result(outs[0], ack, err)
+		res[0] = s.publishOne(ctx, outs[0])
 		return res
 	}
 	futures := make([]natsjs.PubAckFuture, len(outs))
@@ -72,12 +71,61 @@ func (s *Store) publish(ctx context.Context, outs ...Outgoing) []Result {
 		case ack := <-f.Ok():
 			res[i] = result(outs[i], ack, nil)
 		case err := <-f.Err():
+			if inProcess(err) {
+				res[i] = s.publishOne(ctx, outs[i]) // refused, not stored: again, on its own
+				continue
+			}
 			res[i] = result(outs[i], nil, err)
 		case <-ctx.Done():
 			res[i] = result(outs[i], nil, ctx.Err())
 		}
 	}
 	return res
+}
+
+// publishOne sends one write and waits for its acknowledgement, trying
+// again while the server cannot check its expectation yet (inProcess).
+func (s *Store) publishOne(ctx context.Context, o Outgoing) Result {
+	var ack *natsjs.PubAck
+	err := retryInProcess(ctx, func() (err error) {
+		ack, err = s.js.PublishMsg(ctx, o.msg(), o.opts()...)
+		return err
+	})
+	return result(o, ack, err)
+}
+
+// inProcessRetries bounds how many times retryInProcess tries a write
+// again, waiting 1 ms, then twice as long each time up to 50 ms.
+const inProcessRetries = 20
+
+// inProcess reports whether err is a replicated stream's refusal of a
+// write whose expectation (a last sequence for its subject) it cannot
+// check yet, because another write with an expectation on that subject
+// is still being applied: "wrong last sequence" without a sequence
+// (error 10164). Nothing was stored. The writer's own previous write can
+// be that other one, acknowledged a moment before the leader forgot it.
+func inProcess(err error) bool {
+	var apiErr *natsjs.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// retryInProcess runs write until the server does not refuse it as
+// inProcess, up to inProcessRetries times more, and returns its last
+// error. A refusal that lasts is a conflict (isConflict).
+func retryInProcess(ctx context.Context, write func() error) error {
+	wait := time.Millisecond
+	for i := 0; ; i++ {
+		err := write()
+		if !inProcess(err) || i == inProcessRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 func result(o Outgoing, ack *natsjs.PubAck, err error) Result {

@@ -44,7 +44,9 @@ func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) 
 		// The purge marker tells live watchers; it expires, leaving nothing.
 		opts = append(opts, natsjs.PurgeTTL(s.statusMarkerTTL))
 	}
-	if err := s.status.Purge(ctx, s.names.StatusKey(id), append(opts, natsjs.LastRevision(statusRev))...); err != nil {
+	if err := retryInProcess(ctx, func() error {
+		return s.status.Purge(ctx, s.names.StatusKey(id), append(opts, natsjs.LastRevision(statusRev))...)
+	}); err != nil {
 		return mapErr("purging the status of "+id, err)
 	}
 	var errs []error

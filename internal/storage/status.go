@@ -132,7 +132,9 @@ func (s *Store) SetProgress(ctx context.Context, id string, p jetflow.ActivityPr
 func (s *Store) DeleteStatus(ctx context.Context, id string, rev uint64) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	return mapErr("deleting status of "+id, s.status.Purge(ctx, s.names.StatusKey(id), natsjs.LastRevision(rev)))
+	return mapErr("deleting status of "+id, retryInProcess(ctx, func() error {
+		return s.status.Purge(ctx, s.names.StatusKey(id), natsjs.LastRevision(rev))
+	}))
 }
 
 // StatusWrite prepares a compare-and-set status write (see PutStatus) to
