@@ -139,7 +139,7 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		ev := m.Event
 		if ev.Type == history.ExecutionStarted || ev.Type == history.ExecutionRewound || ev.Type == history.InstanceExpired ||
 			st.isApplied(ev.MsgID) {
-			continue // a rewind of an execution that has not failed is dropped, and so is an expiry that expired does not take
+			continue // dropped here: a rewind of an execution that has not failed, an expiry that expired did not take
 		}
 		// A message can be in a batch twice: delivered again while it
 		// waited (a server restart can do that), or published twice.
