@@ -50,32 +50,103 @@ func (s *Store) LoadHistory(ctx context.Context, id string) (chunks []Chunk, err
 	}
 }
 
+// historyBatch is how many chunks one direct get of loadHistory asks for
+// when it reads them in stream order.
+const historyBatch = 1000
+
+// errTooManyChunks: a history has more chunk keys than one multi-last
+// direct get answers (the server's limit is 1,024 subjects).
+var errTooManyChunks = errors.New("too many chunks for one multi-last read")
+
+// loadHistory reads an instance's chunks with direct gets of the last
+// message of each of its chunk keys ("multi_last": the server finds them
+// in its subject index, without scanning the stream), and, for a history
+// of more keys than one such request answers, with batched gets in stream
+// order. (A KV watch would create and delete an ordered consumer for every
+// load, which also scans the stream from its start for the instance's
+// first chunk.) Any replica may answer: LoadHistory checks the result
+// against the leader.
 func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
-	w, err := s.history.Watch(ctx, s.names.HistoryFilter(id), natsjs.IgnoreDeletes())
+	sub, err := s.nc.SubscribeSync(s.nc.NewInbox())
 	if err != nil {
 		return nil, mapErr("loading history of "+id, err)
 	}
-	defer w.Stop()
-	var chunks []Chunk
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("loading history of %s: %w", id, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("loading history of %s: watcher stopped", id)
+	defer func() { _ = sub.Unsubscribe() }()
+	filter := s.names.HistorySubjects(id)
+	type request struct {
+		Seq       uint64   `json:"seq,omitempty"`
+		NextFor   string   `json:"next_by_subj,omitempty"`
+		Batch     int      `json:"batch,omitempty"`
+		MultiLast []string `json:"multi_last,omitempty"`
+	}
+	read := func(next func(seq uint64) request) ([]Chunk, error) {
+		var chunks []Chunk
+		for seq := uint64(0); ; {
+			req, err := json.Marshal(next(seq))
+			if err != nil {
+				return nil, err
 			}
-			if e == nil { // all current values delivered
+			if err := s.nc.PublishRequest(directGetSubject(s.names.HistoryStream()), sub.Subject, req); err != nil {
+				return nil, mapErr("loading history of "+id, err)
+			}
+			more, last, err := s.readHistoryBatch(ctx, sub, &chunks)
+			if err != nil {
+				return nil, err
+			}
+			if !more {
+				// Sequence order is chunk order (a chunk is only written over
+				// the last); sorted anyway, so that nothing rests on that.
 				slices.SortFunc(chunks, func(a, b Chunk) int { return int(a.Number) - int(b.Number) })
 				return chunks, nil
 			}
-			c, err := decodeChunk(e.Key(), e.Value())
-			if err != nil {
-				return nil, fmt.Errorf("loading history of %s: %w", id, err)
-			}
-			c.Revision = e.Revision()
-			chunks = append(chunks, c)
+			seq = last + 1
 		}
+	}
+	chunks, err := read(func(seq uint64) request { return request{Seq: seq, MultiLast: []string{filter}} })
+	if errors.Is(err, errTooManyChunks) {
+		chunks, err = read(func(seq uint64) request { return request{Seq: max(seq, 1), NextFor: filter, Batch: historyBatch} })
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading history of %s: %w", id, err)
+	}
+	return chunks, nil
+}
+
+// readHistoryBatch reads the answers to one batched direct get into
+// chunks, and reports whether more chunks follow the last one read, and
+// that one's sequence.
+func (s *Store) readHistoryBatch(ctx context.Context, sub *nats.Subscription, chunks *[]Chunk) (more bool, last uint64, err error) {
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return false, 0, mapErr("reading history chunks", err)
+		}
+		switch m.Header.Get("Status") {
+		case "404": // nothing (more) stored under the subjects
+			return false, last, nil
+		case "413":
+			return false, 0, errTooManyChunks
+		case "204": // end of batch
+			pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			return pending > 0 && last > 0, last, nil
+		case "":
+		default:
+			return false, 0, fmt.Errorf("direct get: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil {
+			return false, 0, fmt.Errorf("a stored message of %q without its sequence", m.Header.Get("Nats-Subject"))
+		}
+		last = seq
+		if op := m.Header.Get("KV-Operation"); op != "" {
+			continue // a delete or purge marker: no chunk
+		}
+		c, err := decodeChunk(m.Header.Get("Nats-Subject"), m.Data)
+		if err != nil {
+			return false, 0, err
+		}
+		c.Revision = seq
+		*chunks = append(*chunks, c)
 	}
 }
 

@@ -208,6 +208,10 @@ func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 // for one of its messages.
 func msgGetSubject(stream string) string { return "$JS.API.STREAM.MSG.GET." + stream }
 
+// directGetSubject is the JetStream API subject of a stream's direct gets,
+// which any replica may answer.
+func directGetSubject(stream string) string { return "$JS.API.DIRECT.GET." + stream }
+
 func isPlain(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }

@@ -853,3 +853,29 @@ func TestRegistry(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"hub.shards", "orchestrator.E1_HelloSequence", "orchestrator.a=2Eb=20c", "orchestrator.=C3=A9"}, keys)
 }
+
+// TestLoadHistoryOverBatches: a history of more chunk keys than one
+// multi-last read answers (1,024) loads whole and in order, with each
+// chunk's revision, through the batched reads in stream order (1,000 a
+// batch).
+func TestLoadHistoryOverBatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	const id, n = "long one", 1030
+	revs := []uint64{0}
+	for c := 1; c <= n; c++ {
+		rev, err := b.store.AppendChunk(ctx, id, uint32(c), revs[c-1], events(c, 1), nil)
+		require.NoError(t, err)
+		revs = append(revs, rev)
+	}
+	_, err := b.store.AppendChunk(ctx, "long", 1, 0, events(1, 1), nil) // a neighbour, not read with it
+	require.NoError(t, err)
+	chunks, err := b.store.LoadHistory(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, chunks, n)
+	for k, c := range chunks {
+		require.EqualValues(t, k+1, c.Number)
+		require.Equal(t, revs[k+1], c.Revision, "chunk %d", k+1)
+	}
+}
