@@ -15,10 +15,13 @@ import (
 )
 
 // replayer replays orchestrators from history: the Go executor's turns.
-// It is pure (no I/O, no wall clock) and safe for concurrent use.
+// It is pure (no I/O, no wall clock) and safe for concurrent use. It keeps
+// the replays of long executions between their turns (sessions, see
+// session.go); nil sessions replay every turn from the start.
 type replayer struct {
 	registry *Registry
 	logger   *slog.Logger
+	sessions *sessions
 }
 
 // newReplayer returns a replayer of the orchestrators registered in r.
@@ -31,7 +34,7 @@ func newReplayer(r *Registry, logger *slog.Logger) *replayer {
 	if r == nil {
 		r = NewRegistry()
 	}
-	return &replayer{registry: r, logger: logger}
+	return &replayer{registry: r, logger: logger, sessions: newSessions(sessionMinEvents, sessionMaxCount, sessionMaxEvents)}
 }
 
 // Execute replays past (the current execution's events, starting with
@@ -40,31 +43,40 @@ func newReplayer(r *Registry, logger *slog.Logger) *replayer {
 // EventRaised, TimerFired, ExecutionTerminated, or an ExecutionStarted when
 // past is empty, or an ExecutionRewound) and returns the turn. It never panics and has no side
 // effects. If past already holds an ExecutionCompleted, the result is Done
-// with no events.
+// with no events. The replay of past is skipped when the instance's
+// session has seen exactly past: the same turn then costs only newEvents.
 func (x *replayer) Execute(instanceID string, past, newEvents []history.Event) (res *executor.TurnResult) {
-	// A rewind takes failures out of the history: replay what is left, and
-	// the orchestrator waits again for what failed.
-	if slices.ContainsFunc(newEvents, func(e history.Event) bool { return e.Type == history.ExecutionRewound }) {
-		past, newEvents = history.Rewound(append(slices.Clip(past), newEvents...)), nil
+	// A session continues only on the history it expects, which holds no
+	// rewind and no end (a session is not kept past either).
+	s := x.sessions.take(instanceID)
+	rewound := rewinds(newEvents)
+	continued := s != nil && !rewound && s.follows(past)
+	var r *replay
+	if continued {
+		x.sessions.resumed.Add(1)
+		r = s.r
+		r.c.recorded = s.recorded // the last turn's actions are in past now
+		r.c.closed.Store(false)
+		past = nil // seen
 	} else {
-		past = history.Rewound(past)
-	}
-	for i := range past {
-		if past[i].Type == history.ExecutionCompleted {
-			return &executor.TurnResult{Done: true}
+		if s != nil {
+			s.r.stop()
 		}
-	}
-	r := &replay{
-		x: x,
-		c: &OrchestrationContext{
-			instanceID: instanceID,
-			xlog:       x.logger.With(slog.String("instance_id", instanceID)),
-			tasks:      make(map[int32]*task),
-			waiters:    make(map[string][]*task),
-			buffered:   make(map[string][]bufferedEvent),
-			resume:     make(chan bool),
-			yield:      make(chan struct{}),
-		},
+		// A rewind takes failures out of the history: replay what is
+		// left, and the orchestrator waits again for what failed. Rewound
+		// views are always replayed from the start.
+		switch {
+		case rewound:
+			past, newEvents = history.Rewound(append(slices.Clip(past), newEvents...)), nil
+		case rewinds(past):
+			past, rewound = history.Rewound(past), true
+		}
+		for i := range past {
+			if past[i].Type == history.ExecutionCompleted {
+				return &executor.TurnResult{Done: true}
+			}
+		}
+		r = x.newReplay(instanceID)
 	}
 	defer func() {
 		if p := recover(); p != nil { // a bug in the executor: fail, don't crash the worker
@@ -92,13 +104,41 @@ func (x *replayer) Execute(instanceID string, past, newEvents []history.Event) (
 			}
 		}
 	}
-	r.stop()
 	res = r.result()
 	t := turnTime(past, newEvents)
+	if t.IsZero() && continued {
+		t = r.c.now // a turn without an OrchestratorStarted: the one before's
+	}
 	for i := range res.Events {
 		res.Events[i].Time = t
 	}
+	if res.Done || rewound || r.final != nil {
+		r.stop()
+		return res
+	}
+	r.c.closed.Store(true) // until the next turn continues it
+	seen := len(past)
+	if continued {
+		seen = s.events()
+	}
+	x.sessions.keep(instanceID, r.c.executionID, r, seen, newEvents, res.Events)
 	return res
+}
+
+// newReplay begins the replay of an instance.
+func (x *replayer) newReplay(instanceID string) *replay {
+	return &replay{
+		x: x,
+		c: &OrchestrationContext{
+			instanceID: instanceID,
+			xlog:       x.logger.With(slog.String("instance_id", instanceID)),
+			tasks:      make(map[int32]*task),
+			waiters:    make(map[string][]*task),
+			buffered:   make(map[string][]bufferedEvent),
+			resume:     make(chan bool),
+			yield:      make(chan struct{}),
+		},
+	}
 }
 
 // turnTime is the time of the latest OrchestratorStarted (or, lacking one,
@@ -172,7 +212,7 @@ func (r *replay) start(e *history.Event) {
 		r.ignored("jetflow: ignoring a second ExecutionStarted")
 		return
 	}
-	c.name, c.input = e.Name, e.Input
+	c.name, c.input, c.executionID = e.Name, e.Input, e.ExecutionID
 	if c.now.IsZero() {
 		c.now = e.Time.UTC()
 	}
@@ -235,6 +275,10 @@ func (r *replay) drive() {
 func (r *replay) stop() {
 	c := r.c
 	if c.started && !c.exited {
+		// A kept session is closed between turns; the unwinding
+		// orchestrator must see it open, so that an Await in its deferred
+		// code ends its goroutine (checkAwait).
+		c.closed.Store(false)
 		c.inOrch.Store(true)
 		c.resume <- true
 		<-c.yield

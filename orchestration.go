@@ -29,11 +29,12 @@ type Orchestrator func(ctx *OrchestrationContext) (any, error)
 // deterministic clock, and the calls that schedule durable work. Use it only
 // from the orchestrator's goroutine, and only while the orchestrator runs.
 type OrchestrationContext struct {
-	instanceID string
-	name       string
-	input      json.RawMessage
-	logger     *slog.Logger
-	xlog       *slog.Logger // the executor's logger, for engine messages
+	instanceID  string
+	executionID string
+	name        string
+	input       json.RawMessage
+	logger      *slog.Logger
+	xlog        *slog.Logger // the executor's logger, for engine messages
 
 	now       time.Time // time of the latest OrchestratorStarted
 	replaying bool

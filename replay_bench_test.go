@@ -11,6 +11,12 @@ import (
 // events (each call adds an OrchestratorStarted, the TaskCompleted and the
 // next TaskScheduled), with the replayer that made it.
 func replayHistory(b *testing.B, n int) (*sim, []history.Event) {
+	return replayHistoryOf(b, n, n)
+}
+
+// replayHistoryOf is replayHistory of an instance that makes up to calls
+// calls.
+func replayHistoryOf(b *testing.B, n, calls int) (*sim, []history.Event) {
 	b.Helper()
 	r := testRegistry(b)
 	addOrchestrator(b, r, "Sequence", func(ctx *OrchestrationContext) (any, error) {
@@ -26,7 +32,7 @@ func replayHistory(b *testing.B, n int) (*sim, []history.Event) {
 		return limit, nil
 	})
 	s := newSim(b, r, "bench")
-	s.start("Sequence", n) // more calls than the history will hold: it never completes
+	s.start("Sequence", calls) // at least as many calls as the history will hold: it does not complete
 	for len(s.hist) < n {
 		s.turn(s.completions()...)
 	}
@@ -43,7 +49,7 @@ func BenchmarkReplay1000(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		res := s.x.Execute(s.id, hist, nil)
+		res := s.full.Execute(s.id, hist, nil)
 		if res.Done || len(res.Events) != 0 {
 			b.Fatalf("replay asked for %d events, done %v", len(res.Events), res.Done)
 		}
@@ -67,9 +73,40 @@ func BenchmarkReplay1000Turn(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		res := s.x.Execute(s.id, hist, newEvents)
+		res := s.full.Execute(s.id, hist, newEvents)
 		if len(res.Events) != 1 || res.Events[0].Type != history.TaskScheduled {
 			b.Fatalf("the turn added %d events, want the next TaskScheduled", len(res.Events))
 		}
+	}
+}
+
+// BenchmarkTurnInSession1000 is BenchmarkReplay1000Turn for a worker that
+// kept the instance's session: each turn continues the replay of the one
+// before (the history grows by the turn's events), so a turn costs its
+// new events only, however long the history is.
+func BenchmarkTurnInSession1000(b *testing.B) {
+	s, hist := replayHistoryOf(b, 1000, 1<<30)
+	x := newReplayer(s.reg, nil)
+	if res := x.Execute(s.id, hist, nil); res.Done || len(res.Events) != 0 {
+		b.Fatalf("replay asked for %d events, done %v", len(res.Events), res.Done)
+	}
+	open := s.openIDs()[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		newEvents := []history.Event{
+			{Type: history.OrchestratorStarted, Time: s.now},
+			{Type: history.TaskCompleted, TaskID: open, Result: mustJSON(b, 2), Time: s.now},
+		}
+		res := x.Execute(s.id, hist, newEvents)
+		if len(res.Events) != 1 || res.Events[0].Type != history.TaskScheduled {
+			b.Fatalf("the turn added %d events, want the next TaskScheduled", len(res.Events))
+		}
+		hist = append(append(hist, newEvents...), res.Events...)
+		open = res.Events[0].ID
+	}
+	b.StopTimer()
+	if x.sessions.resumed.Load() == 0 {
+		b.Fatal("no turn continued the session")
 	}
 }

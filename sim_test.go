@@ -24,7 +24,8 @@ var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 type sim struct {
 	t    testing.TB
 	reg  *Registry
-	x    *replayer
+	x    *replayer // keeps sessions from the first event on
+	full *replayer // keeps none: every Execute replays all of history
 	id   string
 	now  time.Time
 	hist []history.Event
@@ -33,7 +34,11 @@ type sim struct {
 }
 
 func newSim(t testing.TB, reg *Registry, id string) *sim {
-	return &sim{t: t, reg: reg, x: newReplayer(reg, nil), id: id, now: t0, open: map[int32]history.Event{}}
+	x := newReplayer(reg, nil)
+	x.sessions = newSessions(0, sessionMaxCount, sessionMaxEvents)
+	full := newReplayer(reg, nil)
+	full.sessions = nil
+	return &sim{t: t, reg: reg, x: x, full: full, id: id, now: t0, open: map[int32]history.Event{}}
 }
 
 // start begins the execution.
@@ -80,12 +85,12 @@ func (s *sim) checkReplay(res *executor.TurnResult) {
 	n := len(s.hist)
 	var again *executor.TurnResult
 	if res.Done {
-		again = s.x.Execute(s.id, s.hist[:n-1], nil)
+		again = s.full.Execute(s.id, s.hist[:n-1], nil)
 		require.Equal(s.t, s.hist[n-1:], again.Events, "replaying the history must end it the same way")
 		require.Equal(s.t, res.CarryOver, again.CarryOver)
-		require.True(s.t, s.x.Execute(s.id, s.hist, nil).Done)
+		require.True(s.t, s.full.Execute(s.id, s.hist, nil).Done)
 	} else {
-		again = s.x.Execute(s.id, s.hist, nil)
+		again = s.full.Execute(s.id, s.hist, nil)
 		require.Empty(s.t, again.Events, "replaying the history must ask for nothing new")
 	}
 	require.Equal(s.t, string(res.CustomStatus), string(again.CustomStatus))
