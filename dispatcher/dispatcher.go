@@ -42,25 +42,49 @@ func New(store *storage.Store) *Dispatcher {
 	return &Dispatcher{store: store, now: store.Now}
 }
 
+// Start is a request to start an instance (StartInstance). The caller
+// validates the id, name and input.
+type Start struct {
+	// ID is the instance id.
+	ID string
+	// Name is the orchestrator's name.
+	Name string
+	// Input is the input JSON; empty for none.
+	Input json.RawMessage
+	// RequestID, when not empty, names the request (see StartInstance).
+	RequestID string
+	// At, when more than MinStartDelay after now, is when the instance is
+	// to start, rounded up to the second: its Pending status records it,
+	// and its start message is a message schedule that the server delivers
+	// then. A zero, past or nearer time starts the instance at once.
+	At time.Time
+}
+
+// MinStartDelay is how far ahead a start time (Start.At) must be for the
+// start to be scheduled; a nearer one starts at once.
+const MinStartDelay = time.Second
+
 // StartInstance creates an instance: it writes its Pending status, which
 // fails with jetflow.ErrInstanceExists while an instance with that id is
 // Pending, Running or Suspended, and then sends it the ExecutionStarted
-// message. A finished instance with the same id is replaced by the new one.
-// The caller validates the id, name and input.
+// message, or schedules it for s.At. A finished instance with the same id
+// is replaced by the new one.
 //
 // The Pending status is the durable record of the start: the start
 // message is derived from it (its execution id from the status
 // revision), so anyone can send it again (ResendStart). When a write's
 // answer is lost, the error wraps jetflow.ErrOutcomeUnknown and the
-// instance may be Pending. requestID, when not empty, names the request:
-// the same call again (same id, name and requestID) finds the run the
+// instance may be Pending. s.RequestID, when not empty, names the request:
+// the same call again (same id, name and request id) finds the run the
 // first one made, in whatever state, sends its start again while it is
-// Pending, and returns its status; so exactly one run runs, even when it
-// finished before the retry. Without a requestID, a retry that finds the
-// instance Pending with the same name and input sends the start again
-// and fails with ErrInstanceExists; one that finds it finished starts a
-// second run.
-func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage, requestID string) (*jetflow.Status, error) {
+// Pending (a scheduled start is scheduled again, for its own time, on the
+// same subject, which holds one schedule), and returns its status; so
+// exactly one run runs, even when it finished before the retry. Without a
+// request id, a retry that finds the instance Pending with the same name
+// and input sends the start again and fails with ErrInstanceExists; one
+// that finds it finished starts a second run.
+func (d *Dispatcher) StartInstance(ctx context.Context, s Start) (*jetflow.Status, error) {
+	id, name, input, requestID := s.ID, s.Name, s.Input, s.RequestID
 	registered, err := d.store.IsRegistered(ctx, storage.KindOrchestrator, name)
 	if err != nil {
 		return nil, err
@@ -95,13 +119,14 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	}
 	now := d.now().UTC().Truncate(time.Second)
 	st := &jetflow.Status{
-		Name:            name,
-		InstanceID:      id,
-		RuntimeStatus:   jetflow.StatusPending,
-		Input:           input,
-		CreatedTime:     jetflow.Time{Time: now},
-		LastUpdatedTime: jetflow.Time{Time: now},
-		RequestID:       requestID,
+		Name:               name,
+		InstanceID:         id,
+		RuntimeStatus:      jetflow.StatusPending,
+		Input:              input,
+		CreatedTime:        jetflow.Time{Time: now},
+		LastUpdatedTime:    jetflow.Time{Time: now},
+		RequestID:          requestID,
+		ScheduledStartTime: jetflow.Time{Time: scheduledFor(s.At, d.now())},
 	}
 	newRev, err := d.store.PutStatus(ctx, id, st, rev)
 	switch {
@@ -112,7 +137,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	case err != nil:
 		return nil, fmt.Errorf("starting %q: %w (%w)", id, jetflow.ErrOutcomeUnknown, err)
 	}
-	if err := d.send(ctx, startMessage(id, st, newRev)); err != nil {
+	if err := d.sendStart(ctx, st, newRev); err != nil {
 		// The start message may have been stored (a timeout says nothing
 		// else): the Pending status stays, and a retry, or a worker that
 		// meets the Pending status, sends the same start again.
@@ -121,21 +146,57 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	return st, nil
 }
 
+// scheduledFor is the time a start asked for at, made at now, is
+// scheduled for: at rounded up to the second (a schedule holds whole
+// seconds, and a run never starts before its time), or zero when it is
+// not more than MinStartDelay ahead (the start is sent at once).
+func scheduledFor(at, now time.Time) time.Time {
+	if at.IsZero() || !at.After(now.Add(MinStartDelay)) {
+		return time.Time{}
+	}
+	at = at.UTC()
+	if sec := at.Truncate(time.Second); !sec.Equal(at) {
+		at = sec.Add(time.Second)
+	}
+	return at
+}
+
 // ResendStart sends again the start message of an instance whose status
 // is Pending: the same message as the first (derived from the status and
 // its revision), so a duplicate is dropped by message id or by history.
-// It heals a start whose message was never stored.
+// It heals a start whose message was never stored. A start scheduled for
+// a time still to come is scheduled again for that time, on its own
+// subject (one schedule a subject: never two); once the time has passed,
+// it is sent at once.
 func (d *Dispatcher) ResendStart(ctx context.Context, pending *storage.StatusEntry) error {
 	if pending.Status.RuntimeStatus != jetflow.StatusPending {
 		return nil
 	}
-	return d.send(ctx, startMessage(pending.Status.InstanceID, &pending.Status, pending.Revision))
+	return d.sendStart(ctx, &pending.Status, pending.Revision)
 }
 
-// startMessage is the start message of the run whose Pending status st
+// sendStart sends the start message of the Pending status st (at revision
+// rev), or schedules it while its scheduled time is to come.
+func (d *Dispatcher) sendStart(ctx context.Context, st *jetflow.Status, rev uint64) error {
+	m := StartMessage(st.InstanceID, st, rev)
+	at := st.ScheduledStartTime.Time
+	if at.IsZero() || !at.After(d.now()) {
+		return d.send(ctx, m)
+	}
+	out, err := d.store.StartWrite(m, at)
+	if err != nil {
+		return err
+	}
+	return storage.FirstError(d.store.Publish(ctx, out))
+}
+
+// StartMessage is the start message of the run whose Pending status st
 // was written at revision rev. Its execution id is derived from the
-// instance id and rev, which no other run of the id shares.
-func startMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessage {
+// instance id and rev, which no other run of the id shares, so every
+// sender of a run's start (the starter, a retry, a worker healing a lost
+// start, a worker terminating the run before it began) sends the same
+// message, and history applies it once.
+func StartMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessage {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	exec := "s" + strconv.FormatUint(h.Sum64(), 36) + "-" + strconv.FormatUint(rev, 36)
@@ -143,6 +204,7 @@ func startMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessa
 	return &storage.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
 		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
+		ScheduledStart: st.ScheduledStartTime.UTC(),
 	}}
 }
 

@@ -43,12 +43,12 @@ func TestStartInstance(t *testing.T) {
 	ctx := e.Context(30 * time.Second)
 	in := json.RawMessage(`"x"`)
 
-	_, err := d.StartInstance(ctx, "nobody", "NoSuchOrchestrator", nil, "")
+	_, err := d.StartInstance(ctx, dispatcher.Start{ID: "nobody", Name: "NoSuchOrchestrator"})
 	require.ErrorIs(t, err, jetflow.ErrUnknownOrchestrator)
 	_, err = e.Storage.GetStatus(ctx, "nobody")
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a refused start writes nothing")
 
-	st, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-1")
+	st, err := d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-1"})
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, st.RuntimeStatus)
 	stored, err := e.Storage.GetStatus(ctx, "s-1")
@@ -58,7 +58,7 @@ func TestStartInstance(t *testing.T) {
 
 	// The same request again: its own run, no new write.
 	before := writes(t, e)
-	again, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-1")
+	again, err := d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-1"})
 	require.NoError(t, err)
 	require.Equal(t, stored.Status.CreatedTime, again.CreatedTime)
 	after, err := e.Storage.GetStatus(ctx, "s-1")
@@ -67,9 +67,9 @@ func TestStartInstance(t *testing.T) {
 	require.Equal(t, before, writes(t, e), "the start message is resent with its own id: the stream drops it")
 
 	// Another request for an instance that is Pending: it exists.
-	_, err = d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-2")
+	_, err = d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-2"})
 	require.ErrorIs(t, err, jetflow.ErrInstanceExists)
-	_, err = d.StartInstance(ctx, "s-1", "E1_HelloSequence", json.RawMessage(`"other"`), "")
+	_, err = d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: json.RawMessage(`"other"`)})
 	require.ErrorIs(t, err, jetflow.ErrInstanceExists)
 
 	// A finished instance is replaced by a new start.
@@ -77,7 +77,7 @@ func TestStartInstance(t *testing.T) {
 	done.RuntimeStatus = jetflow.StatusCompleted
 	_, err = e.Storage.PutStatus(ctx, "s-1", &done, stored.Revision)
 	require.NoError(t, err)
-	next, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-3")
+	next, err := d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-3"})
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, next.RuntimeStatus)
 	cur, err := e.Storage.GetStatus(ctx, "s-1")
@@ -99,7 +99,7 @@ func TestMessagesToInstances(t *testing.T) {
 		require.ErrorIs(t, send("missing"), jetflow.ErrInstanceNotFound)
 	}
 
-	_, err := d.StartInstance(ctx, "m-1", "E1_HelloSequence", nil, "")
+	_, err := d.StartInstance(ctx, dispatcher.Start{ID: "m-1", Name: "E1_HelloSequence"})
 	require.NoError(t, err)
 	require.ErrorIs(t, d.Rewind(ctx, "m-1", nil), jetflow.ErrInstanceNotFailed)
 	before := writes(t, e)

@@ -62,15 +62,12 @@ func reason(v *wrapperspb.StringValue) json.RawMessage {
 	return b
 }
 
-// StartInstance starts an orchestration. A scheduled start time in the
-// future is refused: jetflow starts instances at once.
+// StartInstance starts an orchestration, at once or at its scheduled
+// start time (client.WithStartTime: a time less than a second ahead, or
+// past, starts at once).
 func (s *Server) StartInstance(ctx context.Context, req *pb.CreateInstanceRequest) (*pb.CreateInstanceResponse, error) {
 	if err := s.unavailable(); err != nil {
 		return nil, err
-	}
-	if at := req.GetScheduledStartTimestamp(); at != nil && time.Until(at.AsTime()) > time.Second {
-		return nil, status.Errorf(codes.InvalidArgument, "a scheduled start time (%s) is not supported by jetflow: instances start at once",
-			at.AsTime().UTC().Format(time.RFC3339))
 	}
 	if err := jetflow.ValidateName(req.GetName()); err != nil {
 		return nil, rpcError(err)
@@ -81,6 +78,12 @@ func (s *Server) StartInstance(ctx context.Context, req *pb.CreateInstanceReques
 	}
 	s.learn(ctx, orchestration, req.GetName())
 	opts := []client.StartOption{client.WithRawInput(in)}
+	if at := req.GetScheduledStartTimestamp(); at != nil {
+		if err := at.CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "the scheduled start time: %v", err)
+		}
+		opts = append(opts, client.WithStartTime(at.AsTime()))
+	}
 	if id := req.GetInstanceId(); id != "" {
 		opts = append(opts, client.WithInstanceID(id))
 	}
@@ -181,6 +184,9 @@ func (s *Server) lastFailure(ctx context.Context, id string) (*history.Failure, 
 func orchestrationState(st *jetflow.Status, payloads bool) *pb.OrchestrationState {
 	s := &pb.OrchestrationState{InstanceId: st.InstanceID, Name: st.Name, OrchestrationStatus: statuses[st.RuntimeStatus],
 		CreatedTimestamp: ts(st.CreatedTime.Time), LastUpdatedTimestamp: ts(st.LastUpdatedTime.Time), CustomStatus: orNone(st.CustomStatus)}
+	if !st.ScheduledStartTime.IsZero() {
+		s.ScheduledStartTimestamp = ts(st.ScheduledStartTime.Time)
+	}
 	if payloads {
 		s.Input, s.Output = orNone(st.Input), orNone(st.Output)
 	}
