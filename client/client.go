@@ -308,8 +308,32 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) erro
 
 // Terminate stops an instance; reason (any JSON value) becomes its output.
 // It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
-func (c *Client) Terminate(ctx context.Context, id string, reason any) error {
+// WithRecursiveTerminate stops its sub-orchestrations too.
+func (c *Client) Terminate(ctx context.Context, id string, reason any, opts ...TerminateOption) error {
+	var o terminateOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.recursive {
+		return c.control(ctx, id, reason, c.disp.TerminateRecursive)
+	}
 	return c.control(ctx, id, reason, c.disp.Terminate)
+}
+
+// TerminateOption configures Terminate.
+type TerminateOption func(*terminateOptions)
+
+type terminateOptions struct{ recursive bool }
+
+// WithRecursiveTerminate has Terminate stop the instance's
+// sub-orchestrations that are still running too, and theirs, with the
+// same reason, as durabletask-go's api.WithRecursiveTerminate does. The
+// commit that terminates an instance sends its children their
+// terminations (an outbox message each, like every other action), so the
+// whole tree stops even if the caller goes away; sub-orchestrations that
+// finished before are left as they are.
+func WithRecursiveTerminate() TerminateOption {
+	return func(o *terminateOptions) { o.recursive = true }
 }
 
 // Suspend pauses an instance until Resume: events, activity results and

@@ -242,6 +242,20 @@ func (d *Dispatcher) Terminate(ctx context.Context, id string, reason json.RawMe
 	return d.control(ctx, id, history.ExecutionTerminated, reason)
 }
 
+// TerminateRecursive is Terminate, and the commit that terminates the
+// instance also terminates, the same way, the sub-orchestrations it
+// started that are still running (see PublishActions), so a whole tree
+// stops, depth-first, through the outbox of each commit.
+func (d *Dispatcher) TerminateRecursive(ctx context.Context, id string, reason json.RawMessage) error {
+	orch, err := d.active(ctx, id)
+	if err != nil {
+		return err
+	}
+	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
+		Type: history.ExecutionTerminated, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(), Recursive: true,
+	}})
+}
+
 // Suspend pauses an instance: until Resume, events, activity results and
 // timers that reach it are recorded but its orchestrator does not run. It
 // fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
@@ -322,6 +336,11 @@ type Execution struct {
 	Name string
 	// Parent is set for sub-orchestrations.
 	Parent *history.Parent
+	// Events are the execution's events as the caller knows them, up to
+	// and including the chunk being published, or nil. A recursive
+	// termination needs them: they say which sub-orchestrations are still
+	// running.
+	Events []history.Event
 }
 
 // PublishActions publishes the actions of a committed history chunk (activity
@@ -340,6 +359,15 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 		}
 		if ok {
 			outs = append(outs, out)
+		}
+		if e := &events[i]; e.Type == history.ExecutionTerminated && e.Recursive {
+			for _, m := range ChildTerminations(&ex, e) {
+				out, err := d.store.InboxWrite(m)
+				if err != nil {
+					return []storage.Result{{Err: err}}
+				}
+				outs = append(outs, out)
+			}
 		}
 		if exp, ok, err := d.expiry(ctx, &ex, &events[i]); err != nil {
 			return []storage.Result{{Err: err}}
@@ -429,6 +457,42 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		return out, true, err
 	}
 	return storage.Outgoing{}, false, nil
+}
+
+// ChildTerminations are the messages that a recursive termination (term,
+// applied to execution ex) sends to the sub-orchestrations ex.Events show
+// still running: a recursive termination each, with the same reason, and
+// a message id of the parent's execution and the child's task, so a chunk
+// published again terminates each child once. A child whose start has
+// not been applied yet drops it, as it would a termination sent by hand.
+func ChildTerminations(ex *Execution, term *history.Event) []*storage.InboxMessage {
+	type child struct{ id, name string }
+	open := map[int32]child{}
+	var order []int32
+	for _, e := range ex.Events {
+		switch e.Type {
+		case history.ExecutionStarted:
+			clear(open) // an execution's children are its own
+			order = order[:0]
+		case history.SubOrchestrationCreated:
+			open[e.ID] = child{e.InstanceID, e.Name}
+			order = append(order, e.ID)
+		case history.SubOrchestrationCompleted, history.SubOrchestrationFailed:
+			delete(open, e.TaskID)
+		}
+	}
+	var out []*storage.InboxMessage
+	for _, task := range order {
+		c, ok := open[task]
+		if !ok {
+			continue
+		}
+		out = append(out, &storage.InboxMessage{InstanceID: c.id, Orchestrator: c.name, Event: history.Event{
+			Type: history.ExecutionTerminated, Time: term.Time, Input: term.Input, Recursive: true,
+			MsgID: ex.ExecutionID + ":terminate:" + strconv.Itoa(int(task)),
+		}})
+	}
+	return out
 }
 
 // expiry returns, for the event that finishes an execution on a hub with a

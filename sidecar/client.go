@@ -223,13 +223,15 @@ func (s *Server) RaiseEvent(ctx context.Context, req *pb.RaiseEventRequest) (*pb
 	return &pb.RaiseEventResponse{}, nil
 }
 
-// TerminateInstance terminates an instance, its output the reason.
-// Recursive termination (of sub-orchestrations) is not supported.
+// TerminateInstance terminates an instance, its output the reason, and
+// with recursive its sub-orchestrations still running
+// (client.WithRecursiveTerminate).
 func (s *Server) TerminateInstance(ctx context.Context, req *pb.TerminateRequest) (*pb.TerminateResponse, error) {
+	var opts []client.TerminateOption
 	if req.GetRecursive() {
-		return nil, status.Error(codes.Unimplemented, "recursive termination is not supported by jetflow: terminate each sub-orchestration")
+		opts = append(opts, client.WithRecursiveTerminate())
 	}
-	if err := s.client.Terminate(ctx, req.GetInstanceId(), nullable(reason(req.GetOutput()))); err != nil {
+	if err := s.client.Terminate(ctx, req.GetInstanceId(), nullable(reason(req.GetOutput())), opts...); err != nil {
 		return nil, rpcError(err)
 	}
 	return &pb.TerminateResponse{}, nil
@@ -329,10 +331,12 @@ func (s *Server) QueryInstances(ctx context.Context, req *pb.QueryInstancesReque
 }
 
 // PurgeInstances removes finished instances: one, a batch, or those a
-// filter selects. Recursive purges are not supported.
+// filter selects; with recursive, each with its sub-orchestrations
+// (client.WithRecursivePurge; the count is of the instances asked for).
 func (s *Server) PurgeInstances(ctx context.Context, req *pb.PurgeInstancesRequest) (*pb.PurgeInstancesResponse, error) {
+	var opts []client.PurgeOption
 	if req.GetRecursive() {
-		return nil, status.Error(codes.Unimplemented, "recursive purge is not supported by jetflow: purge each sub-orchestration")
+		opts = append(opts, client.WithRecursivePurge())
 	}
 	var ids []string
 	switch r := req.GetRequest().(type) {
@@ -346,7 +350,7 @@ func (s *Server) PurgeInstances(ctx context.Context, req *pb.PurgeInstancesReque
 		if err != nil {
 			return nil, err
 		}
-		n, err := s.client.PurgeInstances(ctx, q)
+		n, err := s.client.PurgeInstances(ctx, q, opts...)
 		if err != nil {
 			return nil, rpcError(err)
 		}
@@ -356,7 +360,7 @@ func (s *Server) PurgeInstances(ctx context.Context, req *pb.PurgeInstancesReque
 	}
 	n := 0
 	for _, id := range ids {
-		err := s.client.PurgeInstance(ctx, id)
+		err := s.client.PurgeInstance(ctx, id, opts...)
 		switch {
 		case err == nil:
 			n++

@@ -40,6 +40,16 @@ func flaky() actFunc {
 	}
 }
 
+// parent starts a Waiter as its sub-orchestration <id>-child and waits
+// for it.
+func parent(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+	if scheduled(r, 1) {
+		return nil, nil
+	}
+	return []*pb.OrchestratorAction{{Id: 1, OrchestratorActionType: &pb.OrchestratorAction_CreateSubOrchestration{
+		CreateSubOrchestration: &pb.CreateSubOrchestrationAction{InstanceId: r.GetInstanceId() + "-child", Name: "Waiter"}}}}, nil
+}
+
 // scheduledStart completes with the scheduled start time its
 // ExecutionStarted carries (RFC 3339, or "none") and when it ran.
 func scheduledStart(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
@@ -70,8 +80,8 @@ func failOnTaskFailure(act string) orchFunc {
 func TestClientRPCs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil, Config{})
-	k := connect(t, b.c, filters([]string{"Waiter", "Rewindable", "Scheduled"}, []string{"Flaky"}))
-	k.serve(map[string]orchFunc{"Waiter": waiter, "Rewindable": failOnTaskFailure("Flaky"), "Scheduled": scheduledStart},
+	k := connect(t, b.c, filters([]string{"Waiter", "Rewindable", "Scheduled", "Parent"}, []string{"Flaky"}))
+	k.serve(map[string]orchFunc{"Waiter": waiter, "Rewindable": failOnTaskFailure("Flaky"), "Scheduled": scheduledStart, "Parent": parent},
 		map[string]actFunc{"Flaky": flaky()})
 	c := b.c
 	state := func(t *testing.T, id string) *pb.OrchestrationState {
@@ -200,8 +210,33 @@ func TestClientRPCs(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED, got.GetOrchestrationState().GetOrchestrationStatus())
 		require.Equal(t, `"enough"`, got.GetOrchestrationState().GetOutput().GetValue(), "a reason that is not JSON is a JSON string")
-		_, err = c.TerminateInstance(ctx, &pb.TerminateRequest{InstanceId: "rpc-suspend", Recursive: true})
-		require.Equal(t, codes.Unimplemented, status.Code(err))
+	})
+
+	t.Run("recursive terminate and purge", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t, 30*time.Second)
+		start(t, "Parent", "rpc-tree", "")
+		testkit.WaitFor(t, 20*time.Second, "the child to run", func() bool {
+			got, err := c.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "rpc-tree-child"})
+			require.NoError(t, err)
+			return got.GetOrchestrationState().GetOrchestrationStatus() == pb.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
+		})
+		_, err := c.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "rpc-tree"}, Recursive: true})
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), "a running tree is not purged: %v", err)
+		_, err = c.TerminateInstance(ctx, &pb.TerminateRequest{InstanceId: "rpc-tree", Output: wrapperspb.String(`"all"`), Recursive: true})
+		require.NoError(t, err)
+		waitStatus(t, "rpc-tree", pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED)
+		waitStatus(t, "rpc-tree-child", pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED)
+		require.Equal(t, `"all"`, state(t, "rpc-tree-child").GetOutput().GetValue())
+
+		p, err := c.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "rpc-tree"}, Recursive: true})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, p.GetDeletedInstanceCount())
+		for _, id := range []string{"rpc-tree", "rpc-tree-child"} {
+			got, err := c.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: id})
+			require.NoError(t, err)
+			require.False(t, got.GetExists(), "%s is purged", id)
+		}
 	})
 
 	t.Run("restart, query, purge", func(t *testing.T) {

@@ -451,17 +451,20 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 		old := newState()
 		found := false
 		for _, c := range chunks {
+			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 			if c.Number == n {
-				before, events, found = old.started, c.Events, true
+				before, events, found = old.before, c.Events, true
 				break
 			}
-			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 		}
 		if !found {
 			return nil // trimmed: its messages were all acknowledged (see trim)
 		}
+		st = old
 	}
-	return storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
+	ex := execution(id, before)
+	ex.Events = st.events
+	return storage.FirstError(w.disp.PublishActions(ctx, ex, events))
 }
 
 // commit stores the next history chunk (the fence), then publishes its
@@ -477,6 +480,7 @@ func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []histo
 	w.turns.Add(1)
 	w.observeChunk(st.started, chunk, w.cfg.Metrics != nil && !sameJSON(st.lastCustom(), custom))
 	st.addChunk(n, rev, chunk, recorded)
+	ex.Events = st.events
 	return w.publish(ctx, id, st, ex, chunk, custom)
 }
 
