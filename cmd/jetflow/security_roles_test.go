@@ -25,7 +25,7 @@ const rolesConf = "../../deploy/nats/roles.conf"
 
 // roleUsers are the users of roles.conf, each with its password (the
 // user name again) and inbox prefix.
-var roleUsers = []string{"admin", "server", "worker", "worker_hello", "watcher", "watcher_one"}
+var roleUsers = []string{"admin", "server", "worker", "worker_hello", "sidecar", "watcher", "watcher_one"}
 
 // rolePermissions reads the permission sets of deploy/nats/roles.conf,
 // by user (the passwords defined before it, as the environment would give
