@@ -247,13 +247,7 @@ func (d *Dispatcher) Terminate(ctx context.Context, id string, reason json.RawMe
 // started that are still running (see PublishActions), so a whole tree
 // stops, depth-first, through the outbox of each commit.
 func (d *Dispatcher) TerminateRecursive(ctx context.Context, id string, reason json.RawMessage) error {
-	orch, err := d.active(ctx, id)
-	if err != nil {
-		return err
-	}
-	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
-		Type: history.ExecutionTerminated, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(), Recursive: true,
-	}})
+	return d.command(ctx, id, history.Event{Type: history.ExecutionTerminated, Input: reason, Recursive: true})
 }
 
 // Suspend pauses an instance: until Resume, events, activity results and
@@ -288,13 +282,18 @@ func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessa
 }
 
 func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, reason json.RawMessage) error {
+	return d.command(ctx, id, history.Event{Type: typ, Input: reason})
+}
+
+// command sends ev, stamped now with a message id of its own, to an
+// instance that has not finished.
+func (d *Dispatcher) command(ctx context.Context, id string, ev history.Event) error {
 	orch, err := d.active(ctx, id)
 	if err != nil {
 		return err
 	}
-	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
-		Type: typ, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
-	}})
+	ev.Time, ev.MsgID = d.now().UTC(), nuid.Next()
+	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: ev})
 }
 
 // active returns the orchestrator of an instance that has not finished.

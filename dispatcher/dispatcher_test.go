@@ -137,3 +137,32 @@ func TestPublishActionsTwice(t *testing.T) {
 	require.NoError(t, storage.FirstError(d.PublishActions(ctx, ex, chunk)))
 	require.Equal(t, once, writes(t, e), "the second time stores nothing")
 }
+
+// TestChildTerminations: a recursive termination goes to the
+// sub-orchestrations of its execution that have not finished, once each,
+// with message ids that a chunk published again repeats.
+func TestChildTerminations(t *testing.T) {
+	t.Parallel()
+	created := func(id int32, child string) history.Event {
+		return history.Event{Type: history.SubOrchestrationCreated, ID: id, InstanceID: child, Name: "Child"}
+	}
+	ex := &dispatcher.Execution{InstanceID: "p", ExecutionID: "x2", Name: "Parent", Events: []history.Event{
+		{Type: history.ExecutionStarted, ExecutionID: "x1"}, created(0, "earlier-run"),
+		{Type: history.ExecutionStarted, ExecutionID: "x2"},
+		created(0, "done"), created(1, "failed"), created(2, "running"), created(3, "also-running"),
+		{Type: history.SubOrchestrationCompleted, TaskID: 0}, {Type: history.SubOrchestrationFailed, TaskID: 1},
+	}}
+	term := &history.Event{Type: history.ExecutionTerminated, Input: json.RawMessage(`"why"`), Recursive: true}
+	msgs := dispatcher.ChildTerminations(ex, term)
+	require.Len(t, msgs, 2)
+	for i, want := range []struct{ id, msgID string }{{"running", "x2:terminate:2"}, {"also-running", "x2:terminate:3"}} {
+		m := msgs[i]
+		require.Equal(t, want.id, m.InstanceID)
+		require.Equal(t, "Child", m.Orchestrator, "routed to the child's orchestrator")
+		require.Equal(t, history.ExecutionTerminated, m.Event.Type)
+		require.True(t, m.Event.Recursive, "and on down the tree")
+		require.JSONEq(t, `"why"`, string(m.Event.Input))
+		require.Equal(t, want.msgID, m.Event.MsgID)
+	}
+	require.Empty(t, dispatcher.ChildTerminations(&dispatcher.Execution{ExecutionID: "x"}, term), "an execution without children")
+}

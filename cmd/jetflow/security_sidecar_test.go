@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -99,18 +98,8 @@ func fakeSDK(t *testing.T, c pb.TaskHubSidecarServiceClient, st pb.TaskHubSideca
 // violation; the role still cannot create or delete streams.
 func TestNATSRoleSidecar(t *testing.T) {
 	t.Parallel()
-	opts, _ := rolePermissions(t)
-	opts.Host, opts.Port = "127.0.0.1", -1
-	opts.JetStream, opts.StoreDir = true, t.TempDir()
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	require.NoError(t, err)
 	violations := &violationLog{}
-	s.SetLogger(violations, false, false)
-	go s.Start()
-	require.True(t, s.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	url := s.ClientURL()
+	url := rolesServerLogging(t, violations).ClientURL()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -130,7 +119,7 @@ func TestNATSRoleSidecar(t *testing.T) {
 		return m != nil
 	})
 	c := dialSidecar(t, addr)
-	_, err = c.Hello(rctx, &emptypb.Empty{})
+	_, err := c.Hello(rctx, &emptypb.Empty{})
 	require.NoError(t, err)
 	sctx, scancel := context.WithCancel(rctx)
 	defer scancel()
