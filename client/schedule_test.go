@@ -98,6 +98,7 @@ func TestScheduledStart(t *testing.T) {
 	first, runs := log.of(id)
 	require.Equal(t, 1, runs)
 	require.False(t, first.Before(at), "ran at %s, before its time %s", first.Format(time.StampMilli), at.Format(time.StampMilli))
+	t.Logf("asked for %s, scheduled for %s, ran %s after the scheduled second", at.Format(time.StampMilli), want.Format(time.Stamp), first.Sub(want))
 	require.Equal(t, want, done.ScheduledStartTime.Time, "the run's statuses keep the time it was scheduled for")
 	require.Equal(t, st.CreatedTime, done.CreatedTime, "created when started, not when it ran")
 	require.Empty(t, startSubjects(t, e, id), "a schedule that fired is gone")
