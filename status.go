@@ -133,6 +133,12 @@ type Status struct {
 	// (client.WithRequestID), or empty: a start repeated with the same
 	// key finds the run it made instead of making another.
 	RequestID string `json:"requestId"`
+	// ScheduledStartTime is, for a run started for a later time
+	// (client.WithStartTime), the time it was to start (whole seconds,
+	// never before the time asked for); the run is Pending until then.
+	// Unlike the other keys it is left out when not set, so the Durable
+	// Functions shape is unchanged for every other instance.
+	ScheduledStartTime Time `json:"scheduledStartTime,omitzero"`
 }
 
 // Finished reports whether the instance has reached a terminal state.
@@ -176,6 +182,10 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		b = append(b, "null"...)
 	} else {
 		b = appendString(b, s.RequestID)
+	}
+	if !s.ScheduledStartTime.IsZero() {
+		b = append(b, `,"scheduledStartTime":`...)
+		b = appendTime(b, s.ScheduledStartTime)
 	}
 	return append(b, '}'), nil
 }

@@ -50,6 +50,7 @@ type startOptions struct {
 	id        string
 	input     json.RawMessage
 	requestID string
+	at        time.Time
 	err       error
 }
 
@@ -67,6 +68,24 @@ func WithInput(v any) StartOption {
 // WithRawInput sets the input JSON as it is; it must be valid JSON.
 func WithRawInput(b json.RawMessage) StartOption {
 	return func(o *startOptions) { o.input, o.err = b, nil }
+}
+
+// WithStartTime schedules the start for t, as durabletask-go's
+// api.WithStartTime and Temporal's StartDelay do: the instance is Pending
+// until then (its status's ScheduledStartTime says when) and its
+// orchestrator runs no earlier than t, rounded up to the second. The
+// schedule is held by the NATS server, so it survives restarts of workers
+// and servers, and a start whose time passed while nothing ran happens
+// as soon as a worker runs. Until then the instance can be terminated (it
+// then never runs) and sent events (applied once it runs). A zero t, or
+// one not more than a second ahead, starts at once.
+func WithStartTime(t time.Time) StartOption {
+	return func(o *startOptions) {
+		o.at = t
+		if t.Year() > 9999 {
+			o.err = fmt.Errorf("%w: a start time must be before the year 10000, not %s", jetflow.ErrInvalidOption, t)
+		}
+	}
 }
 
 // MaxRequestIDLength is the longest request id WithRequestID takes, in bytes.
@@ -169,7 +188,8 @@ func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...St
 	// between its status and its start message would leave the instance
 	// Pending with nothing to run it.
 	done := make(chan error, 1)
-	go func() { done <- c.start(context.WithoutCancel(ctx), o.id, name, o.input, key) }()
+	req := dispatcher.Start{ID: o.id, Name: name, Input: o.input, RequestID: key, At: o.at}
+	go func() { done <- c.start(context.WithoutCancel(ctx), req) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -182,14 +202,15 @@ func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...St
 	}
 }
 
-// start makes the start request key, retrying it for up to startRetryFor
+// start makes the start request req, retrying it for up to startRetryFor
 // while its outcome is unknown. ctx has no deadline: each storage request
 // is bounded by the store's timeout.
-func (c *Client) start(ctx context.Context, id, name string, input json.RawMessage, key string) error {
+func (c *Client) start(ctx context.Context, req dispatcher.Start) error {
+	key := req.RequestID
 	deadline := time.Now().Add(startRetryFor)
 	var unknown error // the first attempt whose outcome is unknown
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		_, err := c.disp.StartInstance(ctx, id, name, input, key)
+		_, err := c.disp.StartInstance(ctx, req)
 		switch {
 		case err == nil:
 			return nil
@@ -287,8 +308,32 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) erro
 
 // Terminate stops an instance; reason (any JSON value) becomes its output.
 // It fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
-func (c *Client) Terminate(ctx context.Context, id string, reason any) error {
+// WithRecursiveTerminate stops its sub-orchestrations too.
+func (c *Client) Terminate(ctx context.Context, id string, reason any, opts ...TerminateOption) error {
+	var o terminateOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.recursive {
+		return c.control(ctx, id, reason, c.disp.TerminateRecursive)
+	}
 	return c.control(ctx, id, reason, c.disp.Terminate)
+}
+
+// TerminateOption configures Terminate.
+type TerminateOption func(*terminateOptions)
+
+type terminateOptions struct{ recursive bool }
+
+// WithRecursiveTerminate has Terminate stop the instance's
+// sub-orchestrations that are still running too, and theirs, with the
+// same reason, as durabletask-go's api.WithRecursiveTerminate does. The
+// commit that terminates an instance sends its children their
+// terminations (an outbox message each, like every other action), so the
+// whole tree stops even if the caller goes away; sub-orchestrations that
+// finished before are left as they are.
+func WithRecursiveTerminate() TerminateOption {
+	return func(o *terminateOptions) { o.recursive = true }
 }
 
 // Suspend pauses an instance until Resume: events, activity results and

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/storage"
 )
 
@@ -13,10 +15,35 @@ import (
 // any messages still waiting for it. The id can then be used again. It
 // fails with jetflow.ErrInstanceNotFound, or jetflow.ErrInstanceNotFinished
 // while the instance is Pending, Running or Suspended (terminate it first).
-func (c *Client) PurgeInstance(ctx context.Context, id string) error {
+// WithRecursivePurge purges its sub-orchestrations too; WithPurgeProgress
+// does nothing here.
+func (c *Client) PurgeInstance(ctx context.Context, id string, opts ...PurgeOption) error {
 	if err := jetflow.ValidateInstanceID(id); err != nil {
 		return err
 	}
+	var o purgeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.recursive {
+		return c.purgeOne(ctx, id)
+	}
+	tree, err := c.finishedTree(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, sub := range tree {
+		// Children before their parent: a purge cut short leaves the
+		// parent, whose history still names what is left, for a retry.
+		if err := c.purgeOne(ctx, sub); err != nil && (sub == id || !errors.Is(err, jetflow.ErrInstanceNotFound)) {
+			return fmt.Errorf("purging %q, a sub-orchestration of %q: %w", sub, id, err)
+		}
+	}
+	return nil
+}
+
+// purgeOne purges one finished instance.
+func (c *Client) purgeOne(ctx context.Context, id string) error {
 	for attempt := 0; ; attempt++ {
 		e, err := c.store.GetStatus(ctx, id)
 		if err != nil {
@@ -33,6 +60,67 @@ func (c *Client) PurgeInstance(ctx context.Context, id string) error {
 		// The status moved between the read and the purge (a late status
 		// write, or a restart): look again.
 	}
+}
+
+// finishedTree returns id and the sub-orchestrations its history shows it
+// started, and theirs, depth first, each instance after its own
+// sub-orchestrations. It fails, naming the instance, when one of them has
+// not finished: a recursive purge removes nothing then. Sub-orchestrations
+// already gone (purged) are left out.
+func (c *Client) finishedTree(ctx context.Context, root string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(id string) error
+	walk = func(id string) error {
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		e, err := c.store.GetStatus(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) && id != root {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !e.Status.Finished() {
+			what := fmt.Sprintf("%q is %s", id, e.Status.RuntimeStatus)
+			if id != root {
+				what = fmt.Sprintf("its sub-orchestration %q is %s", id, e.Status.RuntimeStatus)
+			}
+			return fmt.Errorf("%w: %s; only finished instances can be purged, nothing was purged", jetflow.ErrInstanceNotFinished, what)
+		}
+		children, err := c.subOrchestrations(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, child := range children {
+			if err := walk(child); err != nil {
+				return err
+			}
+		}
+		out = append(out, id)
+		return nil
+	}
+	return out, walk(root)
+}
+
+// subOrchestrations lists the instance ids of the sub-orchestrations an
+// instance's stored history shows it started, in order, once each.
+func (c *Client) subOrchestrations(ctx context.Context, id string) ([]string, error) {
+	chunks, err := c.store.LoadHistory(ctx, id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	var ids []string
+	for _, ch := range chunks {
+		for _, e := range ch.Events {
+			if e.Type == history.SubOrchestrationCreated && !slices.Contains(ids, e.InstanceID) {
+				ids = append(ids, e.InstanceID)
+			}
+		}
+	}
+	return ids, nil
 }
 
 // PurgeInstances purges the finished instances (Completed, Failed,
@@ -64,7 +152,7 @@ func (c *Client) PurgeInstances(ctx context.Context, q Query, opts ...PurgeOptio
 		if !st.Finished() {
 			continue
 		}
-		err := c.PurgeInstance(ctx, st.InstanceID)
+		err := c.PurgeInstance(ctx, st.InstanceID, opts...)
 		switch {
 		case err == nil:
 			p.Purged++
@@ -83,7 +171,19 @@ func (c *Client) PurgeInstances(ctx context.Context, q Query, opts ...PurgeOptio
 // PurgeOption configures PurgeInstances.
 type PurgeOption func(*purgeOptions)
 
-type purgeOptions struct{ progress func(PurgeProgress) }
+type purgeOptions struct {
+	progress  func(PurgeProgress)
+	recursive bool
+}
+
+// WithRecursivePurge has PurgeInstance and PurgeInstances purge the
+// sub-orchestrations of each instance too (those its history shows it
+// started, and theirs), depth first, as durabletask-go's
+// api.WithRecursivePurge does. Every instance of the tree must have
+// finished: otherwise the purge fails with jetflow.ErrInstanceNotFinished,
+// naming the instance, and purges nothing. PurgeInstances counts the
+// instances its query selected, not their sub-orchestrations.
+func WithRecursivePurge() PurgeOption { return func(o *purgeOptions) { o.recursive = true } }
 
 // PurgeProgress is how far PurgeInstances has got, as WithPurgeProgress
 // reports it.

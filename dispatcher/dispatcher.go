@@ -42,25 +42,49 @@ func New(store *storage.Store) *Dispatcher {
 	return &Dispatcher{store: store, now: store.Now}
 }
 
+// Start is a request to start an instance (StartInstance). The caller
+// validates the id, name and input.
+type Start struct {
+	// ID is the instance id.
+	ID string
+	// Name is the orchestrator's name.
+	Name string
+	// Input is the input JSON; empty for none.
+	Input json.RawMessage
+	// RequestID, when not empty, names the request (see StartInstance).
+	RequestID string
+	// At, when more than MinStartDelay after now, is when the instance is
+	// to start, rounded up to the second: its Pending status records it,
+	// and its start message is a message schedule that the server delivers
+	// then. A zero, past or nearer time starts the instance at once.
+	At time.Time
+}
+
+// MinStartDelay is how far ahead a start time (Start.At) must be for the
+// start to be scheduled; a nearer one starts at once.
+const MinStartDelay = time.Second
+
 // StartInstance creates an instance: it writes its Pending status, which
 // fails with jetflow.ErrInstanceExists while an instance with that id is
 // Pending, Running or Suspended, and then sends it the ExecutionStarted
-// message. A finished instance with the same id is replaced by the new one.
-// The caller validates the id, name and input.
+// message, or schedules it for s.At. A finished instance with the same id
+// is replaced by the new one.
 //
 // The Pending status is the durable record of the start: the start
 // message is derived from it (its execution id from the status
 // revision), so anyone can send it again (ResendStart). When a write's
 // answer is lost, the error wraps jetflow.ErrOutcomeUnknown and the
-// instance may be Pending. requestID, when not empty, names the request:
-// the same call again (same id, name and requestID) finds the run the
+// instance may be Pending. s.RequestID, when not empty, names the request:
+// the same call again (same id, name and request id) finds the run the
 // first one made, in whatever state, sends its start again while it is
-// Pending, and returns its status; so exactly one run runs, even when it
-// finished before the retry. Without a requestID, a retry that finds the
-// instance Pending with the same name and input sends the start again
-// and fails with ErrInstanceExists; one that finds it finished starts a
-// second run.
-func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input json.RawMessage, requestID string) (*jetflow.Status, error) {
+// Pending (a scheduled start is scheduled again, for its own time, on the
+// same subject, which holds one schedule), and returns its status; so
+// exactly one run runs, even when it finished before the retry. Without a
+// request id, a retry that finds the instance Pending with the same name
+// and input sends the start again and fails with ErrInstanceExists; one
+// that finds it finished starts a second run.
+func (d *Dispatcher) StartInstance(ctx context.Context, s Start) (*jetflow.Status, error) {
+	id, name, input, requestID := s.ID, s.Name, s.Input, s.RequestID
 	registered, err := d.store.IsRegistered(ctx, storage.KindOrchestrator, name)
 	if err != nil {
 		return nil, err
@@ -95,13 +119,14 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	}
 	now := d.now().UTC().Truncate(time.Second)
 	st := &jetflow.Status{
-		Name:            name,
-		InstanceID:      id,
-		RuntimeStatus:   jetflow.StatusPending,
-		Input:           input,
-		CreatedTime:     jetflow.Time{Time: now},
-		LastUpdatedTime: jetflow.Time{Time: now},
-		RequestID:       requestID,
+		Name:               name,
+		InstanceID:         id,
+		RuntimeStatus:      jetflow.StatusPending,
+		Input:              input,
+		CreatedTime:        jetflow.Time{Time: now},
+		LastUpdatedTime:    jetflow.Time{Time: now},
+		RequestID:          requestID,
+		ScheduledStartTime: jetflow.Time{Time: scheduledFor(s.At, d.now())},
 	}
 	newRev, err := d.store.PutStatus(ctx, id, st, rev)
 	switch {
@@ -112,7 +137,7 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	case err != nil:
 		return nil, fmt.Errorf("starting %q: %w (%w)", id, jetflow.ErrOutcomeUnknown, err)
 	}
-	if err := d.send(ctx, startMessage(id, st, newRev)); err != nil {
+	if err := d.sendStart(ctx, st, newRev); err != nil {
 		// The start message may have been stored (a timeout says nothing
 		// else): the Pending status stays, and a retry, or a worker that
 		// meets the Pending status, sends the same start again.
@@ -121,21 +146,57 @@ func (d *Dispatcher) StartInstance(ctx context.Context, id, name string, input j
 	return st, nil
 }
 
+// scheduledFor is the time a start asked for at, made at now, is
+// scheduled for: at rounded up to the second (a schedule holds whole
+// seconds, and a run never starts before its time), or zero when it is
+// not more than MinStartDelay ahead (the start is sent at once).
+func scheduledFor(at, now time.Time) time.Time {
+	if at.IsZero() || !at.After(now.Add(MinStartDelay)) {
+		return time.Time{}
+	}
+	at = at.UTC()
+	if sec := at.Truncate(time.Second); !sec.Equal(at) {
+		at = sec.Add(time.Second)
+	}
+	return at
+}
+
 // ResendStart sends again the start message of an instance whose status
 // is Pending: the same message as the first (derived from the status and
 // its revision), so a duplicate is dropped by message id or by history.
-// It heals a start whose message was never stored.
+// It heals a start whose message was never stored. A start scheduled for
+// a time still to come is scheduled again for that time, on its own
+// subject (one schedule a subject: never two); once the time has passed,
+// it is sent at once.
 func (d *Dispatcher) ResendStart(ctx context.Context, pending *storage.StatusEntry) error {
 	if pending.Status.RuntimeStatus != jetflow.StatusPending {
 		return nil
 	}
-	return d.send(ctx, startMessage(pending.Status.InstanceID, &pending.Status, pending.Revision))
+	return d.sendStart(ctx, &pending.Status, pending.Revision)
 }
 
-// startMessage is the start message of the run whose Pending status st
+// sendStart sends the start message of the Pending status st (at revision
+// rev), or schedules it while its scheduled time is to come.
+func (d *Dispatcher) sendStart(ctx context.Context, st *jetflow.Status, rev uint64) error {
+	m := StartMessage(st.InstanceID, st, rev)
+	at := st.ScheduledStartTime.Time
+	if at.IsZero() || !at.After(d.now()) {
+		return d.send(ctx, m)
+	}
+	out, err := d.store.StartWrite(m, at)
+	if err != nil {
+		return err
+	}
+	return storage.FirstError(d.store.Publish(ctx, out))
+}
+
+// StartMessage is the start message of the run whose Pending status st
 // was written at revision rev. Its execution id is derived from the
-// instance id and rev, which no other run of the id shares.
-func startMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessage {
+// instance id and rev, which no other run of the id shares, so every
+// sender of a run's start (the starter, a retry, a worker healing a lost
+// start, a worker terminating the run before it began) sends the same
+// message, and history applies it once.
+func StartMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessage {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	exec := "s" + strconv.FormatUint(h.Sum64(), 36) + "-" + strconv.FormatUint(rev, 36)
@@ -143,6 +204,7 @@ func startMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessa
 	return &storage.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
 		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
+		ScheduledStart: st.ScheduledStartTime.UTC(),
 	}}
 }
 
@@ -180,6 +242,14 @@ func (d *Dispatcher) Terminate(ctx context.Context, id string, reason json.RawMe
 	return d.control(ctx, id, history.ExecutionTerminated, reason)
 }
 
+// TerminateRecursive is Terminate, and the commit that terminates the
+// instance also terminates, the same way, the sub-orchestrations it
+// started that are still running (see PublishActions), so a whole tree
+// stops, depth-first, through the outbox of each commit.
+func (d *Dispatcher) TerminateRecursive(ctx context.Context, id string, reason json.RawMessage) error {
+	return d.command(ctx, id, history.Event{Type: history.ExecutionTerminated, Input: reason, Recursive: true})
+}
+
 // Suspend pauses an instance: until Resume, events, activity results and
 // timers that reach it are recorded but its orchestrator does not run. It
 // fails with jetflow.ErrInstanceNotFound or jetflow.ErrInstanceFinished.
@@ -212,13 +282,18 @@ func (d *Dispatcher) Rewind(ctx context.Context, id string, reason json.RawMessa
 }
 
 func (d *Dispatcher) control(ctx context.Context, id string, typ history.Type, reason json.RawMessage) error {
+	return d.command(ctx, id, history.Event{Type: typ, Input: reason})
+}
+
+// command sends ev, stamped now with a message id of its own, to an
+// instance that has not finished.
+func (d *Dispatcher) command(ctx context.Context, id string, ev history.Event) error {
 	orch, err := d.active(ctx, id)
 	if err != nil {
 		return err
 	}
-	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: history.Event{
-		Type: typ, Time: d.now().UTC(), Input: reason, MsgID: nuid.Next(),
-	}})
+	ev.Time, ev.MsgID = d.now().UTC(), nuid.Next()
+	return d.send(ctx, &storage.InboxMessage{InstanceID: id, Orchestrator: orch, Event: ev})
 }
 
 // active returns the orchestrator of an instance that has not finished.
@@ -260,6 +335,11 @@ type Execution struct {
 	Name string
 	// Parent is set for sub-orchestrations.
 	Parent *history.Parent
+	// Events are the execution's events as the caller knows them, up to
+	// and including the chunk being published, or nil. A recursive
+	// termination needs them: they say which sub-orchestrations are still
+	// running.
+	Events []history.Event
 }
 
 // PublishActions publishes the actions of a committed history chunk (activity
@@ -278,6 +358,15 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 		}
 		if ok {
 			outs = append(outs, out)
+		}
+		if e := &events[i]; e.Type == history.ExecutionTerminated && e.Recursive {
+			for _, m := range ChildTerminations(&ex, e) {
+				out, err := d.store.InboxWrite(m)
+				if err != nil {
+					return []storage.Result{{Err: err}}
+				}
+				outs = append(outs, out)
+			}
 		}
 		if exp, ok, err := d.expiry(ctx, &ex, &events[i]); err != nil {
 			return []storage.Result{{Err: err}}
@@ -367,6 +456,42 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		return out, true, err
 	}
 	return storage.Outgoing{}, false, nil
+}
+
+// ChildTerminations are the messages that a recursive termination (term,
+// applied to execution ex) sends to the sub-orchestrations ex.Events show
+// still running: a recursive termination each, with the same reason, and
+// a message id of the parent's execution and the child's task, so a chunk
+// published again terminates each child once. A child whose start has
+// not been applied yet drops it, as it would a termination sent by hand.
+func ChildTerminations(ex *Execution, term *history.Event) []*storage.InboxMessage {
+	type child struct{ id, name string }
+	open := map[int32]child{}
+	var order []int32
+	for _, e := range ex.Events {
+		switch e.Type {
+		case history.ExecutionStarted:
+			clear(open) // an execution's children are its own
+			order = order[:0]
+		case history.SubOrchestrationCreated:
+			open[e.ID] = child{e.InstanceID, e.Name}
+			order = append(order, e.ID)
+		case history.SubOrchestrationCompleted, history.SubOrchestrationFailed:
+			delete(open, e.TaskID)
+		}
+	}
+	var out []*storage.InboxMessage
+	for _, task := range order {
+		c, ok := open[task]
+		if !ok {
+			continue
+		}
+		out = append(out, &storage.InboxMessage{InstanceID: c.id, Orchestrator: c.name, Event: history.Event{
+			Type: history.ExecutionTerminated, Time: term.Time, Input: term.Input, Recursive: true,
+			MsgID: ex.ExecutionID + ":terminate:" + strconv.Itoa(int(task)),
+		}})
+	}
+	return out
 }
 
 // expiry returns, for the event that finishes an execution on a hub with a

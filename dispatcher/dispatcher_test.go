@@ -43,12 +43,12 @@ func TestStartInstance(t *testing.T) {
 	ctx := e.Context(30 * time.Second)
 	in := json.RawMessage(`"x"`)
 
-	_, err := d.StartInstance(ctx, "nobody", "NoSuchOrchestrator", nil, "")
+	_, err := d.StartInstance(ctx, dispatcher.Start{ID: "nobody", Name: "NoSuchOrchestrator"})
 	require.ErrorIs(t, err, jetflow.ErrUnknownOrchestrator)
 	_, err = e.Storage.GetStatus(ctx, "nobody")
 	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a refused start writes nothing")
 
-	st, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-1")
+	st, err := d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-1"})
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, st.RuntimeStatus)
 	stored, err := e.Storage.GetStatus(ctx, "s-1")
@@ -58,7 +58,7 @@ func TestStartInstance(t *testing.T) {
 
 	// The same request again: its own run, no new write.
 	before := writes(t, e)
-	again, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-1")
+	again, err := d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-1"})
 	require.NoError(t, err)
 	require.Equal(t, stored.Status.CreatedTime, again.CreatedTime)
 	after, err := e.Storage.GetStatus(ctx, "s-1")
@@ -67,9 +67,9 @@ func TestStartInstance(t *testing.T) {
 	require.Equal(t, before, writes(t, e), "the start message is resent with its own id: the stream drops it")
 
 	// Another request for an instance that is Pending: it exists.
-	_, err = d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-2")
+	_, err = d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-2"})
 	require.ErrorIs(t, err, jetflow.ErrInstanceExists)
-	_, err = d.StartInstance(ctx, "s-1", "E1_HelloSequence", json.RawMessage(`"other"`), "")
+	_, err = d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: json.RawMessage(`"other"`)})
 	require.ErrorIs(t, err, jetflow.ErrInstanceExists)
 
 	// A finished instance is replaced by a new start.
@@ -77,7 +77,7 @@ func TestStartInstance(t *testing.T) {
 	done.RuntimeStatus = jetflow.StatusCompleted
 	_, err = e.Storage.PutStatus(ctx, "s-1", &done, stored.Revision)
 	require.NoError(t, err)
-	next, err := d.StartInstance(ctx, "s-1", "E1_HelloSequence", in, "req-3")
+	next, err := d.StartInstance(ctx, dispatcher.Start{ID: "s-1", Name: "E1_HelloSequence", Input: in, RequestID: "req-3"})
 	require.NoError(t, err)
 	require.Equal(t, jetflow.StatusPending, next.RuntimeStatus)
 	cur, err := e.Storage.GetStatus(ctx, "s-1")
@@ -99,7 +99,7 @@ func TestMessagesToInstances(t *testing.T) {
 		require.ErrorIs(t, send("missing"), jetflow.ErrInstanceNotFound)
 	}
 
-	_, err := d.StartInstance(ctx, "m-1", "E1_HelloSequence", nil, "")
+	_, err := d.StartInstance(ctx, dispatcher.Start{ID: "m-1", Name: "E1_HelloSequence"})
 	require.NoError(t, err)
 	require.ErrorIs(t, d.Rewind(ctx, "m-1", nil), jetflow.ErrInstanceNotFailed)
 	before := writes(t, e)
@@ -136,4 +136,33 @@ func TestPublishActionsTwice(t *testing.T) {
 	require.Equal(t, before+2, once, "a task and a timer")
 	require.NoError(t, storage.FirstError(d.PublishActions(ctx, ex, chunk)))
 	require.Equal(t, once, writes(t, e), "the second time stores nothing")
+}
+
+// TestChildTerminations: a recursive termination goes to the
+// sub-orchestrations of its execution that have not finished, once each,
+// with message ids that a chunk published again repeats.
+func TestChildTerminations(t *testing.T) {
+	t.Parallel()
+	created := func(id int32, child string) history.Event {
+		return history.Event{Type: history.SubOrchestrationCreated, ID: id, InstanceID: child, Name: "Child"}
+	}
+	ex := &dispatcher.Execution{InstanceID: "p", ExecutionID: "x2", Name: "Parent", Events: []history.Event{
+		{Type: history.ExecutionStarted, ExecutionID: "x1"}, created(0, "earlier-run"),
+		{Type: history.ExecutionStarted, ExecutionID: "x2"},
+		created(0, "done"), created(1, "failed"), created(2, "running"), created(3, "also-running"),
+		{Type: history.SubOrchestrationCompleted, TaskID: 0}, {Type: history.SubOrchestrationFailed, TaskID: 1},
+	}}
+	term := &history.Event{Type: history.ExecutionTerminated, Input: json.RawMessage(`"why"`), Recursive: true}
+	msgs := dispatcher.ChildTerminations(ex, term)
+	require.Len(t, msgs, 2)
+	for i, want := range []struct{ id, msgID string }{{"running", "x2:terminate:2"}, {"also-running", "x2:terminate:3"}} {
+		m := msgs[i]
+		require.Equal(t, want.id, m.InstanceID)
+		require.Equal(t, "Child", m.Orchestrator, "routed to the child's orchestrator")
+		require.Equal(t, history.ExecutionTerminated, m.Event.Type)
+		require.True(t, m.Event.Recursive, "and on down the tree")
+		require.JSONEq(t, `"why"`, string(m.Event.Input))
+		require.Equal(t, want.msgID, m.Event.MsgID)
+	}
+	require.Empty(t, dispatcher.ChildTerminations(&dispatcher.Execution{ExecutionID: "x"}, term), "an execution without children")
 }

@@ -352,7 +352,9 @@ func New(c *client.Client, cfg Config) http.Handler {
 	a.mux.HandleFunc("GET "+BasePath+"/instances/{instanceId}", read(a.status))
 	a.mux.HandleFunc("DELETE "+BasePath+"/instances/{instanceId}", admin(a.purge))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/raiseEvent/{eventName}", a.needRaise(a.raiseEvent))
-	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", admin(a.control("terminating", c.Terminate)))
+	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/terminate", admin(a.control("terminating", func(ctx context.Context, id string, reason any) error {
+		return c.Terminate(ctx, id, reason)
+	})))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/suspend", admin(a.control("suspending", c.Suspend)))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/resume", admin(a.control("resuming", c.Resume)))
 	a.mux.HandleFunc("POST "+BasePath+"/instances/{instanceId}/restart", admin(a.restart))

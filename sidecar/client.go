@@ -62,15 +62,12 @@ func reason(v *wrapperspb.StringValue) json.RawMessage {
 	return b
 }
 
-// StartInstance starts an orchestration. A scheduled start time in the
-// future is refused: jetflow starts instances at once.
+// StartInstance starts an orchestration, at once or at its scheduled
+// start time (client.WithStartTime: a time less than a second ahead, or
+// past, starts at once).
 func (s *Server) StartInstance(ctx context.Context, req *pb.CreateInstanceRequest) (*pb.CreateInstanceResponse, error) {
 	if err := s.unavailable(); err != nil {
 		return nil, err
-	}
-	if at := req.GetScheduledStartTimestamp(); at != nil && time.Until(at.AsTime()) > time.Second {
-		return nil, status.Errorf(codes.InvalidArgument, "a scheduled start time (%s) is not supported by jetflow: instances start at once",
-			at.AsTime().UTC().Format(time.RFC3339))
 	}
 	if err := jetflow.ValidateName(req.GetName()); err != nil {
 		return nil, rpcError(err)
@@ -81,6 +78,12 @@ func (s *Server) StartInstance(ctx context.Context, req *pb.CreateInstanceReques
 	}
 	s.learn(ctx, orchestration, req.GetName())
 	opts := []client.StartOption{client.WithRawInput(in)}
+	if at := req.GetScheduledStartTimestamp(); at != nil {
+		if err := at.CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "the scheduled start time: %v", err)
+		}
+		opts = append(opts, client.WithStartTime(at.AsTime()))
+	}
 	if id := req.GetInstanceId(); id != "" {
 		opts = append(opts, client.WithInstanceID(id))
 	}
@@ -181,6 +184,9 @@ func (s *Server) lastFailure(ctx context.Context, id string) (*history.Failure, 
 func orchestrationState(st *jetflow.Status, payloads bool) *pb.OrchestrationState {
 	s := &pb.OrchestrationState{InstanceId: st.InstanceID, Name: st.Name, OrchestrationStatus: statuses[st.RuntimeStatus],
 		CreatedTimestamp: ts(st.CreatedTime.Time), LastUpdatedTimestamp: ts(st.LastUpdatedTime.Time), CustomStatus: orNone(st.CustomStatus)}
+	if !st.ScheduledStartTime.IsZero() {
+		s.ScheduledStartTimestamp = ts(st.ScheduledStartTime.Time)
+	}
 	if payloads {
 		s.Input, s.Output = orNone(st.Input), orNone(st.Output)
 	}
@@ -217,13 +223,15 @@ func (s *Server) RaiseEvent(ctx context.Context, req *pb.RaiseEventRequest) (*pb
 	return &pb.RaiseEventResponse{}, nil
 }
 
-// TerminateInstance terminates an instance, its output the reason.
-// Recursive termination (of sub-orchestrations) is not supported.
+// TerminateInstance terminates an instance, its output the reason, and
+// with recursive its sub-orchestrations still running
+// (client.WithRecursiveTerminate).
 func (s *Server) TerminateInstance(ctx context.Context, req *pb.TerminateRequest) (*pb.TerminateResponse, error) {
+	var opts []client.TerminateOption
 	if req.GetRecursive() {
-		return nil, status.Error(codes.Unimplemented, "recursive termination is not supported by jetflow: terminate each sub-orchestration")
+		opts = append(opts, client.WithRecursiveTerminate())
 	}
-	if err := s.client.Terminate(ctx, req.GetInstanceId(), nullable(reason(req.GetOutput()))); err != nil {
+	if err := s.client.Terminate(ctx, req.GetInstanceId(), nullable(reason(req.GetOutput())), opts...); err != nil {
 		return nil, rpcError(err)
 	}
 	return &pb.TerminateResponse{}, nil
@@ -323,10 +331,12 @@ func (s *Server) QueryInstances(ctx context.Context, req *pb.QueryInstancesReque
 }
 
 // PurgeInstances removes finished instances: one, a batch, or those a
-// filter selects. Recursive purges are not supported.
+// filter selects; with recursive, each with its sub-orchestrations
+// (client.WithRecursivePurge; the count is of the instances asked for).
 func (s *Server) PurgeInstances(ctx context.Context, req *pb.PurgeInstancesRequest) (*pb.PurgeInstancesResponse, error) {
+	var opts []client.PurgeOption
 	if req.GetRecursive() {
-		return nil, status.Error(codes.Unimplemented, "recursive purge is not supported by jetflow: purge each sub-orchestration")
+		opts = append(opts, client.WithRecursivePurge())
 	}
 	var ids []string
 	switch r := req.GetRequest().(type) {
@@ -340,7 +350,7 @@ func (s *Server) PurgeInstances(ctx context.Context, req *pb.PurgeInstancesReque
 		if err != nil {
 			return nil, err
 		}
-		n, err := s.client.PurgeInstances(ctx, q)
+		n, err := s.client.PurgeInstances(ctx, q, opts...)
 		if err != nil {
 			return nil, rpcError(err)
 		}
@@ -350,7 +360,7 @@ func (s *Server) PurgeInstances(ctx context.Context, req *pb.PurgeInstancesReque
 	}
 	n := 0
 	for _, id := range ids {
-		err := s.client.PurgeInstance(ctx, id)
+		err := s.client.PurgeInstance(ctx, id, opts...)
 		switch {
 		case err == nil:
 			n++

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -39,6 +40,28 @@ func flaky() actFunc {
 	}
 }
 
+// parent starts a Waiter as its sub-orchestration <id>-child and waits
+// for it.
+func parent(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+	if scheduled(r, 1) {
+		return nil, nil
+	}
+	return []*pb.OrchestratorAction{{Id: 1, OrchestratorActionType: &pb.OrchestratorAction_CreateSubOrchestration{
+		CreateSubOrchestration: &pb.CreateSubOrchestrationAction{InstanceId: r.GetInstanceId() + "-child", Name: "Waiter"}}}}, nil
+}
+
+// scheduledStart completes with the scheduled start time its
+// ExecutionStarted carries (RFC 3339, or "none") and when it ran.
+func scheduledStart(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+	at := "none"
+	for _, h := range events(r) {
+		if es := h.GetExecutionStarted(); es != nil && es.GetScheduledStartTimestamp() != nil {
+			at = es.GetScheduledStartTimestamp().AsTime().Format(time.RFC3339)
+		}
+	}
+	return []*pb.OrchestratorAction{completeWith(1, mustJSON([]string{at, time.Now().Format(time.RFC3339Nano)}))}, nil
+}
+
 // failOnTaskFailure is callOnce that fails the execution when its
 // activity fails.
 func failOnTaskFailure(act string) orchFunc {
@@ -57,8 +80,9 @@ func failOnTaskFailure(act string) orchFunc {
 func TestClientRPCs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil, Config{})
-	k := connect(t, b.c, filters([]string{"Waiter", "Rewindable"}, []string{"Flaky"}))
-	k.serve(map[string]orchFunc{"Waiter": waiter, "Rewindable": failOnTaskFailure("Flaky")}, map[string]actFunc{"Flaky": flaky()})
+	k := connect(t, b.c, filters([]string{"Waiter", "Rewindable", "Scheduled", "Parent"}, []string{"Flaky"}))
+	k.serve(map[string]orchFunc{"Waiter": waiter, "Rewindable": failOnTaskFailure("Flaky"), "Scheduled": scheduledStart, "Parent": parent},
+		map[string]actFunc{"Flaky": flaky()})
 	c := b.c
 	state := func(t *testing.T, id string) *pb.OrchestrationState {
 		t.Helper()
@@ -121,6 +145,37 @@ func TestClientRPCs(t *testing.T) {
 		require.Equal(t, codes.NotFound, status.Code(err))
 	})
 
+	t.Run("scheduled start", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t, 30*time.Second)
+		at := time.Now().Add(2 * time.Second)
+		want := at.UTC().Truncate(time.Second).Add(time.Second)
+		_, err := c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Scheduled", InstanceId: "rpc-sched", ScheduledStartTimestamp: timestamppb.New(at)})
+		require.NoError(t, err)
+		st := state(t, "rpc-sched")
+		require.Equal(t, pb.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING, st.GetOrchestrationStatus())
+		require.Equal(t, want, st.GetScheduledStartTimestamp().AsTime(), "GetInstance reports the time, rounded up to the second")
+
+		got, err := c.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: "rpc-sched", GetInputsAndOutputs: true})
+		require.NoError(t, err)
+		require.Equal(t, pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, got.GetOrchestrationState().GetOrchestrationStatus())
+		var out []string
+		require.NoError(t, json.Unmarshal([]byte(got.GetOrchestrationState().GetOutput().GetValue()), &out))
+		require.Equal(t, want.Format(time.RFC3339), out[0], "the SDK sees the time in ExecutionStarted")
+		ran, err := time.Parse(time.RFC3339Nano, out[1])
+		require.NoError(t, err)
+		require.False(t, ran.Before(at), "ran at %s, before %s", ran, at)
+		require.Equal(t, want, got.GetOrchestrationState().GetScheduledStartTimestamp().AsTime())
+
+		// A past time starts at once.
+		_, err = c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Scheduled", InstanceId: "rpc-past", ScheduledStartTimestamp: timestamppb.New(time.Now().Add(-time.Hour))})
+		require.NoError(t, err)
+		got, err = c.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: "rpc-past", GetInputsAndOutputs: true})
+		require.NoError(t, err)
+		require.Contains(t, got.GetOrchestrationState().GetOutput().GetValue(), `"none"`)
+		require.Nil(t, got.GetOrchestrationState().GetScheduledStartTimestamp())
+	})
+
 	t.Run("bad starts", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t, 10*time.Second)
@@ -128,9 +183,12 @@ func TestClientRPCs(t *testing.T) {
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 		_, err = c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Waiter", InstanceId: "a/b"})
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
-		_, err = c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Waiter", ScheduledStartTimestamp: timestamppb.New(time.Now().Add(time.Hour))})
+		_, err = c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Waiter", InstanceId: "bad-at", ScheduledStartTimestamp: &timestamppb.Timestamp{Seconds: 1 << 40}})
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 		require.ErrorContains(t, err, "scheduled start time")
+		got, err := c.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "bad-at"})
+		require.NoError(t, err)
+		require.False(t, got.GetExists(), "a refused start creates nothing")
 		_, err = c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "NobodyServes"})
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	})
@@ -152,8 +210,33 @@ func TestClientRPCs(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED, got.GetOrchestrationState().GetOrchestrationStatus())
 		require.Equal(t, `"enough"`, got.GetOrchestrationState().GetOutput().GetValue(), "a reason that is not JSON is a JSON string")
-		_, err = c.TerminateInstance(ctx, &pb.TerminateRequest{InstanceId: "rpc-suspend", Recursive: true})
-		require.Equal(t, codes.Unimplemented, status.Code(err))
+	})
+
+	t.Run("recursive terminate and purge", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t, 30*time.Second)
+		start(t, "Parent", "rpc-tree", "")
+		testkit.WaitFor(t, 20*time.Second, "the child to run", func() bool {
+			got, err := c.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "rpc-tree-child"})
+			require.NoError(t, err)
+			return got.GetOrchestrationState().GetOrchestrationStatus() == pb.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
+		})
+		_, err := c.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "rpc-tree"}, Recursive: true})
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), "a running tree is not purged: %v", err)
+		_, err = c.TerminateInstance(ctx, &pb.TerminateRequest{InstanceId: "rpc-tree", Output: wrapperspb.String(`"all"`), Recursive: true})
+		require.NoError(t, err)
+		waitStatus(t, "rpc-tree", pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED)
+		waitStatus(t, "rpc-tree-child", pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED)
+		require.Equal(t, `"all"`, state(t, "rpc-tree-child").GetOutput().GetValue())
+
+		p, err := c.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "rpc-tree"}, Recursive: true})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, p.GetDeletedInstanceCount())
+		for _, id := range []string{"rpc-tree", "rpc-tree-child"} {
+			got, err := c.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: id})
+			require.NoError(t, err)
+			require.False(t, got.GetExists(), "%s is purged", id)
+		}
 	})
 
 	t.Run("restart, query, purge", func(t *testing.T) {

@@ -108,6 +108,9 @@ func historyEvent(instanceID string, e *history.Event) *pb.HistoryEvent {
 	case history.ExecutionStarted:
 		es := &pb.ExecutionStartedEvent{Name: e.Name, Input: str(e.Input),
 			OrchestrationInstance: &pb.OrchestrationInstance{InstanceId: instanceID, ExecutionId: wrapperspb.String(e.ExecutionID)}}
+		if !e.ScheduledStart.IsZero() {
+			es.ScheduledStartTimestamp = ts(e.ScheduledStart)
+		}
 		if p := e.Parent; p != nil {
 			es.ParentInstance = &pb.ParentInstanceInfo{TaskScheduledId: p.TaskID, Name: wrapperspb.String(p.Name),
 				OrchestrationInstance: &pb.OrchestrationInstance{InstanceId: p.InstanceID, ExecutionId: wrapperspb.String(p.ExecutionID)}}

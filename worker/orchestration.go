@@ -451,17 +451,20 @@ func (w *Worker) republish(ctx context.Context, id string, st *state, n uint32) 
 		old := newState()
 		found := false
 		for _, c := range chunks {
+			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 			if c.Number == n {
-				before, events, found = old.started, c.Events, true
+				before, events, found = old.before, c.Events, true
 				break
 			}
-			old.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 		}
 		if !found {
 			return nil // trimmed: its messages were all acknowledged (see trim)
 		}
+		st = old
 	}
-	return storage.FirstError(w.disp.PublishActions(ctx, execution(id, before), events))
+	ex := execution(id, before)
+	ex.Events = st.events
+	return storage.FirstError(w.disp.PublishActions(ctx, ex, events))
 }
 
 // commit stores the next history chunk (the fence), then publishes its
@@ -477,6 +480,7 @@ func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []histo
 	w.turns.Add(1)
 	w.observeChunk(st.started, chunk, w.cfg.Metrics != nil && !sameJSON(st.lastCustom(), custom))
 	st.addChunk(n, rev, chunk, recorded)
+	ex.Events = st.events
 	return w.publish(ctx, id, st, ex, chunk, custom)
 }
 
@@ -518,8 +522,9 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 //
 // A start whose outcome was unknown to its caller may have left a Pending
 // status without a start message: once the status is older than
-// resendStartAfter, the worker sends the start again (the same message,
-// derived from the status, so a duplicate is dropped).
+// resendStartAfter (or, for a start scheduled for later, its time is that
+// far past), the worker sends the start again (the same message, derived
+// from the status, so a duplicate is dropped).
 func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 	se, err := w.store.GetStatus(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -531,7 +536,13 @@ func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
 		return err != nil || later
 	}
-	if w.store.Now().Sub(se.Status.CreatedTime.Time) > resendStartAfter {
+	// A start scheduled for later is due at its time, not before: until
+	// then its message is the server's schedule, and nothing is resent.
+	due := se.Status.CreatedTime.Time
+	if at := se.Status.ScheduledStartTime.Time; at.After(due) {
+		due = at
+	}
+	if w.store.Now().Sub(due) > resendStartAfter {
 		if err := w.disp.ResendStart(ctx, se); err != nil {
 			w.log.Warn("sending the start of a Pending instance again", slog.String("instance_id", id), slog.Any("error", err))
 		}

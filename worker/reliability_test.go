@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/internal/testengine"
@@ -235,6 +236,48 @@ func TestPendingWithoutStartMessage(t *testing.T) {
 		require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
 		require.NoError(t, e.Client.PurgeInstance(ctx, "lost-3"))
 	})
+}
+
+// TestScheduledPendingHeal: the heal of a Pending instance that events
+// wait for (a worker sends its start again) respects a start scheduled
+// for later. One created a minute ago but scheduled for a few seconds
+// from now is not started early by the worker holding its event; one
+// whose schedule was never stored (its starter died) is started by that
+// worker once its time is past.
+func TestScheduledPendingHeal(t *testing.T) {
+	t.Parallel()
+	var started sync.Map // instance id -> when its orchestrator first ran
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("WaitsForGo", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			started.LoadOrStore(ctx.InstanceID(), time.Now())
+			return waitsForGo(ctx)
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	pending := func(id string, at time.Time) *storage.StatusEntry {
+		t.Helper()
+		created := jetflow.Time{Time: time.Now().Add(-time.Minute).UTC().Truncate(time.Second)}
+		st := &jetflow.Status{Name: "WaitsForGo", InstanceID: id, RuntimeStatus: jetflow.StatusPending,
+			Input: json.RawMessage(`"in"`), CreatedTime: created, LastUpdatedTime: created, ScheduledStartTime: jetflow.Time{Time: at}}
+		rev, err := e.Storage.PutStatus(ctx, id, st, 0)
+		require.NoError(t, err)
+		return &storage.StatusEntry{Status: *st, Revision: rev}
+	}
+
+	at := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
+	require.NoError(t, dispatcher.New(e.Storage).ResendStart(ctx, pending("later", at)), "schedules its start")
+	pending("lost", time.Now().Add(-time.Minute).UTC().Truncate(time.Second)) // no start message at all
+	for _, id := range []string{"later", "lost"} {
+		require.NoError(t, e.Client.RaiseEvent(ctx, id, "go", "went"))
+	}
+	for _, id := range []string{"lost", "later"} {
+		st := wait(t, e, id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, id)
+		require.JSONEq(t, `"went"`, string(st.Output))
+		require.Equal(t, 1, count(checkHistory(t, e, id), history.ExecutionStarted))
+	}
+	first, _ := started.Load("later")
+	require.False(t, first.(time.Time).Before(at), "started at %s, before its time %s", first.(time.Time).Format(time.StampMilli), at)
 }
 
 // TestManyContinueAsNewInOneTurn: an orchestrator that continues as new

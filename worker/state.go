@@ -11,6 +11,7 @@ import (
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // state is what a worker knows of an instance's history.
@@ -220,6 +221,20 @@ func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom j
 	st.suspended, st.toggled = suspension(false, time.Time{}, st.events)
 }
 
+// pendingStart is the start message of the run that the instance's
+// Pending status stands for, when the status is Pending and history has
+// not applied that start; nil otherwise.
+func (st *state) pendingStart(id string) *storage.InboxMessage {
+	if st.status == nil || st.status.RuntimeStatus != jetflow.StatusPending {
+		return nil
+	}
+	m := dispatcher.StartMessage(id, st.status, st.statusRev)
+	if st.isApplied(m.Event.MsgID) {
+		return nil
+	}
+	return m
+}
+
 // statusOf is the status of the instance in state st.
 func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jetflow.Status {
 	s := &jetflow.Status{
@@ -232,6 +247,7 @@ func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jet
 		LastUpdatedTime: jetflow.Time{Time: now.UTC().Truncate(time.Second)},
 		RequestID:       st.started.RequestID,
 	}
+	s.ScheduledStartTime.Time = st.started.ScheduledStart
 	if st.suspended {
 		s.RuntimeStatus = jetflow.StatusSuspended
 	}

@@ -127,6 +127,18 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		}
 		start = ev
 	}
+	if start == nil && !st.running() && terminates(st, in.batch) {
+		// A termination that finds its instance Pending (its start
+		// scheduled for later, or on its way) ends it now, and the run
+		// never starts: the turn begins the execution with the start
+		// message the Pending status stands for (the very message the
+		// starter sent or scheduled, so when that one comes its id is
+		// applied and it is dropped), and the termination below ends it
+		// without running the orchestrator.
+		if m := st.pendingStart(in.id); m != nil {
+			start = &m.Event
+		}
+	}
 	current := st.started
 	if start != nil {
 		current = start
@@ -329,6 +341,14 @@ func expired(st *state, batch []*storage.InboxMessage) bool {
 	}
 	return found && st.done != nil && st.done.Status != history.StatusContinuedAsNew &&
 		st.status != nil && st.status.RuntimeStatus.IsTerminal()
+}
+
+// terminates reports whether the batch holds a termination not yet
+// applied for whatever execution is current.
+func terminates(st *state, batch []*storage.InboxMessage) bool {
+	return slices.ContainsFunc(batch, func(m *storage.InboxMessage) bool {
+		return m.Event.Type == history.ExecutionTerminated && m.ExecutionID == "" && !st.isApplied(m.Event.MsgID)
+	})
 }
 
 // isResult reports whether events of type t complete a scheduling event

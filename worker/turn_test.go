@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/dispatcher"
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/storage"
@@ -74,6 +75,21 @@ func running(t *testing.T, x executeFunc, start history.Event) *state {
 	return st
 }
 
+// pendingStatus is the Pending status of an instance of Waits that is to
+// start at at.
+func pendingStatus(at time.Time) *jetflow.Status {
+	return &jetflow.Status{Name: "Waits", InstanceID: "i", RuntimeStatus: jetflow.StatusPending, Input: json.RawMessage("null"),
+		CreatedTime: jetflow.Time{Time: t0}, LastUpdatedTime: jetflow.Time{Time: t0}, ScheduledStartTime: jetflow.Time{Time: at}}
+}
+
+// pendingState is what a worker loads for an instance whose Pending
+// status (revision 7) has no history yet.
+func pendingState(at time.Time) *state {
+	st := newState()
+	st.status, st.statusRev = pendingStatus(at), 7
+	return st
+}
+
 func types(events []history.Event) []string {
 	var out []string
 	for _, e := range events {
@@ -122,6 +138,30 @@ func TestDecide(t *testing.T) {
 		state: newState,
 		batch: []history.Event{raised("go", "e1")},
 		fates: []fate{orphan},
+	}, {
+		name:  "a terminate of a Pending instance begins its run from the status and ends it, running nothing",
+		state: func() *state { return pendingState(t0.Add(time.Hour)) },
+		batch: []history.Event{raised("go", "e1"), {Type: history.ExecutionTerminated, Time: t0, MsgID: "t1", Input: json.RawMessage(`"stop"`)}},
+		want:  []string{"OrchestratorStarted", "ExecutionStarted", "ExecutionTerminated", "EventRaised", "ExecutionCompleted:Terminated"},
+		fates: []fate{ack, ack},
+	}, {
+		name:  "an event for a Pending instance scheduled for later waits for its start",
+		state: func() *state { return pendingState(t0.Add(time.Hour)) },
+		batch: []history.Event{raised("go", "e1")},
+		fates: []fate{orphan},
+	}, {
+		name: "the scheduled start of a run terminated before it began is dropped",
+		state: func() *state {
+			st := pendingState(t0.Add(time.Hour))
+			p, err := decide(x, turnInput{id: "i", st: st, now: t0, maxChunk: 1 << 20, delivered: []uint64{1},
+				batch: []*storage.InboxMessage{msg(history.Event{Type: history.ExecutionTerminated, Time: t0, MsgID: "t1"})}})
+			require.NoError(t, err)
+			st.addChunk(1, 10, p.chunk, nil)
+			return st
+		},
+		batch:     []history.Event{dispatcher.StartMessage("i", pendingStatus(t0.Add(time.Hour)), 7).Event},
+		fates:     []fate{ack},
+		republish: []uint32{1},
 	}, {
 		name:  "a terminate wins over an event that would continue as new",
 		state: func() *state { return running(t, x, startEvent("Next", "x1", `null`)) },

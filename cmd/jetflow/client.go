@@ -408,7 +408,9 @@ var (
 		use: "terminate ID", short: "Terminate an instance", done: "terminated",
 		long: `Terminate stops the instance ID. The reason, if given, becomes its output (a
 JSON string); without one the output is null.`,
-		call: func(c *client.Client) func(context.Context, string, any) error { return c.Terminate },
+		call: func(c *client.Client) func(context.Context, string, any) error {
+			return func(ctx context.Context, id string, reason any) error { return c.Terminate(ctx, id, reason) }
+		},
 	}
 	suspendVerb = controlVerb{
 		use: "suspend ID", short: "Suspend an instance", done: "suspended",

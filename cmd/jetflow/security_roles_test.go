@@ -25,7 +25,7 @@ const rolesConf = "../../deploy/nats/roles.conf"
 
 // roleUsers are the users of roles.conf, each with its password (the
 // user name again) and inbox prefix.
-var roleUsers = []string{"admin", "server", "worker", "worker_hello", "watcher", "watcher_one"}
+var roleUsers = []string{"admin", "server", "worker", "worker_hello", "sidecar", "watcher", "watcher_one"}
 
 // rolePermissions reads the permission sets of deploy/nats/roles.conf,
 // by user (the passwords defined before it, as the environment would give
@@ -50,7 +50,10 @@ func rolePermissions(t *testing.T) (*server.Options, map[string]*server.Permissi
 
 // rolesServer runs a nats-server with JetStream on 127.0.0.1 configured by
 // deploy/nats/roles.conf.
-func rolesServer(t *testing.T) *server.Server {
+func rolesServer(t *testing.T) *server.Server { return rolesServerLogging(t, nil) }
+
+// rolesServerLogging is rolesServer logging to log (nil: nowhere).
+func rolesServerLogging(t *testing.T, log server.Logger) *server.Server {
 	t.Helper()
 	opts, _ := rolePermissions(t)
 	opts.Host, opts.Port = "127.0.0.1", -1
@@ -58,6 +61,9 @@ func rolesServer(t *testing.T) *server.Server {
 	opts.NoSigs, opts.NoLog = true, true
 	s, err := server.NewServer(opts)
 	require.NoError(t, err)
+	if log != nil {
+		s.SetLogger(log, false, false)
+	}
 	go s.Start()
 	require.True(t, s.ReadyForConnections(10*time.Second))
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })

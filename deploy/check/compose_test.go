@@ -299,7 +299,8 @@ func TestComposeNATSConfig(t *testing.T) {
 		}
 		require.Equal(t, map[string]string{
 			"admin": "change-me-admin", "server": "change-me-server", "worker": "change-me-worker",
-			"worker_hello": "change-me-worker-hello", "watcher": "change-me-watcher", "watcher_one": "change-me-watcher-one",
+			"worker_hello": "change-me-worker-hello", "sidecar": "change-me-sidecar", "watcher": "change-me-watcher",
+			"watcher_one": "change-me-watcher-one",
 		}, users, "%s: the roles of deploy/nats/roles.conf, passwords from the environment", name)
 	}
 }

@@ -151,6 +151,57 @@ nsc add user --account "$account" --name worker_hello \
   --allow-pub '$JS.ACK.jetflow-act.act-E1_SayHello.>' \
   --allow-sub '_INBOX_worker_hello.>'
 
+nsc add user --account "$account" --name sidecar \
+  --allow-pub '$JS.API.INFO' \
+  --allow-pub '$JS.API.STREAM.INFO.jetflow-orch' \
+  --allow-pub '$JS.API.STREAM.INFO.jetflow-act' \
+  --allow-pub '$JS.API.STREAM.INFO.KV_jetflow-status' \
+  --allow-pub '$JS.API.STREAM.INFO.KV_jetflow-history' \
+  --allow-pub '$JS.API.STREAM.INFO.KV_jetflow-registry' \
+  --allow-pub 'jetflow.orch.>' \
+  --allow-pub 'jetflow.timer.>' \
+  --allow-pub 'jetflow.act.>' \
+  --allow-pub '$KV.jetflow-status.>' \
+  --allow-pub '$KV.jetflow-history.>' \
+  --allow-pub '$KV.jetflow-registry.>' \
+  --allow-pub '$JS.API.DIRECT.GET.KV_jetflow-status' \
+  --allow-pub '$JS.API.DIRECT.GET.KV_jetflow-status.>' \
+  --allow-pub '$JS.API.DIRECT.GET.KV_jetflow-history' \
+  --allow-pub '$JS.API.DIRECT.GET.KV_jetflow-history.>' \
+  --allow-pub '$JS.API.DIRECT.GET.KV_jetflow-registry' \
+  --allow-pub '$JS.API.DIRECT.GET.KV_jetflow-registry.>' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.KV_jetflow-status' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.KV_jetflow-history' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.KV_jetflow-registry' \
+  --allow-pub '$JS.API.CONSUMER.CREATE.KV_jetflow-status' \
+  --allow-pub '$JS.API.CONSUMER.CREATE.KV_jetflow-status.>' \
+  --allow-pub '$JS.API.CONSUMER.CREATE.KV_jetflow-history' \
+  --allow-pub '$JS.API.CONSUMER.CREATE.KV_jetflow-history.>' \
+  --allow-pub '$JS.API.CONSUMER.INFO.KV_jetflow-status.*' \
+  --allow-pub '$JS.API.CONSUMER.INFO.KV_jetflow-history.*' \
+  --allow-pub '$JS.API.CONSUMER.DELETE.KV_jetflow-status.*' \
+  --allow-pub '$JS.API.CONSUMER.DELETE.KV_jetflow-history.*' \
+  --allow-pub '$JS.FC.KV_jetflow-status.>' \
+  --allow-pub '$JS.FC.KV_jetflow-history.>' \
+  --allow-pub '$JS.API.STREAM.PURGE.KV_jetflow-history' \
+  --allow-pub '$JS.API.CONSUMER.CREATE.jetflow-orch.*.jetflow.orch.>' \
+  --allow-pub '$JS.API.CONSUMER.CREATE.jetflow-act.*.jetflow.act.>' \
+  --allow-pub '$JS.API.CONSUMER.INFO.jetflow-orch.*' \
+  --allow-pub '$JS.API.CONSUMER.INFO.jetflow-act.*' \
+  --allow-pub '$JS.API.CONSUMER.MSG.NEXT.jetflow-orch.*' \
+  --allow-pub '$JS.API.CONSUMER.MSG.NEXT.jetflow-act.*' \
+  --allow-pub '$JS.ACK.jetflow-orch.>' \
+  --allow-pub '$JS.ACK.jetflow-act.>' \
+  --allow-pub '$JS.API.CONSUMER.LIST.jetflow-orch' \
+  --allow-pub '$JS.API.CONSUMER.LIST.jetflow-act' \
+  --allow-pub '$JS.API.STREAM.PURGE.jetflow-orch' \
+  --allow-pub '$JS.API.STREAM.PURGE.jetflow-act' \
+  --allow-pub '$JS.API.STREAM.MSG.DELETE.jetflow-orch' \
+  --allow-pub '$JS.API.STREAM.MSG.DELETE.jetflow-act' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.jetflow-orch' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.jetflow-act' \
+  --allow-sub '_INBOX_sidecar.>'
+
 nsc add user --account "$account" --name watcher \
   --allow-pub '$JS.API.INFO' \
   --allow-pub '$JS.API.STREAM.INFO.jetflow-orch' \

@@ -268,6 +268,12 @@ type Event struct {
 	// that created the instance, carried to the executions it continues
 	// as; empty for none.
 	RequestID string `msgpack:"rq,omitempty" json:"requestId,omitempty"`
+	// ScheduledStart is set on the ExecutionStarted of a run that was
+	// started for a later time (client.WithStartTime): that time.
+	ScheduledStart time.Time `msgpack:"sst,omitempty" json:"scheduledStart,omitzero"`
+	// Recursive is set on an ExecutionTerminated that terminates the
+	// execution's sub-orchestrations still running too, and theirs.
+	Recursive bool `msgpack:"rec,omitempty" json:"recursive,omitempty"`
 	// Status is set on ExecutionCompleted.
 	Status Status `msgpack:"st,omitempty" json:"status,omitempty"`
 	// Timeout is, on TaskScheduled, the call's start-to-close timeout (0:

@@ -194,6 +194,14 @@ func (s *Store) ExpiryWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
 		"scheduling the removal of "+m.InstanceID)
 }
 
+// StartWrite prepares the start message m of an instance that is to start
+// at at: the server holds it until then and delivers it to the instance's
+// inbox, across restarts.
+func (s *Store) StartWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
+	return s.scheduleWrite(m, s.names.StartSubject(m.InstanceID, m.ExecutionID), at,
+		"scheduling the start of "+m.InstanceID)
+}
+
 // scheduleWrite prepares m, held on subject until at, when the server
 // publishes it to the instance's inbox.
 func (s *Store) scheduleWrite(m *InboxMessage, subject string, at time.Time, what string) (Outgoing, error) {

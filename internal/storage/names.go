@@ -132,6 +132,14 @@ func (n Names) ExpirySubject(id, executionID string) string {
 	return fmt.Sprintf("%s.timer.%d.%s.%s.expire", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID))
 }
 
+// StartSubject is the subject holding the schedule of a start message
+// for a later time (client.WithStartTime): the start of the run whose
+// first execution is executionID, among the instance's timers, so that a
+// purge removes it.
+func (n Names) StartSubject(id, executionID string) string {
+	return fmt.Sprintf("%s.timer.%d.%s.%s.start", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID))
+}
+
 // RetentionKey is the registry key recording the hub's retention (see
 // Config.Retention).
 func (n Names) RetentionKey() string { return "hub.retention" }

@@ -160,6 +160,9 @@ func TestNames(t *testing.T) {
 	require.Equal(t, "hub1.orch.a=2Eb.12.a=2Eb", n.InboxSubject("a.b", "a.b"))
 	require.Equal(t, "hub1.orch.*.12.a=2Eb", n.InstanceInboxFilter("a.b"))
 	require.Equal(t, "hub1.timer.45.order-1.exec=2E1.3", n.TimerSubject("order-1", "exec.1", 3))
+	require.Equal(t, "hub1.timer.45.order-1.s1=2E2.start", n.StartSubject("order-1", "s1.2"))
+	require.True(t, strings.HasPrefix(n.StartSubject("order-1", "s1"), strings.TrimSuffix(n.TimerFilter("order-1"), ">")),
+		"a start's schedule is among the instance's timers, which a purge removes")
 	require.Equal(t, "hub1.act.E1_SayHello", n.TaskSubject("E1_SayHello"))
 	require.Equal(t, "hub1.act.say=20hello=2E", n.TaskSubject("say hello."))
 	require.Equal(t, "act-say=20hello=2E", n.TaskConsumer("say hello."))
