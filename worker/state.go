@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +25,11 @@ type state struct {
 	done      *history.Event    // its ExecutionCompleted, once finished
 	suspended bool              // the execution is suspended
 	toggled   time.Time         // when the suspend or resume in force was sent
+	scheduled int32             // the current execution's scheduling events have IDs below it
+	// startedAt and doneAt index started and done in events (-1: none);
+	// rewoundView: events is a rewound view (it holds an ExecutionRewound).
+	startedAt, doneAt int
+	rewoundView       bool
 
 	status    *jetflow.Status // the last status written (or read); nil for none
 	statusRev uint64          // its revision; 0 for none
@@ -77,7 +83,7 @@ func sizeOf(events []history.Event) int64 {
 	return n
 }
 
-func newState() *state { return &state{applied: map[string]uint32{}} }
+func newState() *state { return &state{applied: map[string]uint32{}, startedAt: -1, doneAt: -1} }
 
 // customStatus is the custom status last written or read, if any.
 func (st *state) customStatus() json.RawMessage {
@@ -118,18 +124,10 @@ func (st *state) failed() bool {
 	return st.done != nil && st.done.Status == history.StatusFailed
 }
 
-// scheduledIDs returns the ids of the current execution's scheduling
-// events (activities, timers, sub-orchestrations).
-func (st *state) scheduledIDs() map[int32]bool {
-	ids := map[int32]bool{}
-	for i := range st.events {
-		switch st.events[i].Type {
-		case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationCreated:
-			ids[st.events[i].ID] = true
-		}
-	}
-	return ids
-}
+// wasScheduled reports whether the current execution has a scheduling
+// event (activity, timer, sub-orchestration) of this ID: IDs number them
+// from 0 in order.
+func (st *state) wasScheduled(id int32) bool { return id >= 0 && id < st.scheduled }
 
 // isExecution reports whether executionID is the current execution's.
 func (st *state) isExecution(executionID string) bool {
@@ -174,7 +172,9 @@ func execution(id string, e *history.Event) dispatcher.Execution {
 }
 
 // addChunk appends committed chunk n (at revision rev) to the state;
-// custom is the custom status it recorded, if any.
+// custom is the custom status it recorded, if any. Its cost is that of
+// the chunk, not of the history before it, unless the chunk begins an
+// execution or the execution was rewound.
 func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom json.RawMessage) {
 	st.before, st.lastChunk = st.started, events
 	st.chunks, st.chunkRev = n, rev
@@ -187,13 +187,15 @@ func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom j
 	if custom != nil {
 		st.custom, st.customSet = custom, true
 	}
+	base, rescan := len(st.events), st.rewoundView
 	for i := range events {
 		e := &events[i]
 		if e.MsgID != "" {
 			st.applied[e.MsgID] = n
 			st.bytes += int64(len(e.MsgID)) + appliedOverhead
 		}
-		if e.Type == history.ExecutionStarted {
+		switch e.Type {
+		case history.ExecutionStarted:
 			st.startChunk = n
 			var carry []history.Event
 			if k := len(st.events); k > 0 && st.events[k-1].Type == history.OrchestratorStarted {
@@ -201,24 +203,41 @@ func (st *state) addChunk(n uint32, rev uint64, events []history.Event, custom j
 			}
 			st.bytes -= sizeOf(st.events) - sizeOf(carry)
 			st.events = append([]history.Event(nil), carry...)
+			rescan = true
+		case history.ExecutionRewound:
+			rescan = true
 		}
 		st.events = append(st.events, *e)
 		st.bytes += sizeOf(events[i : i+1])
 	}
-	if rewound := history.Rewound(st.events); len(rewound) != len(st.events) {
-		st.bytes -= sizeOf(st.events) - sizeOf(rewound)
-		st.events = rewound
+	if rescan {
+		if rewound := history.Rewound(st.events); len(rewound) != len(st.events) {
+			st.bytes -= sizeOf(st.events) - sizeOf(rewound)
+			st.events = rewound
+		}
+		st.rewoundView = slices.ContainsFunc(st.events, func(e history.Event) bool { return e.Type == history.ExecutionRewound })
+		st.startedAt, st.doneAt, st.scheduled = -1, -1, 0
+		st.suspended, st.toggled = false, time.Time{}
+		base = 0
 	}
-	st.started, st.done = nil, nil
-	for i := range st.events {
-		switch st.events[i].Type {
+	for i := base; i < len(st.events); i++ {
+		switch e := &st.events[i]; e.Type {
 		case history.ExecutionStarted:
-			st.started = &st.events[i]
+			st.startedAt = i
 		case history.ExecutionCompleted:
-			st.done = &st.events[i]
+			st.doneAt = i
+		case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationCreated:
+			st.scheduled = max(st.scheduled, e.ID+1)
 		}
 	}
-	st.suspended, st.toggled = suspension(false, time.Time{}, st.events)
+	st.started, st.done = nil, nil // pointers into events, which may have moved
+	if st.startedAt >= 0 {
+		st.started = &st.events[st.startedAt]
+	}
+	if st.doneAt >= 0 {
+		st.done = &st.events[st.doneAt]
+	}
+	st.suspended, st.toggled = suspension(st.suspended, st.toggled, st.events[base:])
 }
 
 // pendingStart is the start message of the run that the instance's

@@ -374,7 +374,6 @@ func poisoned(maxDeliveries int, n uint64) bool {
 // another worker went on with the instance (running the turn on the cache
 // would only end in a lost commit).
 func needsFreshState(st *state, batch []*storage.InboxMessage) bool {
-	var scheduled map[int32]bool // the cached execution's scheduling ids, when a result needs them
 	for _, m := range batch {
 		if st.isApplied(m.Event.MsgID) {
 			continue
@@ -389,10 +388,7 @@ func needsFreshState(st *state, batch []*storage.InboxMessage) bool {
 		case m.ExecutionID != "" && m.ExecutionID != st.started.ExecutionID:
 			return true // for another run
 		case isResult(m.Event.Type):
-			if scheduled == nil {
-				scheduled = st.scheduledIDs()
-			}
-			if !scheduled[m.Event.TaskID] {
+			if !st.wasScheduled(m.Event.TaskID) {
 				return true // scheduled by a turn the cache missed
 			}
 		}
