@@ -104,6 +104,8 @@ nsc add user --account "$account" --name worker \
   --allow-pub '$JS.API.STREAM.PURGE.jetflow-act' \
   --allow-pub '$JS.API.STREAM.MSG.DELETE.jetflow-orch' \
   --allow-pub '$JS.API.STREAM.MSG.DELETE.jetflow-act' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.jetflow-orch' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.jetflow-act' \
   --allow-sub '_INBOX_worker.>'
 
 nsc add user --account "$account" --name worker_hello \
@@ -149,6 +151,8 @@ nsc add user --account "$account" --name worker_hello \
   --allow-pub '$JS.API.CONSUMER.MSG.NEXT.jetflow-act.act-E1_SayHello' \
   --allow-pub '$JS.ACK.jetflow-orch.orch-E1_HelloSequence.>' \
   --allow-pub '$JS.ACK.jetflow-act.act-E1_SayHello.>' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.jetflow-orch' \
+  --allow-pub '$JS.API.STREAM.MSG.GET.jetflow-act' \
   --allow-sub '_INBOX_worker_hello.>'
 
 nsc add user --account "$account" --name sidecar \
