@@ -244,6 +244,8 @@ func printBench(w io.Writer, results []*bench.Result) error {
 				fmt.Fprintf(w, "%s: server memory %.0f MB (from %.0f; %.1f KB per instance)\n", r.Scenario,
 					v.ServerMemMB, v.BaselineServerMemMB, v.ServerPerInstanceKB)
 			}
+			fmt.Fprintf(w, "%s: stored per instance: %.0f bytes waiting, %.0f bytes finished (streams and buckets, as the server counts them)\n",
+				r.Scenario, v.WaitingBytesPerInstance, v.FinishedBytesPerInstance)
 		}
 		for _, p := range r.Scale {
 			var split string

@@ -74,7 +74,7 @@ func TestBenchVerbScenarios(t *testing.T) {
 		{[]string{"--scenario", "status-watch", "--changes", "3"}, []string{"commit -> SSE client: p50 ", "(3 changes)"}},
 		{[]string{"--scenario", "long-history", "--steps", "10", "--uncached-steps", "5"},
 			[]string{"cached: 10 activities", "cache off: 5 activities", "at the end (x"}},
-		{[]string{"--scenario", "waiting", "--instances", "5"}, []string{"starts/s", "5 waiting: process RSS", "the server is embedded"}},
+		{[]string{"--scenario", "waiting", "--instances", "5"}, []string{"starts/s", "5 waiting: process RSS", "bytes waiting", "the server is embedded"}},
 	} {
 		r := cli(t, ctx, append([]string{"bench"}, c.args...)...)
 		require.Equal(t, 0, r.code, "%v: stderr: %s", c.args, r.stderr)

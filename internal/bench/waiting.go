@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 )
 
 // Waiting is what the waiting scenario measured: Instances instances of
@@ -55,6 +56,15 @@ type Waiting struct {
 	BaselineServerMemMB  float64 `json:"baselineServerMemMB,omitempty"`
 	ServerPerInstanceKB  float64 `json:"serverPerInstanceKB,omitempty"`
 	ServerMemoryMeasured string  `json:"serverMemoryMeasured"`
+	// WaitingBytesPerInstance is the growth of what the hub's streams and
+	// buckets hold (Store.StoredBytes), from before the first start to
+	// when every instance waits, per instance: its status, its history,
+	// and what of its start message the janitor has not removed yet.
+	// FinishedBytesPerInstance is the same once every instance has
+	// completed (with no retention, a finished instance stays until it is
+	// purged). The disk a server needs is about these times the instances.
+	WaitingBytesPerInstance  float64 `json:"waitingBytesPerInstance"`
+	FinishedBytesPerInstance float64 `json:"finishedBytesPerInstance"`
 }
 
 // waiting starts Instances SetStatusTest instances, measures memory once
@@ -76,6 +86,15 @@ func (e *env) waiting(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	w.ServerMemoryMeasured = how
+	stored := storage.Of(e.store)
+	bytesBefore, err := stored.StoredBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	perInstance := func() (float64, error) {
+		b, err := stored.StoredBytes(ctx)
+		return (float64(b) - float64(bytesBefore)) / float64(n), err
+	}
 
 	updates, err := e.client.WatchAll(ctx, client.WatchFilter{InstanceIDPrefix: p}, 0)
 	if err != nil {
@@ -146,6 +165,9 @@ func (e *env) waiting(ctx context.Context) (*Result, error) {
 	}
 	w.WaitingPerSecond = float64(n) / time.Since(start).Seconds()
 
+	if w.WaitingBytesPerInstance, err = perInstance(); err != nil {
+		return nil, err
+	}
 	after := memNow()
 	serverAfter, _, err := e.serverMem(ctx)
 	if err != nil {
@@ -169,6 +191,9 @@ func (e *env) waiting(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	w.CompletedPerSecond = float64(n) / time.Since(raised).Seconds()
+	if w.FinishedBytesPerInstance, err = perInstance(); err != nil {
+		return nil, err
+	}
 	r := &Result{Scenario: "waiting", Instances: n, Workers: e.cfg.Workers, Seconds: time.Since(start).Seconds(), Waiting: w}
 	if w.RSSMB == 0 {
 		r.Notes = append(r.Notes, "waiting: this system has no /proc/self/status: resident memory not measured")

@@ -425,6 +425,18 @@ func (e notFound) Unwrap() error        { return e.error }
 // have stored since they were created (the sum of their last sequences):
 // each is one write (one fsync when the server syncs every write).
 func (s *Store) StoredMessages(ctx context.Context) (uint64, error) {
+	return s.sumStreams(ctx, func(st natsjs.StreamState) uint64 { return st.LastSeq })
+}
+
+// StoredBytes returns how many bytes the hub's streams and buckets hold
+// now (messages with their subjects and headers, as the server counts
+// them), for sizing.
+func (s *Store) StoredBytes(ctx context.Context) (uint64, error) {
+	return s.sumStreams(ctx, func(st natsjs.StreamState) uint64 { return st.Bytes })
+}
+
+// sumStreams sums a figure of the states of the hub's streams and buckets.
+func (s *Store) sumStreams(ctx context.Context, figure func(natsjs.StreamState) uint64) (uint64, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var total uint64
@@ -438,7 +450,7 @@ func (s *Store) StoredMessages(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, mapErr("reading stream "+name, err)
 		}
-		total += info.State.LastSeq
+		total += figure(info.State)
 	}
 	return total, nil
 }
