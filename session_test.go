@@ -3,6 +3,7 @@ package jetflow
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -61,15 +62,24 @@ func TestReplaySessions(t *testing.T) {
 		resumed := s.x.sessions.resumed.Load()
 		// A turn that was never committed (its worker lost the fence):
 		// the session moved past the stored history.
+		s.now = s.now.Add(time.Second)
 		lost := s.x.Execute(s.id, slices.Clone(s.hist), []history.Event{
 			{Type: history.OrchestratorStarted, Time: s.now}, {Type: history.TaskCompleted, TaskID: 2, Result: []byte("99"), Time: s.now}})
 		require.Len(t, lost.Events, 1)
 		require.Equal(t, resumed+1, s.x.sessions.resumed.Load())
-		// The turn that was committed instead, on the stored history:
-		// replayed from the start, and the same as a full replay.
-		res := s.turn(s.completions()...)
+		// Another worker committed the same turn with the true result: a
+		// history as long as the one the session expects, but not it.
+		other := []history.Event{{Type: history.OrchestratorStarted, Time: s.now}, {Type: history.TaskCompleted, TaskID: 2, Result: []byte("4"), Time: s.now}}
+		res := s.full.Execute(s.id, slices.Clone(s.hist), other)
+		s.hist = append(append(s.hist, other...), res.Events...)
+		delete(s.open, 2)
+		for _, e := range res.Events {
+			s.open[e.ID] = e
+		}
+		require.Len(t, s.hist, s.x.sessions.byID[s.id].events(), "the same length")
+		res = s.turn(s.completions()...)
 		require.Equal(t, resumed+1, s.x.sessions.resumed.Load(), "a history the session did not see is replayed")
-		require.Equal(t, `6`, string(res.CustomStatus), "0 + 2 + 4, not the lost turn's 99")
+		require.Equal(t, `12`, string(res.CustomStatus), "0 + 2 + 4 + 6, not the lost turn's 99")
 		requireCompleted(t, s.run(), "90")
 	})
 

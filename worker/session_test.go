@@ -1,0 +1,81 @@
+package worker_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jetflow/jetflow"
+	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/history"
+	"github.com/jetflow/jetflow/internal/testengine"
+	"github.com/jetflow/jetflow/internal/testkit"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLongExecutionsOnRacingWorkers: long executions (past the size at
+// which the Go executor keeps replay sessions between turns) whose
+// messages go to whichever of two workers pulls them, one worker replaced
+// midway, so that turns continue sessions, find the other worker went on
+// (a history the session never saw), and lose fences: every instance ends
+// with the right output, custom status and history.
+func TestLongExecutionsOnRacingWorkers(t *testing.T) {
+	t.Parallel()
+	const steps = 120
+	e := testengine.New(t, testengine.Options{Workers: 2, Register: func(r *jetflow.Registry) error {
+		if err := r.AddActivity("Double", func(ctx *jetflow.ActivityContext) (any, error) {
+			var n int
+			err := ctx.GetInput(&n)
+			return 2 * n, err
+		}); err != nil {
+			return err
+		}
+		return r.AddOrchestrator("LongSum", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			sum := 0
+			for i := range steps {
+				var d int
+				if err := ctx.CallActivity("Double", i).Await(&d); err != nil {
+					return nil, err
+				}
+				sum += d
+				if err := ctx.SetCustomStatus(sum); err != nil {
+					return nil, err
+				}
+			}
+			return sum, nil
+		})
+	}})
+	ctx := e.Context(120 * time.Second)
+	ids := make([]string, 6)
+	for i := range ids {
+		id, err := e.Client.StartOrchestration(ctx, "LongSum", client.WithInstanceID(fmt.Sprintf("long-%d", i)))
+		require.NoError(t, err)
+		ids[i] = id
+	}
+	// Once the executions are long enough to keep sessions, one worker
+	// goes and another comes.
+	testkit.WaitFor(t, 60*time.Second, "an instance halfway", func() bool {
+		st, err := e.Client.GetStatus(ctx, ids[0])
+		if err != nil {
+			return false
+		}
+		var n int
+		_, _ = fmt.Sscan(string(st.CustomStatus), &n)
+		return n >= 2*(60*59/2)
+	})
+	e.StartWorker()
+	require.NoError(t, e.StopWorker(ctx, 0))
+	want := 2 * (steps * (steps - 1) / 2)
+	for _, id := range ids {
+		st := wait(t, e, id)
+		require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus, id)
+		require.JSONEq(t, fmt.Sprint(want), string(st.Output), id)
+		require.JSONEq(t, fmt.Sprint(want), string(st.CustomStatus), id)
+		events := checkHistory(t, e, id)
+		require.Equal(t, steps, count(events, history.TaskCompleted), id)
+		require.Equal(t, steps, count(events, history.TaskScheduled), id)
+	}
+	for i, w := range e.Workers { // the one that stayed, the one that came
+		require.Positive(t, w.Stats().Turns, "worker %d ran turns", i)
+	}
+}
