@@ -12,7 +12,6 @@ import (
 	pb "github.com/jetflow/jetflow/internal/durabletask"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/storage"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -382,12 +381,6 @@ var errEntities = status.Error(codes.Unimplemented, "entities are not supported 
 // ListInstanceIds is not supported: use QueryInstances.
 func (s *Server) ListInstanceIds(context.Context, *pb.ListInstanceIdsRequest) (*pb.ListInstanceIdsResponse, error) {
 	return nil, unimplemented("ListInstanceIds (use QueryInstances)")
-}
-
-// StreamInstanceHistory is not supported: work items carry the whole
-// history.
-func (s *Server) StreamInstanceHistory(*pb.StreamInstanceHistoryRequest, grpc.ServerStreamingServer[pb.HistoryChunk]) error {
-	return unimplemented("history streaming (work items carry the whole history)")
 }
 
 // CompleteEntityTask is refused: entities are not supported.

@@ -4926,9 +4926,12 @@ func (*ListInstanceIdsResponse) Descriptor() ([]byte, []int) {
 }
 
 type StreamInstanceHistoryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                 protoimpl.MessageState  `protogen:"open.v1"`
+	InstanceId            string                  `protobuf:"bytes,1,opt,name=instanceId,proto3" json:"instanceId,omitempty"`
+	ExecutionId           *wrapperspb.StringValue `protobuf:"bytes,2,opt,name=executionId,proto3" json:"executionId,omitempty"`
+	ForWorkItemProcessing bool                    `protobuf:"varint,3,opt,name=forWorkItemProcessing,proto3" json:"forWorkItemProcessing,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *StreamInstanceHistoryRequest) Reset() {
@@ -4961,8 +4964,30 @@ func (*StreamInstanceHistoryRequest) Descriptor() ([]byte, []int) {
 	return file_orchestrator_service_proto_rawDescGZIP(), []int{76}
 }
 
+func (x *StreamInstanceHistoryRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *StreamInstanceHistoryRequest) GetExecutionId() *wrapperspb.StringValue {
+	if x != nil {
+		return x.ExecutionId
+	}
+	return nil
+}
+
+func (x *StreamInstanceHistoryRequest) GetForWorkItemProcessing() bool {
+	if x != nil {
+		return x.ForWorkItemProcessing
+	}
+	return false
+}
+
 type HistoryChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*HistoryEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4995,6 +5020,13 @@ func (x *HistoryChunk) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HistoryChunk.ProtoReflect.Descriptor instead.
 func (*HistoryChunk) Descriptor() ([]byte, []int) {
 	return file_orchestrator_service_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *HistoryChunk) GetEvents() []*HistoryEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
 }
 
 type EntityBatchResult struct {
@@ -5927,9 +5959,15 @@ const file_orchestrator_service_proto_rawDesc = "" +
 	"isComplete\x18\x02 \x01(\v2\x1a.google.protobuf.BoolValueR\n" +
 	"isComplete\"\x18\n" +
 	"\x16ListInstanceIdsRequest\"\x19\n" +
-	"\x17ListInstanceIdsResponse\"\x1e\n" +
-	"\x1cStreamInstanceHistoryRequest\"\x0e\n" +
-	"\fHistoryChunk\"\x13\n" +
+	"\x17ListInstanceIdsResponse\"\xb4\x01\n" +
+	"\x1cStreamInstanceHistoryRequest\x12\x1e\n" +
+	"\n" +
+	"instanceId\x18\x01 \x01(\tR\n" +
+	"instanceId\x12>\n" +
+	"\vexecutionId\x18\x02 \x01(\v2\x1c.google.protobuf.StringValueR\vexecutionId\x124\n" +
+	"\x15forWorkItemProcessing\x18\x03 \x01(\bR\x15forWorkItemProcessing\"5\n" +
+	"\fHistoryChunk\x12%\n" +
+	"\x06events\x18\x01 \x03(\v2\r.HistoryEventR\x06events\"\x13\n" +
 	"\x11EntityBatchResult\"\x16\n" +
 	"\x14CreateTaskHubRequest\"\x17\n" +
 	"\x15CreateTaskHubResponse\"\x16\n" +
@@ -6257,69 +6295,71 @@ var file_orchestrator_service_proto_depIdxs = []int32{
 	72,  // 136: PurgeInstancesRequest.purgeInstanceFilter:type_name -> PurgeInstanceFilter
 	73,  // 137: PurgeInstancesRequest.instanceBatch:type_name -> InstanceBatch
 	108, // 138: PurgeInstancesResponse.isComplete:type_name -> google.protobuf.BoolValue
-	109, // 139: TaskHubSidecarService.Hello:input_type -> google.protobuf.Empty
-	52,  // 140: TaskHubSidecarService.StartInstance:input_type -> CreateInstanceRequest
-	54,  // 141: TaskHubSidecarService.GetInstance:input_type -> GetInstanceRequest
-	57,  // 142: TaskHubSidecarService.RewindInstance:input_type -> RewindInstanceRequest
-	59,  // 143: TaskHubSidecarService.RestartInstance:input_type -> RestartInstanceRequest
-	54,  // 144: TaskHubSidecarService.WaitForInstanceStart:input_type -> GetInstanceRequest
-	54,  // 145: TaskHubSidecarService.WaitForInstanceCompletion:input_type -> GetInstanceRequest
-	61,  // 146: TaskHubSidecarService.RaiseEvent:input_type -> RaiseEventRequest
-	63,  // 147: TaskHubSidecarService.TerminateInstance:input_type -> TerminateRequest
-	65,  // 148: TaskHubSidecarService.SuspendInstance:input_type -> SuspendRequest
-	67,  // 149: TaskHubSidecarService.ResumeInstance:input_type -> ResumeRequest
-	70,  // 150: TaskHubSidecarService.QueryInstances:input_type -> QueryInstancesRequest
-	76,  // 151: TaskHubSidecarService.ListInstanceIds:input_type -> ListInstanceIdsRequest
-	74,  // 152: TaskHubSidecarService.PurgeInstances:input_type -> PurgeInstancesRequest
-	45,  // 153: TaskHubSidecarService.GetWorkItems:input_type -> GetWorkItemsRequest
-	36,  // 154: TaskHubSidecarService.CompleteActivityTask:input_type -> ActivityResponse
-	34,  // 155: TaskHubSidecarService.CompleteOrchestratorTask:input_type -> OrchestratorResponse
-	80,  // 156: TaskHubSidecarService.CompleteEntityTask:input_type -> EntityBatchResult
-	78,  // 157: TaskHubSidecarService.StreamInstanceHistory:input_type -> StreamInstanceHistoryRequest
-	81,  // 158: TaskHubSidecarService.CreateTaskHub:input_type -> CreateTaskHubRequest
-	83,  // 159: TaskHubSidecarService.DeleteTaskHub:input_type -> DeleteTaskHubRequest
-	85,  // 160: TaskHubSidecarService.SignalEntity:input_type -> SignalEntityRequest
-	87,  // 161: TaskHubSidecarService.GetEntity:input_type -> GetEntityRequest
-	89,  // 162: TaskHubSidecarService.QueryEntities:input_type -> QueryEntitiesRequest
-	91,  // 163: TaskHubSidecarService.CleanEntityStorage:input_type -> CleanEntityStorageRequest
-	46,  // 164: TaskHubSidecarService.AbandonTaskActivityWorkItem:input_type -> AbandonActivityTaskRequest
-	48,  // 165: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:input_type -> AbandonOrchestrationTaskRequest
-	50,  // 166: TaskHubSidecarService.AbandonTaskEntityWorkItem:input_type -> AbandonEntityTaskRequest
-	93,  // 167: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:input_type -> SkipGracefulOrchestrationTerminationsRequest
-	109, // 168: TaskHubSidecarService.Hello:output_type -> google.protobuf.Empty
-	53,  // 169: TaskHubSidecarService.StartInstance:output_type -> CreateInstanceResponse
-	56,  // 170: TaskHubSidecarService.GetInstance:output_type -> GetInstanceResponse
-	58,  // 171: TaskHubSidecarService.RewindInstance:output_type -> RewindInstanceResponse
-	60,  // 172: TaskHubSidecarService.RestartInstance:output_type -> RestartInstanceResponse
-	56,  // 173: TaskHubSidecarService.WaitForInstanceStart:output_type -> GetInstanceResponse
-	56,  // 174: TaskHubSidecarService.WaitForInstanceCompletion:output_type -> GetInstanceResponse
-	62,  // 175: TaskHubSidecarService.RaiseEvent:output_type -> RaiseEventResponse
-	64,  // 176: TaskHubSidecarService.TerminateInstance:output_type -> TerminateResponse
-	66,  // 177: TaskHubSidecarService.SuspendInstance:output_type -> SuspendResponse
-	68,  // 178: TaskHubSidecarService.ResumeInstance:output_type -> ResumeResponse
-	71,  // 179: TaskHubSidecarService.QueryInstances:output_type -> QueryInstancesResponse
-	77,  // 180: TaskHubSidecarService.ListInstanceIds:output_type -> ListInstanceIdsResponse
-	75,  // 181: TaskHubSidecarService.PurgeInstances:output_type -> PurgeInstancesResponse
-	40,  // 182: TaskHubSidecarService.GetWorkItems:output_type -> WorkItem
-	37,  // 183: TaskHubSidecarService.CompleteActivityTask:output_type -> CompleteTaskResponse
-	37,  // 184: TaskHubSidecarService.CompleteOrchestratorTask:output_type -> CompleteTaskResponse
-	37,  // 185: TaskHubSidecarService.CompleteEntityTask:output_type -> CompleteTaskResponse
-	79,  // 186: TaskHubSidecarService.StreamInstanceHistory:output_type -> HistoryChunk
-	82,  // 187: TaskHubSidecarService.CreateTaskHub:output_type -> CreateTaskHubResponse
-	84,  // 188: TaskHubSidecarService.DeleteTaskHub:output_type -> DeleteTaskHubResponse
-	86,  // 189: TaskHubSidecarService.SignalEntity:output_type -> SignalEntityResponse
-	88,  // 190: TaskHubSidecarService.GetEntity:output_type -> GetEntityResponse
-	90,  // 191: TaskHubSidecarService.QueryEntities:output_type -> QueryEntitiesResponse
-	92,  // 192: TaskHubSidecarService.CleanEntityStorage:output_type -> CleanEntityStorageResponse
-	47,  // 193: TaskHubSidecarService.AbandonTaskActivityWorkItem:output_type -> AbandonActivityTaskResponse
-	49,  // 194: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:output_type -> AbandonOrchestrationTaskResponse
-	51,  // 195: TaskHubSidecarService.AbandonTaskEntityWorkItem:output_type -> AbandonEntityTaskResponse
-	94,  // 196: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:output_type -> SkipGracefulOrchestrationTerminationsResponse
-	168, // [168:197] is the sub-list for method output_type
-	139, // [139:168] is the sub-list for method input_type
-	139, // [139:139] is the sub-list for extension type_name
-	139, // [139:139] is the sub-list for extension extendee
-	0,   // [0:139] is the sub-list for field type_name
+	104, // 139: StreamInstanceHistoryRequest.executionId:type_name -> google.protobuf.StringValue
+	23,  // 140: HistoryChunk.events:type_name -> HistoryEvent
+	109, // 141: TaskHubSidecarService.Hello:input_type -> google.protobuf.Empty
+	52,  // 142: TaskHubSidecarService.StartInstance:input_type -> CreateInstanceRequest
+	54,  // 143: TaskHubSidecarService.GetInstance:input_type -> GetInstanceRequest
+	57,  // 144: TaskHubSidecarService.RewindInstance:input_type -> RewindInstanceRequest
+	59,  // 145: TaskHubSidecarService.RestartInstance:input_type -> RestartInstanceRequest
+	54,  // 146: TaskHubSidecarService.WaitForInstanceStart:input_type -> GetInstanceRequest
+	54,  // 147: TaskHubSidecarService.WaitForInstanceCompletion:input_type -> GetInstanceRequest
+	61,  // 148: TaskHubSidecarService.RaiseEvent:input_type -> RaiseEventRequest
+	63,  // 149: TaskHubSidecarService.TerminateInstance:input_type -> TerminateRequest
+	65,  // 150: TaskHubSidecarService.SuspendInstance:input_type -> SuspendRequest
+	67,  // 151: TaskHubSidecarService.ResumeInstance:input_type -> ResumeRequest
+	70,  // 152: TaskHubSidecarService.QueryInstances:input_type -> QueryInstancesRequest
+	76,  // 153: TaskHubSidecarService.ListInstanceIds:input_type -> ListInstanceIdsRequest
+	74,  // 154: TaskHubSidecarService.PurgeInstances:input_type -> PurgeInstancesRequest
+	45,  // 155: TaskHubSidecarService.GetWorkItems:input_type -> GetWorkItemsRequest
+	36,  // 156: TaskHubSidecarService.CompleteActivityTask:input_type -> ActivityResponse
+	34,  // 157: TaskHubSidecarService.CompleteOrchestratorTask:input_type -> OrchestratorResponse
+	80,  // 158: TaskHubSidecarService.CompleteEntityTask:input_type -> EntityBatchResult
+	78,  // 159: TaskHubSidecarService.StreamInstanceHistory:input_type -> StreamInstanceHistoryRequest
+	81,  // 160: TaskHubSidecarService.CreateTaskHub:input_type -> CreateTaskHubRequest
+	83,  // 161: TaskHubSidecarService.DeleteTaskHub:input_type -> DeleteTaskHubRequest
+	85,  // 162: TaskHubSidecarService.SignalEntity:input_type -> SignalEntityRequest
+	87,  // 163: TaskHubSidecarService.GetEntity:input_type -> GetEntityRequest
+	89,  // 164: TaskHubSidecarService.QueryEntities:input_type -> QueryEntitiesRequest
+	91,  // 165: TaskHubSidecarService.CleanEntityStorage:input_type -> CleanEntityStorageRequest
+	46,  // 166: TaskHubSidecarService.AbandonTaskActivityWorkItem:input_type -> AbandonActivityTaskRequest
+	48,  // 167: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:input_type -> AbandonOrchestrationTaskRequest
+	50,  // 168: TaskHubSidecarService.AbandonTaskEntityWorkItem:input_type -> AbandonEntityTaskRequest
+	93,  // 169: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:input_type -> SkipGracefulOrchestrationTerminationsRequest
+	109, // 170: TaskHubSidecarService.Hello:output_type -> google.protobuf.Empty
+	53,  // 171: TaskHubSidecarService.StartInstance:output_type -> CreateInstanceResponse
+	56,  // 172: TaskHubSidecarService.GetInstance:output_type -> GetInstanceResponse
+	58,  // 173: TaskHubSidecarService.RewindInstance:output_type -> RewindInstanceResponse
+	60,  // 174: TaskHubSidecarService.RestartInstance:output_type -> RestartInstanceResponse
+	56,  // 175: TaskHubSidecarService.WaitForInstanceStart:output_type -> GetInstanceResponse
+	56,  // 176: TaskHubSidecarService.WaitForInstanceCompletion:output_type -> GetInstanceResponse
+	62,  // 177: TaskHubSidecarService.RaiseEvent:output_type -> RaiseEventResponse
+	64,  // 178: TaskHubSidecarService.TerminateInstance:output_type -> TerminateResponse
+	66,  // 179: TaskHubSidecarService.SuspendInstance:output_type -> SuspendResponse
+	68,  // 180: TaskHubSidecarService.ResumeInstance:output_type -> ResumeResponse
+	71,  // 181: TaskHubSidecarService.QueryInstances:output_type -> QueryInstancesResponse
+	77,  // 182: TaskHubSidecarService.ListInstanceIds:output_type -> ListInstanceIdsResponse
+	75,  // 183: TaskHubSidecarService.PurgeInstances:output_type -> PurgeInstancesResponse
+	40,  // 184: TaskHubSidecarService.GetWorkItems:output_type -> WorkItem
+	37,  // 185: TaskHubSidecarService.CompleteActivityTask:output_type -> CompleteTaskResponse
+	37,  // 186: TaskHubSidecarService.CompleteOrchestratorTask:output_type -> CompleteTaskResponse
+	37,  // 187: TaskHubSidecarService.CompleteEntityTask:output_type -> CompleteTaskResponse
+	79,  // 188: TaskHubSidecarService.StreamInstanceHistory:output_type -> HistoryChunk
+	82,  // 189: TaskHubSidecarService.CreateTaskHub:output_type -> CreateTaskHubResponse
+	84,  // 190: TaskHubSidecarService.DeleteTaskHub:output_type -> DeleteTaskHubResponse
+	86,  // 191: TaskHubSidecarService.SignalEntity:output_type -> SignalEntityResponse
+	88,  // 192: TaskHubSidecarService.GetEntity:output_type -> GetEntityResponse
+	90,  // 193: TaskHubSidecarService.QueryEntities:output_type -> QueryEntitiesResponse
+	92,  // 194: TaskHubSidecarService.CleanEntityStorage:output_type -> CleanEntityStorageResponse
+	47,  // 195: TaskHubSidecarService.AbandonTaskActivityWorkItem:output_type -> AbandonActivityTaskResponse
+	49,  // 196: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:output_type -> AbandonOrchestrationTaskResponse
+	51,  // 197: TaskHubSidecarService.AbandonTaskEntityWorkItem:output_type -> AbandonEntityTaskResponse
+	94,  // 198: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:output_type -> SkipGracefulOrchestrationTerminationsResponse
+	170, // [170:199] is the sub-list for method output_type
+	141, // [141:170] is the sub-list for method input_type
+	141, // [141:141] is the sub-list for extension type_name
+	141, // [141:141] is the sub-list for extension extendee
+	0,   // [0:141] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_service_proto_init() }

@@ -164,6 +164,12 @@ await check("SetStatusTest", async () => {
   equal(st.runtimeStatus, OrchestrationStatus.COMPLETED, "runtimeStatus");
   await viaHTTP(id, { runtimeStatus: "Completed", customStatus: want, output: null });
 });
+await check("getOrchestrationHistory", async () => {
+  const kinds = ["ExecutionStarted", "EventRaised", "ExecutionCompleted"];
+  const events = await client.getOrchestrationHistory("conf-status");
+  equal(events.map((e) => e.type).filter((t) => kinds.includes(t)), kinds, "the events of conf-status");
+  equal(await client.getOrchestrationHistory("conf-nobody"), [], "an unknown instance");
+});
 await check("a JavaScript orchestrator calls a Go activity", async () => {
   const st = await done(await start("JS_CallsGo", "from js"));
   equal(json(st.serializedOutput), "FROM JS", "output");
