@@ -378,11 +378,6 @@ func unimplemented(what string) error {
 // errEntities refuses the entity RPCs.
 var errEntities = status.Error(codes.Unimplemented, "entities are not supported by jetflow")
 
-// ListInstanceIds is not supported: use QueryInstances.
-func (s *Server) ListInstanceIds(context.Context, *pb.ListInstanceIdsRequest) (*pb.ListInstanceIdsResponse, error) {
-	return nil, unimplemented("ListInstanceIds (use QueryInstances)")
-}
-
 // CompleteEntityTask is refused: entities are not supported.
 func (s *Server) CompleteEntityTask(context.Context, *pb.EntityBatchResult) (*pb.CompleteTaskResponse, error) {
 	return nil, errEntities

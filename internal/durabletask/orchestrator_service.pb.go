@@ -4854,9 +4854,14 @@ func (x *PurgeInstancesResponse) GetIsComplete() *wrapperspb.BoolValue {
 // The requests and responses of the methods jetflow answers with
 // Unimplemented carry nothing it reads.
 type ListInstanceIdsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState  `protogen:"open.v1"`
+	RuntimeStatus     []OrchestrationStatus   `protobuf:"varint,1,rep,packed,name=runtimeStatus,proto3,enum=OrchestrationStatus" json:"runtimeStatus,omitempty"`
+	CompletedTimeFrom *timestamppb.Timestamp  `protobuf:"bytes,2,opt,name=completedTimeFrom,proto3" json:"completedTimeFrom,omitempty"`
+	CompletedTimeTo   *timestamppb.Timestamp  `protobuf:"bytes,3,opt,name=completedTimeTo,proto3" json:"completedTimeTo,omitempty"`
+	PageSize          int32                   `protobuf:"varint,4,opt,name=pageSize,proto3" json:"pageSize,omitempty"`
+	LastInstanceKey   *wrapperspb.StringValue `protobuf:"bytes,5,opt,name=lastInstanceKey,proto3" json:"lastInstanceKey,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListInstanceIdsRequest) Reset() {
@@ -4889,10 +4894,47 @@ func (*ListInstanceIdsRequest) Descriptor() ([]byte, []int) {
 	return file_orchestrator_service_proto_rawDescGZIP(), []int{74}
 }
 
+func (x *ListInstanceIdsRequest) GetRuntimeStatus() []OrchestrationStatus {
+	if x != nil {
+		return x.RuntimeStatus
+	}
+	return nil
+}
+
+func (x *ListInstanceIdsRequest) GetCompletedTimeFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedTimeFrom
+	}
+	return nil
+}
+
+func (x *ListInstanceIdsRequest) GetCompletedTimeTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedTimeTo
+	}
+	return nil
+}
+
+func (x *ListInstanceIdsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListInstanceIdsRequest) GetLastInstanceKey() *wrapperspb.StringValue {
+	if x != nil {
+		return x.LastInstanceKey
+	}
+	return nil
+}
+
 type ListInstanceIdsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState  `protogen:"open.v1"`
+	InstanceIds     []string                `protobuf:"bytes,1,rep,name=instanceIds,proto3" json:"instanceIds,omitempty"`
+	LastInstanceKey *wrapperspb.StringValue `protobuf:"bytes,2,opt,name=lastInstanceKey,proto3" json:"lastInstanceKey,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListInstanceIdsResponse) Reset() {
@@ -4923,6 +4965,20 @@ func (x *ListInstanceIdsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListInstanceIdsResponse.ProtoReflect.Descriptor instead.
 func (*ListInstanceIdsResponse) Descriptor() ([]byte, []int) {
 	return file_orchestrator_service_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ListInstanceIdsResponse) GetInstanceIds() []string {
+	if x != nil {
+		return x.InstanceIds
+	}
+	return nil
+}
+
+func (x *ListInstanceIdsResponse) GetLastInstanceKey() *wrapperspb.StringValue {
+	if x != nil {
+		return x.LastInstanceKey
+	}
+	return nil
 }
 
 type StreamInstanceHistoryRequest struct {
@@ -5957,9 +6013,16 @@ const file_orchestrator_service_proto_rawDesc = "" +
 	"\x14deletedInstanceCount\x18\x01 \x01(\x05R\x14deletedInstanceCount\x12:\n" +
 	"\n" +
 	"isComplete\x18\x02 \x01(\v2\x1a.google.protobuf.BoolValueR\n" +
-	"isComplete\"\x18\n" +
-	"\x16ListInstanceIdsRequest\"\x19\n" +
-	"\x17ListInstanceIdsResponse\"\xb4\x01\n" +
+	"isComplete\"\xc8\x02\n" +
+	"\x16ListInstanceIdsRequest\x12:\n" +
+	"\rruntimeStatus\x18\x01 \x03(\x0e2\x14.OrchestrationStatusR\rruntimeStatus\x12H\n" +
+	"\x11completedTimeFrom\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x11completedTimeFrom\x12D\n" +
+	"\x0fcompletedTimeTo\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fcompletedTimeTo\x12\x1a\n" +
+	"\bpageSize\x18\x04 \x01(\x05R\bpageSize\x12F\n" +
+	"\x0flastInstanceKey\x18\x05 \x01(\v2\x1c.google.protobuf.StringValueR\x0flastInstanceKey\"\x83\x01\n" +
+	"\x17ListInstanceIdsResponse\x12 \n" +
+	"\vinstanceIds\x18\x01 \x03(\tR\vinstanceIds\x12F\n" +
+	"\x0flastInstanceKey\x18\x02 \x01(\v2\x1c.google.protobuf.StringValueR\x0flastInstanceKey\"\xb4\x01\n" +
 	"\x1cStreamInstanceHistoryRequest\x12\x1e\n" +
 	"\n" +
 	"instanceId\x18\x01 \x01(\tR\n" +
@@ -6295,71 +6358,76 @@ var file_orchestrator_service_proto_depIdxs = []int32{
 	72,  // 136: PurgeInstancesRequest.purgeInstanceFilter:type_name -> PurgeInstanceFilter
 	73,  // 137: PurgeInstancesRequest.instanceBatch:type_name -> InstanceBatch
 	108, // 138: PurgeInstancesResponse.isComplete:type_name -> google.protobuf.BoolValue
-	104, // 139: StreamInstanceHistoryRequest.executionId:type_name -> google.protobuf.StringValue
-	23,  // 140: HistoryChunk.events:type_name -> HistoryEvent
-	109, // 141: TaskHubSidecarService.Hello:input_type -> google.protobuf.Empty
-	52,  // 142: TaskHubSidecarService.StartInstance:input_type -> CreateInstanceRequest
-	54,  // 143: TaskHubSidecarService.GetInstance:input_type -> GetInstanceRequest
-	57,  // 144: TaskHubSidecarService.RewindInstance:input_type -> RewindInstanceRequest
-	59,  // 145: TaskHubSidecarService.RestartInstance:input_type -> RestartInstanceRequest
-	54,  // 146: TaskHubSidecarService.WaitForInstanceStart:input_type -> GetInstanceRequest
-	54,  // 147: TaskHubSidecarService.WaitForInstanceCompletion:input_type -> GetInstanceRequest
-	61,  // 148: TaskHubSidecarService.RaiseEvent:input_type -> RaiseEventRequest
-	63,  // 149: TaskHubSidecarService.TerminateInstance:input_type -> TerminateRequest
-	65,  // 150: TaskHubSidecarService.SuspendInstance:input_type -> SuspendRequest
-	67,  // 151: TaskHubSidecarService.ResumeInstance:input_type -> ResumeRequest
-	70,  // 152: TaskHubSidecarService.QueryInstances:input_type -> QueryInstancesRequest
-	76,  // 153: TaskHubSidecarService.ListInstanceIds:input_type -> ListInstanceIdsRequest
-	74,  // 154: TaskHubSidecarService.PurgeInstances:input_type -> PurgeInstancesRequest
-	45,  // 155: TaskHubSidecarService.GetWorkItems:input_type -> GetWorkItemsRequest
-	36,  // 156: TaskHubSidecarService.CompleteActivityTask:input_type -> ActivityResponse
-	34,  // 157: TaskHubSidecarService.CompleteOrchestratorTask:input_type -> OrchestratorResponse
-	80,  // 158: TaskHubSidecarService.CompleteEntityTask:input_type -> EntityBatchResult
-	78,  // 159: TaskHubSidecarService.StreamInstanceHistory:input_type -> StreamInstanceHistoryRequest
-	81,  // 160: TaskHubSidecarService.CreateTaskHub:input_type -> CreateTaskHubRequest
-	83,  // 161: TaskHubSidecarService.DeleteTaskHub:input_type -> DeleteTaskHubRequest
-	85,  // 162: TaskHubSidecarService.SignalEntity:input_type -> SignalEntityRequest
-	87,  // 163: TaskHubSidecarService.GetEntity:input_type -> GetEntityRequest
-	89,  // 164: TaskHubSidecarService.QueryEntities:input_type -> QueryEntitiesRequest
-	91,  // 165: TaskHubSidecarService.CleanEntityStorage:input_type -> CleanEntityStorageRequest
-	46,  // 166: TaskHubSidecarService.AbandonTaskActivityWorkItem:input_type -> AbandonActivityTaskRequest
-	48,  // 167: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:input_type -> AbandonOrchestrationTaskRequest
-	50,  // 168: TaskHubSidecarService.AbandonTaskEntityWorkItem:input_type -> AbandonEntityTaskRequest
-	93,  // 169: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:input_type -> SkipGracefulOrchestrationTerminationsRequest
-	109, // 170: TaskHubSidecarService.Hello:output_type -> google.protobuf.Empty
-	53,  // 171: TaskHubSidecarService.StartInstance:output_type -> CreateInstanceResponse
-	56,  // 172: TaskHubSidecarService.GetInstance:output_type -> GetInstanceResponse
-	58,  // 173: TaskHubSidecarService.RewindInstance:output_type -> RewindInstanceResponse
-	60,  // 174: TaskHubSidecarService.RestartInstance:output_type -> RestartInstanceResponse
-	56,  // 175: TaskHubSidecarService.WaitForInstanceStart:output_type -> GetInstanceResponse
-	56,  // 176: TaskHubSidecarService.WaitForInstanceCompletion:output_type -> GetInstanceResponse
-	62,  // 177: TaskHubSidecarService.RaiseEvent:output_type -> RaiseEventResponse
-	64,  // 178: TaskHubSidecarService.TerminateInstance:output_type -> TerminateResponse
-	66,  // 179: TaskHubSidecarService.SuspendInstance:output_type -> SuspendResponse
-	68,  // 180: TaskHubSidecarService.ResumeInstance:output_type -> ResumeResponse
-	71,  // 181: TaskHubSidecarService.QueryInstances:output_type -> QueryInstancesResponse
-	77,  // 182: TaskHubSidecarService.ListInstanceIds:output_type -> ListInstanceIdsResponse
-	75,  // 183: TaskHubSidecarService.PurgeInstances:output_type -> PurgeInstancesResponse
-	40,  // 184: TaskHubSidecarService.GetWorkItems:output_type -> WorkItem
-	37,  // 185: TaskHubSidecarService.CompleteActivityTask:output_type -> CompleteTaskResponse
-	37,  // 186: TaskHubSidecarService.CompleteOrchestratorTask:output_type -> CompleteTaskResponse
-	37,  // 187: TaskHubSidecarService.CompleteEntityTask:output_type -> CompleteTaskResponse
-	79,  // 188: TaskHubSidecarService.StreamInstanceHistory:output_type -> HistoryChunk
-	82,  // 189: TaskHubSidecarService.CreateTaskHub:output_type -> CreateTaskHubResponse
-	84,  // 190: TaskHubSidecarService.DeleteTaskHub:output_type -> DeleteTaskHubResponse
-	86,  // 191: TaskHubSidecarService.SignalEntity:output_type -> SignalEntityResponse
-	88,  // 192: TaskHubSidecarService.GetEntity:output_type -> GetEntityResponse
-	90,  // 193: TaskHubSidecarService.QueryEntities:output_type -> QueryEntitiesResponse
-	92,  // 194: TaskHubSidecarService.CleanEntityStorage:output_type -> CleanEntityStorageResponse
-	47,  // 195: TaskHubSidecarService.AbandonTaskActivityWorkItem:output_type -> AbandonActivityTaskResponse
-	49,  // 196: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:output_type -> AbandonOrchestrationTaskResponse
-	51,  // 197: TaskHubSidecarService.AbandonTaskEntityWorkItem:output_type -> AbandonEntityTaskResponse
-	94,  // 198: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:output_type -> SkipGracefulOrchestrationTerminationsResponse
-	170, // [170:199] is the sub-list for method output_type
-	141, // [141:170] is the sub-list for method input_type
-	141, // [141:141] is the sub-list for extension type_name
-	141, // [141:141] is the sub-list for extension extendee
-	0,   // [0:141] is the sub-list for field type_name
+	0,   // 139: ListInstanceIdsRequest.runtimeStatus:type_name -> OrchestrationStatus
+	105, // 140: ListInstanceIdsRequest.completedTimeFrom:type_name -> google.protobuf.Timestamp
+	105, // 141: ListInstanceIdsRequest.completedTimeTo:type_name -> google.protobuf.Timestamp
+	104, // 142: ListInstanceIdsRequest.lastInstanceKey:type_name -> google.protobuf.StringValue
+	104, // 143: ListInstanceIdsResponse.lastInstanceKey:type_name -> google.protobuf.StringValue
+	104, // 144: StreamInstanceHistoryRequest.executionId:type_name -> google.protobuf.StringValue
+	23,  // 145: HistoryChunk.events:type_name -> HistoryEvent
+	109, // 146: TaskHubSidecarService.Hello:input_type -> google.protobuf.Empty
+	52,  // 147: TaskHubSidecarService.StartInstance:input_type -> CreateInstanceRequest
+	54,  // 148: TaskHubSidecarService.GetInstance:input_type -> GetInstanceRequest
+	57,  // 149: TaskHubSidecarService.RewindInstance:input_type -> RewindInstanceRequest
+	59,  // 150: TaskHubSidecarService.RestartInstance:input_type -> RestartInstanceRequest
+	54,  // 151: TaskHubSidecarService.WaitForInstanceStart:input_type -> GetInstanceRequest
+	54,  // 152: TaskHubSidecarService.WaitForInstanceCompletion:input_type -> GetInstanceRequest
+	61,  // 153: TaskHubSidecarService.RaiseEvent:input_type -> RaiseEventRequest
+	63,  // 154: TaskHubSidecarService.TerminateInstance:input_type -> TerminateRequest
+	65,  // 155: TaskHubSidecarService.SuspendInstance:input_type -> SuspendRequest
+	67,  // 156: TaskHubSidecarService.ResumeInstance:input_type -> ResumeRequest
+	70,  // 157: TaskHubSidecarService.QueryInstances:input_type -> QueryInstancesRequest
+	76,  // 158: TaskHubSidecarService.ListInstanceIds:input_type -> ListInstanceIdsRequest
+	74,  // 159: TaskHubSidecarService.PurgeInstances:input_type -> PurgeInstancesRequest
+	45,  // 160: TaskHubSidecarService.GetWorkItems:input_type -> GetWorkItemsRequest
+	36,  // 161: TaskHubSidecarService.CompleteActivityTask:input_type -> ActivityResponse
+	34,  // 162: TaskHubSidecarService.CompleteOrchestratorTask:input_type -> OrchestratorResponse
+	80,  // 163: TaskHubSidecarService.CompleteEntityTask:input_type -> EntityBatchResult
+	78,  // 164: TaskHubSidecarService.StreamInstanceHistory:input_type -> StreamInstanceHistoryRequest
+	81,  // 165: TaskHubSidecarService.CreateTaskHub:input_type -> CreateTaskHubRequest
+	83,  // 166: TaskHubSidecarService.DeleteTaskHub:input_type -> DeleteTaskHubRequest
+	85,  // 167: TaskHubSidecarService.SignalEntity:input_type -> SignalEntityRequest
+	87,  // 168: TaskHubSidecarService.GetEntity:input_type -> GetEntityRequest
+	89,  // 169: TaskHubSidecarService.QueryEntities:input_type -> QueryEntitiesRequest
+	91,  // 170: TaskHubSidecarService.CleanEntityStorage:input_type -> CleanEntityStorageRequest
+	46,  // 171: TaskHubSidecarService.AbandonTaskActivityWorkItem:input_type -> AbandonActivityTaskRequest
+	48,  // 172: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:input_type -> AbandonOrchestrationTaskRequest
+	50,  // 173: TaskHubSidecarService.AbandonTaskEntityWorkItem:input_type -> AbandonEntityTaskRequest
+	93,  // 174: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:input_type -> SkipGracefulOrchestrationTerminationsRequest
+	109, // 175: TaskHubSidecarService.Hello:output_type -> google.protobuf.Empty
+	53,  // 176: TaskHubSidecarService.StartInstance:output_type -> CreateInstanceResponse
+	56,  // 177: TaskHubSidecarService.GetInstance:output_type -> GetInstanceResponse
+	58,  // 178: TaskHubSidecarService.RewindInstance:output_type -> RewindInstanceResponse
+	60,  // 179: TaskHubSidecarService.RestartInstance:output_type -> RestartInstanceResponse
+	56,  // 180: TaskHubSidecarService.WaitForInstanceStart:output_type -> GetInstanceResponse
+	56,  // 181: TaskHubSidecarService.WaitForInstanceCompletion:output_type -> GetInstanceResponse
+	62,  // 182: TaskHubSidecarService.RaiseEvent:output_type -> RaiseEventResponse
+	64,  // 183: TaskHubSidecarService.TerminateInstance:output_type -> TerminateResponse
+	66,  // 184: TaskHubSidecarService.SuspendInstance:output_type -> SuspendResponse
+	68,  // 185: TaskHubSidecarService.ResumeInstance:output_type -> ResumeResponse
+	71,  // 186: TaskHubSidecarService.QueryInstances:output_type -> QueryInstancesResponse
+	77,  // 187: TaskHubSidecarService.ListInstanceIds:output_type -> ListInstanceIdsResponse
+	75,  // 188: TaskHubSidecarService.PurgeInstances:output_type -> PurgeInstancesResponse
+	40,  // 189: TaskHubSidecarService.GetWorkItems:output_type -> WorkItem
+	37,  // 190: TaskHubSidecarService.CompleteActivityTask:output_type -> CompleteTaskResponse
+	37,  // 191: TaskHubSidecarService.CompleteOrchestratorTask:output_type -> CompleteTaskResponse
+	37,  // 192: TaskHubSidecarService.CompleteEntityTask:output_type -> CompleteTaskResponse
+	79,  // 193: TaskHubSidecarService.StreamInstanceHistory:output_type -> HistoryChunk
+	82,  // 194: TaskHubSidecarService.CreateTaskHub:output_type -> CreateTaskHubResponse
+	84,  // 195: TaskHubSidecarService.DeleteTaskHub:output_type -> DeleteTaskHubResponse
+	86,  // 196: TaskHubSidecarService.SignalEntity:output_type -> SignalEntityResponse
+	88,  // 197: TaskHubSidecarService.GetEntity:output_type -> GetEntityResponse
+	90,  // 198: TaskHubSidecarService.QueryEntities:output_type -> QueryEntitiesResponse
+	92,  // 199: TaskHubSidecarService.CleanEntityStorage:output_type -> CleanEntityStorageResponse
+	47,  // 200: TaskHubSidecarService.AbandonTaskActivityWorkItem:output_type -> AbandonActivityTaskResponse
+	49,  // 201: TaskHubSidecarService.AbandonTaskOrchestratorWorkItem:output_type -> AbandonOrchestrationTaskResponse
+	51,  // 202: TaskHubSidecarService.AbandonTaskEntityWorkItem:output_type -> AbandonEntityTaskResponse
+	94,  // 203: TaskHubSidecarService.SkipGracefulOrchestrationTerminations:output_type -> SkipGracefulOrchestrationTerminationsResponse
+	175, // [175:204] is the sub-list for method output_type
+	146, // [146:175] is the sub-list for method input_type
+	146, // [146:146] is the sub-list for extension type_name
+	146, // [146:146] is the sub-list for extension extendee
+	0,   // [0:146] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_service_proto_init() }

@@ -170,6 +170,18 @@ await check("getOrchestrationHistory", async () => {
   equal(events.map((e) => e.type).filter((t) => kinds.includes(t)), kinds, "the events of conf-status");
   equal(await client.getOrchestrationHistory("conf-nobody"), [], "an unknown instance");
 });
+await check("listInstanceIds", async () => {
+  const ids = [];
+  let key;
+  do {
+    const page = await client.listInstanceIds({ runtimeStatus: [OrchestrationStatus.COMPLETED], pageSize: 1, lastInstanceKey: key });
+    ids.push(...page.values);
+    key = page.continuationToken;
+  } while (key);
+  for (const id of ["conf-status", "conf-ticket-yes"]) {
+    if (!ids.includes(id)) throw new Error(`${id} not among the completed ids ${JSON.stringify(ids)}`);
+  }
+});
 await check("a JavaScript orchestrator calls a Go activity", async () => {
   const st = await done(await start("JS_CallsGo", "from js"));
   equal(json(st.serializedOutput), "FROM JS", "output");
