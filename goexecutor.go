@@ -27,6 +27,10 @@ func (x goExecutor) Execute(_ context.Context, instanceID string, past, newEvent
 	return x.replayer.Execute(instanceID, past, newEvents), nil
 }
 
+// Release unwinds the replays the executor keeps between turns (see
+// executor.Releaser); a later turn replays from the start.
+func (x goExecutor) Release() { x.sessions.release() }
+
 // RunActivity runs the task's activity, its SetProgress reports going to
 // progress; it never fails (the activity's error is its failure).
 func (x goExecutor) RunActivity(ctx context.Context, t executor.Task, progress func(json.RawMessage) error) (json.RawMessage, *history.Failure, error) {

@@ -155,6 +155,23 @@ func (ss *sessions) remove(id string, s *session) {
 	ss.total -= s.events()
 }
 
+// release unwinds every kept session.
+func (ss *sessions) release() {
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	var all []*session
+	for id, s := range ss.byID {
+		ss.remove(id, s)
+		all = append(all, s)
+	}
+	ss.mu.Unlock()
+	for _, s := range all {
+		s.r.stop()
+	}
+}
+
 // count returns how many sessions are kept.
 func (ss *sessions) count() int {
 	ss.mu.Lock()

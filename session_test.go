@@ -125,6 +125,18 @@ func TestReplaySessions(t *testing.T) {
 		require.Zero(t, x.sessions.count())
 	})
 
+	t.Run("released", func(t *testing.T) {
+		t.Parallel()
+		s := newSim(t, r, "released")
+		s.start("Sequence", 5)
+		kept := s.x.sessions.byID["released"]
+		require.NotNil(t, kept)
+		goExecutor{s.x}.Release()
+		require.Zero(t, s.x.sessions.count())
+		require.True(t, kept.r.c.exited, "the orchestrator goroutine was unwound")
+		requireCompleted(t, s.run(), "20")
+	})
+
 	t.Run("short executions keep none", func(t *testing.T) {
 		t.Parallel()
 		x := newReplayer(r, nil)

@@ -334,6 +334,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.running.Wait()
 		w.releaseHeld()
 		w.dropCache()
+		if r, ok := w.exec.(executor.Releaser); ok {
+			r.Release() // no turn runs any more
+		}
 		close(done)
 	}()
 	select {

@@ -48,6 +48,15 @@ type Executor interface {
 	RunActivity(ctx context.Context, task Task, progress func(json.RawMessage) error) (result json.RawMessage, failure *history.Failure, err error)
 }
 
+// Releaser is implemented by an executor that keeps state between turns
+// (the Go executor keeps long executions' replays, their orchestrator
+// goroutines blocked, so that the next turn need not replay): the worker
+// calls Release once it has stopped and runs no more turns, and the
+// executor lets that state go.
+type Releaser interface {
+	Release()
+}
+
 // Task is one activity call to run.
 type Task struct {
 	// Name is the activity's name.
