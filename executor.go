@@ -105,6 +105,7 @@ func (x *replayer) Execute(instanceID string, past, newEvents []history.Event) (
 		}
 	}
 	res = r.result()
+	res.Resumed = continued
 	t := turnTime(past, newEvents)
 	if t.IsZero() && continued {
 		t = r.c.now // a turn without an OrchestratorStarted: the one before's

@@ -47,8 +47,10 @@ func TestReplaySessions(t *testing.T) {
 	t.Run("continued", func(t *testing.T) {
 		t.Parallel()
 		s := newSim(t, r, "long")
-		s.start("Sequence", 150)
+		require.False(t, s.start("Sequence", 150).Resumed)
+		require.True(t, s.turn(s.completions()...).Resumed)
 		requireCompleted(t, s.run(), "22350")
+		require.True(t, s.last.Resumed)
 		require.EqualValues(t, 150, s.x.sessions.resumed.Load(), "every turn after the first continues the session")
 		require.Zero(t, s.x.sessions.count(), "a finished execution keeps no session")
 	})

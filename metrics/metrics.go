@@ -79,6 +79,15 @@ const (
 	PoisonActivity = "activity"
 )
 
+// Replay results (the result label of jetflow_replays_total).
+const (
+	// ReplayResumed: the executor continued the replay it kept from the
+	// instance's previous turn.
+	ReplayResumed = "resumed"
+	// ReplayFull: it replayed the execution's history from the start.
+	ReplayFull = "full"
+)
+
 // Cache lookup results (the result label of
 // jetflow_sticky_cache_lookups_total).
 const (
@@ -132,6 +141,7 @@ type Engine struct {
 	turnWait       *prometheus.HistogramVec
 	turnEvents     *prometheus.HistogramVec
 	cacheLookups   *prometheus.CounterVec
+	replays        *prometheus.CounterVec
 	cacheSize      prometheus.Gauge
 	cacheBytes     prometheus.Gauge
 	actExecutions  *prometheus.CounterVec
@@ -181,6 +191,9 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 			"History events in one committed chunk, by orchestrator.", EventBuckets, "orchestrator"),
 		cacheLookups: counter("sticky_cache_lookups_total",
 			"Turns that found the instance's state in the sticky cache (hit) or read its history (miss).", "result"),
+		replays: counter("replays_total",
+			"Orchestrator turns by how the executor got to the turn: it continued the replay kept from the previous turn (resumed) or replayed the history from the start (full).",
+			"orchestrator", "result"),
 		cacheSize: gauge("sticky_cache_instances",
 			"Idle instances whose state the workers of this process keep in their sticky caches."),
 		cacheBytes: gauge("sticky_cache_bytes",
@@ -216,7 +229,7 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 		storage: newStorageFamilies(),
 	}
 	for _, c := range append([]prometheus.Collector{m.orchStarted, m.orchCompleted, m.orchDuration, m.orchFailures,
-		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.cacheSize, m.cacheBytes,
+		m.turns, m.turnDuration, m.turnWait, m.turnEvents, m.cacheLookups, m.replays, m.cacheSize, m.cacheBytes,
 		m.actExecutions, m.actDuration, m.actWait, m.actRetries, m.actRedelivered, m.actSlots, m.actSlotsUsed,
 		m.orchSlots, m.orchSlotsUsed, m.poison, m.timerLateness, m.customStatus}, append(m.http.collectors(), m.storage.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
@@ -318,6 +331,19 @@ func (m *Engine) CacheLookup(hit bool) {
 		r = CacheHit
 	}
 	m.cacheLookups.WithLabelValues(r).Inc()
+}
+
+// Replay counts a turn of orchestrator that resumed a kept replay, or
+// replayed its history from the start.
+func (m *Engine) Replay(orchestrator string, resumed bool) {
+	if m == nil {
+		return
+	}
+	r := ReplayFull
+	if resumed {
+		r = ReplayResumed
+	}
+	m.replays.WithLabelValues(orchestrator, r).Inc()
 }
 
 // CacheSize adds d to the number of instances in the sticky caches.

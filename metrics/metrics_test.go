@@ -174,6 +174,8 @@ func TestMetricsMatchWhatHappened(t *testing.T) {
 	require.Equal(t, float64(4*n), s.v(t, "jetflow_turn_history_events", "orchestrator", hello))
 	require.GreaterOrEqual(t, s.v(t, "jetflow_turn_schedule_to_start_seconds", "orchestrator", hello), float64(4*n))
 	require.GreaterOrEqual(t, s.v(t, "jetflow_sticky_cache_lookups_total", "result", metrics.CacheHit), float64(3*n))
+	// Hello's executions are too short to keep replay sessions.
+	require.Equal(t, float64(4*n), s.v(t, "jetflow_replays_total", "orchestrator", hello, "result", metrics.ReplayFull))
 	require.Equal(t, float64(3*n), s.v(t, "jetflow_custom_status_updates_total", "orchestrator", hello))
 	require.Equal(t, float64(3*n), s.v(t, "jetflow_activity_executions_total", "activity", "E1_SayHello", "outcome", metrics.ActivityCompleted))
 	require.Equal(t, float64(3*n), s.v(t, "jetflow_activity_duration_seconds", "activity", "E1_SayHello", "outcome", metrics.ActivityCompleted))
@@ -264,6 +266,7 @@ func TestNilEngine(t *testing.T) {
 	m.ChunkCommitted("x", 3)
 	m.TurnScheduleToStart("x", time.Second)
 	m.CacheLookup(true)
+	m.Replay("x", true)
 	m.CacheSize(1)
 	m.ActivityStarted("a", time.Second, true)
 	m.ActivityDone("a", metrics.ActivityFailed, time.Second)

@@ -406,7 +406,12 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 // handed back for a later try, and should the blocked code ever return,
 // nothing of that turn is committed. An executor that fails (a remote
 // SDK that dropped its stream) gives the turn up the same way.
-func (w *Worker) execute(id string, past, turn []history.Event) (*executor.TurnResult, error) {
+func (w *Worker) execute(id string, past, turn []history.Event) (res *executor.TurnResult, err error) {
+	defer func() {
+		if res != nil && w.cfg.Metrics != nil {
+			w.cfg.Metrics.Replay(orchestratorOf(past, turn), res.Resumed)
+		}
+	}()
 	if w.cfg.TurnTimeout < 0 {
 		return w.exec.Execute(w.ctx, id, past, turn)
 	}
@@ -432,6 +437,19 @@ func (w *Worker) execute(id string, past, turn []history.Event) (*executor.TurnR
 		return nil, fmt.Errorf("the orchestrator did not give control back within %s (orchestrator code must not block "+
 			"except by awaiting tasks: no I/O, channels, locks or time.Sleep); the turn is given up", w.cfg.TurnTimeout)
 	}
+}
+
+// orchestratorOf is the orchestrator whose execution past (or, for a
+// start, the turn) begins: its ExecutionStarted is among the first events.
+func orchestratorOf(past, turn []history.Event) string {
+	for _, evs := range [][]history.Event{past, turn} {
+		for i := range min(len(evs), 3) {
+			if evs[i].Type == history.ExecutionStarted {
+				return evs[i].Name
+			}
+		}
+	}
+	return ""
 }
 
 // republish publishes again the actions of chunk n, one of whose messages

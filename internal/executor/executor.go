@@ -89,6 +89,10 @@ type TurnResult struct {
 	// Done reports whether Events ends with ExecutionCompleted (or past
 	// already did).
 	Done bool
+	// Resumed reports that the executor did not replay past: it continued
+	// the replay it kept from the instance's previous turn (the Go
+	// executor's replay sessions).
+	Resumed bool
 	// CarryOver, when the execution continued as new, holds the EventRaised
 	// events that arrived but were not consumed by a WaitForExternalEvent,
 	// oldest first; the worker delivers them to the next execution.
