@@ -292,3 +292,13 @@ func hello(r *pb.ActivityRequest) (*wrapperspb.StringValue, *pb.TaskFailureDetai
 
 // workerConfig is a sidecar worker configuration with an ack wait of d.
 func workerConfig(d time.Duration) worker.Config { return worker.Config{AckWait: d} }
+
+// waiterHub returns a client of a sidecar of its own, with an SDK stream
+// that serves the orchestrator Waiter.
+func waiterHub(t testing.TB) pb.TaskHubSidecarServiceClient {
+	t.Helper()
+	b := setup(t, nil, Config{})
+	k := connect(t, b.c, filters([]string{"Waiter"}, nil))
+	k.serve(map[string]orchFunc{"Waiter": waiter}, nil)
+	return b.c
+}

@@ -19,10 +19,7 @@ import (
 // would carry it; unknown instances and executions are NotFound.
 func TestStreamInstanceHistory(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil, Config{})
-	k := connect(t, b.c, filters([]string{"Waiter"}, nil))
-	k.serve(map[string]orchFunc{"Waiter": waiter}, nil)
-	c := b.c
+	c := waiterHub(t)
 	ctx := ctxFor(t, 30*time.Second)
 	read := func(id, exec string) ([]*pb.HistoryEvent, error) {
 		req := &pb.StreamInstanceHistoryRequest{InstanceId: id}

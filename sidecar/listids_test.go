@@ -17,10 +17,7 @@ import (
 // refused.
 func TestListInstanceIds(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil, Config{})
-	k := connect(t, b.c, filters([]string{"Waiter"}, nil))
-	k.serve(map[string]orchFunc{"Waiter": waiter}, nil)
-	c := b.c
+	c := waiterHub(t)
 	ctx := ctxFor(t, 30*time.Second)
 	began := time.Now()
 	for _, id := range []string{"ids-a", "ids-b", "ids-c"} {
