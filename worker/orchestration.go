@@ -687,16 +687,17 @@ func (w *Worker) retryStatusWrite(ctx context.Context, id string, st *state, sta
 }
 
 // load reads an instance's history and status. A batch that starts a new
-// instance skips the read: creating chunk 1 fails if the instance has
-// history, and then the turn is retried with a full load.
+// instance skips the history: creating chunk 1 fails if the instance has
+// history, and then the turn is retried with a full load. The start of a
+// sub-orchestration, which has no Pending status, skips the status too
+// (creating the status fails the same way).
 func (w *Worker) load(ctx context.Context, id string, batch []pending, guess bool) (*state, error) {
 	st := newState()
-	if first := batch[0].msg; guess && first.Event.Type == history.ExecutionStarted {
-		st.statusRev = first.StatusRevision // 0: none written yet
+	first := batch[0].msg
+	guess = guess && first.Event.Type == history.ExecutionStarted
+	if guess && first.StatusRevision == 0 {
 		return st, nil
 	}
-	w.loads.Add(1)
-	w.cfg.Metrics.CacheLookup(false)
 	// The status is read before the history: its revision then belongs to
 	// a commit no newer than the history read, so a status computed from
 	// this history can never overwrite a newer one (the compare-and-set
@@ -708,6 +709,11 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
+	if guess && st.startStands(first) {
+		return st, nil // Pending for this very start: nothing ran it yet
+	}
+	w.loads.Add(1)
+	w.cfg.Metrics.CacheLookup(false)
 	chunks, err := w.store.LoadHistory(ctx, id)
 	if err != nil {
 		return nil, err

@@ -280,6 +280,83 @@ func TestScheduledPendingHeal(t *testing.T) {
 	require.False(t, first.(time.Time).Before(at), "started at %s, before its time %s", first.(time.Time).Format(time.StampMilli), at)
 }
 
+// TestLateStartOfATerminatedPendingInstance: a starter writes the Pending
+// status and stalls before it sends the start message (a frozen process);
+// the instance is terminated meanwhile, which ends it without running it.
+// When the start message comes at last it is dropped, whatever became of
+// the instance since: purged (nothing is left, and nothing comes back), or
+// started again and completed (the late start begins no second run).
+func TestLateStartOfATerminatedPendingInstance(t *testing.T) {
+	t.Parallel()
+	var runs sync.Map // instance id -> *atomic.Int32
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("WaitsForGo", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			if !ctx.IsReplaying() {
+				n, _ := runs.LoadOrStore(ctx.InstanceID(), new(atomic.Int32))
+				n.(*atomic.Int32).Add(1)
+			}
+			return waitsForGo(ctx)
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	ran := func(id string) int32 {
+		n, ok := runs.Load(id)
+		if !ok {
+			return 0
+		}
+		return n.(*atomic.Int32).Load()
+	}
+	stalled := func(id string) *storage.StatusEntry {
+		t.Helper()
+		now := jetflow.Time{Time: time.Now().UTC().Truncate(time.Second)}
+		st := &jetflow.Status{Name: "WaitsForGo", InstanceID: id, RuntimeStatus: jetflow.StatusPending,
+			Input: json.RawMessage(`"in"`), CreatedTime: now, LastUpdatedTime: now}
+		rev, err := e.Storage.PutStatus(ctx, id, st, 0)
+		require.NoError(t, err)
+		require.NoError(t, e.Client.Terminate(ctx, id, "before it began"))
+		done := wait(t, e, id)
+		require.Equal(t, jetflow.StatusTerminated, done.RuntimeStatus)
+		return &storage.StatusEntry{Status: *st, Revision: rev}
+	}
+	purged, again := stalled("purged"), stalled("again")
+	require.NoError(t, e.Client.PurgeInstance(ctx, "purged"))
+	_, err := e.Client.StartOrchestration(ctx, "WaitsForGo", client.WithInstanceID("again"), client.WithInput("in"))
+	require.NoError(t, err)
+	require.NoError(t, e.Client.RaiseEvent(ctx, "again", "go", "went"))
+	require.Equal(t, jetflow.StatusCompleted, wait(t, e, "again").RuntimeStatus)
+
+	// The stalled starters wake up and send their starts, which a worker
+	// that has nothing cached takes.
+	require.NoError(t, e.StopWorker(ctx, 0))
+	e.StartWorker()
+	d := dispatcher.New(e.Storage)
+	for _, p := range []*storage.StatusEntry{purged, again} {
+		require.NoError(t, d.ResendStart(ctx, p))
+	}
+	testkit.WaitForNoError(t, 30*time.Second, "the worker to take the late starts", func() error {
+		bl, err := e.Storage.Backlog(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range bl {
+			if b.Pending > 0 || b.AckPending > 0 {
+				return fmt.Errorf("%s: %d waiting, %d held", b.Consumer, b.Pending, b.AckPending)
+			}
+		}
+		return nil
+	})
+	_, err = e.Client.GetStatus(ctx, "purged")
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a purged instance stays purged")
+	chunks, err := e.Storage.LoadHistory(ctx, "purged")
+	require.NoError(t, err)
+	require.Empty(t, chunks)
+	require.Zero(t, ran("purged"), "the terminated instance never ran")
+	st, err := e.Client.GetStatus(ctx, "again")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, st.RuntimeStatus)
+	require.Equal(t, int32(1), ran("again"), "the late start began no second run")
+}
+
 // TestManyContinueAsNewInOneTurn: an orchestrator that continues as new
 // without waiting for anything goes on past the per-turn bound in later
 // turns, and an endless one can be terminated.

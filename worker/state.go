@@ -254,6 +254,19 @@ func (st *state) pendingStart(id string) *storage.InboxMessage {
 	return m
 }
 
+// startStands reports whether the start message m may begin a run. A
+// start sent for a Pending status (m.StatusRevision is its revision) may
+// only while that status stands: once it moved on, the run it stood for
+// was ended before it began (a termination that found it Pending) and
+// the instance may since have been purged or started again, so the
+// message, late (its sender stalled, or its schedule fired), must bring
+// nothing back; history cannot tell, as a purge takes it. A start without
+// a status (a sub-orchestration's) always may.
+func (st *state) startStands(m *storage.InboxMessage) bool {
+	return m.StatusRevision == 0 ||
+		st.status != nil && st.statusRev == m.StatusRevision && st.status.RuntimeStatus == jetflow.StatusPending
+}
+
 // statusOf is the status of the instance in state st.
 func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jetflow.Status {
 	s := &jetflow.Status{

@@ -116,8 +116,8 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 	var start *history.Event
 	for _, m := range in.batch {
 		ev := &m.Event
-		if ev.Type != history.ExecutionStarted || st.isApplied(ev.MsgID) {
-			continue
+		if ev.Type != history.ExecutionStarted || st.isApplied(ev.MsgID) || !st.startStands(m) {
+			continue // applied, or overtaken (see startStands): dropped
 		}
 		if start != nil || st.running() {
 			if !st.isExecution(ev.ExecutionID) && (start == nil || ev.ExecutionID != start.ExecutionID) {
