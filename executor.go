@@ -213,7 +213,7 @@ func (r *replay) start(e *history.Event) {
 		r.ignored("jetflow: ignoring a second ExecutionStarted")
 		return
 	}
-	c.name, c.input, c.executionID = e.Name, e.Input, e.ExecutionID
+	c.name, c.input, c.executionID, c.version, c.tags = e.Name, e.Input, e.ExecutionID, e.Version, e.Tags
 	if c.now.IsZero() {
 		c.now = e.Time.UTC()
 	}

@@ -50,3 +50,54 @@ func ValidateName(name string) error {
 	}
 	return nil
 }
+
+// MaxVersionLength is the longest orchestration or activity version
+// (client.WithVersion, the sidecar's version fields), in characters.
+const MaxVersionLength = 256
+
+// ValidateVersion checks a version: empty (none), or at most
+// MaxVersionLength characters of UTF-8 without control characters. A
+// version is the user's label (Durable Task's "1.0.0"); the engine stores
+// and reports it, and never compares it.
+func ValidateVersion(v string) error {
+	switch {
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%w: version %q is not valid UTF-8", ErrInvalidOption, v)
+	case utf8.RuneCountInString(v) > MaxVersionLength:
+		return fmt.Errorf("%w: the version is longer than %d characters", ErrInvalidOption, MaxVersionLength)
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: version %q has a control character", ErrInvalidOption, v)
+	}
+	return nil
+}
+
+// Limits of an instance's or a task's tags (client.WithTags, the
+// sidecar's tags fields): how many, and how long a key and a value may be,
+// in bytes.
+const (
+	MaxTags           = 64
+	MaxTagKeyLength   = 256
+	MaxTagValueLength = 1024
+)
+
+// ValidateTags checks tags: at most MaxTags, each key 1 to
+// MaxTagKeyLength bytes and each value at most MaxTagValueLength bytes,
+// all valid UTF-8.
+func ValidateTags(tags map[string]string) error {
+	if len(tags) > MaxTags {
+		return fmt.Errorf("%w: %d tags, over the limit of %d", ErrInvalidOption, len(tags), MaxTags)
+	}
+	for k, v := range tags {
+		switch {
+		case k == "":
+			return fmt.Errorf("%w: a tag has an empty key", ErrInvalidOption)
+		case len(k) > MaxTagKeyLength:
+			return fmt.Errorf("%w: tag key %.40q… is longer than %d bytes", ErrInvalidOption, k, MaxTagKeyLength)
+		case len(v) > MaxTagValueLength:
+			return fmt.Errorf("%w: the value of tag %q is longer than %d bytes", ErrInvalidOption, k, MaxTagValueLength)
+		case !utf8.ValidString(k) || !utf8.ValidString(v):
+			return fmt.Errorf("%w: tag %q is not valid UTF-8", ErrInvalidOption, k)
+		}
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,6 +33,8 @@ type OrchestrationContext struct {
 	instanceID  string
 	executionID string
 	name        string
+	version     string
+	tags        map[string]string
 	input       json.RawMessage
 	logger      *slog.Logger
 	xlog        *slog.Logger // the executor's logger, for engine messages
@@ -86,6 +89,16 @@ func (c *OrchestrationContext) InstanceID() string { return c.instanceID }
 
 // Name returns the orchestrator's registered name.
 func (c *OrchestrationContext) Name() string { return c.name }
+
+// Version returns the version the execution was started with
+// (client.WithVersion, or a continue-as-new that gave a new one), or
+// empty. The engine never compares versions: an orchestrator can branch
+// on it to keep old runs on their old code path.
+func (c *OrchestrationContext) Version() string { return c.version }
+
+// Tags returns the execution's tags (client.WithTags; a sub-orchestration
+// inherits its parent's), or nil. The map is shared: do not modify it.
+func (c *OrchestrationContext) Tags() map[string]string { return c.tags }
 
 // GetInput decodes the instance's JSON input into v, which should be a
 // pointer. A null or missing input leaves v as it is. The error wraps
@@ -285,6 +298,22 @@ type SubOrchestratorOption func(*subOptions)
 
 type subOptions struct {
 	instanceID string
+	version    string
+	tags       map[string]string
+}
+
+// WithSubVersion sets the sub-orchestration's version (see
+// client.WithVersion); by default it has none. It must follow the rules
+// of [ValidateVersion].
+func WithSubVersion(v string) SubOrchestratorOption {
+	return func(o *subOptions) { o.version = v }
+}
+
+// WithSubTags adds tags to the sub-orchestration's, which are its
+// parent's (a tag given here wins over the parent's of the same key).
+// They must follow the rules of [ValidateTags].
+func WithSubTags(tags map[string]string) SubOrchestratorOption {
+	return func(o *subOptions) { o.tags = maps.Clone(tags) }
 }
 
 // WithSubInstanceID sets the sub-orchestration's instance id, which must
@@ -325,12 +354,20 @@ func (c *OrchestrationContext) CallSubOrchestrator(name string, input any, opts 
 		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
 		return t
 	}
+	if err := errors.Join(ValidateVersion(o.version), ValidateTags(o.tags)); err != nil {
+		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
+		return t
+	}
 	in, err := encodeJSON(input)
 	if err != nil {
 		t.fail(fmt.Errorf("calling sub-orchestrator %q: %w", name, err))
 		return t
 	}
-	c.schedule(t, history.Event{Type: history.SubOrchestrationCreated, Name: name, InstanceID: id, Input: in})
+	if len(o.tags) == 0 {
+		o.tags = nil
+	}
+	c.schedule(t, history.Event{Type: history.SubOrchestrationCreated, Name: name, InstanceID: id, Input: in,
+		Version: o.version, Tags: o.tags})
 	return t
 }
 

@@ -139,6 +139,12 @@ type Status struct {
 	// Unlike the other keys it is left out when not set, so the Durable
 	// Functions shape is unchanged for every other instance.
 	ScheduledStartTime Time `json:"scheduledStartTime,omitzero"`
+	// Version is the version the run was started with (client.WithVersion,
+	// a Durable Task SDK's version), left out when not set.
+	Version string `json:"version,omitempty"`
+	// Tags are the labels the run was started with (client.WithTags, a
+	// Durable Task SDK's tags), left out when not set.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Finished reports whether the instance has reached a terminal state.
@@ -186,6 +192,18 @@ func (s Status) MarshalJSON() ([]byte, error) {
 	if !s.ScheduledStartTime.IsZero() {
 		b = append(b, `,"scheduledStartTime":`...)
 		b = appendTime(b, s.ScheduledStartTime)
+	}
+	if s.Version != "" {
+		b = append(b, `,"version":`...)
+		b = appendString(b, s.Version)
+	}
+	if len(s.Tags) > 0 {
+		t, err := json.Marshal(s.Tags)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"tags":`...)
+		b = append(b, t...)
 	}
 	return append(b, '}'), nil
 }

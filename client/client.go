@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,8 @@ type startOptions struct {
 	input     json.RawMessage
 	requestID string
 	at        time.Time
+	version   string
+	tags      map[string]string
 	err       error
 }
 
@@ -84,6 +87,37 @@ func WithStartTime(t time.Time) StartOption {
 		o.at = t
 		if t.Year() > 9999 {
 			o.err = fmt.Errorf("%w: a start time must be before the year 10000, not %s", jetflow.ErrInvalidOption, t)
+		}
+	}
+}
+
+// WithVersion sets the run's version, a label of the user's (Durable
+// Task's "1.0.0"): the orchestrator reads it with
+// OrchestrationContext.Version, the status shows it, and an execution
+// that continues as new keeps it. At most jetflow.MaxVersionLength
+// characters; the engine never compares versions.
+func WithVersion(v string) StartOption {
+	return func(o *startOptions) {
+		o.version = v
+		if err := jetflow.ValidateVersion(v); err != nil {
+			o.err = err
+		}
+	}
+}
+
+// WithTags sets the run's tags, labels of the user's: the orchestrator
+// reads them with OrchestrationContext.Tags, the status shows them, its
+// sub-orchestrations inherit them, and an execution that continues as new
+// keeps them. Within jetflow.MaxTags, MaxTagKeyLength and
+// MaxTagValueLength; the map is copied.
+func WithTags(tags map[string]string) StartOption {
+	return func(o *startOptions) {
+		o.tags = maps.Clone(tags)
+		if len(o.tags) == 0 {
+			o.tags = nil
+		}
+		if err := jetflow.ValidateTags(tags); err != nil {
+			o.err = err
 		}
 	}
 }
@@ -188,7 +222,7 @@ func (c *Client) StartOrchestration(ctx context.Context, name string, opts ...St
 	// between its status and its start message would leave the instance
 	// Pending with nothing to run it.
 	done := make(chan error, 1)
-	req := dispatcher.Start{ID: o.id, Name: name, Input: o.input, RequestID: key, At: o.at}
+	req := dispatcher.Start{ID: o.id, Name: name, Input: o.input, RequestID: key, At: o.at, Version: o.version, Tags: o.tags}
 	go func() { done <- c.start(context.WithoutCancel(ctx), req) }()
 	select {
 	case err := <-done:

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"strconv"
 	"time"
 
@@ -58,6 +59,10 @@ type Start struct {
 	// and its start message is a message schedule that the server delivers
 	// then. A zero, past or nearer time starts the instance at once.
 	At time.Time
+	// Version and Tags, when set, are the run's version and tags (its
+	// status and ExecutionStarted carry them). The caller validates them.
+	Version string
+	Tags    map[string]string
 }
 
 // MinStartDelay is how far ahead a start time (Start.At) must be for the
@@ -127,6 +132,8 @@ func (d *Dispatcher) StartInstance(ctx context.Context, s Start) (*jetflow.Statu
 		LastUpdatedTime:    jetflow.Time{Time: now},
 		RequestID:          requestID,
 		ScheduledStartTime: jetflow.Time{Time: scheduledFor(s.At, d.now())},
+		Version:            s.Version,
+		Tags:               s.Tags,
 	}
 	newRev, err := d.store.PutStatus(ctx, id, st, rev)
 	switch {
@@ -204,7 +211,7 @@ func StartMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessa
 	return &storage.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
 		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
-		ScheduledStart: st.ScheduledStartTime.UTC(),
+		ScheduledStart: st.ScheduledStartTime.UTC(), Version: st.Version, Tags: st.Tags,
 	}}
 }
 
@@ -335,6 +342,8 @@ type Execution struct {
 	Name string
 	// Parent is set for sub-orchestrations.
 	Parent *history.Parent
+	// Tags are the execution's tags, which its sub-orchestrations inherit.
+	Tags map[string]string
 	// Events are the execution's events as the caller knows them, up to
 	// and including the chunk being published, or nil. A recursive
 	// termination needs them: they say which sub-orchestrations are still
@@ -377,7 +386,7 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 		case history.ExecutionStarted:
 			// A new execution (a start, or continue-as-new): the chunk's
 			// actions from here on belong to it.
-			ex.ExecutionID, ex.Name, ex.Parent = events[i].ExecutionID, events[i].Name, events[i].Parent
+			ex.ExecutionID, ex.Name, ex.Parent, ex.Tags = events[i].ExecutionID, events[i].Name, events[i].Parent, events[i].Tags
 		case history.ExecutionRewound:
 			// A rewound execution goes on under a new id.
 			ex.ExecutionID = events[i].ExecutionID
@@ -409,7 +418,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		}
 		out, err := d.store.TaskWrite(&storage.ActivityTask{
 			InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Orchestrator: ex.Name, TaskID: e.ID, Name: e.Name, Input: e.Input,
-			Timeout: e.Timeout,
+			Timeout: e.Timeout, Version: e.Version, Tags: e.Tags,
 		}, ex.ExecutionID+":task:"+id)
 		return out, true, err
 	case history.TimerCreated:
@@ -421,7 +430,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		exec := ex.ExecutionID + "-" + id
 		out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
 			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
-			MsgID:  exec + ":start",
+			MsgID: exec + ":start", Version: e.Version, Tags: childTags(ex, e),
 			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
 		}})
 		return out, true, err
@@ -456,6 +465,18 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		return out, true, err
 	}
 	return storage.Outgoing{}, false, nil
+}
+
+// childTags are the tags of the sub-orchestration that e, in execution
+// ex, creates: the parent's, with those the call gave over them (as the
+// Durable Task Framework merges them).
+func childTags(ex *Execution, e *history.Event) map[string]string {
+	if len(ex.Tags) == 0 {
+		return e.Tags
+	}
+	tags := maps.Clone(ex.Tags)
+	maps.Copy(tags, e.Tags)
+	return tags
 }
 
 // ChildTerminations are the messages that a recursive termination (term,

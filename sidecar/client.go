@@ -77,6 +77,12 @@ func (s *Server) StartInstance(ctx context.Context, req *pb.CreateInstanceReques
 	}
 	s.learn(ctx, orchestration, req.GetName())
 	opts := []client.StartOption{client.WithRawInput(in)}
+	if v := req.GetVersion().GetValue(); v != "" {
+		opts = append(opts, client.WithVersion(v))
+	}
+	if len(req.GetTags()) > 0 {
+		opts = append(opts, client.WithTags(req.GetTags()))
+	}
 	if at := req.GetScheduledStartTimestamp(); at != nil {
 		if err := at.CheckValid(); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "the scheduled start time: %v", err)
@@ -182,7 +188,8 @@ func (s *Server) lastFailure(ctx context.Context, id string) (*history.Failure, 
 // output (the custom status is always there).
 func orchestrationState(st *jetflow.Status, payloads bool) *pb.OrchestrationState {
 	s := &pb.OrchestrationState{InstanceId: st.InstanceID, Name: st.Name, OrchestrationStatus: statuses[st.RuntimeStatus],
-		CreatedTimestamp: ts(st.CreatedTime.Time), LastUpdatedTimestamp: ts(st.LastUpdatedTime.Time), CustomStatus: orNone(st.CustomStatus)}
+		CreatedTimestamp: ts(st.CreatedTime.Time), LastUpdatedTimestamp: ts(st.LastUpdatedTime.Time), CustomStatus: orNone(st.CustomStatus),
+		Version: orEmpty(st.Version), Tags: st.Tags}
 	if !st.ScheduledStartTime.IsZero() {
 		s.ScheduledStartTimestamp = ts(st.ScheduledStartTime.Time)
 	}

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -106,7 +107,7 @@ func historyEvent(instanceID string, e *history.Event) *pb.HistoryEvent {
 	h := &pb.HistoryEvent{EventId: noEventID, Timestamp: ts(e.Time)}
 	switch e.Type {
 	case history.ExecutionStarted:
-		es := &pb.ExecutionStartedEvent{Name: e.Name, Input: str(e.Input),
+		es := &pb.ExecutionStartedEvent{Name: e.Name, Input: str(e.Input), Version: orEmpty(e.Version), Tags: e.Tags,
 			OrchestrationInstance: &pb.OrchestrationInstance{InstanceId: instanceID, ExecutionId: wrapperspb.String(e.ExecutionID)}}
 		if !e.ScheduledStart.IsZero() {
 			es.ScheduledStartTimestamp = ts(e.ScheduledStart)
@@ -120,7 +121,8 @@ func historyEvent(instanceID string, e *history.Event) *pb.HistoryEvent {
 		h.EventType = &pb.HistoryEvent_OrchestratorStarted{OrchestratorStarted: &pb.OrchestratorStartedEvent{}}
 	case history.TaskScheduled:
 		h.EventId = e.ID
-		h.EventType = &pb.HistoryEvent_TaskScheduled{TaskScheduled: &pb.TaskScheduledEvent{Name: e.Name, Input: str(e.Input)}}
+		h.EventType = &pb.HistoryEvent_TaskScheduled{TaskScheduled: &pb.TaskScheduledEvent{Name: e.Name, Input: str(e.Input),
+			Version: orEmpty(e.Version), Tags: e.Tags}}
 	case history.TaskCompleted:
 		h.EventType = &pb.HistoryEvent_TaskCompleted{TaskCompleted: &pb.TaskCompletedEvent{TaskScheduledId: e.TaskID, Result: str(e.Result)}}
 	case history.TaskFailed:
@@ -138,7 +140,7 @@ func historyEvent(instanceID string, e *history.Event) *pb.HistoryEvent {
 	case history.SubOrchestrationCreated:
 		h.EventId = e.ID
 		h.EventType = &pb.HistoryEvent_SubOrchestrationInstanceCreated{SubOrchestrationInstanceCreated: &pb.SubOrchestrationInstanceCreatedEvent{
-			InstanceId: e.InstanceID, Name: e.Name, Input: str(e.Input)}}
+			InstanceId: e.InstanceID, Name: e.Name, Input: str(e.Input), Version: orEmpty(e.Version), Tags: e.Tags}}
 	case history.SubOrchestrationCompleted:
 		h.EventType = &pb.HistoryEvent_SubOrchestrationInstanceCompleted{SubOrchestrationInstanceCompleted: &pb.SubOrchestrationInstanceCompletedEvent{
 			TaskScheduledId: e.TaskID, Result: str(e.Result)}}
@@ -303,7 +305,12 @@ func turnResult(instanceID string, past, newEvents []history.Event, resp *pb.Orc
 			if err != nil {
 				return fail(jetflow.FailureOrchestratorError, err.Error())
 			}
-			res.Events = append(res.Events, history.Event{Type: history.TaskScheduled, ID: id, Time: now, Name: act.ScheduleTask.GetName(), Input: in})
+			version, tags, err := labels(fmt.Sprintf("action %d", id), act.ScheduleTask.GetVersion(), act.ScheduleTask.GetTags())
+			if err != nil {
+				return fail(jetflow.FailureOrchestratorError, err.Error())
+			}
+			res.Events = append(res.Events, history.Event{Type: history.TaskScheduled, ID: id, Time: now, Name: act.ScheduleTask.GetName(), Input: in,
+				Version: version, Tags: tags})
 		case *pb.OrchestratorAction_CreateTimer:
 			res.Events = append(res.Events, history.Event{Type: history.TimerCreated, ID: id, Time: now,
 				FireAt: act.CreateTimer.GetFireAt().AsTime().UTC()})
@@ -323,8 +330,12 @@ func turnResult(instanceID string, past, newEvents []history.Event, resp *pb.Orc
 			if err != nil {
 				return fail(jetflow.FailureOrchestratorError, err.Error())
 			}
+			version, tags, err := labels(fmt.Sprintf("action %d", id), c.GetVersion(), c.GetTags())
+			if err != nil {
+				return fail(jetflow.FailureOrchestratorError, err.Error())
+			}
 			res.Events = append(res.Events, history.Event{Type: history.SubOrchestrationCreated, ID: id, Time: now, Name: c.GetName(),
-				InstanceID: child, Input: in})
+				InstanceID: child, Input: in, Version: version, Tags: tags})
 		case *pb.OrchestratorAction_CompleteOrchestration:
 			done, carry, err := completion(now, act.CompleteOrchestration)
 			if err != nil {
@@ -366,6 +377,27 @@ func turnResult(instanceID string, past, newEvents []history.Event, resp *pb.Orc
 	return res
 }
 
+// labels checks the version and tags an action gave; what names the
+// action in the error.
+func labels(what string, version *wrapperspb.StringValue, tags map[string]string) (string, map[string]string, error) {
+	v := version.GetValue()
+	if err := errors.Join(jetflow.ValidateVersion(v), jetflow.ValidateTags(tags)); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(tags) == 0 {
+		tags = nil
+	}
+	return v, tags, nil
+}
+
+// orEmpty is a version for an SDK: none when empty.
+func orEmpty(v string) *wrapperspb.StringValue {
+	if v == "" {
+		return nil
+	}
+	return wrapperspb.String(v)
+}
+
 // completion is the ExecutionCompleted of a complete action, and the
 // events carried over to the next execution when it continues as new.
 func completion(now time.Time, c *pb.CompleteOrchestrationAction) (*history.Event, []history.Event, error) {
@@ -398,6 +430,12 @@ func completion(now time.Time, c *pb.CompleteOrchestrationAction) (*history.Even
 			return nil, nil, err
 		}
 		done.Status, done.Result = history.StatusContinuedAsNew, in
+		if v := c.GetNewVersion().GetValue(); v != "" {
+			if err := jetflow.ValidateVersion(v); err != nil {
+				return nil, nil, fmt.Errorf("the next execution's version: %w", err)
+			}
+			done.Version = v
+		}
 		var carry []history.Event
 		for _, h := range c.GetCarryoverEvents() {
 			r := h.GetEventRaised()

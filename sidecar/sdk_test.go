@@ -32,8 +32,9 @@ const samplesJSDir = "../samples/js"
 // once with its durable timer shortened by input, SetStatusTest) and checks
 // their outputs and custom statuses through the SDK's client and jetflow's
 // HTTP API, and runs sub-orchestrations, timers racing events, a caught
-// activity failure, events, suspend, resume, terminate and purge, and calls
-// across languages with a Go worker's GoUpper and GoCallsJS. It prints
+// activity failure, events, suspend, resume, terminate and purge, versions
+// and tags (a child inheriting its parent's), and calls across languages
+// with a Go worker's GoUpper and GoCallsJS. It prints
 // "N passed, N failed"; a failed check fails the test. The samples'
 // custom statuses are followed here too, in order, through jetflow's
 // status watch and through the nats CLI's `nats kv watch jetflow-status`

@@ -458,7 +458,7 @@ func (x remoteExecutor) Execute(ctx context.Context, instanceID string, past, ne
 
 // RunActivity sends the task to an SDK worker serving the activity.
 func (x remoteExecutor) RunActivity(ctx context.Context, t executor.Task, _ func(json.RawMessage) error) (json.RawMessage, *history.Failure, error) {
-	req := &pb.ActivityRequest{Name: t.Name, Input: str(t.Input), TaskId: t.TaskID,
+	req := &pb.ActivityRequest{Name: t.Name, Input: str(t.Input), TaskId: t.TaskID, Version: orEmpty(t.Version), Tags: t.Tags,
 		OrchestrationInstance: &pb.OrchestrationInstance{InstanceId: t.InstanceID, ExecutionId: wrapperspb.String(t.ExecutionID)}}
 	a, err := x.s.dispatch(ctx, activity, t.Name, actKey(t.InstanceID, t.TaskID), 0, func(token string) *pb.WorkItem {
 		return &pb.WorkItem{CompletionToken: token, Request: &pb.WorkItem_ActivityRequest{ActivityRequest: req}}

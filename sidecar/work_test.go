@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -537,4 +539,93 @@ func TestWorkFollowsTheSDK(t *testing.T) {
 	for i, id := range ids {
 		require.JSONEq(t, mustJSON(fmt.Sprint("X", i)), string(waitDone(t, b, id).Output))
 	}
+}
+
+// TestVersionsAndTags: a start's version and tags reach the SDK in
+// ExecutionStarted and come back in the instance's state; an activity
+// call's reach the activity and stay in history; a continue-as-new with a
+// new version starts the next execution with it; an action with an
+// invalid version fails the instance with a message that names it, and
+// an invalid start stores nothing.
+func TestVersionsAndTags(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	k := connect(t, b.c, filters([]string{"V", "BadV"}, []string{"A"}))
+	var mu sync.Mutex
+	var seen []string // what the SDK got, in order
+	saw := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, s)
+	}
+	k.serve(map[string]orchFunc{
+		"V": func(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+			var es *pb.ExecutionStartedEvent
+			for _, h := range events(r) {
+				if h.GetExecutionStarted() != nil {
+					es = h.GetExecutionStarted()
+				}
+			}
+			v := es.GetVersion().GetValue()
+			if v == "3" {
+				return []*pb.OrchestratorAction{completeWith(1, strconv.Quote(v+" "+es.GetTags()["team"]))}, nil
+			}
+			if res, ok := results(r)[1]; ok {
+				saw("execution " + v + " " + es.GetTags()["team"])
+				return []*pb.OrchestratorAction{{Id: 2, OrchestratorActionType: &pb.OrchestratorAction_CompleteOrchestration{
+					CompleteOrchestration: &pb.CompleteOrchestrationAction{OrchestrationStatus: pb.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW,
+						Result: wrapperspb.String(res), NewVersion: wrapperspb.String("3")}}}}, nil
+			}
+			a := callActivity(1, "A", "")
+			a.GetScheduleTask().Version, a.GetScheduleTask().Tags = wrapperspb.String("a1"), map[string]string{"k": "v"}
+			return []*pb.OrchestratorAction{a}, nil
+		},
+		"BadV": func(*pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
+			a := callActivity(1, "A", "")
+			a.GetScheduleTask().Version = wrapperspb.String("1\x00")
+			return []*pb.OrchestratorAction{a}, nil
+		},
+	}, map[string]actFunc{"A": func(r *pb.ActivityRequest) (*wrapperspb.StringValue, *pb.TaskFailureDetails) {
+		saw("activity " + r.GetVersion().GetValue() + " " + r.GetTags()["k"])
+		return wrapperspb.String(`"done"`), nil
+	}})
+	ctx := ctxFor(t, 30*time.Second)
+	_, err := b.c.StartInstance(ctx, &pb.CreateInstanceRequest{InstanceId: "v", Name: "V", Version: wrapperspb.String("2"),
+		Tags: map[string]string{"team": "sdk"}})
+	require.NoError(t, err)
+	got, err := b.c.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: "v", GetInputsAndOutputs: true})
+	require.NoError(t, err)
+	st := got.GetOrchestrationState()
+	require.Equal(t, pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, st.GetOrchestrationStatus(), "%v", st.GetFailureDetails())
+	require.Equal(t, `"3 sdk"`, st.GetOutput().GetValue(), "the next execution has the new version and keeps the tags")
+	require.Equal(t, "3", st.GetVersion().GetValue())
+	require.Equal(t, map[string]string{"team": "sdk"}, st.GetTags())
+	mu.Lock()
+	require.Equal(t, []string{"activity a1 v", "execution 2 sdk"}, seen)
+	mu.Unlock()
+	chunks, err := b.e.Storage.LoadHistory(ctx, "v")
+	require.NoError(t, err)
+	var calls int
+	for _, c := range chunks {
+		for _, e := range c.Events {
+			if e.Type == history.TaskScheduled {
+				calls++
+				require.Equal(t, "a1", e.Version)
+				require.Equal(t, map[string]string{"k": "v"}, e.Tags)
+			}
+		}
+	}
+	require.Equal(t, 1, calls)
+
+	_, err = b.c.StartInstance(ctx, &pb.CreateInstanceRequest{InstanceId: "bad-v", Name: "BadV"})
+	require.NoError(t, err)
+	done := waitDone(t, b, "bad-v")
+	require.Equal(t, jetflow.StatusFailed, done.RuntimeStatus)
+	require.Contains(t, string(done.Output), "action 1: invalid option: version")
+
+	_, err = b.c.StartInstance(ctx, &pb.CreateInstanceRequest{InstanceId: "bad-tags", Name: "V", Tags: map[string]string{"": "x"}})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, "empty key")
+	_, err = b.e.Client.GetStatus(ctx, "bad-tags")
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -168,7 +169,7 @@ func execution(id string, e *history.Event) dispatcher.Execution {
 	if e == nil {
 		return dispatcher.Execution{InstanceID: id}
 	}
-	return dispatcher.Execution{InstanceID: id, ExecutionID: e.ExecutionID, Name: e.Name, Parent: e.Parent}
+	return dispatcher.Execution{InstanceID: id, ExecutionID: e.ExecutionID, Name: e.Name, Parent: e.Parent, Tags: e.Tags}
 }
 
 // addChunk appends committed chunk n (at revision rev) to the state;
@@ -280,6 +281,7 @@ func (st *state) statusOf(id string, custom json.RawMessage, now time.Time) *jet
 		RequestID:       st.started.RequestID,
 	}
 	s.ScheduledStartTime.Time = st.started.ScheduledStart
+	s.Version, s.Tags = st.started.Version, st.started.Tags
 	if st.suspended {
 		s.RuntimeStatus = jetflow.StatusSuspended
 	}
@@ -328,7 +330,8 @@ func fitStatus(s *jetflow.Status, limit int) {
 func sameStatus(a, b *jetflow.Status) bool {
 	return a != nil && a.Name == b.Name && a.RuntimeStatus == b.RuntimeStatus &&
 		sameJSON(a.Input, b.Input) && sameJSON(a.CustomStatus, b.CustomStatus) &&
-		sameJSON(a.Output, b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time)
+		sameJSON(a.Output, b.Output) && a.CreatedTime.Equal(b.CreatedTime.Time) &&
+		a.Version == b.Version && maps.Equal(a.Tags, b.Tags)
 }
 
 func sameJSON(a, b json.RawMessage) bool {

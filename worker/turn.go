@@ -228,11 +228,15 @@ func runTurn(x executeFunc, id string, past, turn []history.Event, now time.Time
 	}
 	chunk := append(turn, res.Events...)
 	for i := 0; res.Done && last(res.Events).Status == history.StatusContinuedAsNew; i++ {
-		begun := currentStart(past, turn)
+		begun, done := currentStart(past, turn), last(res.Events)
+		version := done.Version // the next execution's, if the orchestrator gave one
+		if version == "" {
+			version = begun.Version
+		}
 		next := []history.Event{{Type: history.OrchestratorStarted, Time: now}, {
-			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: last(res.Events).Result,
+			Type: history.ExecutionStarted, Time: now, Name: begun.Name, Input: done.Result,
 			ExecutionID: nextExecutionID(begun.ExecutionID), Parent: begun.Parent, Rules: history.CurrentRules,
-			RequestID: begun.RequestID,
+			RequestID: begun.RequestID, Version: version, Tags: begun.Tags,
 		}}
 		next = append(next, res.CarryOver...)
 		chunk = append(chunk, next...)

@@ -495,7 +495,7 @@ func (w *Worker) callActivity(ctx context.Context, t *storage.ActivityTask) (jso
 		progress := &progressWriter{w: w, id: t.InstanceID, name: t.Name, taskID: t.TaskID}
 		defer progress.stop()
 		return w.exec.RunActivity(ctx, executor.Task{Name: t.Name, InstanceID: t.InstanceID, ExecutionID: t.ExecutionID, TaskID: t.TaskID,
-			Input: t.Input}, progress.report)
+			Input: t.Input, Version: t.Version, Tags: t.Tags}, progress.report)
 	}
 	if timeout <= 0 {
 		return run(ctx)

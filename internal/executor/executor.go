@@ -69,6 +69,9 @@ type Task struct {
 	TaskID int32
 	// Input is the call's input JSON, or empty.
 	Input json.RawMessage
+	// Version and Tags are those the call gave, or empty.
+	Version string
+	Tags    map[string]string
 }
 
 // TurnResult is the outcome of one Execute.

@@ -271,6 +271,16 @@ type Event struct {
 	// ScheduledStart is set on the ExecutionStarted of a run that was
 	// started for a later time (client.WithStartTime): that time.
 	ScheduledStart time.Time `msgpack:"sst,omitempty" json:"scheduledStart,omitzero"`
+	// Version is the user's version label, or empty: on ExecutionStarted,
+	// the execution's (client.WithVersion); on TaskScheduled and
+	// SubOrchestrationCreated, the one the orchestrator asked for; on the
+	// ExecutionCompleted of a continue-as-new, the next execution's (empty:
+	// it keeps this one's). Replay does not compare it.
+	Version string `msgpack:"ver,omitempty" json:"version,omitempty"`
+	// Tags are the user's labels, or nil: on ExecutionStarted, the
+	// execution's; on TaskScheduled and SubOrchestrationCreated, those the
+	// orchestrator gave the call. Replay does not compare them.
+	Tags map[string]string `msgpack:"tg,omitempty" json:"tags,omitempty"`
 	// Recursive is set on an ExecutionTerminated that terminates the
 	// execution's sub-orchestrations still running too, and theirs.
 	Recursive bool `msgpack:"rec,omitempty" json:"recursive,omitempty"`

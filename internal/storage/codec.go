@@ -42,6 +42,9 @@ type ActivityTask struct {
 	// Timeout is the call's start-to-close timeout; 0: the activity's
 	// registered one, if any.
 	Timeout time.Duration `msgpack:"to,omitempty"`
+	// Version and Tags are those the call gave (history.Event's), or empty.
+	Version string            `msgpack:"ver,omitempty"`
+	Tags    map[string]string `msgpack:"tg,omitempty"`
 }
 
 // Chunk is one commit of an instance's history.

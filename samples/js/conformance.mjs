@@ -49,6 +49,12 @@ const waiter = async function* (ctx) {
   return yield ctx.waitForExternalEvent("Done");
 };
 
+const versioned = async function* (ctx) {
+  const child = yield ctx.callSubOrchestrator("JS_Version", undefined, { instanceId: `${ctx.instanceId}-child`, version: "1.5", tags: { level: "2" } });
+  return { version: ctx.version, child };
+};
+const version = async (ctx) => ctx.version;
+
 const worker = new TaskHubGrpcWorker({ hostAddress: addr, workItemFilters: "auto", logger: quiet });
 register(worker);
 worker.addNamedActivity("JS_Upper", upper);
@@ -58,6 +64,8 @@ worker.addNamedOrchestrator("JS_Parent", parent);
 worker.addNamedOrchestrator("JS_Race", race);
 worker.addNamedOrchestrator("JS_Catcher", catcher);
 worker.addNamedOrchestrator("JS_Waiter", waiter);
+worker.addNamedOrchestrator("JS_Versioned", versioned);
+worker.addNamedOrchestrator("JS_Version", version);
 const client = new TaskHubGrpcClient({ hostAddress: addr, logger: quiet });
 
 let passed = 0;
@@ -95,10 +103,11 @@ async function until(id, cond, what) {
 const running = (id) => until(id, (st) => st.runtimeStatus === OrchestrationStatus.RUNNING, "ran");
 const customIs = (id, want) => until(id, (st) => JSON.stringify(json(st.serializedCustomStatus)) === JSON.stringify(want), `showed ${JSON.stringify(want)}`);
 // A start can race the stream that announces the name: retry briefly.
-async function start(name, input, id) {
+// idOrOptions is an instance id or the SDK's StartOrchestrationOptions.
+async function start(name, input, idOrOptions) {
   for (let i = 0; ; i++) {
     try {
-      return await client.scheduleNewOrchestration(name, input, id);
+      return await client.scheduleNewOrchestration(name, input, idOrOptions);
     } catch (e) {
       if (i >= 50 || !String(e?.message).includes("not registered")) throw e;
       await sleep(100);
@@ -196,6 +205,14 @@ await check("sub-orchestration", async () => {
   equal(json(st.serializedOutput), { child: ["Hello Tokyo!", "Hello Seattle!", "Hello London!"] }, "output");
   const child = await client.getOrchestrationState("conf-parent-child", true);
   equal(child?.runtimeStatus, OrchestrationStatus.COMPLETED, "the child's status");
+});
+await check("versions and tags", async () => {
+  const st = await done(await start("JS_Versioned", undefined, { instanceId: "conf-version", version: "2.0.0", tags: { team: "js" } }));
+  equal(st.runtimeStatus, OrchestrationStatus.COMPLETED, "runtimeStatus");
+  equal(json(st.serializedOutput), { version: "2.0.0", child: "1.5" }, "the versions the orchestrators saw");
+  equal(st.tags, { team: "js" }, "tags");
+  await viaHTTP("conf-version", { version: "2.0.0", tags: { team: "js" } });
+  await viaHTTP("conf-version-child", { version: "1.5", tags: { level: "2", team: "js" } }); // keys sorted, as Go writes them
 });
 await check("a timer races an event: the event wins", async () => {
   const id = await start("JS_Race", 60);
