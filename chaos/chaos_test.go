@@ -49,7 +49,7 @@ func testKillWorker(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
-	h := openHub(t, ns.URLs(), 1)
+	h := openHub(t, ns.URLs(), 1, 1)
 	var workers []*worker
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
 		workers = append(workers, startWorker(t, logs, name, ns.URLs()))
@@ -91,7 +91,7 @@ func testServerRestart(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
-	h := openHub(t, ns.URLs(), 1)
+	h := openHub(t, ns.URLs(), 1, 1)
 	for _, name := range []string{"worker-1", "worker-2"} {
 		startWorker(t, logs, name, ns.URLs())
 	}
@@ -143,7 +143,7 @@ func testClusterLeaderKill(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 3)
-	h := openHub(t, ns.URLs(), 3)
+	h := openHub(t, ns.URLs(), 3, 1)
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
 		startWorker(t, logs, name, ns.URLs(), "--replicas", "3")
 	}
@@ -167,7 +167,7 @@ func testClusterLeaderKill(t *testing.T) {
 	live := startContinuously(t, h, tr, 20*time.Millisecond, func(i int) spec { return helloSpec(fmt.Sprintf("cl-live-%04d", i)) })
 
 	tr.waitFinished(t, len(specs)/5, 60*time.Second)
-	orch := h.store.Names().InboxStream()
+	orch := h.store.Names().InboxStream(0)
 	leader := ns.node(h.streamLeader(t, orch))
 	ns.kill(leader)
 	f, total := tr.counts()
@@ -213,7 +213,7 @@ func testTimersAfterDowntime(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
-	h := openHub(t, ns.URLs(), 1)
+	h := openHub(t, ns.URLs(), 1, 1)
 	var workers []*worker
 	for _, name := range []string{"worker-1", "worker-2"} {
 		workers = append(workers, startWorker(t, logs, name, ns.URLs()))
@@ -278,7 +278,7 @@ func testStalledWorker(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
-	h := openHub(t, ns.URLs(), 1)
+	h := openHub(t, ns.URLs(), 1, 1)
 	var workers []*worker
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
 		workers = append(workers, startWorker(t, logs, name, ns.URLs()))

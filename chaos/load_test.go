@@ -38,8 +38,8 @@ type hub struct {
 }
 
 // openHub connects to urls and opens the hub, creating its streams and
-// buckets with the given replicas if they do not exist yet.
-func openHub(t *testing.T, urls string, replicas int) *hub {
+// buckets with the given replicas and partitions if they do not exist yet.
+func openHub(t *testing.T, urls string, replicas, partitions int) *hub {
 	t.Helper()
 	nc, err := nats.Connect(urls, nats.Name("chaos-test"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	require.NoError(t, err)
@@ -52,7 +52,7 @@ func openHub(t *testing.T, urls string, replicas int) *hub {
 	testkit.WaitFor(t, 60*time.Second, "the hub to open", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		store, err = jetstream.Open(ctx, nc, jetstream.Config{Replicas: replicas, Timeout: 5 * time.Second})
+		store, err = jetstream.Open(ctx, nc, jetstream.Config{Replicas: replicas, Partitions: partitions, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Logf("opening the hub: %v", err)
 		}
@@ -676,7 +676,7 @@ func (h *hub) dumpConsumers(t *testing.T) {
 	if err != nil {
 		return
 	}
-	for _, name := range []string{h.store.Names().InboxStream(), h.store.Names().TaskStream()} {
+	for _, name := range h.queueStreams() {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Logf("stream %s: %v", name, err)
@@ -704,13 +704,14 @@ func (h *hub) dumpHistoryKeys(t *testing.T, id string) {
 	if err != nil {
 		return
 	}
-	name := "KV_" + h.store.Names().HistoryBucket()
+	p := h.store.Names().Partition(id)
+	name := "KV_" + h.store.Names().HistoryBucket(p)
 	st, err := js.Stream(ctx, name)
 	if err != nil {
 		t.Logf("stream %s: %v", name, err)
 		return
 	}
-	filter := "$KV." + h.store.Names().HistoryBucket() + "." + h.store.Names().HistoryFilter(id)
+	filter := h.store.Names().HistorySubjects(id)
 	info, err := st.Info(ctx, natsjs.WithSubjectFilter(filter))
 	if err != nil {
 		t.Logf("stream %s info: %v", name, err)
@@ -718,7 +719,7 @@ func (h *hub) dumpHistoryKeys(t *testing.T, id string) {
 	}
 	t.Logf("stream %s: %d messages, last %d, leader %s; subjects %s: %v", name, info.State.Msgs, info.State.LastSeq, info.Cluster.Leader, filter, info.State.Subjects)
 	for n := uint32(1); n <= 5; n++ {
-		key := "$KV." + h.store.Names().HistoryBucket() + "." + h.store.Names().HistoryKey(id, n)
+		key := h.store.Names().HistorySubject(id, n)
 		m, err := st.GetLastMsgForSubject(ctx, key)
 		if err != nil {
 			t.Logf("  %s: %v", key, err)
@@ -732,6 +733,16 @@ func (h *hub) dumpHistoryKeys(t *testing.T, id string) {
 	}
 }
 
+// queueStreams names the hub's inbox and task streams, of every partition.
+func (h *hub) queueStreams() []string {
+	n := h.store.Names()
+	var out []string
+	for p := range n.Partitions() {
+		out = append(out, n.InboxStream(p), n.TaskStream(p))
+	}
+	return out
+}
+
 // waitIdle waits until every consumer of the hub's inbox and task streams
 // has delivered and seen acknowledged everything: no worker holds or owes
 // anything.
@@ -742,7 +753,7 @@ func (h *hub) waitIdle(t *testing.T, timeout time.Duration) {
 	testkit.WaitFor(t, timeout, "the consumers to be idle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, name := range []string{h.store.Names().InboxStream(), h.store.Names().TaskStream()} {
+		for _, name := range h.queueStreams() {
 			st, err := js.Stream(ctx, name)
 			if err != nil {
 				return false

@@ -54,7 +54,9 @@ func testRandom(t *testing.T) {
 	seed := envUint(t, "JETFLOW_CHAOS_SEED", uint64(time.Now().UnixNano())%1_000_000)
 	dur := envDuration(t, "JETFLOW_CHAOS_DURATION", 60*time.Second)
 	rate := envUint(t, "JETFLOW_CHAOS_RATE", 8)
-	t.Logf("seed %d (replay with JETFLOW_CHAOS_SEED=%d), faults for %s, %d starts/s", seed, seed, dur, rate)
+	// Odd seeds run on a hub of three partitions, even ones on one.
+	partitions := 1 + 2*int(seed%2)
+	t.Logf("seed %d (replay with JETFLOW_CHAOS_SEED=%d), faults for %s, %d starts/s, %d partitions", seed, seed, dur, rate, partitions)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("FAILED with seed %d: replay with JETFLOW_CHAOS_SEED=%d JETFLOW_CHAOS_DURATION=%s", seed, seed, dur)
@@ -64,7 +66,7 @@ func testRandom(t *testing.T) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 1)
-	h := openHub(t, ns.URLs(), 1)
+	h := openHub(t, ns.URLs(), 1, partitions)
 	runsPath := filepath.Join(t.TempDir(), "runs.jsonl")
 	// Three chaos workers run everything (the samples and the chaos
 	// orchestrations, recording each activity run); a `jetflow worker`
@@ -1471,12 +1473,11 @@ func checkRuns(t *testing.T, path string, ld *randomLoad, fs *faults, fail func(
 // the task stream, and leave in the inbox stream only timers that are not
 // due yet.
 func checkStreams(t *testing.T, h *hub, fail func(string, ...any)) {
-	js := h.store.Names()
 	idleBy := time.Now().Add(30 * time.Second)
 	var last string
 	for {
 		out, msgs, timers, err := h.outstanding()
-		if err == nil && out == 0 && msgs[js.TaskStream()] == 0 && msgs[js.InboxStream()] == timers {
+		if err == nil && out == 0 && msgs[kindTask] == 0 && msgs[kindInbox] == timers {
 			t.Logf("streams hold only what is outstanding: %d not due timers", timers)
 			return
 		}
@@ -1490,9 +1491,16 @@ func checkStreams(t *testing.T, h *hub, fail func(string, ...any)) {
 	}
 }
 
+// The two kinds of queue streams, in outstanding's message counts.
+const (
+	kindInbox = "inbox"
+	kindTask  = "tasks"
+)
+
 // outstanding returns the messages the consumers of the inbox and task
-// streams have pending or unacknowledged, the message count of each
-// stream, and the timers in the inbox stream that are not due yet.
+// streams have pending or unacknowledged, the message count of each kind
+// of stream (kindInbox, kindTask: the sum over the partitions), and the
+// timers in the inbox streams that are not due yet.
 func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -1502,7 +1510,13 @@ func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, 
 	}
 	msgs = map[string]uint64{}
 	names := h.store.Names()
-	for _, name := range []string{names.InboxStream(), names.TaskStream()} {
+	type queue struct{ name, kind string }
+	var queues []queue
+	for p := range names.Partitions() {
+		queues = append(queues, queue{names.InboxStream(p), kindInbox}, queue{names.TaskStream(p), kindTask})
+	}
+	for _, q := range queues {
+		name, kind := q.name, q.kind
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			return 0, nil, 0, err
@@ -1511,7 +1525,7 @@ func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, 
 		if err != nil {
 			return 0, nil, 0, err
 		}
-		msgs[name] = info.State.Msgs
+		msgs[kind] += info.State.Msgs
 		l := st.ListConsumers(ctx)
 		for ci := range l.Info() {
 			out += ci.NumPending + uint64(ci.NumAckPending)
@@ -1519,7 +1533,7 @@ func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, 
 		if err := l.Err(); err != nil {
 			return 0, nil, 0, err
 		}
-		if name != names.InboxStream() {
+		if kind != kindInbox {
 			continue
 		}
 		// Timers are message schedules in the inbox stream, one subject

@@ -32,9 +32,9 @@ func storedFor(t *testing.T, e *testengine.Engine, id string) map[string]uint64 
 	out := map[string]uint64{}
 	for _, f := range []struct{ stream, filter string }{
 		{"KV_" + n.StatusBucket(), "$KV." + n.StatusBucket() + "." + n.StatusKey(id)},
-		{"KV_" + n.HistoryBucket(), "$KV." + n.HistoryBucket() + "." + n.HistoryFilter(id)},
-		{n.InboxStream(), n.InstanceInboxFilter(id)},
-		{n.InboxStream(), n.TimerFilter(id)},
+		{n.HistoryStream(n.Partition(id)), n.HistorySubjects(id)},
+		{n.InboxStream(n.Partition(id)), n.InstanceInboxFilter(id)},
+		{n.InboxStream(n.Partition(id)), n.TimerFilter(id)},
 	} {
 		st, err := js.Stream(t.Context(), f.stream)
 		require.NoError(t, err)

@@ -13,10 +13,16 @@
 //	KV   jetflow-history    <id>.<chunk %08d>      msgpack: the events of one commit
 //	KV   jetflow-registry   orchestrator.<name>    registered orchestrator and activity
 //	                        activity.<name>        names (for "nobody registered X" errors)
-//	                        hub.shards             the hub's shard count (its layout)
+//	                        hub.shards             the hub's layout: <shards>[/<partitions>]
 //	     jetflow-orch       jetflow.orch.<orchestrator>.<shard>.<id>      orchestration inbox
 //	                        jetflow.timer.<shard>.<id>.<execution>.<n>    durable timers (message schedules)
 //	     jetflow-act        jetflow.act.<activity name>       activity tasks
+//
+// A hub of P > 1 partitions (Config.Partitions) has P of each of the
+// history bucket and the inbox and task streams, named with "-<p>" after
+// them (jetflow-history-0, jetflow-orch-0, jetflow-act-0, …); partition p
+// holds the instances whose shard modulo P is p, and the tasks their
+// activities are given, on jetflow.act.<activity name>.<p>.
 //
 // Watch custom statuses live with `nats kv watch jetflow-status`. Instance
 // ids and names are encoded in keys and subjects: ids made of
@@ -56,6 +62,16 @@ type Config struct {
 	// value; opening an existing hub with another (non-zero) value fails.
 	// It is not a cap on the number of workers. Defaults to 64.
 	Shards int
+	// Partitions is the number of streams each of the inbox, the activity
+	// tasks and the history of a new hub is spread over (an instance's
+	// messages, tasks and chunks all go to the partition of its shard), so
+	// that a hub writes to as many streams at once, and on a cluster their
+	// leaders spread over the servers. Part of the hub's layout, like
+	// Shards: recorded when the hub is created, used by every process,
+	// refused when it differs. A hub of several partitions has at most
+	// 1,024 shards, at least as many as partitions. The status bucket stays
+	// one. Defaults to 1; at most 64.
+	Partitions int
 	// Replicas of every stream and bucket. Defaults to 1; use 3 on a cluster.
 	Replicas int
 	// Memory keeps streams in memory instead of files. Defaults to false.

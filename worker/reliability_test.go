@@ -568,15 +568,19 @@ func TestStreamsStayBounded(t *testing.T) {
 	}
 	js, err := natsjs.New(e.Conn)
 	require.NoError(t, err)
-	msgs := func(stream string) uint64 {
-		st, err := js.Stream(ctx, stream)
-		require.NoError(t, err)
-		info, err := st.Info(ctx)
-		require.NoError(t, err)
-		return info.State.Msgs
+	names := e.Storage.Names()
+	msgs := func(stream func(p int) string) (n uint64) { // over the partitions
+		for p := range names.Partitions() {
+			st, err := js.Stream(ctx, stream(p))
+			require.NoError(t, err)
+			info, err := st.Info(ctx)
+			require.NoError(t, err)
+			n += info.State.Msgs
+		}
+		return n
 	}
 	testkit.WaitForNoError(t, 20*time.Second, "the streams to keep only the long activity's task", func() error {
-		if act, orch := msgs("jetflow-act"), msgs("jetflow-orch"); act > 1 || orch != 0 {
+		if act, orch := msgs(names.TaskStream), msgs(names.InboxStream); act > 1 || orch != 0 {
 			return fmt.Errorf("act %d, orch %d", act, orch)
 		}
 		return nil

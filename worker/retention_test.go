@@ -79,7 +79,7 @@ func TestRetention(t *testing.T) {
 		names := e.Storage.Names()
 		js, err := natsjs.New(e.Storage.Conn())
 		require.NoError(t, err)
-		inbox, err := js.Stream(ctx, names.InboxStream())
+		inbox, err := js.Stream(ctx, names.InboxStream(names.Partition(id)))
 		require.NoError(t, err)
 		testkit.WaitFor(t, 30*time.Second, "the first run's removal to be taken", func() bool {
 			info, err := inbox.Info(ctx, natsjs.WithSubjectFilter(names.ExpirySubject(id, first)))

@@ -47,7 +47,7 @@ func TestSpecialisedWorkers(t *testing.T) {
 	require.NoError(t, err)
 	names := e.Storage.Names()
 	testkit.WaitForNoError(t, 10*time.Second, "the start to wait in the queue of SetStatusTest", func() error {
-		cons, err := js.Consumer(ctx, names.InboxStream(), names.InboxConsumer("SetStatusTest"))
+		cons, err := js.Consumer(ctx, names.InboxStream(names.Partition(set)), names.InboxConsumer("SetStatusTest"))
 		require.NoError(t, err)
 		info, err := cons.Info(ctx)
 		require.NoError(t, err)

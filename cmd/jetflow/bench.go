@@ -28,6 +28,7 @@ func newBenchCmd(g *globalOptions) *cobra.Command {
 		changes, steps     int
 		uncachedSteps      int
 		replicas           int
+		partitions         int
 		sync               time.Duration
 		monitor            string
 		cpuProfile         string
@@ -70,6 +71,7 @@ See docs/BENCHMARKS.md.`,
 	f.IntVar(&steps, "steps", 5000, "sequential activities of the long-history scenario's instance")
 	f.IntVar(&uncachedSteps, "uncached-steps", 1000, "sequential activities of the long-history scenario's instance with the sticky cache off")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the hub's streams when bench creates them (3 on a cluster)")
+	addPartitionsFlag(cmd, &partitions)
 	f.DurationVar(&sync, "sync", 0, "fsync interval of the embedded server; 0 fsyncs every write")
 	f.StringVar(&monitor, "monitor", "", "monitoring `URL` of the --nats server (e.g. http://n1:8222): its memory in the waiting scenario")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
@@ -82,7 +84,7 @@ See docs/BENCHMARKS.md.`,
 		}
 		cfg := bench.Config{Instances: instances, Workers: workers, NoWorkers: workers == 0, Sync: sync,
 			Changes: changes, Steps: steps, UncachedSteps: uncachedSteps, MonitorURL: monitor,
-			Hub: jetstream.Config{Hub: o.hub, Replicas: replicas}}
+			Hub: jetstream.Config{Hub: o.hub, Replicas: replicas, Partitions: partitions}}
 		switch {
 		case scenario != "all" && !slices.Contains(bench.Scenarios, scenario):
 			return fmt.Errorf("--scenario %q: want one of %s or all", scenario, strings.Join(bench.Scenarios, ", "))

@@ -39,6 +39,7 @@ type devOptions struct {
 	natsAuth   bool
 	monitor    string
 	retention  time.Duration
+	partitions int
 	api        *apiOptions
 	grpc       sidecarOptions
 	noGRPC     bool
@@ -98,6 +99,7 @@ docs/SECURITY.md.`,
 	f.StringVar(&o.monitor, "nats-monitor", "", "host:port of the embedded NATS's HTTP monitoring (/varz, /jsz: for the NATS Prometheus exporter; port 0 picks a free one); off by default")
 	f.BoolVar(&o.natsAuth, "nats-auth", false, "require credentials on the embedded NATS (on by default with --api-key or --keys, or beyond loopback)")
 	addRetentionFlag(cmd, &o.retention)
+	addPartitionsFlag(cmd, &o.partitions)
 	o.api = addAPIFlags(cmd, "")
 	o.grpc.addFlags(cmd)
 	f.BoolVar(&o.noGRPC, "no-grpc", false, "serve no gRPC sidecar")
@@ -177,7 +179,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		if users, usersFile, err = loadDevNATSUsers(dir); err != nil {
 			return fmt.Errorf("--data: %w", err)
 		}
-		ecfg.Users = users.serverUsers(storage.NewNames(o.hub, 0))
+		ecfg.Users = users.serverUsers(storage.NewNames(o.hub, 0, 1))
 		connOpts = append(connOpts, nats.UserInfo(users.Admin.User, users.Admin.Password))
 	}
 	if !loopback(o.natsListen) {
@@ -204,7 +206,7 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("connecting to the embedded NATS server: %w", err)
 	}
 	defer nc.Close()
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Retention: o.retention})
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Partitions: o.partitions, Retention: o.retention})
 	if err != nil {
 		return fmt.Errorf("opening hub %q: %w", o.hub, err)
 	}

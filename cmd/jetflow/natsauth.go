@@ -84,27 +84,34 @@ func (u devNATSUsers) serverUsers(names storage.Names) []*server.User {
 // the hub (TestDevNATSWatcher checks what it allows and refuses). It may
 // read the metadata of the hub's streams (what jetflow watch opens), get
 // and watch status keys, and receive replies under its own inbox prefix;
-// it may not publish to any stream, read history or purge.
+// it may not publish to any stream, read history or purge. The dev
+// server's users are made before the hub's layout is read, so the stream
+// metadata it may read is that of every stream the hub may have, with
+// one partition or up to storage.MaxPartitions.
 func watcherPermissions(n storage.Names) *server.Permissions {
 	status := n.StatusStream()
-	allow := []string{
-		"$JS.API.INFO",
-		"$JS.API.STREAM.INFO." + status,
-		"$JS.API.STREAM.INFO." + n.HistoryStream(),
-		"$JS.API.STREAM.INFO." + n.RegistryStream(),
-		"$JS.API.STREAM.INFO." + n.InboxStream(),
-		"$JS.API.STREAM.INFO." + n.TaskStream(),
-		"$JS.API.CONSUMER.CREATE." + status,
-		"$JS.API.CONSUMER.CREATE." + status + ".>",
-		"$JS.API.CONSUMER.INFO." + status + ".*",
-		"$JS.API.CONSUMER.DELETE." + status + ".*",
-		"$JS.API.DIRECT.GET." + status,
-		"$JS.API.DIRECT.GET." + status + ".>",
-		"$JS.API.STREAM.MSG.GET." + status,
-		"$JS.FC." + status + ".>",
-		// jetstream.Open reads the hub's shard count.
-		"$JS.API.DIRECT.GET." + n.RegistryStream() + "." + n.ShardsSubject(),
+	allow := []string{"$JS.API.INFO"}
+	seen := map[string]bool{}
+	for _, p := range []int{1, storage.MaxPartitions} {
+		for _, st := range storage.NewNames(n.Hub(), 0, p).Streams() {
+			if !seen[st] {
+				seen[st] = true
+				allow = append(allow, "$JS.API.STREAM.INFO."+st)
+			}
+		}
 	}
+	allow = append(allow,
+		"$JS.API.CONSUMER.CREATE."+status,
+		"$JS.API.CONSUMER.CREATE."+status+".>",
+		"$JS.API.CONSUMER.INFO."+status+".*",
+		"$JS.API.CONSUMER.DELETE."+status+".*",
+		"$JS.API.DIRECT.GET."+status,
+		"$JS.API.DIRECT.GET."+status+".>",
+		"$JS.API.STREAM.MSG.GET."+status,
+		"$JS.FC."+status+".>",
+		// jetstream.Open reads the hub's layout.
+		"$JS.API.DIRECT.GET."+n.RegistryStream()+"."+n.ShardsSubject(),
+	)
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: allow},
 		Subscribe: &server.SubjectPermission{Allow: []string{watcherInboxPrefix + ".>"}},

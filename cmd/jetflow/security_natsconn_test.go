@@ -46,7 +46,7 @@ func TestNATSConnectionSecured(t *testing.T) {
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 		TLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Users: []*server.User{{Username: "admin", Password: "admin-pw"}},
-		Nkeys: []*server.NkeyUser{{Nkey: pub, Permissions: watcherPermissions(storage.NewNames(jetstream.DefaultHub, 0))}},
+		Nkeys: []*server.NkeyUser{{Nkey: pub, Permissions: watcherPermissions(storage.NewNames(jetstream.DefaultHub, 0, 1))}},
 	}
 	s, err := server.NewServer(opts)
 	require.NoError(t, err)

@@ -21,8 +21,9 @@ import (
 // NATS: worker and server.
 type processOptions struct {
 	*clientOptions
-	logLevel string
-	replicas int
+	logLevel   string
+	replicas   int
+	partitions int
 	// retention is the hub's retention to record (init's --retention); 0
 	// keeps the hub's.
 	retention time.Duration
@@ -32,7 +33,14 @@ func addProcessFlags(cmd *cobra.Command, g *globalOptions) *processOptions {
 	o := &processOptions{clientOptions: addClientFlags(cmd, g)}
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().IntVar(&o.replicas, "replicas", 1, "replicas of the streams and buckets this process creates if the hub has none yet (3 on a cluster)")
+	addPartitionsFlag(cmd, &o.partitions)
 	return o
+}
+
+// addPartitionsFlag adds --partitions, the layout of a new hub
+// (jetstream.Config.Partitions).
+func addPartitionsFlag(cmd *cobra.Command, partitions *int) {
+	cmd.Flags().IntVar(partitions, "partitions", 0, "streams each of the inbox, the tasks and the history of a new hub is spread over (1 to 64; 0: the hub's, or 1 for a new hub); a hub keeps its count, and another one is refused")
 }
 
 // open connects (reconnecting without end), opens the hub and returns its
@@ -47,7 +55,7 @@ func (o *processOptions) open(ctx context.Context, name string, stderr io.Writer
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Replicas: o.replicas, Retention: o.retention})
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Hub: o.hub, Replicas: o.replicas, Partitions: o.partitions, Retention: o.retention})
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("opening hub %q on %s: %w", o.hub, redactURL(o.natsURL), err)

@@ -350,7 +350,7 @@ scrape_configs:
 	js, err := natsjs.New(nc)
 	require.NoError(t, err)
 	names := store.Names()
-	_, err = js.CreateOrUpdateConsumer(ctx, names.InboxStream(), natsjs.ConsumerConfig{
+	_, err = js.CreateOrUpdateConsumer(ctx, names.InboxStream(0), natsjs.ConsumerConfig{
 		Durable: names.InboxConsumer(orphan), FilterSubject: names.OrchestratorInboxFilter(orphan),
 		AckPolicy: natsjs.AckExplicitPolicy,
 	})

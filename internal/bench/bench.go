@@ -553,14 +553,17 @@ func (e *env) runAll(ctx context.Context, name string, done func(int), ids []str
 }
 
 // rawWrites measures the JetStream write rate of the hub's server: 200-byte
-// messages published by 64 goroutines over four streams made for it (as
-// the hub's, with its replicas and storage), then deleted.
+// messages published by 64 goroutines over as many streams, made for it,
+// as the hub writes to as it runs (its status bucket, and each partition's
+// inbox, task and history streams), with the hub's replicas and storage,
+// then deleted.
 func (e *env) rawWrites(ctx context.Context) (float64, error) {
 	js, err := natsjs.New(e.conns[0])
 	if err != nil {
 		return 0, err
 	}
-	const streams, publishers, perPublisher = 4, 64, 60
+	const publishers, perPublisher = 64, 60
+	streams := 1 + 3*storage.Of(e.store).Names().Partitions()
 	replicas := max(e.cfg.Hub.Replicas, 1)
 	st := natsjs.FileStorage
 	if e.cfg.Hub.Memory {

@@ -42,19 +42,27 @@ type ConsumerBacklog struct {
 // Backlog reads the consumer info of every orchestrator and activity
 // consumer of the hub and, for those with a backlog, when its oldest
 // undelivered message was stored (the message after the consumer's last
-// delivered stream sequence that matches its filter). Consumers of the
-// two streams that are not the hub's (another tool's) are left out. An
-// error leaves out what it prevented and is returned with what was read.
+// delivered stream sequence that matches its filter). On a hub of several
+// partitions a name's consumers (one per partition) are added up into one.
+// Consumers of the inbox and task streams that are not the hub's (another
+// tool's) are left out. An error leaves out what it prevented and is
+// returned with what was read.
 func (s *Store) Backlog(ctx context.Context) ([]ConsumerBacklog, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var out []ConsumerBacklog
+	at := map[string]int{} // consumer name -> its index in out
 	var errs []error
-	for _, src := range []struct {
+	type source struct {
 		st     natsjs.Stream
 		kind   string
 		prefix string
-	}{{s.orch, KindOrchestrator, orchPrefix}, {s.act, KindActivity, actPrefix}} {
+	}
+	var sources []source
+	for p := range s.names.Partitions() {
+		sources = append(sources, source{s.orch[p], KindOrchestrator, orchPrefix}, source{s.act[p], KindActivity, actPrefix})
+	}
+	for _, src := range sources {
 		lister := src.st.ListConsumers(ctx)
 		for ci := range lister.Info() {
 			token, ok := strings.CutPrefix(ci.Name, src.prefix)
@@ -83,11 +91,28 @@ func (s *Store) Backlog(ctx context.Context) ([]ConsumerBacklog, error) {
 					errs = append(errs, mapErr(fmt.Sprintf("reading the oldest undelivered message of %s", ci.Name), err))
 				}
 			}
-			out = append(out, b)
+			i, seen := at[b.Consumer]
+			if !seen {
+				at[b.Consumer] = len(out)
+				out = append(out, b)
+				continue
+			}
+			out[i].add(b) // the same consumer on another partition
 		}
 		if err := lister.Err(); err != nil {
 			errs = append(errs, mapErr("listing the consumers of "+src.st.CachedInfo().Config.Name, err))
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// add adds the backlog of the same consumer on another partition.
+func (b *ConsumerBacklog) add(o ConsumerBacklog) {
+	b.Pending += o.Pending
+	b.AckPending += o.AckPending
+	b.Redelivered += o.Redelivered
+	b.WaitingPulls += o.WaitingPulls
+	if !o.OldestStored.IsZero() && (b.OldestStored.IsZero() || o.OldestStored.Before(b.OldestStored)) {
+		b.OldestStored = o.OldestStored
+	}
 }

@@ -131,6 +131,21 @@ func TestConformanceSingleServer(t *testing.T) {
 	})
 }
 
+// TestConformancePartitioned runs the conformance suite on one embedded
+// server with hubs of four partitions: every instance's streams are its
+// partition's.
+func TestConformancePartitioned(t *testing.T) {
+	t.Parallel()
+	srv := runServer(t, t.TempDir(), "127.0.0.1:0")
+	runConformance(t, func(t *testing.T) *conformanceBundle {
+		t.Helper()
+		cfg := storage.Config{Hub: freshHub(), Partitions: 4}
+		nc, js := connect(t, srv)
+		otherNC, _ := connect(t, srv)
+		return &conformanceBundle{store: openStore(t, nc, cfg), other: openStore(t, otherNC, cfg), js: js}
+	})
+}
+
 // TestConformanceCluster runs the conformance suite on an in-process
 // 3-node cluster with R3 hubs, the two stores of a case connected to
 // different servers.
@@ -154,7 +169,7 @@ func TestConformanceCluster(t *testing.T) {
 		// neither).
 		leads := func(srv *server.Server) int {
 			n := 0
-			for _, stream := range []string{store.Names().StatusStream(), store.Names().HistoryStream()} {
+			for _, stream := range []string{store.Names().StatusStream(), store.Names().HistoryStream(0)} {
 				if srv.JetStreamIsStreamLeader(srv.GlobalAccount().Name, stream) {
 					n++
 				}
@@ -862,9 +877,9 @@ func testPurge(t *testing.T, b *conformanceBundle) {
 			require.NoError(t, err)
 			require.Equal(t, present, ok, "%s: chunk 1 of %q through store %d", what, x, i)
 		}
-		require.Equal(t, inbox, storedUnder(t, b.js, names.InboxStream(), names.InstanceInboxFilter(x)), "%s: the inbox of %q", what, x)
-		require.Equal(t, timers, storedUnder(t, b.js, names.InboxStream(), names.TimerFilter(x)), "%s: the timers of %q", what, x)
-		require.Equal(t, uint64(chunks), storedUnder(t, b.js, names.HistoryStream(), names.HistorySubjects(x)), "%s: the chunks of %q", what, x)
+		require.Equal(t, inbox, storedUnder(t, b.js, names.InboxStream(names.Partition(x)), names.InstanceInboxFilter(x)), "%s: the inbox of %q", what, x)
+		require.Equal(t, timers, storedUnder(t, b.js, names.InboxStream(names.Partition(x)), names.TimerFilter(x)), "%s: the timers of %q", what, x)
+		require.Equal(t, uint64(chunks), storedUnder(t, b.js, names.HistoryStream(names.Partition(x)), names.HistorySubjects(x)), "%s: the chunks of %q", what, x)
 	}
 
 	for _, tc := range []struct {

@@ -14,12 +14,18 @@
 //	KV   jetflow-history    <id>.<chunk %08d>      msgpack: the events of one commit
 //	KV   jetflow-registry   orchestrator.<name>    registered orchestrator and activity
 //	                        activity.<name>        names (for "nobody registered X" errors)
-//	                        hub.shards             the hub's shard count (its layout)
+//	                        hub.shards             the hub's layout: <shards>[/<partitions>]
 //	                        hub.retention          how long finished instances stay
 //	     jetflow-orch       jetflow.orch.<orchestrator>.<shard>.<id>      orchestration inbox
 //	                        jetflow.timer.<shard>.<id>.<execution>.<n>    durable timers (message schedules)
 //	                        jetflow.timer.<shard>.<id>.<execution>.expire the removal of a finished instance
 //	     jetflow-act        jetflow.act.<activity name>       activity tasks
+//
+// A hub of P > 1 partitions has P history buckets and inbox and task
+// streams, named with "-<p>" after them: partition p holds the instances
+// whose shard modulo P is p (Names.Partition), and the tasks of their
+// activities, on jetflow.act.<activity name>.<p>. Each worker consumes
+// every partition, through one durable consumer per name on each.
 //
 // Two words name the two queues: the inbox (orchestration messages and
 // timers: InboxStream, InboxSubject, ConsumeInbox, InboxMessage) and tasks

@@ -33,7 +33,7 @@ func (s *Store) LoadHistory(ctx context.Context, id string) (chunks []Chunk, err
 		if len(chunks) > 0 {
 			have = chunks[len(chunks)-1].Revision
 		}
-		last, err := s.leaderLast(ctx, s.names.HistoryStream(), s.names.HistorySubjects(id))
+		last, err := s.leaderLast(ctx, s.historyStream(id), s.names.HistorySubjects(id))
 		switch {
 		case errors.Is(err, ErrNotFound):
 			return chunks, nil // purged meanwhile, or never written
@@ -86,7 +86,7 @@ func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := s.nc.PublishRequest(directGetSubject(s.names.HistoryStream()), sub.Subject, req); err != nil {
+			if err := s.nc.PublishRequest(directGetSubject(s.historyStream(id)), sub.Subject, req); err != nil {
 				return nil, mapErr("loading history of "+id, err)
 			}
 			more, last, err := s.readHistoryBatch(ctx, sub, &chunks)
@@ -192,6 +192,10 @@ func (s *Store) AppendChunk(ctx context.Context, id string, n uint32, prev uint6
 	return ack.Sequence, nil
 }
 
+// historyStream is the stream of the history bucket that holds an
+// instance's chunks.
+func (s *Store) historyStream(id string) string { return s.names.HistoryStream(s.names.Partition(id)) }
+
 // ChunkSize is the encoded size of a history chunk holding events and
 // custom, as AppendChunk stores it.
 func ChunkSize(events []history.Event, custom json.RawMessage) (int, error) {
@@ -206,9 +210,9 @@ func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, err
 	defer cancel()
 	var err error
 	if s.leaderReads {
-		_, err = s.leaderLast(ctx, s.names.HistoryStream(), s.names.HistorySubject(id, n))
+		_, err = s.leaderLast(ctx, s.historyStream(id), s.names.HistorySubject(id, n))
 	} else {
-		_, err = s.history.Get(ctx, s.names.HistoryKey(id, n))
+		_, err = s.history[s.names.Partition(id)].Get(ctx, s.names.HistoryKey(id, n))
 	}
 	if errors.Is(err, natsjs.ErrKeyNotFound) || errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -227,7 +231,7 @@ func (s *Store) ChunkExists(ctx context.Context, id string, n uint32) (bool, err
 func (s *Store) TrimHistory(ctx context.Context, id string, keep uint64) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	st, err := s.js.Stream(ctx, s.names.HistoryStream())
+	st, err := s.js.Stream(ctx, s.historyStream(id))
 	if err != nil {
 		return mapErr("trimming history", err)
 	}
@@ -252,7 +256,7 @@ func (s *Store) InboxMessageIDs(ctx context.Context, id string) (ids []string, o
 	defer cancel()
 	filter := s.names.InstanceInboxFilter(id)
 	for seq := uint64(1); len(ids) < maxInboxScan; {
-		m, err := s.orch.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(filter))
+		m, err := s.orch[s.names.Partition(id)].GetMsg(ctx, seq, natsjs.WithGetMsgSubject(filter))
 		if errors.Is(err, natsjs.ErrMsgNotFound) {
 			return ids, true, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -231,7 +232,7 @@ func (s *Store) TaskWrite(t *ActivityTask, msgID string) (Outgoing, error) {
 		return Outgoing{}, err
 	}
 	return Outgoing{
-		subject: s.names.TaskSubject(t.Name),
+		subject: s.names.TaskSubject(t.Name, t.InstanceID),
 		data:    data,
 		msgID:   msgID,
 		what:    fmt.Sprintf("sending activity %s of %s", t.Name, t.InstanceID),
@@ -316,9 +317,18 @@ type Consumer interface {
 
 // ConsumeInbox delivers the inbox messages of one orchestrator's instances
 // to handle until stopped. Every worker of that orchestrator shares one
-// durable consumer.
+// durable consumer on each partition's inbox stream.
 func (s *Store) ConsumeInbox(ctx context.Context, orchestrator string, cfg ConsumeConfig, handle func(*InboxMessage, Delivery)) (Consumer, error) {
-	return consume(ctx, s, s.orch, s.names.InboxConsumer(orchestrator), s.names.OrchestratorInboxFilter(orchestrator), cfg, handle)
+	var all consumers
+	for _, st := range s.orch {
+		c, err := consume(ctx, s, st, s.names.InboxConsumer(orchestrator), s.names.OrchestratorInboxFilter(orchestrator), cfg, handle)
+		if err != nil {
+			all.Stop()
+			return nil, err
+		}
+		all = append(all, c)
+	}
+	return all.one(), nil
 }
 
 // ConsumeActivity delivers the tasks of one activity to handle until
@@ -329,13 +339,68 @@ func (s *Store) ConsumeInbox(ctx context.Context, orchestrator string, cfg Consu
 // worker while others are idle.
 func (s *Store) ConsumeActivity(ctx context.Context, activity string, cfg ConsumeConfig, slots chan struct{}, handle func(*ActivityTask, Delivery)) (Consumer, error) {
 	cfg = cfg.withDefaults()
-	c, err := s.consumer(ctx, s.act, s.names.TaskConsumer(activity), s.names.TaskSubject(activity), cfg)
-	if err != nil {
-		return nil, err
+	var all consumers
+	for _, st := range s.act {
+		c, err := s.consumer(ctx, st, s.names.TaskConsumer(activity), s.names.TaskFilter(activity), cfg)
+		if err != nil {
+			all.Stop()
+			return nil, err
+		}
+		f := &fetcher{stop: make(chan struct{}), closed: make(chan struct{})}
+		go f.run(c, cfg, slots, func(m natsjs.Msg) { deliver(m, cfg, handle) })
+		all = append(all, f)
 	}
-	f := &fetcher{stop: make(chan struct{}), closed: make(chan struct{})}
-	go f.run(c, cfg, slots, func(m natsjs.Msg) { deliver(m, cfg, handle) })
-	return f, nil
+	return all.one(), nil
+}
+
+// consumers gathers the consumers of a name, one per partition.
+type consumers []Consumer
+
+// one returns the consumer of a hub of one partition as it is, and the
+// others as one (a pointer, so that it can be compared, as Consumers are).
+func (cs consumers) one() Consumer {
+	if len(cs) == 1 {
+		return cs[0]
+	}
+	return &partitioned{cs: cs}
+}
+
+// Stop stops every one.
+func (cs consumers) Stop() {
+	for _, c := range cs {
+		c.Stop()
+	}
+}
+
+// partitioned is one Consumer made of one per partition.
+type partitioned struct {
+	cs     consumers
+	once   sync.Once
+	closed chan struct{}
+}
+
+// Stop stops every one.
+func (p *partitioned) Stop() { p.cs.Stop() }
+
+// Drain drains every one.
+func (p *partitioned) Drain() {
+	for _, c := range p.cs {
+		c.Drain()
+	}
+}
+
+// Closed is closed once every one is.
+func (p *partitioned) Closed() <-chan struct{} {
+	p.once.Do(func() {
+		p.closed = make(chan struct{})
+		go func() {
+			for _, c := range p.cs {
+				<-c.Closed()
+			}
+			close(p.closed)
+		}()
+	})
+	return p.closed
 }
 
 // fetchWait is how long one fetch of a fetcher waits for messages; a stop
@@ -454,11 +519,14 @@ func (s *Store) PurgeAcked(ctx context.Context, acked []Acked) (_ []Acked, err e
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var errs []error
-	floors := map[string]uint64{} // consumer -> ack floor
-	for _, st := range []natsjs.Stream{s.orch, s.act} {
+	type consumer struct{ stream, name string }
+	floors := map[consumer]uint64{} // ack floors
+	streams := map[string]natsjs.Stream{}
+	for _, st := range append(slices.Clip(s.orch), s.act...) {
+		streams[st.CachedInfo().Config.Name] = st
 		lister := st.ListConsumers(ctx)
 		for ci := range lister.Info() {
-			floors[ci.Name] = ci.AckFloor.Stream
+			floors[consumer{ci.Stream, ci.Name}] = ci.AckFloor.Stream
 			f := ci.Config.FilterSubject
 			if f == "" || ci.AckFloor.Stream == 0 {
 				continue
@@ -474,14 +542,10 @@ func (s *Store) PurgeAcked(ctx context.Context, acked []Acked) (_ []Acked, err e
 	}
 	var left []Acked
 	for _, a := range acked {
-		floor, ok := floors[a.consumer]
-		switch {
-		case !ok || a.seq <= floor:
+		floor, ok := floors[consumer{a.stream, a.consumer}]
+		st, known := streams[a.stream]
+		if !ok || !known || a.seq <= floor {
 			continue // purged with its floor, or its consumer is gone
-		}
-		st := s.orch
-		if a.stream == s.names.TaskStream() {
-			st = s.act
 		}
 		if err := st.DeleteMsg(ctx, a.seq); err != nil && !errors.Is(err, natsjs.ErrMsgNotFound) {
 			errs = append(errs, fmt.Errorf("removing acknowledged message %d of %s: %w", a.seq, a.stream, err))

@@ -15,30 +15,78 @@ const DefaultHub = "jetflow"
 // Names builds every stream, bucket, subject and key name of one hub: no
 // other file of the package spells one.
 type Names struct {
-	hub    string
-	shards int
+	hub        string
+	shards     int
+	partitions int
 }
 
-// NewNames returns the names of hub with the given number of inbox shards.
-func NewNames(hub string, shards int) Names { return Names{hub: hub, shards: shards} }
+// NewNames returns the names of hub with the given number of inbox shards,
+// whose inbox, task and history streams are spread over partitions
+// streams each (0 counts as 1).
+func NewNames(hub string, shards, partitions int) Names {
+	return Names{hub: hub, shards: shards, partitions: max(partitions, 1)}
+}
 
 // Hub returns the hub name.
 func (n Names) Hub() string { return n.hub }
 
+// Partitions is how many streams each of the inbox, the tasks and the
+// history is spread over.
+func (n Names) Partitions() int { return n.partitions }
+
+// Partition returns the partition of an instance: the streams that hold
+// its inbox messages and timers, its history and the tasks of its
+// activities. It is its shard modulo the partitions, so that a partition
+// is a set of whole shards.
+func (n Names) Partition(id string) int { return n.Shard(id) % n.partitions }
+
+// partitioned names a stream or bucket of partition p: the name itself on
+// a hub of one partition (the layout of hubs made before partitions),
+// and the name with "-<p>" after it on others.
+func (n Names) partitioned(name string, p int) string {
+	if n.partitions == 1 {
+		return name
+	}
+	return name + "-" + strconv.Itoa(p)
+}
+
 // StatusBucket is the KV bucket of instance statuses.
 func (n Names) StatusBucket() string { return n.hub + "-status" }
 
-// HistoryBucket is the KV bucket of history chunks.
-func (n Names) HistoryBucket() string { return n.hub + "-history" }
+// HistoryBucket is the KV bucket of the history chunks of partition p.
+func (n Names) HistoryBucket(p int) string { return n.partitioned(n.hub+"-history", p) }
 
 // RegistryBucket is the KV bucket of registered names.
 func (n Names) RegistryBucket() string { return n.hub + "-registry" }
 
-// InboxStream is the stream of orchestration messages and timers.
-func (n Names) InboxStream() string { return n.hub + "-orch" }
+// InboxStream is the stream of the orchestration messages and timers of
+// partition p.
+func (n Names) InboxStream(p int) string { return n.partitioned(n.hub+"-orch", p) }
 
-// TaskStream is the stream of activity tasks.
-func (n Names) TaskStream() string { return n.hub + "-act" }
+// TaskStream is the stream of the activity tasks of partition p.
+func (n Names) TaskStream(p int) string { return n.partitioned(n.hub+"-act", p) }
+
+// InboxStreamSubjects are the subjects of InboxStream(p): the inbox and
+// timer subjects of its shards.
+func (n Names) InboxStreamSubjects(p int) []string {
+	if n.partitions == 1 {
+		return []string{n.InboxesFilter(), n.TimersFilter()}
+	}
+	var out []string
+	for s := p; s < n.shards; s += n.partitions {
+		shard := strconv.Itoa(s)
+		out = append(out, n.hub+".orch.*."+shard+".*", n.hub+".timer."+shard+".>")
+	}
+	return out
+}
+
+// TaskStreamSubjects are the subjects of TaskStream(p).
+func (n Names) TaskStreamSubjects(p int) []string {
+	if n.partitions == 1 {
+		return []string{n.TasksFilter()}
+	}
+	return []string{n.hub + ".act.*." + strconv.Itoa(p)}
+}
 
 // InboxConsumer is the durable consumer that the workers of one
 // orchestrator share: the inbox messages of its instances. It is "orch-"
@@ -149,9 +197,24 @@ func (n Names) TimerFilter(id string) string {
 	return fmt.Sprintf("%s.timer.%d.%s.>", n.hub, n.Shard(id), EncodeToken(id))
 }
 
-// TaskSubject is the task subject of an activity (its token, as in
-// TaskConsumer).
-func (n Names) TaskSubject(activity string) string { return n.hub + ".act." + actToken(activity) }
+// TaskSubject is the subject of a task of activity (its token, as in
+// TaskConsumer) for instance id: on a hub of several partitions, the
+// partition of the instance follows.
+func (n Names) TaskSubject(activity, id string) string {
+	if n.partitions == 1 {
+		return n.hub + ".act." + actToken(activity)
+	}
+	return n.hub + ".act." + actToken(activity) + "." + strconv.Itoa(n.Partition(id))
+}
+
+// TaskFilter matches the task subjects of activity, in whichever
+// partition.
+func (n Names) TaskFilter(activity string) string {
+	if n.partitions == 1 {
+		return n.hub + ".act." + actToken(activity)
+	}
+	return n.hub + ".act." + actToken(activity) + ".*"
+}
 
 // StatusKey is an instance's key in the status bucket.
 func (n Names) StatusKey(id string) string { return EncodeToken(id) }
@@ -168,18 +231,52 @@ func (n Names) HistoryFilter(id string) string { return EncodeToken(id) + ".*" }
 // "orchestrator" or "activity".
 func (n Names) RegistryKey(kind, name string) string { return kind + "." + EncodeToken(name) }
 
-// ShardsKey is the registry key recording the hub's shard count (see
-// Config.Shards).
+// ShardsKey is the registry key recording the hub's layout (Layout).
 func (n Names) ShardsKey() string { return "hub.shards" }
+
+// Layout is the value of ShardsKey for these names: the shard count, and
+// "/" and the partition count after it when there are several partitions
+// (so that a hub made before partitions reads as one partition, and a
+// binary that knows no partitions refuses a partitioned hub instead of
+// using the wrong streams).
+func (n Names) Layout() string {
+	if n.partitions == 1 {
+		return strconv.Itoa(n.shards)
+	}
+	return strconv.Itoa(n.shards) + "/" + strconv.Itoa(n.partitions)
+}
+
+// ParseLayout reads a Layout value: the shard and partition counts.
+func ParseLayout(v string) (shards, partitions int, err error) {
+	s, p, several := strings.Cut(v, "/")
+	shards, err = strconv.Atoi(s)
+	partitions = 1
+	if err == nil && several {
+		partitions, err = strconv.Atoi(p)
+	}
+	if err != nil || shards < 1 || partitions < 1 || partitions > shards {
+		return 0, 0, fmt.Errorf("%q is not a layout (<shards> or <shards>/<partitions>)", v)
+	}
+	return shards, partitions, nil
+}
 
 // ShardsSubject is the subject of the registry key ShardsKey.
 func (n Names) ShardsSubject() string { return kvSubject(n.RegistryBucket(), n.ShardsKey()) }
 
+// Streams names every stream of the hub, those behind its buckets too.
+func (n Names) Streams() []string {
+	out := []string{n.StatusStream(), n.RegistryStream()}
+	for p := range n.partitions {
+		out = append(out, n.InboxStream(p), n.TaskStream(p), n.HistoryStream(p))
+	}
+	return out
+}
+
 // StatusStream is the stream behind the status bucket.
 func (n Names) StatusStream() string { return kvStream(n.StatusBucket()) }
 
-// HistoryStream is the stream behind the history bucket.
-func (n Names) HistoryStream() string { return kvStream(n.HistoryBucket()) }
+// HistoryStream is the stream behind the history bucket of partition p.
+func (n Names) HistoryStream(p int) string { return kvStream(n.HistoryBucket(p)) }
 
 // RegistryStream is the stream behind the registry bucket.
 func (n Names) RegistryStream() string { return kvStream(n.RegistryBucket()) }
@@ -192,12 +289,12 @@ func (n Names) StatusSubjects() string { return kvSubject(n.StatusBucket(), ">")
 
 // HistorySubject is the subject of one history chunk's key.
 func (n Names) HistorySubject(id string, chunk uint32) string {
-	return kvSubject(n.HistoryBucket(), n.HistoryKey(id, chunk))
+	return kvSubject(n.HistoryBucket(n.Partition(id)), n.HistoryKey(id, chunk))
 }
 
 // HistorySubjects matches the subjects of every chunk key of an instance.
 func (n Names) HistorySubjects(id string) string {
-	return kvSubject(n.HistoryBucket(), n.HistoryFilter(id))
+	return kvSubject(n.HistoryBucket(n.Partition(id)), n.HistoryFilter(id))
 }
 
 // TimersFilter matches every timer subject.

@@ -26,7 +26,7 @@ const subjectBudget = 2048
 // still readable: they start with the name's encoding.
 func TestLongNamesFit(t *testing.T) {
 	t.Parallel()
-	n := storage.NewNames(strings.Repeat("h", 32), 1000) // the longest hub
+	n := storage.NewNames(strings.Repeat("h", 32), 1000, 1) // the longest hub
 	longestID := strings.Repeat("😀", jetflow.MaxInstanceIDLength)
 	require.NoError(t, jetflow.ValidateInstanceID(longestID))
 	names := []string{
@@ -57,7 +57,7 @@ func TestLongNamesFit(t *testing.T) {
 		require.Len(t, strings.Split(sub, "."), 5, sub)
 		require.True(t, strings.HasPrefix(sub, strings.TrimSuffix(n.OrchestratorInboxFilter(name), ">")),
 			"the orchestrator's consumer filter matches its inbox subjects")
-		require.LessOrEqual(t, len(n.TaskSubject(name)), subjectBudget)
+		require.LessOrEqual(t, len(n.TaskSubject(name, "x")), subjectBudget)
 		require.LessOrEqual(t, len(n.TimerSubject(longestID, "exec", 1<<31-1)), subjectBudget)
 		require.LessOrEqual(t, len("$KV."+n.RegistryBucket()+"."+n.RegistryKey(storage.KindOrchestrator, name)), 4096-512)
 	}
@@ -68,7 +68,7 @@ func TestLongNamesFit(t *testing.T) {
 	require.Equal(t, n.Hub()+".orch."+orch+"."+strconv.Itoa(n.Shard("x"))+".x", n.InboxSubject(orch, "x"))
 	require.Equal(t, n.Hub()+".orch."+orch+".>", n.OrchestratorInboxFilter(orch))
 	require.Equal(t, "act-"+act, n.TaskConsumer(act))
-	require.Equal(t, n.Hub()+".act."+act, n.TaskSubject(act))
+	require.Equal(t, n.Hub()+".act."+act, n.TaskSubject(act, "x"))
 	// A shortened token does not end inside an escape, and is no valid
 	// encoding.
 	for _, c := range []string{n.TaskConsumer(names[0]), n.InboxConsumer(names[2]), n.TaskConsumer(strings.Repeat("a", 200) + strings.Repeat("ж", 56))} {

@@ -115,8 +115,8 @@ func isPlain(r rune) bool {
 func TestShard(t *testing.T) {
 	t.Parallel()
 	for _, shards := range []int{1, 2, 7, 64, 100000} {
-		n := storage.NewNames("jetflow", shards)
-		again := storage.NewNames("jetflow", shards)
+		n := storage.NewNames("jetflow", shards, 1)
+		again := storage.NewNames("jetflow", shards, 1)
 		seen := map[int]bool{}
 		for i := range 2000 {
 			id := "instance-" + strconv.Itoa(i)
@@ -135,22 +135,22 @@ func TestShard(t *testing.T) {
 
 	// Shards are part of stored subjects: pin a few, so that a change of
 	// hash is noticed (it would strand messages of running instances).
-	n := storage.NewNames("jetflow", 64)
+	n := storage.NewNames("jetflow", 64, 1)
 	for id, want := range map[string]int{"order-1": 45, "a.b": 12, "é": 1, "": 5} {
 		require.Equal(t, want, n.Shard(id), "shard of %q", id)
 	}
-	require.Equal(t, 2, storage.NewNames("jetflow", 7).Shard("é"))
+	require.Equal(t, 2, storage.NewNames("jetflow", 7, 1).Shard("é"))
 }
 
 func TestNames(t *testing.T) {
 	t.Parallel()
-	n := storage.NewNames("hub1", 64)
+	n := storage.NewNames("hub1", 64, 1)
 	require.Equal(t, "hub1", n.Hub())
 	require.Equal(t, "hub1-status", n.StatusBucket())
-	require.Equal(t, "hub1-history", n.HistoryBucket())
+	require.Equal(t, "hub1-history", n.HistoryBucket(0))
 	require.Equal(t, "hub1-registry", n.RegistryBucket())
-	require.Equal(t, "hub1-orch", n.InboxStream())
-	require.Equal(t, "hub1-act", n.TaskStream())
+	require.Equal(t, "hub1-orch", n.InboxStream(0))
+	require.Equal(t, "hub1-act", n.TaskStream(0))
 	require.Equal(t, "orch-E1_HelloSequence", n.InboxConsumer("E1_HelloSequence"))
 	require.Equal(t, "orch-a=2Eb", n.InboxConsumer("a.b"))
 	require.Equal(t, "hub1.orch.>", n.InboxesFilter())
@@ -163,8 +163,8 @@ func TestNames(t *testing.T) {
 	require.Equal(t, "hub1.timer.45.order-1.s1=2E2.start", n.StartSubject("order-1", "s1.2"))
 	require.True(t, strings.HasPrefix(n.StartSubject("order-1", "s1"), strings.TrimSuffix(n.TimerFilter("order-1"), ">")),
 		"a start's schedule is among the instance's timers, which a purge removes")
-	require.Equal(t, "hub1.act.E1_SayHello", n.TaskSubject("E1_SayHello"))
-	require.Equal(t, "hub1.act.say=20hello=2E", n.TaskSubject("say hello."))
+	require.Equal(t, "hub1.act.E1_SayHello", n.TaskSubject("E1_SayHello", "id"))
+	require.Equal(t, "hub1.act.say=20hello=2E", n.TaskSubject("say hello.", "id"))
 	require.Equal(t, "act-say=20hello=2E", n.TaskConsumer("say hello."))
 
 	require.Equal(t, "order-1", n.StatusKey("order-1"))
@@ -181,6 +181,84 @@ func TestNames(t *testing.T) {
 		require.Len(t, strings.Split(n.InboxSubject(tc.in, tc.in), "."), 5, "id %q", tc.in)
 		require.Len(t, strings.Split(n.TimerSubject(tc.in, tc.in, 7), "."), 6, "id %q", tc.in)
 		require.Len(t, strings.Split(n.HistoryKey(tc.in, 1), "."), 2, "id %q", tc.in)
-		require.Len(t, strings.Split(n.TaskSubject(tc.in), "."), 3, "name %q", tc.in)
+		require.Len(t, strings.Split(n.TaskSubject(tc.in, "id"), "."), 3, "name %q", tc.in)
 	}
+}
+
+// TestPartitionedNames: on a hub of several partitions, each partition has
+// its own inbox, task and history streams, and every subject of an
+// instance (inbox, timers, its activities' tasks, its history) belongs to
+// the streams of its partition and no other.
+func TestPartitionedNames(t *testing.T) {
+	t.Parallel()
+	n := storage.NewNames("hub1", 64, 4)
+	require.Equal(t, 4, n.Partitions())
+	require.Equal(t, "hub1-orch-3", n.InboxStream(3))
+	require.Equal(t, "hub1-act-0", n.TaskStream(0))
+	require.Equal(t, "hub1-history-2", n.HistoryBucket(2))
+	require.Equal(t, "KV_hub1-history-2", n.HistoryStream(2))
+	require.Equal(t, "hub1-status", n.StatusBucket(), "one status bucket, whatever the partitions")
+	require.Equal(t, "hub1.act.E1_SayHello.*", n.TaskFilter("E1_SayHello"))
+	require.Len(t, n.Streams(), 2+3*4)
+	require.Len(t, n.InboxStreamSubjects(1), 2*16, "the inbox and timer subjects of 16 shards")
+
+	for _, tc := range tokenCases {
+		id := tc.in
+		p := n.Partition(id)
+		require.Equal(t, n.Shard(id)%4, p)
+		for q := range n.Partitions() {
+			in := q == p
+			for _, subject := range []string{n.InboxSubject("Order", id), n.TimerSubject(id, "e1", 3),
+				n.StartSubject(id, "e1"), n.ExpirySubject(id, "e1")} {
+				require.Equal(t, in, matchesAny(subject, n.InboxStreamSubjects(q)), "%s in partition %d", subject, q)
+			}
+			require.Equal(t, in, matchesAny(n.TaskSubject("E1_SayHello", id), n.TaskStreamSubjects(q)), "task of %q in partition %d", id, q)
+			require.Equal(t, in, strings.HasPrefix(n.HistorySubject(id, 1), "$KV."+n.HistoryBucket(q)+"."), "history of %q in partition %d", id, q)
+		}
+		require.True(t, matchesAny(n.TaskSubject("E1_SayHello", id), []string{n.TaskFilter("E1_SayHello")}))
+		require.False(t, matchesAny(n.TaskSubject("E1_SayHello", id), []string{n.TaskFilter("E1_SayHell")}))
+	}
+
+	// One partition is the layout of hubs made before partitions.
+	one := storage.NewNames("hub1", 64, 1)
+	require.Equal(t, "64", one.Layout())
+	require.Equal(t, "64/4", n.Layout())
+	for _, tc := range []struct {
+		in                 string
+		shards, partitions int
+	}{{"64", 64, 1}, {"64/4", 64, 4}, {"7/7", 7, 7}} {
+		shards, partitions, err := storage.ParseLayout(tc.in)
+		require.NoError(t, err, tc.in)
+		require.Equal(t, [2]int{tc.shards, tc.partitions}, [2]int{shards, partitions}, tc.in)
+	}
+	for _, bad := range []string{"", "x", "0", "64/", "64/0", "4/8", "64/x", "-1/1"} {
+		_, _, err := storage.ParseLayout(bad)
+		require.ErrorContains(t, err, "is not a layout", "%q", bad)
+	}
+}
+
+// matchesAny reports whether subject matches one of the filters (NATS
+// wildcards: '*' one token, '>' the rest).
+func matchesAny(subject string, filters []string) bool {
+	for _, f := range filters {
+		s, ft := strings.Split(subject, "."), strings.Split(f, ".")
+		match := true
+		for i, tok := range ft {
+			if tok == ">" {
+				match = len(s) > i
+				break
+			}
+			if i >= len(s) || (tok != "*" && tok != s[i]) {
+				match = false
+				break
+			}
+			if i == len(ft)-1 && len(s) != len(ft) {
+				match = false
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }

@@ -23,7 +23,8 @@ func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) 
 	defer func(began time.Time) { s.observe(OpPurge, began, err) }(time.Now())
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	hist, err := s.js.Stream(ctx, s.names.HistoryStream())
+	p := s.names.Partition(id)
+	hist, err := s.js.Stream(ctx, s.names.HistoryStream(p))
 	if err != nil {
 		return mapErr("purging "+id, err)
 	}
@@ -35,7 +36,7 @@ func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) 
 	if err != nil {
 		return mapErr("purging "+id, err)
 	}
-	orchLast, err := lastSeq(ctx, s.orch)
+	orchLast, err := lastSeq(ctx, s.orch[p])
 	if err != nil {
 		return mapErr("purging "+id, err)
 	}
@@ -56,8 +57,8 @@ func (s *Store) PurgeInstance(ctx context.Context, id string, statusRev uint64) 
 		}
 	}
 	purge(hist, s.names.HistorySubjects(id), histLast)
-	purge(s.orch, s.names.InstanceInboxFilter(id), orchLast)
-	purge(s.orch, s.names.TimerFilter(id), orchLast)
+	purge(s.orch[p], s.names.InstanceInboxFilter(id), orchLast)
+	purge(s.orch[p], s.names.TimerFilter(id), orchLast)
 	return mapErr("purging "+id, errors.Join(errs...))
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +34,7 @@ const MinServerPayload = jetflow.MaxPayload + 64*1024
 type Config struct {
 	Hub             string
 	Shards          int
+	Partitions      int
 	Replicas        int
 	Memory          bool
 	DuplicateWindow time.Duration
@@ -51,6 +51,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Shards == 0 {
 		out.Shards = 64
+	}
+	if out.Partitions == 0 {
+		out.Partitions = 1
 	}
 	if out.Replicas == 0 {
 		out.Replicas = 1
@@ -71,11 +74,18 @@ func (c *Config) withDefaults() Config {
 }
 
 func (c *Config) validate() error {
-	if err := checkHub(c.Hub); err != nil {
+	if err := CheckHub(c.Hub); err != nil {
 		return err
 	}
 	if c.Shards < 1 || c.Shards > 100000 {
 		return fmt.Errorf("shards %d: want 1 to 100000", c.Shards)
+	}
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		return fmt.Errorf("partitions %d: want 1 to %d", c.Partitions, MaxPartitions)
+	}
+	if c.Partitions > 1 && (c.Shards < c.Partitions || c.Shards > maxPartitionedShards) {
+		return fmt.Errorf("shards %d with %d partitions: want %d to %d (each partition's streams list their shards)",
+			c.Shards, c.Partitions, c.Partitions, maxPartitionedShards)
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("replicas %d: want 1 to 5", c.Replicas)
@@ -89,7 +99,17 @@ func (c *Config) validate() error {
 	return nil
 }
 
-func checkHub(hub string) error {
+// MaxPartitions is the most partitions a hub may have.
+const MaxPartitions = 64
+
+// maxPartitionedShards is the most shards of a hub of several partitions,
+// whose inbox streams name each of their shards in their subjects.
+const maxPartitionedShards = 1024
+
+// CheckHub returns an error unless hub may name a hub (Config.Hub): at
+// most 32 characters of [A-Za-z0-9_-], one token of every subject (the
+// empty name passes: Config takes it as DefaultHub).
+func CheckHub(hub string) error {
 	if len(hub) > 32 {
 		return fmt.Errorf("hub %q: longer than 32 characters", hub)
 	}
@@ -104,17 +124,18 @@ func checkHub(hub string) error {
 // Store is a hub's streams and buckets, opened on one NATS connection. It
 // is safe for concurrent use.
 type Store struct {
-	cfg       Config
-	shardsSet bool // Config.Shards was given, not defaulted
-	names     Names
-	nc        *nats.Conn
-	js        natsjs.JetStream
+	cfg           Config
+	shardsSet     bool // Config.Shards was given, not defaulted
+	partitionsSet bool // Config.Partitions was given, not defaulted
+	names         Names
+	nc            *nats.Conn
+	js            natsjs.JetStream
 
 	status   natsjs.KeyValue
-	history  natsjs.KeyValue
 	registry natsjs.KeyValue
-	orch     natsjs.Stream
-	act      natsjs.Stream
+	history  []natsjs.KeyValue // by partition
+	orch     []natsjs.Stream   // by partition
+	act      []natsjs.Stream   // by partition
 
 	registered sync.Map // registry key -> struct{}: names known to be registered
 
@@ -131,7 +152,7 @@ type Store struct {
 // exist, and returns the store. The configuration of existing ones is left
 // as it is.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
-	shardsSet := cfg.Shards != 0
+	shardsSet, partitionsSet := cfg.Shards != 0, cfg.Partitions != 0
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("jetstream config: %w", err)
@@ -149,7 +170,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 			"(values of up to %d bytes, and their history records): set max_payload to at least 1MB in the server's configuration",
 			max, MinServerPayload, jetflow.MaxPayload)
 	}
-	s := &Store{cfg: cfg, shardsSet: shardsSet, names: NewNames(cfg.Hub, cfg.Shards), nc: nc, js: js}
+	s := &Store{cfg: cfg, shardsSet: shardsSet, partitionsSet: partitionsSet,
+		names: NewNames(cfg.Hub, cfg.Shards, cfg.Partitions), nc: nc, js: js}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	if err := s.setup(ctx); err != nil {
@@ -202,9 +224,6 @@ func (s *Store) setup(ctx context.Context) error {
 		s.statusMarkerTTL = s.cfg.PurgeMarkerTTL
 	}
 	s.leaderReads = st.(*natsjs.KeyValueBucketStatus).StreamInfo().Config.Replicas > 1
-	if s.history, err = kv(n.HistoryBucket(), "jetflow history chunks (msgpack), <id>.<chunk>", 0); err != nil {
-		return err
-	}
 	if s.registry, err = kv(n.RegistryBucket(), "jetflow registered orchestrator and activity names, and the hub's layout", 0); err != nil {
 		return err
 	}
@@ -239,25 +258,34 @@ func (s *Store) setup(ctx context.Context) error {
 		}
 		return st, nil
 	}
-	if s.orch, err = stream(n.InboxStream(), "jetflow orchestration inbox and timers",
-		[]string{n.InboxesFilter(), n.TimersFilter()}, true); err != nil {
-		return err
-	}
-	if s.act, err = stream(n.TaskStream(), "jetflow activity tasks", []string{n.TasksFilter()}, false); err != nil {
-		return err
+	for p := range n.Partitions() {
+		h, err := kv(n.HistoryBucket(p), "jetflow history chunks (msgpack), <id>.<chunk>", 0)
+		if err != nil {
+			return err
+		}
+		orch, err := stream(n.InboxStream(p), "jetflow orchestration inbox and timers", n.InboxStreamSubjects(p), true)
+		if err != nil {
+			return err
+		}
+		act, err := stream(n.TaskStream(p), "jetflow activity tasks", n.TaskStreamSubjects(p), false)
+		if err != nil {
+			return err
+		}
+		s.history, s.orch, s.act = append(s.history, h), append(s.orch, orch), append(s.act, act)
 	}
 	return nil
 }
 
-// layout reads the hub's recorded layout (its shard count), recording the
-// configured one if the hub has none yet, so that every process of a hub
-// builds the same subjects. It reads before it writes, so that a process
-// allowed only to read (a watcher) opens an existing hub.
+// layout reads the hub's recorded layout (its shard and partition
+// counts), recording the configured one if the hub has none yet, so that
+// every process of a hub builds the same subjects and streams. It reads
+// before it writes, so that a process allowed only to read (a watcher)
+// opens an existing hub.
 func (s *Store) layout(ctx context.Context) error {
 	key := s.names.ShardsKey()
 	e, err := s.getRegistry(ctx, key)
 	if errors.Is(err, natsjs.ErrKeyNotFound) {
-		_, err = s.registry.Create(ctx, key, []byte(strconv.Itoa(s.cfg.Shards)))
+		_, err = s.registry.Create(ctx, key, []byte(s.names.Layout()))
 		if err == nil {
 			return nil
 		}
@@ -269,15 +297,18 @@ func (s *Store) layout(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the hub's layout: %w", err)
 	}
-	n, err := strconv.Atoi(string(e.Value()))
-	if err != nil || n < 1 {
-		return fmt.Errorf("the hub's layout: %s is %q, not a shard count", key, e.Value())
+	shards, partitions, err := ParseLayout(string(e.Value()))
+	if err != nil {
+		return fmt.Errorf("the hub's layout: %s: %w", key, err)
 	}
-	if s.shardsSet && n != s.cfg.Shards {
-		return fmt.Errorf("%w: hub %q was created with %d shards, not %d", jetflow.ErrInvalidOption, s.cfg.Hub, n, s.cfg.Shards)
+	if s.shardsSet && shards != s.cfg.Shards {
+		return fmt.Errorf("%w: hub %q was created with %d shards, not %d", jetflow.ErrInvalidOption, s.cfg.Hub, shards, s.cfg.Shards)
 	}
-	s.cfg.Shards = n
-	s.names = NewNames(s.cfg.Hub, n)
+	if s.partitionsSet && partitions != s.cfg.Partitions {
+		return fmt.Errorf("%w: hub %q was created with %d partition(s), not %d", jetflow.ErrInvalidOption, s.cfg.Hub, partitions, s.cfg.Partitions)
+	}
+	s.cfg.Shards, s.cfg.Partitions = shards, partitions
+	s.names = NewNames(s.cfg.Hub, shards, partitions)
 	return nil
 }
 
@@ -440,8 +471,7 @@ func (s *Store) sumStreams(ctx context.Context, figure func(natsjs.StreamState) 
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var total uint64
-	for _, name := range []string{s.names.InboxStream(), s.names.TaskStream(),
-		s.names.StatusStream(), s.names.HistoryStream(), s.names.RegistryStream()} {
+	for _, name := range s.names.Streams() {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return 0, mapErr("reading stream "+name, err)

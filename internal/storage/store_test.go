@@ -249,7 +249,7 @@ func TestOpenBadConfig(t *testing.T) {
 	s, err := storage.Open(t.Context(), b.nc, storage.Config{Hub: "h-1_A", Shards: 0})
 	require.NoError(t, err)
 	require.Equal(t, 64, s.Config().Shards)
-	require.Equal(t, "h-1_A-orch", s.Names().InboxStream())
+	require.Equal(t, "h-1_A-orch", s.Names().InboxStream(0))
 }
 
 // events returns n distinguishable events, as one commit would hold.
@@ -810,7 +810,7 @@ func TestPurgeAcked(t *testing.T) {
 			n.InboxSubject("O", "m4"):         1,
 			n.TimerSubject("m0", "exec-1", 0): 1,
 		}, subjects(orch), "unacked messages and timers stay")
-		require.Equal(t, map[string]uint64{n.TaskSubject("unconsumed"): 2}, subjects(acts))
+		require.Equal(t, map[string]uint64{n.TaskSubject("unconsumed", "x"): 2}, subjects(acts))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -40,6 +41,10 @@ type Engine struct {
 	conns    []*nats.Conn // the workers' own connections
 }
 
+// PartitionsEnv names the environment variable that gives the engines'
+// hubs their partitions (Options.Store).
+const PartitionsEnv = "JETFLOW_TEST_PARTITIONS"
+
 // Options tunes an engine.
 type Options struct {
 	// Register adds orchestrators and activities to the registry.
@@ -48,7 +53,9 @@ type Options struct {
 	Workers int
 	// Worker is the workers' configuration.
 	Worker worker.Config
-	// Store is the store configuration.
+	// Store is the store configuration. Its Partitions default to
+	// $JETFLOW_TEST_PARTITIONS when that is set, so that a suite can be run
+	// on a partitioned hub: JETFLOW_TEST_PARTITIONS=3 go test ./worker/.
 	Store jetstream.Config
 	// SyncInterval, when positive, fsyncs at that interval instead of on
 	// every write.
@@ -60,6 +67,11 @@ func New(t testing.TB, opts Options) *Engine {
 	t.Helper()
 	if opts.Workers == 0 {
 		opts.Workers = 1
+	}
+	if v := os.Getenv(PartitionsEnv); v != "" && opts.Store.Partitions == 0 {
+		p, err := strconv.Atoi(v)
+		require.NoError(t, err, "$%s", PartitionsEnv)
+		opts.Store.Partitions = p
 	}
 	e := &Engine{t: t, Dir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(freePort(t)), opts: opts}
 	e.Registry = jetflow.NewRegistry()
