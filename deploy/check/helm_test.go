@@ -206,6 +206,7 @@ func TestHelmChart(t *testing.T) {
 
 			init := pods["init"].Containers[0]
 			require.Contains(t, init.Args, "--replicas=3", "the hub is created with 3 replicas")
+			require.Contains(t, init.Args, "--partitions=1", "the hub's partitions are the chart's")
 
 			srv := pods["server"].Containers[0]
 			for _, p := range []*corev1.Probe{srv.ReadinessProbe, srv.LivenessProbe} {
