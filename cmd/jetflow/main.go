@@ -21,6 +21,8 @@
 //	jetflow init [--replicas 3] [--retention D]   create the hub's streams and buckets, then exit
 //	                                              (--retention: remove finished instances D after they finish)
 //	jetflow healthcheck [URL]                     exit 0 if a server's /healthz answers 200
+//	jetflow nats-roles [--hub H] [--partitions N] print the NATS roles of deploy/nats/roles.conf
+//	                                              for hub H of N partitions
 //	jetflow bench [--scenario S] [--instances N] [--workers W] [--json] [--cpuprofile F]
 //	                                              measure the engine against the raw write rate
 //	                                              (S: hello, fanout, status-watch, long-history, waiting, scale, all)

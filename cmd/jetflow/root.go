@@ -79,6 +79,7 @@ running hub over NATS (--nats, or $JETFLOW_NATS_URL).`,
 		newInitCmd(g),
 		newHealthcheckCmd(g),
 		newBenchCmd(g),
+		newNATSRolesCmd(g),
 	)
 	checkOnly(root, g)
 	return root
