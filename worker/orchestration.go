@@ -494,12 +494,51 @@ func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []histo
 	if err != nil {
 		return err
 	}
+	if n == 1 && st.statusRev != 0 {
+		if err := w.firstChunkStands(ctx, id, st, rev); err != nil {
+			return err
+		}
+	}
 	ex := execution(id, st.started)
 	w.turns.Add(1)
 	w.observeChunk(st.started, chunk, w.cfg.Metrics != nil && !sameJSON(st.lastCustom(), custom))
 	st.addChunk(n, rev, chunk, recorded)
 	ex.Events = st.events
 	return w.publish(ctx, id, st, ex, chunk, custom)
+}
+
+// firstChunkStands checks, before a run's first chunk (stored at
+// revision rev) is acted on, that the Pending status the run started from
+// (st.statusRev) was not overtaken meanwhile. The fence of a first chunk
+// is an empty history, and a purge empties it too: a termination that
+// found the instance Pending (another worker's commit) and a purge may
+// have come between this worker's status read and its commit. Then the
+// status is gone, or is a later run's Pending one, and the chunk is taken
+// back (only it: a later run's chunks are stored after it) and
+// ErrConflict returned, so that nothing of the turn is published and its
+// messages are decided again (and dropped: the start no longer stands).
+// Any other status is this run's: its Pending one, or one a worker wrote
+// from this chunk (catching up, or a later turn), and so is a Pending one
+// of a later run when this run has a second chunk (it went on, and ended,
+// while this worker stalled).
+func (w *Worker) firstChunkStands(ctx context.Context, id string, st *state, rev uint64) error {
+	se, err := w.store.GetStatus(ctx, id)
+	switch {
+	case err == nil && (se.Revision == st.statusRev || se.Status.RuntimeStatus != jetflow.StatusPending):
+		return nil
+	case err == nil:
+		if went, err := w.store.ChunkExists(ctx, id, 2); err != nil || went {
+			return err
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return err // unknown: nothing is published; the messages come back
+	}
+	w.log.Info("a start was overtaken by a termination and a purge during its turn; its chunk is taken back",
+		slog.String("instance_id", id))
+	if err := w.store.TrimHistory(ctx, id, rev+1); err != nil {
+		return err
+	}
+	return fmt.Errorf("the start of %s was overtaken: %w", id, storage.ErrConflict)
 }
 
 // retryDelay is how long a message whose turn failed on its n-th delivery

@@ -357,6 +357,70 @@ func TestLateStartOfATerminatedPendingInstance(t *testing.T) {
 	require.Equal(t, int32(1), ran("again"), "the late start began no second run")
 }
 
+// TestStartOvertakenDuringItsTurn: a worker reads an instance's Pending
+// status and runs its first turn; before it commits, the instance is
+// terminated (another worker's commit ends a Pending instance without
+// running it) and purged, which empties its history. The first chunk's
+// fence (no chunk yet) then holds, but the run it stands for is over: the
+// turn must publish nothing (no activity runs for a purged instance) and
+// leave nothing behind.
+func TestStartOvertakenDuringItsTurn(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan string, 1), make(chan struct{})
+	var sideRuns atomic.Int32
+	e := testengine.New(t, testengine.Options{
+		Worker: worker.Config{TurnTimeout: time.Minute},
+		Register: func(r *jetflow.Registry) error {
+			r.AddActivity("Side", func(*jetflow.ActivityContext) (any, error) {
+				sideRuns.Add(1)
+				return nil, nil
+			})
+			return r.AddOrchestrator("Overtaken", func(ctx *jetflow.OrchestrationContext) (any, error) {
+				if !ctx.IsReplaying() {
+					entered <- ctx.InstanceID()
+					<-release
+				}
+				return nil, ctx.CallActivity("Side", nil).Await(nil)
+			})
+		}})
+	ctx := e.Context(60 * time.Second)
+	id, err := e.Client.StartOrchestration(ctx, "Overtaken")
+	require.NoError(t, err)
+	select {
+	case <-entered: // the worker read the Pending status and runs the turn
+	case <-ctx.Done():
+		t.Fatal("the first turn did not run")
+	}
+	pending, err := e.Storage.GetStatus(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusPending, pending.Status.RuntimeStatus)
+	ended := pending.Status
+	ended.RuntimeStatus = jetflow.StatusTerminated
+	_, err = e.Storage.PutStatus(ctx, id, &ended, pending.Revision) // as the terminating commit writes it
+	require.NoError(t, err)
+	require.NoError(t, e.Client.PurgeInstance(ctx, id))
+	close(release)
+
+	testkit.WaitForNoError(t, 30*time.Second, "the turn to be over", func() error {
+		bl, err := e.Storage.Backlog(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range bl {
+			if b.Pending > 0 || b.AckPending > 0 {
+				return fmt.Errorf("%s: %d waiting, %d held", b.Consumer, b.Pending, b.AckPending)
+			}
+		}
+		return nil
+	})
+	require.Zero(t, sideRuns.Load(), "an activity ran for an instance terminated before it began")
+	_, err = e.Client.GetStatus(ctx, id)
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "a purged instance stays purged")
+	chunks, err := e.Storage.LoadHistory(ctx, id)
+	require.NoError(t, err)
+	require.Empty(t, chunks, "the overtaken turn's chunk is taken back")
+}
+
 // TestManyContinueAsNewInOneTurn: an orchestrator that continues as new
 // without waiting for anything goes on past the per-turn bound in later
 // turns, and an endless one can be terminated.
