@@ -231,3 +231,45 @@ func noBacklog(t *testing.T, e *testengine.Engine) error {
 	}
 	return nil
 }
+
+// TestEventsBeforeAFarStartAreDeferred: events raised to an instance whose
+// start is scheduled well ahead are handed to the server, to come again at
+// the start's time, instead of being held by a worker (a lease, and a
+// status read every second, for as long as the start is ahead); they are
+// applied when it starts.
+func TestEventsBeforeAFarStartAreDeferred(t *testing.T) {
+	t.Parallel()
+	e, log := scheduleEngine(t)
+	ctx := e.Context(60 * time.Second)
+	c := e.Client
+
+	at := time.Now().Add(14 * time.Second)
+	_, err := c.StartOrchestration(ctx, "Waits", client.WithInstanceID("far"), client.WithStartTime(at))
+	require.NoError(t, err)
+	require.NoError(t, c.RaiseEvent(ctx, "far", "go", "early"))
+	held := strings.TrimSuffix(e.Storage.Names().TimerFilter("far"), ">") + "held."
+	heldSubjects := func() []string {
+		return slices.DeleteFunc(slices.Collect(maps.Keys(storedFor(t, e, "far"))), func(s string) bool {
+			return !strings.HasPrefix(s, held)
+		})
+	}
+	testkit.WaitForNoError(t, 10*time.Second, "the event to be deferred, and no worker to hold it", func() error {
+		if n := len(heldSubjects()); n != 1 {
+			return fmt.Errorf("%d deferred messages", n)
+		}
+		return noBacklog(t, e)
+	})
+	require.True(t, time.Now().Before(at.Add(-5*time.Second)), "deferred well before the start (the test ran too slowly)")
+	_, runs := log.of("far")
+	require.Zero(t, runs, "nothing ran before the start")
+
+	done, err := c.WaitForCompletion(ctx, "far")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusCompleted, done.RuntimeStatus)
+	require.JSONEq(t, `"early"`, string(done.Output), "the deferred event is applied at the start")
+	first, _ := log.of("far")
+	require.False(t, first.Before(at.Truncate(time.Second)), "ran at its time, not before")
+	testkit.WaitFor(t, 10*time.Second, "the deferred message's schedule to be gone", func() bool {
+		return len(heldSubjects()) == 0
+	})
+}

@@ -270,7 +270,7 @@ func (w *Worker) process(inst *instance, batch []pending) {
 	w.observeBatch(batch)
 	for attempt := 0; ; attempt++ {
 		began := time.Now()
-		p, pendingStart, err := w.turn(inst, batch, attempt == 0)
+		p, wait, err := w.turn(inst, batch, attempt == 0)
 		w.cfg.Metrics.TurnDone(batch[0].msg.Orchestrator, turnResult(p, err), time.Since(began))
 		if err == nil {
 			var held, carried []pending
@@ -278,7 +278,7 @@ func (w *Worker) process(inst *instance, batch []pending) {
 				switch {
 				case p.fates[i] == carry:
 					carried = append(carried, b)
-				case p.fates[i] == orphan && pendingStart:
+				case p.fates[i] == orphan && wait.pending:
 					held = append(held, b)
 				default:
 					w.leases.ack(b.le)
@@ -288,6 +288,9 @@ func (w *Worker) process(inst *instance, batch []pending) {
 				w.mu.Lock()
 				inst.queue = append(carried, inst.queue...)
 				w.mu.Unlock()
+			}
+			if len(held) > 0 && wait.due.Sub(w.store.Now()) > deferAfter {
+				held = w.deferHeld(inst.id, held, wait.due)
 			}
 			if len(held) > 0 {
 				w.holdBack(inst, held)
@@ -320,18 +323,18 @@ func (w *Worker) process(inst *instance, batch []pending) {
 // turn applies a batch to an instance: it loads the instance if needed,
 // lets decide plan the turn, and carries the plan out (re-publishes what
 // may not have been published, commits, publishes, tells refused
-// parents). pendingStart reports, when the plan has orphans, whether the
-// instance is Pending, so that they are held back instead of dropped.
+// parents). When the plan has orphans, it reports whether the instance is
+// Pending (startPending), so that they are held back instead of dropped.
 //
 // guess allows the start of a new instance to skip loading (see load); a
 // retry after a conflict loads.
-func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pendingStart bool, err error) {
+func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, wait startWait, err error) {
 	ctx := w.ctx
 	fresh := inst.state == nil
 	if fresh {
 		st, err := w.load(ctx, inst.id, batch, guess)
 		if err != nil {
-			return p, false, err
+			return p, startWait{}, err
 		}
 		inst.state = st
 	}
@@ -353,31 +356,31 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 			if err == nil {
 				err = fmt.Errorf("cached state of %s is stale: %w", inst.id, storage.ErrConflict)
 			}
-			return p, false, err
+			return p, startWait{}, err
 		}
 	}
 	if p, err = decide(w.execute, in); err != nil {
-		return p, false, err
+		return p, startWait{}, err
 	}
 	for _, n := range p.republish {
 		if err := w.republish(ctx, inst.id, st, n); err != nil {
-			return p, false, err
+			return p, startWait{}, err
 		}
 	}
 	if p.expire {
 		// The compare-and-set on the status revision loses to a restart
 		// that got in first: the turn is then taken again on fresh state.
 		if err := w.store.PurgeInstance(ctx, inst.id, st.statusRev); err != nil {
-			return p, false, err
+			return p, startWait{}, err
 		}
 		w.expired.Add(1)
 		inst.state = nil
-		return p, false, nil
+		return p, startWait{}, nil
 	}
 	switch {
 	case p.chunk != nil:
 		if err := w.commit(ctx, inst.id, st, p.chunk, p.custom); err != nil {
-			return p, false, err
+			return p, startWait{}, err
 		}
 		if w.cfg.Metrics != nil && poisonOf(in) != "" && last(p.chunk).Type == history.ExecutionCompleted &&
 			last(p.chunk).Failure != nil && last(p.chunk).Failure.Type == jetflow.FailurePoisonMessage {
@@ -385,7 +388,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 		}
 	case fresh || len(p.republish) > 0:
 		if err := w.catchUpStatus(ctx, inst.id, st); err != nil {
-			return p, false, err
+			return p, startWait{}, err
 		}
 	}
 	for _, ev := range p.refused {
@@ -396,7 +399,7 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, pend
 			return p, w.startPending(ctx, inst.id, st), nil
 		}
 	}
-	return p, false, nil
+	return p, startWait{}, nil
 }
 
 // execute runs the executor with a watchdog: a turn whose orchestrator
@@ -582,16 +585,16 @@ func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) 
 // resendStartAfter (or, for a start scheduled for later, its time is that
 // far past), the worker sends the start again (the same message, derived
 // from the status, so a duplicate is dropped).
-func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
+func (w *Worker) startPending(ctx context.Context, id string, st *state) startWait {
 	se, err := w.store.GetStatus(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return true
+		return startWait{pending: true}
 	}
 	if err != nil || se.Status.RuntimeStatus != jetflow.StatusPending {
 		// Not Pending (any more): unless the start was committed since st
 		// was read (its status not written yet), nothing will run them.
 		later, err := w.store.ChunkExists(ctx, id, st.chunks+1)
-		return err != nil || later
+		return startWait{pending: err != nil || later}
 	}
 	// A start scheduled for later is due at its time, not before: until
 	// then its message is the server's schedule, and nothing is resent.
@@ -599,12 +602,63 @@ func (w *Worker) startPending(ctx context.Context, id string, st *state) bool {
 	if at := se.Status.ScheduledStartTime.Time; at.After(due) {
 		due = at
 	}
-	if w.store.Now().Sub(due) > resendStartAfter {
+	now := w.store.Now()
+	if now.Sub(due) > resendStartAfter {
 		if err := w.disp.ResendStart(ctx, se); err != nil {
 			w.log.Warn("sending the start of a Pending instance again", slog.String("instance_id", id), slog.Any("error", err))
 		}
 	}
-	return true
+	wait := startWait{pending: true}
+	if due.After(now) {
+		wait.due = due
+	}
+	return wait
+}
+
+// startWait is what startPending found.
+type startWait struct {
+	// pending: the instance is Pending, or may be: messages that overtook
+	// its start are held back.
+	pending bool
+	// due is when the start is scheduled for, when that is to come.
+	due time.Time
+}
+
+// deferAfter is how far off a scheduled start must be for the messages
+// that overtook it to be deferred to its time (deferHeld) rather than
+// held back and tried every holdBackDelay.
+const deferAfter = 10 * time.Second
+
+// deferHeld hands the messages that overtook a start scheduled for due to
+// the server, as schedules that deliver them again at that time (among
+// the instance's timers, so a purge removes them), and acknowledges them:
+// held back instead, a message would keep its lease (and a slot of its
+// consumer's unacknowledged messages) and a status read every second
+// until the start, for hours or days. It returns those it could not
+// defer, to hold back as before.
+func (w *Worker) deferHeld(id string, held []pending, due time.Time) []pending {
+	var outs []storage.Outgoing
+	var deferred, left []pending
+	for _, b := range held {
+		out, err := w.store.DeferWrite(b.msg, due)
+		if err != nil {
+			left = append(left, b)
+			continue
+		}
+		outs, deferred = append(outs, out), append(deferred, b)
+	}
+	if len(outs) == 0 {
+		return left
+	}
+	for i, r := range w.store.Publish(w.ctx, outs...) {
+		if r.Err != nil {
+			w.log.Warn("deferring a message to the scheduled start of its instance", slog.String("instance_id", id), slog.Any("error", r.Err))
+			left = append(left, deferred[i])
+			continue
+		}
+		w.leases.ack(deferred[i].le)
+	}
+	return left
 }
 
 // catchUpStatus writes the instance's status if it lags its history (the last

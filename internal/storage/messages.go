@@ -184,14 +184,27 @@ func (s *Store) InboxWrite(m *InboxMessage) (Outgoing, error) {
 // and delivers it to the instance's inbox at time at (rounded up to the
 // second, never before at), across restarts.
 func (s *Store) TimerWrite(m *InboxMessage, timerID int32, at time.Time) (Outgoing, error) {
-	return s.scheduleWrite(m, s.names.TimerSubject(m.InstanceID, m.ExecutionID, timerID), at,
+	return s.scheduleWrite(m, s.names.TimerSubject(m.InstanceID, m.ExecutionID, timerID), m.Event.MsgID, at,
 		fmt.Sprintf("scheduling timer %d of %s", timerID, m.InstanceID))
+}
+
+// DeferWrite prepares inbox message m, which came before its instance's
+// start, to be delivered again at at, when the start is scheduled (see
+// Names.HeldSubject). Its stream message id is its own with "held:"
+// before it: the stream would drop one equal to the original's, which it
+// still remembers.
+func (s *Store) DeferWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
+	if m.Event.MsgID == "" {
+		return Outgoing{}, fmt.Errorf("deferring a message of %s without a message id", m.InstanceID)
+	}
+	return s.scheduleWrite(m, s.names.HeldSubject(m.InstanceID, m.Event.MsgID), "held:"+m.Event.MsgID, at,
+		"deferring a message to the start of "+m.InstanceID)
 }
 
 // ExpiryWrite prepares the message that removes a finished instance at
 // at (an InstanceExpired for the execution that finished).
 func (s *Store) ExpiryWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
-	return s.scheduleWrite(m, s.names.ExpirySubject(m.InstanceID, m.ExecutionID), at,
+	return s.scheduleWrite(m, s.names.ExpirySubject(m.InstanceID, m.ExecutionID), m.Event.MsgID, at,
 		"scheduling the removal of "+m.InstanceID)
 }
 
@@ -199,13 +212,14 @@ func (s *Store) ExpiryWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
 // at at: the server holds it until then and delivers it to the instance's
 // inbox, across restarts.
 func (s *Store) StartWrite(m *InboxMessage, at time.Time) (Outgoing, error) {
-	return s.scheduleWrite(m, s.names.StartSubject(m.InstanceID, m.ExecutionID), at,
+	return s.scheduleWrite(m, s.names.StartSubject(m.InstanceID, m.ExecutionID), m.Event.MsgID, at,
 		"scheduling the start of "+m.InstanceID)
 }
 
 // scheduleWrite prepares m, held on subject until at, when the server
-// publishes it to the instance's inbox.
-func (s *Store) scheduleWrite(m *InboxMessage, subject string, at time.Time, what string) (Outgoing, error) {
+// publishes it to the instance's inbox; msgID is the stream message id of
+// the schedule.
+func (s *Store) scheduleWrite(m *InboxMessage, subject, msgID string, at time.Time, what string) (Outgoing, error) {
 	data, err := encode(m)
 	if err != nil {
 		return Outgoing{}, err
@@ -218,7 +232,7 @@ func (s *Store) scheduleWrite(m *InboxMessage, subject string, at time.Time, wha
 	return Outgoing{
 		subject:  subject,
 		data:     data,
-		msgID:    m.Event.MsgID,
+		msgID:    msgID,
 		schedule: at,
 		target:   s.names.InboxSubject(m.Orchestrator, m.InstanceID),
 		what:     what,

@@ -188,6 +188,17 @@ func (n Names) StartSubject(id, executionID string) string {
 	return fmt.Sprintf("%s.timer.%d.%s.%s.start", n.hub, n.Shard(id), EncodeToken(id), EncodeToken(executionID))
 }
 
+// HeldSubject is the subject holding the schedule of an inbox message,
+// of id msgID, deferred to its instance's scheduled start (among the
+// instance's timers, so that a purge removes it): one per message, named
+// by a hash of its id, so that deferring it again replaces the schedule.
+// The execution token "held" is no execution's: their ids never end a
+// subject in 16 hex digits.
+func (n Names) HeldSubject(id, msgID string) string {
+	sum := sha256.Sum256([]byte(msgID))
+	return fmt.Sprintf("%s.timer.%d.%s.held.%s", n.hub, n.Shard(id), EncodeToken(id), hex.EncodeToString(sum[:8]))
+}
+
 // RetentionKey is the registry key recording the hub's retention (see
 // Config.Retention).
 func (n Names) RetentionKey() string { return "hub.retention" }
