@@ -180,6 +180,9 @@ func TestNames(t *testing.T) {
 	for _, tc := range tokenCases {
 		require.Len(t, strings.Split(n.InboxSubject(tc.in, tc.in), "."), 5, "id %q", tc.in)
 		require.Len(t, strings.Split(n.TimerSubject(tc.in, tc.in, 7), "."), 6, "id %q", tc.in)
+		require.Len(t, strings.Split(n.HeldSubject(tc.in, tc.in), "."), 6, "id %q", tc.in)
+		require.True(t, strings.HasPrefix(n.HeldSubject(tc.in, "m"), strings.TrimSuffix(n.TimerFilter(tc.in), ">")),
+			"a deferred message is among the instance's timers, which a purge removes")
 		require.Len(t, strings.Split(n.HistoryKey(tc.in, 1), "."), 2, "id %q", tc.in)
 		require.Len(t, strings.Split(n.TaskSubject(tc.in, "id"), "."), 3, "name %q", tc.in)
 	}
