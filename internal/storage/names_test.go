@@ -212,7 +212,7 @@ func TestPartitionedNames(t *testing.T) {
 		for q := range n.Partitions() {
 			in := q == p
 			for _, subject := range []string{n.InboxSubject("Order", id), n.TimerSubject(id, "e1", 3),
-				n.StartSubject(id, "e1"), n.ExpirySubject(id, "e1")} {
+				n.StartSubject(id, "e1"), n.ExpirySubject(id, "e1"), n.HeldSubject(id, "m")} {
 				require.Equal(t, in, matchesAny(subject, n.InboxStreamSubjects(q)), "%s in partition %d", subject, q)
 			}
 			require.Equal(t, in, matchesAny(n.TaskSubject("E1_SayHello", id), n.TaskStreamSubjects(q)), "task of %q in partition %d", id, q)
