@@ -206,7 +206,7 @@ func TestTerminateScheduledStart(t *testing.T) {
 		return len(startSubjects(t, e, "term-soon")) == 0
 	})
 	testkit.WaitForNoError(t, 10*time.Second, "the worker to take the fired start", func() error {
-		return noBacklog(t, e)
+		return e.Idle(ctx)
 	})
 	st, err := c.GetStatus(ctx, "term-soon")
 	require.NoError(t, err)
@@ -215,21 +215,6 @@ func TestTerminateScheduledStart(t *testing.T) {
 		_, runs := log.of(id)
 		require.Zero(t, runs, "%s never ran", id)
 	}
-}
-
-// noBacklog says which consumer still has messages waiting or held.
-func noBacklog(t *testing.T, e *testengine.Engine) error {
-	t.Helper()
-	bl, err := e.Storage.Backlog(t.Context())
-	if err != nil {
-		return err
-	}
-	for _, b := range bl {
-		if b.Pending > 0 || b.AckPending > 0 {
-			return fmt.Errorf("%s: %d waiting, %d held", b.Consumer, b.Pending, b.AckPending)
-		}
-	}
-	return nil
 }
 
 // TestEventsBeforeAFarStartAreDeferred: events raised to an instance whose
@@ -257,7 +242,7 @@ func TestEventsBeforeAFarStartAreDeferred(t *testing.T) {
 		if n := len(heldSubjects()); n != 1 {
 			return fmt.Errorf("%d deferred messages", n)
 		}
-		return noBacklog(t, e)
+		return e.Idle(ctx)
 	})
 	require.True(t, time.Now().Before(at.Add(-5*time.Second)), "deferred well before the start (the test ran too slowly)")
 	_, runs := log.of("far")

@@ -7,6 +7,7 @@ package testengine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -207,4 +208,20 @@ func (e *Engine) Context(d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	e.t.Cleanup(cancel)
 	return ctx
+}
+
+// Idle returns nil once no orchestrator or activity consumer of the hub
+// has messages waiting or held by a worker, and otherwise an error that
+// names the first busy one (for testkit.WaitForNoError).
+func (e *Engine) Idle(ctx context.Context) error {
+	bl, err := e.Storage.Backlog(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range bl {
+		if b.Pending > 0 || b.AckPending > 0 {
+			return fmt.Errorf("%s: %d waiting, %d held", b.Consumer, b.Pending, b.AckPending)
+		}
+	}
+	return nil
 }
