@@ -50,7 +50,11 @@ one-shot job of a deployment (deploy/compose, deploy/k8s).`,
 		if d > 0 {
 			kept = "finished instances are removed " + d.String() + " after they finish"
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "jetflow init: hub %s ready on %s; %s\n", o.hub, redactURL(o.natsURL), kept)
+		layout := ""
+		if p := storage.Of(store).Config().Partitions; p > 1 {
+			layout = fmt.Sprintf(" (%d partitions)", p)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "jetflow init: hub %s ready on %s%s; %s\n", o.hub, redactURL(o.natsURL), layout, kept)
 		return nil
 	}
 	return cmd

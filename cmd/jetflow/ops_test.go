@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -62,6 +63,22 @@ func TestInit(t *testing.T) {
 		require.Equal(t, "jetflow init: hub orders ready on "+url+"; finished instances are "+tc.says+"\n", r.stdout, "init %s", tc.flag)
 	}
 	requireOneLineError(t, cli(t, ctx, "init", "--nats", url, "--hub", "orders", "--retention", "10ms"), "retention 10ms: want at least 1s")
+
+	// --partitions is the hub's layout: recorded once, followed by a later
+	// init that gives none, refused when another is given.
+	for _, args := range [][]string{{"--partitions", "3"}, nil} {
+		r := cli(t, ctx, append([]string{"init", "--nats", url, "--hub", "parted"}, args...)...)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		require.Equal(t, "jetflow init: hub parted ready on "+url+" (3 partitions); finished instances are kept until purged\n", r.stdout)
+	}
+	for p := range 3 {
+		for _, name := range []string{"parted-orch-", "parted-act-", "KV_parted-history-"} {
+			require.Contains(t, streams(), name+strconv.Itoa(p))
+		}
+	}
+	requireOneLineError(t, cli(t, ctx, "init", "--nats", url, "--hub", "parted", "--partitions", "2"), `hub "parted" was created with 3 partition(s), not 2`)
+	requireOneLineError(t, cli(t, ctx, "init", "--nats", url, "--hub", "wide", "--partitions", "65"), "partitions 65: want 1 to 64")
+	require.NotContains(t, streams(), "KV_wide-status", "a refused layout creates nothing")
 }
 
 // TestHealthcheck probes a real `jetflow server`: 0 once it serves, a
