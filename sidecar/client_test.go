@@ -219,7 +219,9 @@ func TestClientRPCs(t *testing.T) {
 		testkit.WaitFor(t, 20*time.Second, "the child to run", func() bool {
 			got, err := c.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "rpc-tree-child"})
 			require.NoError(t, err)
-			return got.GetOrchestrationState().GetOrchestrationStatus() == pb.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
+			// RUNNING is the enum's zero: an instance that does not exist
+			// yet has it too.
+			return got.GetExists() && got.GetOrchestrationState().GetOrchestrationStatus() == pb.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
 		})
 		_, err := c.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "rpc-tree"}, Recursive: true})
 		require.Equal(t, codes.FailedPrecondition, status.Code(err), "a running tree is not purged: %v", err)
