@@ -382,21 +382,25 @@ func (d *Dispatcher) PublishActions(ctx context.Context, ex Execution, events []
 		} else if ok {
 			outs = append(outs, exp)
 		}
-		switch events[i].Type {
-		case history.ExecutionStarted:
-			// A new execution (a start, or continue-as-new): the chunk's
-			// actions from here on belong to it.
-			ex.ExecutionID, ex.Name, ex.Parent, ex.Tags = events[i].ExecutionID, events[i].Name, events[i].Parent, events[i].Tags
-		case history.ExecutionRewound:
-			// A rewound execution goes on under a new id.
-			ex.ExecutionID = events[i].ExecutionID
-		}
+		ex.advance(&events[i])
 	}
 	outs = append(outs, extra...)
 	if len(outs) == 0 {
 		return nil
 	}
 	return d.store.Publish(ctx, outs...)
+}
+
+// advance moves ex past e: a new execution (a start, or continue-as-new)
+// or a rewound one (which goes on under a new id), to which the actions of
+// the events after it belong.
+func (ex *Execution) advance(e *history.Event) {
+	switch e.Type {
+	case history.ExecutionStarted:
+		ex.ExecutionID, ex.Name, ex.Parent, ex.Tags = e.ExecutionID, e.Name, e.Parent, e.Tags
+	case history.ExecutionRewound:
+		ex.ExecutionID = e.ExecutionID
+	}
 }
 
 // action returns the message that carries out one event, if any.
@@ -427,12 +431,7 @@ func (d *Dispatcher) action(ctx context.Context, ex *Execution, e *history.Event
 		}}, e.ID, e.FireAt)
 		return out, true, err
 	case history.SubOrchestrationCreated:
-		exec := ex.ExecutionID + "-" + id
-		out, err := d.store.InboxWrite(&storage.InboxMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
-			Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
-			MsgID: exec + ":start", Version: e.Version, Tags: childTags(ex, e),
-			Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
-		}})
+		out, err := d.store.InboxWrite(childStart(ex, e))
 		return out, true, err
 	case history.EventSent:
 		// An event to another instance, to its orchestrator's inbox, with a
@@ -479,23 +478,41 @@ func childTags(ex *Execution, e *history.Event) map[string]string {
 	return tags
 }
 
+// childStart is the start message of the sub-orchestration that event e
+// of execution ex creates.
+func childStart(ex *Execution, e *history.Event) *storage.InboxMessage {
+	exec := ex.ExecutionID + "-" + strconv.Itoa(int(e.ID))
+	return &storage.InboxMessage{InstanceID: e.InstanceID, Orchestrator: e.Name, ExecutionID: exec, Event: history.Event{
+		Type: history.ExecutionStarted, Time: e.Time, Name: e.Name, Input: e.Input, ExecutionID: exec, Rules: history.CurrentRules,
+		MsgID: exec + ":start", Version: e.Version, Tags: childTags(ex, e),
+		Parent: &history.Parent{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, TaskID: e.ID, Name: ex.Name},
+	}}
+}
+
 // ChildTerminations are the messages that a recursive termination (term,
 // applied to execution ex) sends to the sub-orchestrations ex.Events show
 // still running: a recursive termination each, with the same reason, and
 // a message id of the parent's execution and the child's task, so a chunk
-// published again terminates each child once. A child whose start has
-// not been applied yet drops it, as it would a termination sent by hand.
+// published again terminates each child once. Each carries the child's
+// start event (the one its start message carries): the termination can
+// reach the child before its start does (another worker took the parent's
+// next turn before the turn that created the child had published its
+// start), and a child that has applied no start then begins and ends its
+// run with that start, without running, instead of dropping the
+// termination and running for ever once its start comes.
 func ChildTerminations(ex *Execution, term *history.Event) []*storage.InboxMessage {
-	type child struct{ id, name string }
-	open := map[int32]child{}
+	open := map[int32]*storage.InboxMessage{} // task -> the child's start
 	var order []int32
-	for _, e := range ex.Events {
+	cur := Execution{InstanceID: ex.InstanceID, ExecutionID: ex.ExecutionID, Name: ex.Name, Parent: ex.Parent, Tags: ex.Tags}
+	for i := range ex.Events {
+		e := &ex.Events[i]
+		cur.advance(e) // the execution whose actions e's are, as PublishActions published them
 		switch e.Type {
 		case history.ExecutionStarted:
 			clear(open) // an execution's children are its own
 			order = order[:0]
 		case history.SubOrchestrationCreated:
-			open[e.ID] = child{e.InstanceID, e.Name}
+			open[e.ID] = childStart(&cur, e)
 			order = append(order, e.ID)
 		case history.SubOrchestrationCompleted, history.SubOrchestrationFailed:
 			delete(open, e.TaskID)
@@ -503,14 +520,15 @@ func ChildTerminations(ex *Execution, term *history.Event) []*storage.InboxMessa
 	}
 	var out []*storage.InboxMessage
 	for _, task := range order {
-		c, ok := open[task]
+		start, ok := open[task]
 		if !ok {
 			continue
 		}
-		out = append(out, &storage.InboxMessage{InstanceID: c.id, Orchestrator: c.name, Event: history.Event{
-			Type: history.ExecutionTerminated, Time: term.Time, Input: term.Input, Recursive: true,
-			MsgID: ex.ExecutionID + ":terminate:" + strconv.Itoa(int(task)),
-		}})
+		out = append(out, &storage.InboxMessage{InstanceID: start.InstanceID, Orchestrator: start.Orchestrator, Start: &start.Event,
+			Event: history.Event{
+				Type: history.ExecutionTerminated, Time: term.Time, Input: term.Input, Recursive: true,
+				MsgID: ex.ExecutionID + ":terminate:" + strconv.Itoa(int(task)),
+			}})
 	}
 	return out
 }

@@ -399,6 +399,55 @@ func TestStartOvertakenDuringItsTurn(t *testing.T) {
 	require.Empty(t, chunks, "the overtaken turn's chunk is taken back")
 }
 
+// TestRecursiveTerminationBeforeTheChildsStart: a parent's recursive
+// termination can reach a sub-orchestration before its start does (the
+// worker that created the child had not published its start when another
+// worker took the parent's termination). The child then ends Terminated
+// without running, and its start, when it comes, begins nothing; it used
+// to drop the termination and run for ever.
+func TestRecursiveTerminationBeforeTheChildsStart(t *testing.T) {
+	t.Parallel()
+	var childRuns atomic.Int32
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		return r.AddOrchestrator("Child", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			if !ctx.IsReplaying() {
+				childRuns.Add(1)
+			}
+			return nil, ctx.WaitForExternalEvent("never").Await(nil)
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	// The parent's execution as its termination's commit sees it: it
+	// created the child, whose start is still on its way.
+	created := history.Event{Type: history.SubOrchestrationCreated, ID: 1, Time: time.Now().UTC(), Name: "Child", InstanceID: "early-child", Input: json.RawMessage(`"in"`)}
+	ex := dispatcher.Execution{InstanceID: "early-parent", Name: "Parent", Events: []history.Event{
+		{Type: history.ExecutionStarted, Name: "Parent", ExecutionID: "pe1"}, created}}
+	d := dispatcher.New(e.Storage)
+	for _, m := range dispatcher.ChildTerminations(&ex, &history.Event{Type: history.ExecutionTerminated, Input: json.RawMessage(`"stop"`), Recursive: true}) {
+		out, err := e.Storage.InboxWrite(m)
+		require.NoError(t, err)
+		require.NoError(t, storage.FirstError(e.Storage.Publish(ctx, out)))
+	}
+	testkit.WaitForNoError(t, 30*time.Second, "the child to be terminated", func() error {
+		_, err := e.Client.GetStatus(ctx, "early-child")
+		return err
+	})
+	done, err := e.Client.WaitForCompletion(ctx, "early-child")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusTerminated, done.RuntimeStatus)
+	require.JSONEq(t, `"stop"`, string(done.Output))
+	require.JSONEq(t, `"in"`, string(done.Input), "begun with the start the termination carried")
+
+	// The start comes at last, as the parent's first commit publishes it.
+	ex.ExecutionID = "pe1"
+	require.NoError(t, storage.FirstError(d.PublishActions(ctx, ex, []history.Event{created})))
+	testkit.WaitForNoError(t, 30*time.Second, "the late start to be taken", func() error { return e.Idle(ctx) })
+	st, err := e.Client.GetStatus(ctx, "early-child")
+	require.NoError(t, err)
+	require.Equal(t, jetflow.StatusTerminated, st.RuntimeStatus)
+	require.Zero(t, childRuns.Load(), "the child never ran")
+}
+
 // TestManyContinueAsNewInOneTurn: an orchestrator that continues as new
 // without waiting for anything goes on past the per-turn bound in later
 // turns, and an endless one can be terminated.

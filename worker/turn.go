@@ -137,6 +137,11 @@ func decide(x executeFunc, in turnInput) (plan, error) {
 		// without running the orchestrator.
 		if m := st.pendingStart(in.id); m != nil {
 			start = &m.Event
+		} else if s := carriedStart(st, in.batch); s != nil {
+			// The same for a sub-orchestration that a recursive
+			// termination reached before its start: the termination
+			// carries the start.
+			start = s
 		}
 	}
 	current := st.started
@@ -353,6 +358,21 @@ func terminates(st *state, batch []*storage.InboxMessage) bool {
 	return slices.ContainsFunc(batch, func(m *storage.InboxMessage) bool {
 		return m.Event.Type == history.ExecutionTerminated && m.ExecutionID == "" && !st.isApplied(m.Event.MsgID)
 	})
+}
+
+// carriedStart is the start event that a recursive termination of the
+// batch carries (see dispatcher.ChildTerminations), for an instance that
+// has no status and no history: its start has not come yet.
+func carriedStart(st *state, batch []*storage.InboxMessage) *history.Event {
+	if st.status != nil || st.started != nil || st.chunks > 0 {
+		return nil
+	}
+	for _, m := range batch {
+		if m.Event.Type == history.ExecutionTerminated && m.Start != nil && !st.isApplied(m.Start.MsgID) {
+			return m.Start
+		}
+	}
+	return nil
 }
 
 // isResult reports whether events of type t complete a scheduling event

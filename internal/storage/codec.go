@@ -27,6 +27,11 @@ type InboxMessage struct {
 	// status the starter wrote (0 if none), so the first turn can update it
 	// without reading it.
 	StatusRevision uint64 `msgpack:"sr,omitempty"`
+	// Start, on a recursive termination that a parent sends its
+	// sub-orchestration, is the child's start event: a child that has
+	// applied no start begins and ends its run with it (see
+	// dispatcher.ChildTerminations).
+	Start *history.Event `msgpack:"st,omitempty"`
 }
 
 // ActivityTask is a request to run one activity.
