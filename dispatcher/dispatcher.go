@@ -499,7 +499,10 @@ func childStart(ex *Execution, e *history.Event) *storage.InboxMessage {
 // next turn before the turn that created the child had published its
 // start), and a child that has applied no start then begins and ends its
 // run with that start, without running, instead of dropping the
-// termination and running for ever once its start comes.
+// termination and running for ever once its start comes. (Not when the
+// child's input and the reason together are over jetflow.MaxPayload: the
+// message must fit the server's limit, which one value of that size and
+// its record do.)
 func ChildTerminations(ex *Execution, term *history.Event) []*storage.InboxMessage {
 	open := map[int32]*storage.InboxMessage{} // task -> the child's start
 	var order []int32
@@ -524,11 +527,14 @@ func ChildTerminations(ex *Execution, term *history.Event) []*storage.InboxMessa
 		if !ok {
 			continue
 		}
-		out = append(out, &storage.InboxMessage{InstanceID: start.InstanceID, Orchestrator: start.Orchestrator, Start: &start.Event,
-			Event: history.Event{
-				Type: history.ExecutionTerminated, Time: term.Time, Input: term.Input, Recursive: true,
-				MsgID: ex.ExecutionID + ":terminate:" + strconv.Itoa(int(task)),
-			}})
+		m := &storage.InboxMessage{InstanceID: start.InstanceID, Orchestrator: start.Orchestrator, Event: history.Event{
+			Type: history.ExecutionTerminated, Time: term.Time, Input: term.Input, Recursive: true,
+			MsgID: ex.ExecutionID + ":terminate:" + strconv.Itoa(int(task)),
+		}}
+		if len(start.Event.Input)+len(term.Input) <= jetflow.MaxPayload {
+			m.Start = &start.Event
+		}
+		out = append(out, m)
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package dispatcher_test
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,8 +149,8 @@ func TestChildTerminations(t *testing.T) {
 		return history.Event{Type: history.SubOrchestrationCreated, ID: id, InstanceID: child, Name: "Child"}
 	}
 	ex := &dispatcher.Execution{InstanceID: "p", ExecutionID: "x2", Name: "Parent", Events: []history.Event{
-		{Type: history.ExecutionStarted, ExecutionID: "x1"}, created(0, "earlier-run"),
-		{Type: history.ExecutionStarted, ExecutionID: "x2"},
+		{Type: history.ExecutionStarted, Name: "Parent", ExecutionID: "x1"}, created(0, "earlier-run"),
+		{Type: history.ExecutionStarted, Name: "Parent", ExecutionID: "x2"},
 		created(0, "done"), created(1, "failed"), created(2, "running"), created(3, "also-running"),
 		{Type: history.SubOrchestrationCompleted, TaskID: 0}, {Type: history.SubOrchestrationFailed, TaskID: 1},
 	}}
@@ -163,6 +165,22 @@ func TestChildTerminations(t *testing.T) {
 		require.True(t, m.Event.Recursive, "and on down the tree")
 		require.JSONEq(t, `"why"`, string(m.Event.Input))
 		require.Equal(t, want.msgID, m.Event.MsgID)
+		require.NotNil(t, m.Start, "the child's start travels with it")
+		require.Equal(t, history.ExecutionStarted, m.Start.Type)
+		require.Equal(t, "x2-"+strconv.Itoa(2+i)+":start", m.Start.MsgID, "the very start the parent's commit sent")
+		require.Equal(t, &history.Parent{InstanceID: "p", ExecutionID: "x2", TaskID: int32(2 + i), Name: "Parent"}, m.Start.Parent)
 	}
 	require.Empty(t, dispatcher.ChildTerminations(&dispatcher.Execution{ExecutionID: "x"}, term), "an execution without children")
+
+	// A child's input and the reason that would not fit one message
+	// together: the termination goes without the start.
+	big := created(4, "big")
+	big.Input = json.RawMessage(`"` + strings.Repeat("x", jetflow.MaxPayload/2) + `"`)
+	ex.Events = append(ex.Events, big)
+	reason := *term
+	reason.Input = json.RawMessage(`"` + strings.Repeat("y", jetflow.MaxPayload/2) + `"`)
+	msgs = dispatcher.ChildTerminations(ex, &reason)
+	require.Len(t, msgs, 3)
+	require.NotNil(t, msgs[0].Start)
+	require.Nil(t, msgs[2].Start, "over jetflow.MaxPayload together")
 }
