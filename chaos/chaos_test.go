@@ -31,7 +31,8 @@ func TestChaos(t *testing.T) {
 		{"Random", testRandom},
 		{"StalledWorker", testStalledWorker},
 		{"KillWorker", testKillWorker},
-		{"ClusterLeaderKill", testClusterLeaderKill},
+		{"ClusterLeaderKill", clusterLeaderKill(1)},
+		{"ClusterLeaderKillPartitioned", clusterLeaderKill(3)},
 		{"ServerRestart", testServerRestart},
 		{"TimersAfterDowntime", testTimersAfterDowntime},
 	} {
@@ -133,17 +134,22 @@ func testServerRestart(t *testing.T) {
 	tr.verifyAll(t)
 }
 
-// testClusterLeaderKill runs the hub with 3 replicas on a cluster of
-// three nats-servers, kills the leader of the inbox stream with SIGKILL
-// while instances run, new ones are started and external events are
-// raised, restarts it later, and checks that every start and event that
-// returned success took effect exactly once (starts that failed are
-// retried after the fault and must complete).
-func testClusterLeaderKill(t *testing.T) {
+// clusterLeaderKill runs the hub with 3 replicas (and the given
+// partitions) on a cluster of three nats-servers, kills the leader of the
+// (first partition's) inbox stream with SIGKILL while instances run, new
+// ones are started and external events are raised, restarts it later, and
+// checks that every start and event that returned success took effect
+// exactly once (starts that failed are retried after the fault and must
+// complete).
+func clusterLeaderKill(partitions int) func(t *testing.T) {
+	return func(t *testing.T) { testClusterLeaderKill(t, partitions) }
+}
+
+func testClusterLeaderKill(t *testing.T, partitions int) {
 	began := time.Now()
 	logs := newLogDir(t)
 	ns := startNATS(t, logs, 3)
-	h := openHub(t, ns.URLs(), 3, 1)
+	h := openHub(t, ns.URLs(), 3, partitions)
 	for _, name := range []string{"worker-1", "worker-2", "worker-3"} {
 		startWorker(t, logs, name, ns.URLs(), "--replicas", "3")
 	}
