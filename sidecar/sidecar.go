@@ -352,9 +352,16 @@ func (s *Server) GetWorkItems(req *pb.GetWorkItemsRequest, srv grpc.ServerStream
 	why := errors.New("the SDK's stream ended")
 	defer func() { s.closeStream(st, why) }()
 	s.log.Debug("sidecar: SDK worker connected", slog.Int64("stream", st.id), slog.Bool("all_names", st.all))
-	// A first ping at once tells the SDK that the stream is open and its
-	// names are registered in the hub (instances of them can be started).
-	ping := time.NewTimer(0)
+	// A first ping, before any work item, tells the SDK that the stream is
+	// open and its names are registered in the hub (instances of them can
+	// be started). (A timer at 0 raced the items already queued, and each
+	// item sent put the ping a whole interval off.)
+	health := &pb.WorkItem{Request: &pb.WorkItem_HealthPing{HealthPing: &pb.HealthPing{}}}
+	if err := srv.Send(health); err != nil {
+		why = fmt.Errorf("sending a health ping: %w", err)
+		return err
+	}
+	ping := time.NewTimer(s.cfg.PingInterval)
 	defer ping.Stop()
 	for {
 		select {
@@ -365,7 +372,7 @@ func (s *Server) GetWorkItems(req *pb.GetWorkItemsRequest, srv grpc.ServerStream
 			}
 			ping.Reset(s.cfg.PingInterval)
 		case <-ping.C:
-			if err := srv.Send(&pb.WorkItem{Request: &pb.WorkItem_HealthPing{HealthPing: &pb.HealthPing{}}}); err != nil {
+			if err := srv.Send(health); err != nil {
 				why = fmt.Errorf("sending a health ping: %w", err)
 				return err
 			}

@@ -177,6 +177,33 @@ func TestHealthPings(t *testing.T) {
 	require.ErrorContains(t, err, "PingInterval")
 }
 
+// TestFirstPingBeforeWork: a stream's first message is a health ping,
+// even when work for its names is waiting as it opens (an SDK, or our
+// harness, reads it as "open and registered"; it used to race the items,
+// and each item sent put it a whole PingInterval off).
+func TestFirstPingBeforeWork(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	orch := connect(t, b.c, filters([]string{"FanOut"}, nil))
+	orch.serve(map[string]orchFunc{"FanOut": fanOut("Work", 6)}, nil)
+	req := filters(nil, []string{"Work"})
+	req.MaxConcurrentActivityWorkItems = 1
+	busy := connect(t, b.c, req) // takes one task and keeps it: the others wait
+	ctx := ctxFor(t, 30*time.Second)
+	_, err := b.c.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "FanOut"})
+	require.NoError(t, err)
+	busy.next(10 * time.Second)
+	for range 5 {
+		sctx, cancel := context.WithCancel(ctx)
+		st, err := b.c.GetWorkItems(sctx, filters(nil, []string{"Work"}))
+		require.NoError(t, err)
+		wi, err := st.Recv()
+		require.NoError(t, err)
+		require.NotNil(t, wi.GetHealthPing(), "the first message is a ping, not %T", wi.GetRequest())
+		cancel()
+	}
+}
+
 // fanOut is an SDK orchestrator calling act n times at once.
 func fanOut(act string, n int) orchFunc {
 	return func(r *pb.OrchestratorRequest) ([]*pb.OrchestratorAction, *wrapperspb.StringValue) {
