@@ -148,7 +148,8 @@ func TestNATSRoleSidecar(t *testing.T) {
 	testkit.WaitFor(t, 20*time.Second, "the child to run", func() bool {
 		got, err := c.GetInstance(rctx, &pb.GetInstanceRequest{InstanceId: "sc-tree-child"})
 		require.NoError(t, err)
-		return got.GetOrchestrationState().GetOrchestrationStatus() == pb.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
+		// RUNNING is the enum's zero: a child that does not exist yet has it too.
+		return got.GetExists() && got.GetOrchestrationState().GetOrchestrationStatus() == pb.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
 	})
 	_, err = c.TerminateInstance(rctx, &pb.TerminateRequest{InstanceId: "sc-tree", Recursive: true})
 	require.NoError(t, err)
