@@ -211,7 +211,7 @@ func StartMessage(id string, st *jetflow.Status, rev uint64) *storage.InboxMessa
 	return &storage.InboxMessage{InstanceID: id, Orchestrator: st.Name, ExecutionID: exec, StatusRevision: rev, Event: history.Event{
 		Type: history.ExecutionStarted, Time: at, Name: st.Name, Input: st.Input,
 		ExecutionID: exec, MsgID: exec + ":start", Rules: history.CurrentRules, RequestID: st.RequestID,
-		ScheduledStart: st.ScheduledStartTime.UTC(), Version: st.Version, Tags: st.Tags,
+		ScheduledStart: st.ScheduledStartTime.UTC(), Version: st.Version, Tags: st.Tags, StatusRevision: rev,
 	}}
 }
 

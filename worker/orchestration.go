@@ -811,8 +811,33 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	if err != nil {
 		return nil, err
 	}
+	if len(chunks) > 0 && st.status == nil && startedFromPending(chunks[0].Events) {
+		// A run started from a Pending status has a status until it is
+		// purged, and a purge removes the status first: this history is
+		// a purged instance's, the rest of the purge still to come, or a
+		// first chunk stored after the purge by a worker that read the
+		// status before it (firstChunkStands, when its second read
+		// failed). Finish the purge rather than bring the instance back
+		// with a status made from it.
+		w.log.Info("the history of a purged instance was left; removing it", slog.String("instance_id", id))
+		if err := w.store.TrimHistory(ctx, id, chunks[len(chunks)-1].Revision+1); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the history of %s outlived its purge: %w", id, storage.ErrConflict)
+	}
 	for _, c := range chunks {
 		st.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 	}
 	return st, nil
+}
+
+// startedFromPending reports whether a history whose first chunk holds
+// events begins with a run started from a Pending status.
+func startedFromPending(events []history.Event) bool {
+	for i := range min(len(events), 3) {
+		if events[i].Type == history.ExecutionStarted {
+			return events[i].StatusRevision != 0
+		}
+	}
+	return false
 }

@@ -448,6 +448,49 @@ func TestRecursiveTerminationBeforeTheChildsStart(t *testing.T) {
 	require.Zero(t, childRuns.Load(), "the child never ran")
 }
 
+// TestHistoryWithoutItsStatusIsAPurgedInstance: a top-level run's status
+// exists from before its start until a purge, which removes it first. A
+// history found without it (what a first chunk stored after a purge
+// leaves when its worker cannot read the status again, or the moment
+// between a purge's two steps) is finished off, not brought back: a
+// message for it runs nothing and writes no status.
+func TestHistoryWithoutItsStatusIsAPurgedInstance(t *testing.T) {
+	t.Parallel()
+	var sideRuns atomic.Int32
+	e := testengine.New(t, testengine.Options{Register: func(r *jetflow.Registry) error {
+		r.AddActivity("Side", func(*jetflow.ActivityContext) (any, error) {
+			sideRuns.Add(1)
+			return nil, nil
+		})
+		return r.AddOrchestrator("Quick", func(ctx *jetflow.OrchestrationContext) (any, error) {
+			return nil, ctx.CallActivity("Side", nil).Await(nil)
+		})
+	}})
+	ctx := e.Context(60 * time.Second)
+	const id = "leftover"
+	start := history.Event{Type: history.ExecutionStarted, Time: time.Now().UTC(), Name: "Quick", ExecutionID: "x1",
+		MsgID: "x1:start", Rules: history.CurrentRules, StatusRevision: 7}
+	_, err := e.Storage.AppendChunk(ctx, id, 1, 0, []history.Event{
+		{Type: history.OrchestratorStarted, Time: start.Time}, start,
+		{Type: history.TaskScheduled, ID: 0, Time: start.Time, Name: "Side"},
+	}, nil)
+	require.NoError(t, err)
+	// Its start comes back (its ack was lost), as it would to the worker
+	// that stored that chunk.
+	out, err := e.Storage.InboxWrite(&storage.InboxMessage{InstanceID: id, Orchestrator: "Quick", ExecutionID: "x1",
+		StatusRevision: 7, Event: start})
+	require.NoError(t, err)
+	require.NoError(t, storage.FirstError(e.Storage.Publish(ctx, out)))
+	testkit.WaitForNoError(t, 30*time.Second, "the message to be taken", func() error { return e.Idle(ctx) })
+
+	_, err = e.Client.GetStatus(ctx, id)
+	require.ErrorIs(t, err, jetflow.ErrInstanceNotFound, "no status brought back")
+	chunks, err := e.Storage.LoadHistory(ctx, id)
+	require.NoError(t, err)
+	require.Empty(t, chunks, "the purge is finished")
+	require.Zero(t, sideRuns.Load(), "nothing of it is published again")
+}
+
 // TestManyContinueAsNewInOneTurn: an orchestrator that continues as new
 // without waiting for anything goes on past the per-turn bound in later
 // turns, and an endless one can be terminated.

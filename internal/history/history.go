@@ -260,6 +260,12 @@ type Event struct {
 	ExecutionID string `msgpack:"eid,omitempty" json:"executionId,omitempty"`
 	// Parent is set on ExecutionStarted of a sub-orchestration.
 	Parent *Parent `msgpack:"p,omitempty" json:"parent,omitempty"`
+	// StatusRevision is set on the ExecutionStarted of a run started from
+	// a Pending status: that status's revision. Such a run's status exists
+	// from before its start until the instance is purged, so a worker that
+	// finds its history without a status knows that the instance was purged
+	// (see worker's load). Zero for sub-orchestrations and continue-as-new.
+	StatusRevision uint64 `msgpack:"sr,omitempty" json:"-"`
 	// Rules is set on ExecutionStarted: the replay rules of the execution
 	// (zero, RulesOldestWaiter, for executions started before rules were
 	// recorded; CurrentRules for new ones).
