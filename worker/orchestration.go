@@ -443,16 +443,32 @@ func (w *Worker) execute(id string, past, turn []history.Event) (res *executor.T
 }
 
 // orchestratorOf is the orchestrator whose execution past (or, for a
-// start, the turn) begins: its ExecutionStarted is among the first events.
+// start, the turn) begins.
 func orchestratorOf(past, turn []history.Event) string {
 	for _, evs := range [][]history.Event{past, turn} {
-		for i := range min(len(evs), 3) {
-			if evs[i].Type == history.ExecutionStarted {
-				return evs[i].Name
-			}
+		if s := leadingStart(evs); s != nil {
+			return s.Name
 		}
 	}
 	return ""
+}
+
+// fromPending reports whether events, a history's first chunk, begin a
+// run started from a Pending status.
+func fromPending(events []history.Event) bool {
+	s := leadingStart(events)
+	return s != nil && s.StatusRevision != 0
+}
+
+// leadingStart is the ExecutionStarted that begins events (a chunk or a
+// turn that begins an execution: it is among their first events), or nil.
+func leadingStart(events []history.Event) *history.Event {
+	for i := range min(len(events), 3) {
+		if events[i].Type == history.ExecutionStarted {
+			return &events[i]
+		}
+	}
+	return nil
 }
 
 // republish publishes again the actions of chunk n, one of whose messages
@@ -811,7 +827,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 	if err != nil {
 		return nil, err
 	}
-	if len(chunks) > 0 && st.status == nil && startedFromPending(chunks[0].Events) {
+	if len(chunks) > 0 && st.status == nil && fromPending(chunks[0].Events) {
 		// A run started from a Pending status has a status until it is
 		// purged, and a purge removes the status first: this history is
 		// a purged instance's, the rest of the purge still to come, or a
@@ -829,15 +845,4 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 		st.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
 	}
 	return st, nil
-}
-
-// startedFromPending reports whether a history whose first chunk holds
-// events begins with a run started from a Pending status.
-func startedFromPending(events []history.Event) bool {
-	for i := range min(len(events), 3) {
-		if events[i].Type == history.ExecutionStarted {
-			return events[i].StatusRevision != 0
-		}
-	}
-	return false
 }
