@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetflow/jetflow"
 	"github.com/jetflow/jetflow/client"
+	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
@@ -40,7 +41,8 @@ func addProcessFlags(cmd *cobra.Command, g *globalOptions) *processOptions {
 // addPartitionsFlag adds --partitions, the layout of a new hub
 // (jetstream.Config.Partitions).
 func addPartitionsFlag(cmd *cobra.Command, partitions *int) {
-	cmd.Flags().IntVar(partitions, "partitions", 0, "streams each of the inbox, the tasks and the history of a new hub is spread over (1 to 64; 0: the hub's, or 1 for a new hub); a hub keeps its count, and another one is refused")
+	cmd.Flags().IntVar(partitions, "partitions", 0, fmt.Sprintf("streams each of the inbox, the tasks and the history of a new hub is spread over "+
+		"(1 to %d; 0: the hub's, or 1 for a new hub); a hub keeps its count, and another one is refused", storage.MaxPartitions))
 }
 
 // open connects (reconnecting without end), opens the hub and returns its

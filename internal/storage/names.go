@@ -213,19 +213,23 @@ func (n Names) TimerFilter(id string) string {
 // partition of the instance follows.
 func (n Names) TaskSubject(activity, id string) string {
 	if n.partitions == 1 {
-		return n.hub + ".act." + actToken(activity)
+		return n.tasks(activity)
 	}
-	return n.hub + ".act." + actToken(activity) + "." + strconv.Itoa(n.Partition(id))
+	return n.tasks(activity) + "." + strconv.Itoa(n.Partition(id))
 }
 
 // TaskFilter matches the task subjects of activity, in whichever
 // partition.
 func (n Names) TaskFilter(activity string) string {
 	if n.partitions == 1 {
-		return n.hub + ".act." + actToken(activity)
+		return n.tasks(activity)
 	}
-	return n.hub + ".act." + actToken(activity) + ".*"
+	return n.tasks(activity) + ".*"
 }
+
+// tasks is the subject of an activity's tasks on a hub of one partition,
+// and what their subjects begin with on others.
+func (n Names) tasks(activity string) string { return n.hub + ".act." + actToken(activity) }
 
 // StatusKey is an instance's key in the status bucket.
 func (n Names) StatusKey(id string) string { return EncodeToken(id) }
