@@ -681,7 +681,8 @@ func (h *hub) dumpConsumers(t *testing.T) {
 	if err != nil {
 		return
 	}
-	for _, name := range h.queueStreams() {
+	for _, q := range h.queueStreams() {
+		name := q.name
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Logf("stream %s: %v", name, err)
@@ -738,12 +739,21 @@ func (h *hub) dumpHistoryKeys(t *testing.T, id string) {
 	}
 }
 
-// queueStreams names the hub's inbox and task streams, of every partition.
-func (h *hub) queueStreams() []string {
+// The two kinds of queue streams.
+const (
+	kindInbox = "inbox"
+	kindTask  = "tasks"
+)
+
+// queueStream is one of the hub's inbox and task streams.
+type queueStream struct{ name, kind string }
+
+// queueStreams are the hub's inbox and task streams, of every partition.
+func (h *hub) queueStreams() []queueStream {
 	n := h.store.Names()
-	var out []string
+	var out []queueStream
 	for p := range n.Partitions() {
-		out = append(out, n.InboxStream(p), n.TaskStream(p))
+		out = append(out, queueStream{n.InboxStream(p), kindInbox}, queueStream{n.TaskStream(p), kindTask})
 	}
 	return out
 }
@@ -758,8 +768,8 @@ func (h *hub) waitIdle(t *testing.T, timeout time.Duration) {
 	testkit.WaitFor(t, timeout, "the consumers to be idle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, name := range h.queueStreams() {
-			st, err := js.Stream(ctx, name)
+		for _, q := range h.queueStreams() {
+			st, err := js.Stream(ctx, q.name)
 			if err != nil {
 				return false
 			}

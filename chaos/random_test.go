@@ -1491,12 +1491,6 @@ func checkStreams(t *testing.T, h *hub, fail func(string, ...any)) {
 	}
 }
 
-// The two kinds of queue streams, in outstanding's message counts.
-const (
-	kindInbox = "inbox"
-	kindTask  = "tasks"
-)
-
 // outstanding returns the messages the consumers of the inbox and task
 // streams have pending or unacknowledged, the message count of each kind
 // of stream (kindInbox, kindTask: the sum over the partitions), and the
@@ -1510,12 +1504,7 @@ func (h *hub) outstanding() (out uint64, msgs map[string]uint64, timers uint64, 
 	}
 	msgs = map[string]uint64{}
 	names := h.store.Names()
-	type queue struct{ name, kind string }
-	var queues []queue
-	for p := range names.Partitions() {
-		queues = append(queues, queue{names.InboxStream(p), kindInbox}, queue{names.TaskStream(p), kindTask})
-	}
-	for _, q := range queues {
+	for _, q := range h.queueStreams() {
 		name, kind := q.name, q.kind
 		st, err := js.Stream(ctx, name)
 		if err != nil {
