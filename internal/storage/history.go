@@ -54,6 +54,11 @@ func (s *Store) LoadHistory(ctx context.Context, id string) (chunks []Chunk, err
 // when it reads them in stream order.
 const historyBatch = 1000
 
+// maxDirectAnswers is the most messages the server answers one batched or
+// multi-last direct get with, before its end-of-batch status: its limit
+// for multi-last reads (1,024), above historyBatch.
+const maxDirectAnswers = 1024
+
 // errTooManyChunks: a history has more chunk keys than one multi-last
 // direct get answers (the server's limit is 1,024 subjects).
 var errTooManyChunks = errors.New("too many chunks for one multi-last read")
@@ -67,7 +72,13 @@ var errTooManyChunks = errors.New("too many chunks for one multi-last read")
 // first chunk.) Any replica may answer: LoadHistory checks the result
 // against the leader.
 func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
-	sub, err := s.nc.SubscribeSync(s.nc.NewInbox())
+	// A channel that holds one batch of answers (the server sends at most
+	// maxDirectAnswers and its end-of-batch status per request, and the
+	// next request goes only once those are read): SubscribeSync's would
+	// hold the connection's SubChanLen (65,536 by default), half a
+	// megabyte made and cleared for every load.
+	answers := make(chan *nats.Msg, maxDirectAnswers+1)
+	sub, err := s.nc.ChanSubscribe(s.nc.NewInbox(), answers)
 	if err != nil {
 		return nil, mapErr("loading history of "+id, err)
 	}
@@ -89,7 +100,7 @@ func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
 			if err := s.nc.PublishRequest(directGetSubject(s.historyStream(id)), sub.Subject, req); err != nil {
 				return nil, mapErr("loading history of "+id, err)
 			}
-			more, last, err := s.readHistoryBatch(ctx, sub, &chunks)
+			more, last, err := s.readHistoryBatch(ctx, answers, &chunks)
 			if err != nil {
 				return nil, err
 			}
@@ -115,11 +126,13 @@ func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
 // readHistoryBatch reads the answers to one batched direct get into
 // chunks, and reports whether more chunks follow the last one read, and
 // that one's sequence.
-func (s *Store) readHistoryBatch(ctx context.Context, sub *nats.Subscription, chunks *[]Chunk) (more bool, last uint64, err error) {
+func (s *Store) readHistoryBatch(ctx context.Context, answers <-chan *nats.Msg, chunks *[]Chunk) (more bool, last uint64, err error) {
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return false, 0, mapErr("reading history chunks", err)
+		var m *nats.Msg
+		select {
+		case m = <-answers:
+		case <-ctx.Done():
+			return false, 0, mapErr("reading history chunks", ctx.Err())
 		}
 		switch m.Header.Get("Status") {
 		case "404": // nothing (more) stored under the subjects

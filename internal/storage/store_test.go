@@ -32,7 +32,7 @@ type testBundle struct {
 
 // runServer starts an embedded server on dir and shuts it down when the
 // test ends.
-func runServer(t *testing.T, dir, listen string) *server.Server {
+func runServer(t testing.TB, dir, listen string) *server.Server {
 	t.Helper()
 	srv, err := embedded.Run(embedded.Config{Dir: dir, Listen: listen})
 	require.NoError(t, err)
@@ -43,7 +43,7 @@ func runServer(t *testing.T, dir, listen string) *server.Server {
 	return srv
 }
 
-func connect(t *testing.T, srv *server.Server) (*nats.Conn, natsjs.JetStream) {
+func connect(t testing.TB, srv *server.Server) (*nats.Conn, natsjs.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(srv.ClientURL())
 	require.NoError(t, err)
@@ -54,7 +54,7 @@ func connect(t *testing.T, srv *server.Server) (*nats.Conn, natsjs.JetStream) {
 }
 
 // setupServer starts a server without opening a store.
-func setupServer(t *testing.T) *testBundle {
+func setupServer(t testing.TB) *testBundle {
 	t.Helper()
 	b := &testBundle{dir: t.TempDir()}
 	b.srv = runServer(t, b.dir, "127.0.0.1:0")
@@ -63,7 +63,7 @@ func setupServer(t *testing.T) *testBundle {
 }
 
 // setup starts a server and opens the default hub on it.
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	b := setupServer(t)
 	var err error
