@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jetflow/jetflow/metrics"
 	"github.com/jetflow/jetflow/worker"
 )
 
@@ -40,6 +41,13 @@ type ScalePoint struct {
 	// which goroutine took them. Nil when a CPU profile was being written
 	// already (--cpuprofile).
 	CPUShares map[string]float64 `json:"cpuShares,omitempty"`
+	// MissesPerOrchestration is the turns that did not find their
+	// instance in the worker's sticky cache and read its history, per
+	// orchestration; ConflictsPerOrchestration the turns another worker's
+	// commit overtook, which are done again. Both from the workers'
+	// metrics (jetflow_sticky_cache_lookups_total, jetflow_turns_total).
+	MissesPerOrchestration    float64 `json:"cacheMissesPerOrchestration"`
+	ConflictsPerOrchestration float64 `json:"conflictsPerOrchestration"`
 }
 
 // scale runs the hello load (Instances E1_HelloSequence at once, after a
@@ -96,6 +104,10 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 		cpuErr     error
 		elapsed    time.Duration
 	)
+	before, err := e.tally()
+	if err != nil {
+		return ScalePoint{}, err
+	}
 	shares, profiled, err := cpuSplit(func() error {
 		cpu0, cpuErr = cpuTime()
 		start := time.Now()
@@ -111,15 +123,53 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 	if err != nil {
 		return ScalePoint{}, err
 	}
+	after, err := e.tally()
+	if err != nil {
+		return ScalePoint{}, err
+	}
 	if !profiled {
 		e.noSplit = true
 	}
 	n := float64(e.cfg.Instances)
 	pt := ScalePoint{Workers: len(e.workers), Seconds: elapsed.Seconds(), OrchestrationsPerSecond: n / elapsed.Seconds(),
-		P50: ms(quantile(times, 0.5)), P99: ms(quantile(times, 0.99)), CPUShares: shares}
+		P50: ms(quantile(times, 0.5)), P99: ms(quantile(times, 0.99)), CPUShares: shares,
+		MissesPerOrchestration:    (after.misses - before.misses) / n,
+		ConflictsPerOrchestration: (after.conflicts - before.conflicts) / n}
 	if cpuErr == nil { // else this system does not tell: no CPU figures
 		cpu := (cpu1 - cpu0).Seconds()
 		pt.CPUSeconds, pt.CPUPerOrchestration, pt.CoresBusy = cpu, 1000*cpu/n, cpu/elapsed.Seconds()
 	}
 	return pt, nil
+}
+
+// turnTally is what the workers' metrics have counted so far.
+type turnTally struct{ misses, conflicts float64 }
+
+// tally reads the cache misses and conflicting turns from the workers'
+// metrics.
+func (e *env) tally() (turnTally, error) {
+	families, err := e.registry.Gather()
+	if err != nil {
+		return turnTally{}, err
+	}
+	var t turnTally
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			label := func(name string) string {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == name {
+						return l.GetValue()
+					}
+				}
+				return ""
+			}
+			switch {
+			case f.GetName() == "jetflow_sticky_cache_lookups_total" && label("result") == metrics.CacheMiss:
+				t.misses += m.GetCounter().GetValue()
+			case f.GetName() == "jetflow_turns_total" && label("result") == metrics.TurnConflict:
+				t.conflicts += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return t, nil
 }
