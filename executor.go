@@ -43,21 +43,26 @@ func newReplayer(r *Registry, logger *slog.Logger) *replayer {
 // EventRaised, TimerFired, ExecutionTerminated, or an ExecutionStarted when
 // past is empty, or an ExecutionRewound) and returns the turn. It never panics and has no side
 // effects. If past already holds an ExecutionCompleted, the result is Done
-// with no events. The replay of past is skipped when the instance's
-// session has seen exactly past: the same turn then costs only newEvents.
+// with no events. The replay of past is skipped as far as the instance's
+// session has seen it: a turn then costs only newEvents and the events
+// other workers added since the session's last turn.
 func (x *replayer) Execute(instanceID string, past, newEvents []history.Event) (res *executor.TurnResult) {
 	// A session continues only on the history it expects, which holds no
 	// rewind and no end (a session is not kept past either).
 	s := x.sessions.take(instanceID)
 	rewound := rewinds(newEvents)
-	continued := s != nil && !rewound && s.follows(past)
+	continued := s != nil && !rewound && s.follows(past) && !rewinds(past[s.events():])
 	var r *replay
 	if continued {
 		x.sessions.resumed.Add(1)
 		r = s.r
 		r.c.recorded = s.recorded // the last turn's actions are in past now
 		r.c.closed.Store(false)
-		past = nil // seen
+		past = past[s.events():] // what it has not seen: other workers' turns
+		if slices.ContainsFunc(past, func(e history.Event) bool { return e.Type == history.ExecutionCompleted }) {
+			r.stop()
+			return &executor.TurnResult{Done: true, Resumed: true}
+		}
 	} else {
 		if s != nil {
 			s.r.stop()
@@ -120,7 +125,7 @@ func (x *replayer) Execute(instanceID string, past, newEvents []history.Event) (
 	r.c.closed.Store(true) // until the next turn continues it
 	seen := len(past)
 	if continued {
-		seen = s.events()
+		seen += s.events()
 	}
 	x.sessions.keep(instanceID, r.c.executionID, r, seen, newEvents, res.Events)
 	return res

@@ -15,13 +15,16 @@ import (
 // of everything before them: after a turn, the replay (its orchestrator
 // goroutine blocked on the task it awaits) is kept instead of unwound,
 // and the next turn of the instance continues it if the history it is
-// given is exactly the one the session has seen, followed by the last
-// turn's events and results as that turn returned them. Anything else (a
-// turn that was never committed, another worker's turn, a suspension that
-// recorded events without running, a rewind, a reload) fails that check,
-// and the turn replays from the start as it always did. History is
-// append-only within an execution, so checking what the last turn added
-// is enough: everything before it was checked by an earlier turn.
+// given begins with the one the session has seen, followed by the last
+// turn's events and results as that turn returned them. What follows
+// those (the turns other workers committed since, which the worker's
+// cache caught up with) the session replays as history, as a replay from
+// the start would. Anything else (a turn that was never committed, a
+// suspension that recorded events without running, a rewind, a reload)
+// fails that check, and the turn replays from the start as it always
+// did. History is append-only within an execution, so checking what the
+// last turn added is enough: everything before it was checked by an
+// earlier turn.
 //
 // Only executions of at least sessionMinEvents events keep a session
 // (short ones replay in microseconds), and at most sessionMaxCount
@@ -46,9 +49,10 @@ type session struct {
 // events is the length of the history the session stands for.
 func (s *session) events() int { return s.n + len(s.expect) }
 
-// follows reports whether past is the history the session expects.
+// follows reports whether past begins with the history the session
+// expects; past[s.events():] is then what it has not seen.
 func (s *session) follows(past []history.Event) bool {
-	if len(past) != s.events() || executionOf(past) != s.exec {
+	if len(past) < s.events() || executionOf(past) != s.exec {
 		return false
 	}
 	for i := range s.expect {

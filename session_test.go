@@ -96,8 +96,29 @@ func TestReplaySessions(t *testing.T) {
 			history.Event{Type: history.ExecutionSuspended, Time: s.now, MsgID: "s1"})
 		resumed := s.x.sessions.resumed.Load()
 		s.turn(append(s.completions(), history.Event{Type: history.ExecutionResumed, MsgID: "r1"})...)
-		require.Equal(t, resumed, s.x.sessions.resumed.Load(), "a longer history than the session saw is replayed")
+		require.Equal(t, resumed+1, s.x.sessions.resumed.Load(), "the session goes through the events it did not see")
 		requireCompleted(t, s.run(), "20")
+	})
+
+	t.Run("another worker's turns", func(t *testing.T) {
+		t.Parallel()
+		s := newSim(t, r, "overtaken")
+		s.start("Sequence", 8)
+		s.turn(s.completions()...)
+		// Another worker (a replayer of its own) runs the next three
+		// turns; this one's cache then catches up with their chunks.
+		mine := s.x
+		s.x = s.full
+		for range 3 {
+			s.turn(s.completions()...)
+		}
+		s.x = mine
+		resumed := s.x.sessions.resumed.Load()
+		res := s.turn(s.completions()...)
+		require.Equal(t, resumed+1, s.x.sessions.resumed.Load(), "the session went through the other worker's turns")
+		require.True(t, res.Resumed)
+		require.Equal(t, `20`, string(res.CustomStatus), "0 + 2 + 4 + 6 + 8")
+		requireCompleted(t, s.run(), "56")
 	})
 
 	t.Run("bounded", func(t *testing.T) {
