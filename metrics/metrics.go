@@ -93,7 +93,10 @@ const (
 const (
 	// CacheHit: the instance's state was in the sticky cache.
 	CacheHit = "hit"
-	// CacheMiss: it was read from storage.
+	// CacheCaughtUp: it was in the cache, behind the chunks other workers
+	// committed since, and only those were read.
+	CacheCaughtUp = "caught_up"
+	// CacheMiss: its whole history was read from storage.
 	CacheMiss = "miss"
 )
 
@@ -190,7 +193,7 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 		turnEvents: histogram("turn_history_events",
 			"History events in one committed chunk, by orchestrator.", EventBuckets, "orchestrator"),
 		cacheLookups: counter("sticky_cache_lookups_total",
-			"Turns that found the instance's state in the sticky cache (hit) or read its history (miss).", "result"),
+			"Turns that found the instance's state in the sticky cache (hit), found it there behind other workers' commits and read only those (caught_up), or read its whole history (miss).", "result"),
 		replays: counter("replays_total",
 			"Orchestrator turns by how the executor got to the turn: it continued the replay kept from the previous turn (resumed) or replayed the history from the start (full).",
 			"orchestrator", "result"),
@@ -239,6 +242,7 @@ func New(reg prometheus.Registerer) (*Engine, error) {
 	// The series of fixed label values exist from the start, so that a
 	// rate over them is defined before the first event.
 	m.cacheLookups.WithLabelValues(CacheHit)
+	m.cacheLookups.WithLabelValues(CacheCaughtUp)
 	m.cacheLookups.WithLabelValues(CacheMiss)
 	m.http.watchers.WithLabelValues(WatchSSE)
 	m.http.watchers.WithLabelValues(WatchGo)
@@ -321,16 +325,13 @@ func (m *Engine) TurnScheduleToStart(orchestrator string, d time.Duration) {
 	m.turnWait.WithLabelValues(orchestrator).Observe(seconds(d))
 }
 
-// CacheLookup counts a sticky cache hit or miss.
-func (m *Engine) CacheLookup(hit bool) {
+// CacheLookup counts a sticky cache lookup by its result: CacheHit,
+// CacheCaughtUp or CacheMiss.
+func (m *Engine) CacheLookup(result string) {
 	if m == nil {
 		return
 	}
-	r := CacheMiss
-	if hit {
-		r = CacheHit
-	}
-	m.cacheLookups.WithLabelValues(r).Inc()
+	m.cacheLookups.WithLabelValues(result).Inc()
 }
 
 // Replay counts a turn of orchestrator that resumed a kept replay, or

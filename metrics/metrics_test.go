@@ -265,7 +265,7 @@ func TestNilEngine(t *testing.T) {
 	m.TurnDone("x", metrics.TurnCommitted, time.Second)
 	m.ChunkCommitted("x", 3)
 	m.TurnScheduleToStart("x", time.Second)
-	m.CacheLookup(true)
+	m.CacheLookup(metrics.CacheHit)
 	m.Replay("x", true)
 	m.CacheSize(1)
 	m.ActivityStarted("a", time.Second, true)

@@ -15,6 +15,7 @@ import (
 	"github.com/jetflow/jetflow/internal/executor"
 	"github.com/jetflow/jetflow/internal/history"
 	"github.com/jetflow/jetflow/internal/storage"
+	"github.com/jetflow/jetflow/metrics"
 )
 
 // maxConflictRetries bounds how often one batch is retried after losing
@@ -34,9 +35,12 @@ const holdBackDelay = time.Second
 type instance struct {
 	id      string
 	queue   []pending
-	running bool          // a goroutine owns the instance and runs its turns
-	state   *state        // nil until loaded; dropped after a conflict
-	elem    *list.Element // position in Worker.idle, when idle with state
+	running bool   // a goroutine owns the instance and runs its turns
+	state   *state // nil until loaded; dropped after a failed turn
+	// behind: another worker's commit overtook state (it lost the
+	// fence), which catches up before the next turn.
+	behind bool
+	elem   *list.Element // position in Worker.idle, when idle with state
 	// parkedBytes are the state's bytes counted in Worker.idleBytes while
 	// idle.
 	parkedBytes int64
@@ -302,12 +306,16 @@ func (w *Worker) process(inst *instance, batch []pending) {
 			}
 			return
 		}
-		inst.state = nil // reload before the next try
+		if errors.Is(err, errBehind) {
+			inst.behind = true // catch up before the next try
+		} else {
+			inst.state = nil // reload before the next try
+		}
 		if errors.Is(err, storage.ErrConflict) {
 			w.conflicts.Add(1)
 		}
 		if errors.Is(err, storage.ErrConflict) && attempt < maxConflictRetries {
-			log.Debug("another worker extended the history first; reloading", slog.Int("attempt", attempt+1))
+			log.Debug("another worker extended the history first; trying again", slog.Int("attempt", attempt+1))
 			continue
 		}
 		if w.ctx.Err() == nil {
@@ -327,37 +335,39 @@ func (w *Worker) process(inst *instance, batch []pending) {
 // Pending (startPending), so that they are held back instead of dropped.
 //
 // guess allows the start of a new instance to skip loading (see load); a
-// retry after a conflict loads.
+// retry after a lost fence catches up (catchUp).
 func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, wait startWait, err error) {
 	ctx := w.ctx
+	msgs := make([]*storage.InboxMessage, len(batch))
+	for i, b := range batch {
+		msgs[i] = b.msg
+	}
 	fresh := inst.state == nil
-	if fresh {
+	switch {
+	case fresh:
 		st, err := w.load(ctx, inst.id, batch, guess)
 		if err != nil {
 			return p, startWait{}, err
 		}
-		inst.state = st
-	}
-	if !fresh {
-		w.cfg.Metrics.CacheLookup(true)
-	}
-	st := inst.state
-	in := turnInput{id: inst.id, st: st, now: w.store.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk()}
-	for _, b := range batch {
-		in.batch = append(in.batch, b.msg)
-		in.delivered = append(in.delivered, b.le.d.NumDelivered())
-	}
-	if !fresh && needsFreshState(st, in.batch) {
-		// Decide nothing on the word of a cache: another worker may have
-		// run this id since (finished it, or started a new run). The
-		// status moves with every run and turn; if it moved, reload and
-		// take the batch again.
-		if stale, err := w.stale(ctx, inst.id, st); err != nil || stale {
-			if err == nil {
-				err = fmt.Errorf("cached state of %s is stale: %w", inst.id, storage.ErrConflict)
-			}
+		inst.state, inst.behind = st, false
+	case inst.behind || needsFreshState(inst.state, msgs):
+		// Decide nothing on the word of a cache that lost the fence, or
+		// whose messages say another worker may have run this id since
+		// (went on with it, finished it, or started a new run): catch up
+		// with what is stored first.
+		st, err := w.catchUp(ctx, inst.id, inst.state, batch)
+		if err != nil {
 			return p, startWait{}, err
 		}
+		inst.state, inst.behind = st, false
+		fresh = true // read from storage: its status may lag it (catchUpStatus)
+	default:
+		w.cfg.Metrics.CacheLookup(metrics.CacheHit)
+	}
+	st := inst.state
+	in := turnInput{id: inst.id, st: st, now: w.store.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk(), batch: msgs}
+	for _, b := range batch {
+		in.delivered = append(in.delivered, b.le.d.NumDelivered())
 	}
 	if p, err = decide(w.execute, in); err != nil {
 		return p, startWait{}, err
@@ -510,6 +520,9 @@ func (w *Worker) commit(ctx context.Context, id string, st *state, chunk []histo
 	n := st.chunks + 1
 	recorded := st.chunkCustom(custom)
 	rev, err := w.store.AppendChunk(ctx, id, n, st.chunkRev, chunk, recorded)
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("%w: %w", errBehind, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -570,24 +583,51 @@ func retryDelay(n uint64) time.Duration {
 	return min(time.Second<<(max(n, 1)-1), time.Minute)
 }
 
-// stale reports whether st may miss what is stored: the status moved past
-// the one st knows (a newer run, or a purge), or a chunk after st's last
-// exists. The second is needed because a status is written after its
-// chunk: a worker that just committed (a start, a continue-as-new) may not
-// have written its status yet.
-func (w *Worker) stale(ctx context.Context, id string, st *state) (bool, error) {
+// errBehind: the history fence was lost, to a commit of another worker
+// that the cached state does not hold.
+var errBehind = errors.New("another worker's commit is not in the cached state")
+
+// catchUp brings st, a cached state that other workers' commits may have
+// overtaken, up to what is stored: it reads the status, then the chunks
+// from st's last one on, and adds those after it, so that it costs what
+// was committed since, not the whole history. The status is read first,
+// as load reads it. When st's last chunk is no longer stored (a purge,
+// or a trim after a continue-as-new), the status is gone, or st has no
+// chunk, the whole instance is loaded again instead.
+func (w *Worker) catchUp(ctx context.Context, id string, st *state, batch []pending) (*state, error) {
+	if st.chunkRev == 0 {
+		return w.load(ctx, id, batch, false)
+	}
 	se, err := w.store.GetStatus(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		if st.status != nil {
-			return true, nil
-		}
+		return w.load(ctx, id, batch, false)
 	case err != nil:
-		return false, err
-	case se.Revision != st.statusRev:
-		return true, nil
+		return nil, err
 	}
-	return w.store.ChunkExists(ctx, id, st.chunks+1)
+	chunks, err := w.store.LoadHistoryFrom(ctx, id, st.chunkRev)
+	if err != nil {
+		return nil, err
+	}
+	if len(chunks) == 0 || chunks[0].Revision != st.chunkRev {
+		return w.load(ctx, id, batch, false)
+	}
+	for i, c := range chunks {
+		if c.Number != st.chunks+uint32(i) {
+			return w.load(ctx, id, batch, false) // not one chain after st's chunk: read it all
+		}
+	}
+	st.status, st.statusRev = &se.Status, se.Revision
+	for _, c := range chunks[1:] {
+		st.addChunk(c.Number, c.Revision, c.Events, c.CustomStatus)
+	}
+	if len(chunks) == 1 {
+		w.cfg.Metrics.CacheLookup(metrics.CacheHit) // nothing new: the cache was right
+	} else {
+		w.catchUps.Add(1)
+		w.cfg.Metrics.CacheLookup(metrics.CacheCaughtUp)
+	}
+	return st, nil
 }
 
 // startPending reports whether the instance's status is Pending (its start
@@ -822,7 +862,7 @@ func (w *Worker) load(ctx context.Context, id string, batch []pending, guess boo
 		return st, nil // Pending for this very start: nothing ran it yet
 	}
 	w.loads.Add(1)
-	w.cfg.Metrics.CacheLookup(false)
+	w.cfg.Metrics.CacheLookup(metrics.CacheMiss)
 	chunks, err := w.store.LoadHistory(ctx, id)
 	if err != nil {
 		return nil, err

@@ -200,7 +200,7 @@ type Worker struct {
 	// Config.Metrics, which Stop takes away again.
 	orchSlots, actSlots int
 
-	turns, conflicts, loads, activities, blocked, trims, expired atomic.Int64
+	turns, conflicts, loads, catchUps, activities, blocked, trims, expired atomic.Int64
 }
 
 // New returns a worker of the hub behind store for the orchestrators and
@@ -535,11 +535,14 @@ type Stats struct {
 	// Turns is the number of history chunks committed.
 	Turns int64
 	// Conflicts is the number of commits that lost the history fence to
-	// another worker (and were retried after a reload).
+	// another worker (and were retried once caught up).
 	Conflicts int64
-	// Loads is the number of times an instance's history was read from
-	// storage (cache misses).
+	// Loads is the number of times an instance's whole history was read
+	// from storage (cache misses).
 	Loads int64
+	// CatchUps is the number of times a cached instance was behind other
+	// workers' commits and read only the chunks they added.
+	CatchUps int64
 	// Activities is the number of activity executions finished.
 	Activities int64
 	// Blocked is the number of turns given up because the orchestrator
@@ -566,6 +569,7 @@ func (w *Worker) Stats() Stats {
 		Turns:       w.turns.Load(),
 		Conflicts:   w.conflicts.Load(),
 		Loads:       w.loads.Load(),
+		CatchUps:    w.catchUps.Load(),
 		Activities:  w.activities.Load(),
 		Blocked:     w.blocked.Load(),
 		Trims:       w.trims.Load(),

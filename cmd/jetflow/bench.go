@@ -255,9 +255,9 @@ func printBench(w io.Writer, results []*bench.Result) error {
 				split = fmt.Sprintf(" (server %.0f%%, engine %.0f%%, bench %.0f%%, other %.0f%%)", 100*p.CPUShares["server"],
 					100*p.CPUShares["engine"], 100*p.CPUShares["bench"], 100*p.CPUShares["other"])
 			}
-			fmt.Fprintf(w, "%s: %d workers: %.1f orch/s (x%.2f), p50 %.1f ms, p99 %.1f ms, CPU %.2f ms/orch%s, %.2f cores busy, %.2f cache misses and %.2f conflicts per orch\n",
+			fmt.Fprintf(w, "%s: %d workers: %.1f orch/s (x%.2f), p50 %.1f ms, p99 %.1f ms, CPU %.2f ms/orch%s, %.2f cores busy; per orch %.2f cache misses, %.2f catch-ups, %.2f conflicts\n",
 				r.Scenario, p.Workers, p.OrchestrationsPerSecond, p.Ratio, p.P50, p.P99, p.CPUPerOrchestration, split, p.CoresBusy,
-				p.MissesPerOrchestration, p.ConflictsPerOrchestration)
+				p.MissesPerOrchestration, p.CatchUpsPerOrchestration, p.ConflictsPerOrchestration)
 		}
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "note: %s\n", n)

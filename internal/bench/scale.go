@@ -42,11 +42,14 @@ type ScalePoint struct {
 	// already (--cpuprofile).
 	CPUShares map[string]float64 `json:"cpuShares,omitempty"`
 	// MissesPerOrchestration is the turns that did not find their
-	// instance in the worker's sticky cache and read its history, per
-	// orchestration; ConflictsPerOrchestration the turns another worker's
-	// commit overtook, which are done again. Both from the workers'
-	// metrics (jetflow_sticky_cache_lookups_total, jetflow_turns_total).
+	// instance in the worker's sticky cache and read its whole history,
+	// per orchestration; CatchUpsPerOrchestration those that found it
+	// behind other workers' commits and read only those;
+	// ConflictsPerOrchestration the turns another worker's commit
+	// overtook, which are done again. From the workers' metrics
+	// (jetflow_sticky_cache_lookups_total, jetflow_turns_total).
 	MissesPerOrchestration    float64 `json:"cacheMissesPerOrchestration"`
+	CatchUpsPerOrchestration  float64 `json:"catchUpsPerOrchestration"`
 	ConflictsPerOrchestration float64 `json:"conflictsPerOrchestration"`
 }
 
@@ -134,6 +137,7 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 	pt := ScalePoint{Workers: len(e.workers), Seconds: elapsed.Seconds(), OrchestrationsPerSecond: n / elapsed.Seconds(),
 		P50: ms(quantile(times, 0.5)), P99: ms(quantile(times, 0.99)), CPUShares: shares,
 		MissesPerOrchestration:    (after.misses - before.misses) / n,
+		CatchUpsPerOrchestration:  (after.catchUps - before.catchUps) / n,
 		ConflictsPerOrchestration: (after.conflicts - before.conflicts) / n}
 	if cpuErr == nil { // else this system does not tell: no CPU figures
 		cpu := (cpu1 - cpu0).Seconds()
@@ -143,10 +147,10 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 }
 
 // turnTally is what the workers' metrics have counted so far.
-type turnTally struct{ misses, conflicts float64 }
+type turnTally struct{ misses, catchUps, conflicts float64 }
 
-// tally reads the cache misses and conflicting turns from the workers'
-// metrics.
+// tally reads the cache misses, catch-ups and conflicting turns from the
+// workers' metrics.
 func (e *env) tally() (turnTally, error) {
 	families, err := e.registry.Gather()
 	if err != nil {
@@ -166,6 +170,8 @@ func (e *env) tally() (turnTally, error) {
 			switch {
 			case f.GetName() == "jetflow_sticky_cache_lookups_total" && label("result") == metrics.CacheMiss:
 				t.misses += m.GetCounter().GetValue()
+			case f.GetName() == "jetflow_sticky_cache_lookups_total" && label("result") == metrics.CacheCaughtUp:
+				t.catchUps += m.GetCounter().GetValue()
 			case f.GetName() == "jetflow_turns_total" && label("result") == metrics.TurnConflict:
 				t.conflicts += m.GetCounter().GetValue()
 			}

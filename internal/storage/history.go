@@ -21,11 +21,24 @@ import (
 // last chunk is then checked with the bucket's leader, and the history
 // read again until it is complete.
 func (s *Store) LoadHistory(ctx context.Context, id string) (chunks []Chunk, err error) {
+	return s.LoadHistoryFrom(ctx, id, 0)
+}
+
+// LoadHistoryFrom reads the chunks of an instance stored at revision rev
+// or after it, in chunk order: what a worker whose state of the instance
+// ends with the chunk stored at rev needs to catch up with the chunks
+// other workers committed since. The first chunk returned is that one
+// while it is still stored (a purge, or a trim of an execution that
+// continued as new, may have removed it; the caller then reads the whole
+// history). Its cost is that of the chunks from rev on, however long the
+// history before them. Revision 0 reads the whole history, as
+// LoadHistory.
+func (s *Store) LoadHistoryFrom(ctx context.Context, id string, rev uint64) (chunks []Chunk, err error) {
 	defer func(began time.Time) { s.observe(OpHistoryLoad, began, err) }(time.Now())
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	for {
-		chunks, err := s.loadHistory(ctx, id)
+		chunks, err := s.loadHistory(ctx, id, rev)
 		if err != nil || !s.leaderReads {
 			return chunks, err
 		}
@@ -69,9 +82,10 @@ var errTooManyChunks = errors.New("too many chunks for one multi-last read")
 // of more keys than one such request answers, with batched gets in stream
 // order. (A KV watch would create and delete an ordered consumer for every
 // load, which also scans the stream from its start for the instance's
-// first chunk.) Any replica may answer: LoadHistory checks the result
+// first chunk.) From a revision (from > 0), it reads in stream order from
+// there. Any replica may answer: LoadHistoryFrom checks the result
 // against the leader.
-func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
+func (s *Store) loadHistory(ctx context.Context, id string, from uint64) ([]Chunk, error) {
 	// A channel that holds one batch of answers (the server sends at most
 	// maxDirectAnswers and its end-of-batch status per request, and the
 	// next request goes only once those are read): SubscribeSync's would
@@ -113,9 +127,13 @@ func (s *Store) loadHistory(ctx context.Context, id string) ([]Chunk, error) {
 			seq = last + 1
 		}
 	}
-	chunks, err := read(func(seq uint64) request { return request{Seq: seq, MultiLast: []string{filter}} })
-	if errors.Is(err, errTooManyChunks) {
-		chunks, err = read(func(seq uint64) request { return request{Seq: max(seq, 1), NextFor: filter, Batch: historyBatch} })
+	inOrder := func(seq uint64) request { return request{Seq: max(seq, from, 1), NextFor: filter, Batch: historyBatch} }
+	var chunks []Chunk
+	if from == 0 {
+		chunks, err = read(func(seq uint64) request { return request{Seq: seq, MultiLast: []string{filter}} })
+	}
+	if from > 0 || errors.Is(err, errTooManyChunks) {
+		chunks, err = read(inOrder)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading history of %s: %w", id, err)

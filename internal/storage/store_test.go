@@ -319,6 +319,42 @@ func TestHistory(t *testing.T) {
 		}
 	})
 
+	t.Run("from a revision: that chunk and those after it", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := t.Context()
+		const id = "from 1"
+		var revs []uint64
+		var prev, other uint64
+		for c := uint32(1); c <= 5; c++ {
+			rev, err := b.store.AppendChunk(ctx, id, c, prev, events(int(c), 2), nil)
+			require.NoError(t, err)
+			revs, prev = append(revs, rev), rev
+			other, err = b.store.AppendChunk(ctx, "from", c, other, events(99, 1), nil) // not ours
+			require.NoError(t, err)
+		}
+		numbers := func(chunks []storage.Chunk) (ns []uint32) {
+			for _, c := range chunks {
+				require.Equal(t, revs[c.Number-1], c.Revision)
+				require.Equal(t, events(int(c.Number), 2), utc(c.Events))
+				ns = append(ns, c.Number)
+			}
+			return ns
+		}
+		for from, want := range map[uint64][]uint32{revs[2]: {3, 4, 5}, revs[4]: {5}, revs[4] + 2: nil, 0: {1, 2, 3, 4, 5}} {
+			chunks, err := b.store.LoadHistoryFrom(ctx, id, from)
+			require.NoError(t, err)
+			require.Equal(t, want, numbers(chunks), "from revision %d", from)
+		}
+
+		// Once chunks up to 3 are trimmed, a reader whose state ends with
+		// chunk 2 finds that its chunk is not the first any more.
+		require.NoError(t, b.store.TrimHistory(ctx, id, revs[3]))
+		chunks, err := b.store.LoadHistoryFrom(ctx, id, revs[1])
+		require.NoError(t, err)
+		require.Equal(t, []uint32{4, 5}, numbers(chunks))
+	})
+
 	t.Run("the fence: a chunk is written only over the last one", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
