@@ -16,16 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestLongExecutionsOnRacingWorkers: long executions (past the size at
-// which the Go executor keeps replay sessions between turns) whose
-// messages go to whichever of two workers pulls them, one worker replaced
-// midway, so that turns continue sessions, find the other worker went on
-// (a history the session never saw), and lose fences: every instance ends
-// with the right output, custom status and history.
-func TestLongExecutionsOnRacingWorkers(t *testing.T) {
-	t.Parallel()
-	const steps = 120
-	e := testengine.New(t, testengine.Options{Workers: 2, Register: func(r *jetflow.Registry) error {
+// registerLongSum registers LongSum: steps calls of Double one after the
+// other, the sum so far as custom status after each, the sum as output.
+func registerLongSum(steps int) func(r *jetflow.Registry) error {
+	return func(r *jetflow.Registry) error {
 		if err := r.AddActivity("Double", func(ctx *jetflow.ActivityContext) (any, error) {
 			var n int
 			err := ctx.GetInput(&n)
@@ -47,7 +41,19 @@ func TestLongExecutionsOnRacingWorkers(t *testing.T) {
 			}
 			return sum, nil
 		})
-	}})
+	}
+}
+
+// TestLongExecutionsOnRacingWorkers: long executions (past the size at
+// which the Go executor keeps replay sessions between turns) whose
+// messages go to whichever of two workers pulls them, one worker replaced
+// midway, so that turns continue sessions, find the other worker went on
+// (a history the session never saw), and lose fences: every instance ends
+// with the right output, custom status and history.
+func TestLongExecutionsOnRacingWorkers(t *testing.T) {
+	t.Parallel()
+	const steps = 120
+	e := testengine.New(t, testengine.Options{Workers: 2, Register: registerLongSum(steps)})
 	ctx := e.Context(120 * time.Second)
 	ids := make([]string, 6)
 	for i := range ids {
@@ -95,29 +101,7 @@ func TestStaleCachesCatchUp(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
 	require.NoError(t, err)
-	e := testengine.New(t, testengine.Options{Workers: 2, Worker: worker.Config{Metrics: m}, Register: func(r *jetflow.Registry) error {
-		if err := r.AddActivity("Double", func(ctx *jetflow.ActivityContext) (any, error) {
-			var n int
-			err := ctx.GetInput(&n)
-			return 2 * n, err
-		}); err != nil {
-			return err
-		}
-		return r.AddOrchestrator("LongSum", func(ctx *jetflow.OrchestrationContext) (any, error) {
-			sum := 0
-			for i := range steps {
-				var d int
-				if err := ctx.CallActivity("Double", i).Await(&d); err != nil {
-					return nil, err
-				}
-				sum += d
-				if err := ctx.SetCustomStatus(sum); err != nil {
-					return nil, err
-				}
-			}
-			return sum, nil
-		})
-	}})
+	e := testengine.New(t, testengine.Options{Workers: 2, Worker: worker.Config{Metrics: m}, Register: registerLongSum(steps)})
 	ctx := e.Context(120 * time.Second)
 	id, err := e.Client.StartOrchestration(ctx, "LongSum", client.WithInstanceID("catch-up"))
 	require.NoError(t, err)

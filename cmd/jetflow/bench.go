@@ -237,6 +237,10 @@ func printBench(w io.Writer, results []*bench.Result) error {
 					r.Scenario, c.name, c.s.Activities, c.s.Events, c.s.Seconds, c.s.Start, c.s.End, c.s.Ratio, c.s.Window)
 			}
 		}
+		if r.PlainWritesPerOrchestration > 0 {
+			fmt.Fprintf(w, "%s: %.1f writes/orch for the same three calls without custom statuses (as Durable Functions' E1_HelloSequence)\n",
+				r.Scenario, r.PlainWritesPerOrchestration)
+		}
 		if v := r.Waiting; v != nil {
 			fmt.Fprintf(w, "%s: %.0f starts/s, %.0f waiting/s, %.0f raises/s, %.0f completed/s\n", r.Scenario,
 				v.StartsPerSecond, v.WaitingPerSecond, v.RaisesPerSecond, v.CompletedPerSecond)

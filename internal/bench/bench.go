@@ -120,6 +120,10 @@ type Result struct {
 	// WritesPerOrchestration are the messages the hub stored per
 	// orchestration (KV writes included).
 	WritesPerOrchestration float64 `json:"writesPerOrchestration"`
+	// PlainWritesPerOrchestration are the same for the same three calls
+	// without the custom status E1_HelloSequence sets after each
+	// (Durable Functions' E1_HelloSequence sets none; hello only).
+	PlainWritesPerOrchestration float64 `json:"plainWritesPerOrchestration,omitempty"`
 	// RawWritesPerSecond is the JetStream write rate of the same server
 	// measured in the same run; CeilingRatio the share of it the engine
 	// used.
@@ -452,7 +456,33 @@ func (e *env) hello(ctx context.Context) (*Result, error) {
 		RawWritesPerSecond:      raw,
 	}
 	r.CeilingRatio = r.OrchestrationsPerSecond * r.WritesPerOrchestration / raw
+	if r.PlainWritesPerOrchestration, err = e.plainWrites(ctx); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// plainWrites counts the writes per orchestration of a sequence of three
+// activities that sets no custom status, 50 at once.
+func (e *env) plainWrites(ctx context.Context) (float64, error) {
+	const n = 50
+	before, err := e.stored(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p := prefix("plain")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%d", p, i)
+	}
+	if _, err := e.runAll(ctx, sequence, nil, ids, client.WithInput(3)); err != nil {
+		return 0, err
+	}
+	after, err := e.stored(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return float64(after-before) / n, nil
 }
 
 // fanout runs FanOutFanIn of 100 and of 1,000 activities, one instance at
