@@ -10,7 +10,8 @@ import (
 
 // TestLeaderReads reads statuses and histories the way a replicated hub
 // does (through the stream leader) and checks it answers like the KV
-// reads: values, revisions, missing, deleted and purged keys.
+// reads: values, revisions, missing, deleted and purged keys, whole
+// histories and catch-ups.
 func TestLeaderReads(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -52,6 +53,12 @@ func TestLeaderReads(t *testing.T) {
 	chunks, err = s.LoadHistory(ctx, "never")
 	require.NoError(t, err)
 	require.Empty(t, chunks)
+	from, err := s.LoadHistoryFrom(ctx, st.InstanceID, plain[1].Revision)
+	require.NoError(t, err)
+	require.Equal(t, plain[1:], from, "a catch-up from chunk 2")
+	from, err = s.LoadHistoryFrom(ctx, "never", prev)
+	require.NoError(t, err)
+	require.Empty(t, from)
 	for c, want := range map[uint32]bool{1: true, 3: true, 4: false} {
 		ok, err := s.ChunkExists(ctx, st.InstanceID, c)
 		require.NoError(t, err)
