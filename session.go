@@ -18,11 +18,11 @@ import (
 // given begins with the one the session has seen, followed by the last
 // turn's events and results as that turn returned them. What follows
 // those (the turns other workers committed since, which the worker's
-// cache caught up with) the session replays as history, as a replay from
-// the start would. Anything else (a turn that was never committed, a
-// suspension that recorded events without running, a rewind, a reload)
-// fails that check, and the turn replays from the start as it always
-// did. History is append-only within an execution, so checking what the
+// cache caught up with, or what a suspended instance recorded without
+// running) the session replays as history, as a replay from the start
+// would. Anything else (a turn that was never committed, a rewind, a
+// reload) fails that check, and the turn replays from the start as it
+// always did. History is append-only within an execution, so checking what the
 // last turn added is enough: everything before it was checked by an
 // earlier turn.
 //
