@@ -92,8 +92,9 @@ type TurnResult struct {
 	// Done reports whether Events ends with ExecutionCompleted (or past
 	// already did).
 	Done bool
-	// Resumed reports that the executor did not replay past: it continued
-	// the replay it kept from the instance's previous turn (the Go
+	// Resumed reports that the executor did not replay past from its
+	// start: it continued the replay it kept from an earlier turn of the
+	// instance, through the events of past it had not seen (the Go
 	// executor's replay sessions).
 	Resumed bool
 	// CarryOver, when the execution continued as new, holds the EventRaised
