@@ -39,13 +39,11 @@ import (
 	"github.com/jetflow/jetflow/internal/storage"
 	"github.com/jetflow/jetflow/jetstream"
 	"github.com/jetflow/jetflow/jetstream/embedded"
-	"github.com/jetflow/jetflow/metrics"
 	"github.com/jetflow/jetflow/samples"
 	"github.com/jetflow/jetflow/worker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Scenarios are the scenarios Run knows, in the order `--scenario all`
@@ -164,10 +162,6 @@ type env struct {
 	logs logTally
 	// noSplit is set when the scale scenario could not profile the CPU.
 	noSplit bool
-	// registry holds the metrics every worker of the run updates (as a
-	// worker process's do), which the scale scenario reads.
-	registry *prometheus.Registry
-	engine   *metrics.Engine
 	// progressMu serialises Config.Progress, which activities call too.
 	progressMu sync.Mutex
 }
@@ -265,11 +259,7 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 func open(ctx context.Context, cfg Config) (*env, error) {
-	e := &env{cfg: cfg, registry: prometheus.NewRegistry()}
-	var err error
-	if e.engine, err = metrics.New(e.registry); err != nil {
-		return nil, err
-	}
+	e := &env{cfg: cfg}
 	if cfg.Connect == nil {
 		if err := e.embed(); err != nil {
 			return nil, err
@@ -321,7 +311,6 @@ func (e *env) startLabelled(ctx context.Context, n int, wcfg worker.Config) erro
 			return err
 		}
 		wcfg.Name = fmt.Sprintf("bench-%d", i)
-		wcfg.Metrics = e.engine
 		wcfg.Logger = slog.New(&e.logs)
 		w, err := worker.New(ws, reg, wcfg)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jetflow/jetflow/metrics"
 	"github.com/jetflow/jetflow/worker"
 )
 
@@ -46,8 +45,8 @@ type ScalePoint struct {
 	// per orchestration; CatchUpsPerOrchestration those that found it
 	// behind other workers' commits and read only those;
 	// ConflictsPerOrchestration the turns another worker's commit
-	// overtook, which are done again. From the workers' metrics
-	// (jetflow_sticky_cache_lookups_total, jetflow_turns_total).
+	// overtook, which are done again. From the workers' counters
+	// (worker.Stats: Loads, CatchUps, Conflicts).
 	MissesPerOrchestration    float64 `json:"cacheMissesPerOrchestration"`
 	CatchUpsPerOrchestration  float64 `json:"catchUpsPerOrchestration"`
 	ConflictsPerOrchestration float64 `json:"conflictsPerOrchestration"`
@@ -107,10 +106,7 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 		cpuErr     error
 		elapsed    time.Duration
 	)
-	before, err := e.tally()
-	if err != nil {
-		return ScalePoint{}, err
-	}
+	before := e.tally()
 	shares, profiled, err := cpuSplit(func() error {
 		cpu0, cpuErr = cpuTime()
 		start := time.Now()
@@ -126,10 +122,7 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 	if err != nil {
 		return ScalePoint{}, err
 	}
-	after, err := e.tally()
-	if err != nil {
-		return ScalePoint{}, err
-	}
+	after := e.tally()
 	if !profiled {
 		e.noSplit = true
 	}
@@ -146,36 +139,18 @@ func (e *env) scalePoint(ctx context.Context, done func(int)) (ScalePoint, error
 	return pt, nil
 }
 
-// turnTally is what the workers' metrics have counted so far.
+// turnTally is what the workers' counters say so far.
 type turnTally struct{ misses, catchUps, conflicts float64 }
 
-// tally reads the cache misses, catch-ups and conflicting turns from the
-// workers' metrics.
-func (e *env) tally() (turnTally, error) {
-	families, err := e.registry.Gather()
-	if err != nil {
-		return turnTally{}, err
-	}
+// tally sums the whole loads, catch-ups and lost fences of the running
+// workers (worker.Stats).
+func (e *env) tally() turnTally {
 	var t turnTally
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			label := func(name string) string {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == name {
-						return l.GetValue()
-					}
-				}
-				return ""
-			}
-			switch {
-			case f.GetName() == "jetflow_sticky_cache_lookups_total" && label("result") == metrics.CacheMiss:
-				t.misses += m.GetCounter().GetValue()
-			case f.GetName() == "jetflow_sticky_cache_lookups_total" && label("result") == metrics.CacheCaughtUp:
-				t.catchUps += m.GetCounter().GetValue()
-			case f.GetName() == "jetflow_turns_total" && label("result") == metrics.TurnConflict:
-				t.conflicts += m.GetCounter().GetValue()
-			}
-		}
+	for _, w := range e.workers {
+		s := w.Stats()
+		t.misses += float64(s.Loads)
+		t.catchUps += float64(s.CatchUps)
+		t.conflicts += float64(s.Conflicts)
 	}
-	return t, nil
+	return t
 }
