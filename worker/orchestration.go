@@ -338,9 +338,9 @@ func (w *Worker) process(inst *instance, batch []pending) {
 // retry after a lost fence catches up (catchUp).
 func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, wait startWait, err error) {
 	ctx := w.ctx
-	msgs := make([]*storage.InboxMessage, len(batch))
+	msgs, delivered := make([]*storage.InboxMessage, len(batch)), make([]uint64, len(batch))
 	for i, b := range batch {
-		msgs[i] = b.msg
+		msgs[i], delivered[i] = b.msg, b.le.d.NumDelivered()
 	}
 	fresh := inst.state == nil
 	switch {
@@ -365,10 +365,8 @@ func (w *Worker) turn(inst *instance, batch []pending, guess bool) (p plan, wait
 		w.cfg.Metrics.CacheLookup(metrics.CacheHit)
 	}
 	st := inst.state
-	in := turnInput{id: inst.id, st: st, now: w.store.Now().UTC(), maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk(), batch: msgs}
-	for _, b := range batch {
-		in.delivered = append(in.delivered, b.le.d.NumDelivered())
-	}
+	in := turnInput{id: inst.id, st: st, batch: msgs, delivered: delivered, now: w.store.Now().UTC(),
+		maxDeliveries: w.cfg.MaxDeliveries, maxChunk: w.maxChunk()}
 	if p, err = decide(w.execute, in); err != nil {
 		return p, startWait{}, err
 	}
